@@ -1,0 +1,1 @@
+"""S2CNet as a Kornia augmentation (AestheticCrop): see its issue."""

@@ -1,0 +1,38 @@
+"""Box formats shared by the operators and the model: torchvision's ``Tensor[K, 5]`` rois
+``(batch_index, x1, y1, x2, y2)`` or a list of per-image ``Tensor[L, 4]`` boxes."""
+from typing import Sequence, Union
+
+import torch
+from torch import Tensor
+
+BoxesLike = Union[Tensor, Sequence[Tensor]]
+
+
+def boxes_to_rois(boxes: BoxesLike) -> Tensor:
+    """Returns ``Tensor[K, 5]`` rois for rois or a list of per-image ``Tensor[L, 4]`` boxes."""
+    if isinstance(boxes, Tensor):
+        if boxes.dim() != 2 or boxes.shape[1] != 5:
+            raise ValueError(
+                "boxes given as one tensor must have shape (K, 5) with rows (batch_index, x1, y1, x2, y2), "
+                f"got {tuple(boxes.shape)}"
+            )
+        return boxes
+    if not isinstance(boxes, (list, tuple)):
+        raise TypeError(f"boxes must be a Tensor[K, 5] or a list of Tensor[L, 4], got {type(boxes).__name__}")
+    if len(boxes) == 0:
+        raise ValueError("boxes is an empty list: give one Tensor[L, 4] per image")
+    for i, b in enumerate(boxes):
+        if not isinstance(b, Tensor):
+            raise TypeError(f"boxes[{i}] must be a Tensor[L, 4], got {type(b).__name__}")
+        if b.dim() != 2 or b.shape[1] != 4:
+            raise ValueError(f"boxes[{i}] must have shape (L, 4) with rows (x1, y1, x2, y2), got {tuple(b.shape)}")
+        if b.dtype != boxes[0].dtype or b.device != boxes[0].device:
+            raise ValueError(
+                f"boxes[{i}] is {b.dtype} on {b.device} but boxes[0] is {boxes[0].dtype} on {boxes[0].device}"
+            )
+    cat = torch.cat(list(boxes), dim=0)
+    index = torch.repeat_interleave(
+        torch.arange(len(boxes), dtype=cat.dtype, device=cat.device),
+        torch.tensor([b.shape[0] for b in boxes], device=cat.device),
+    )
+    return torch.cat([index[:, None], cat], dim=1)
