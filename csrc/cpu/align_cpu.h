@@ -2,12 +2,34 @@
 // separable grid of sample points.
 #pragma once
 
+#include <cstdint>
 #include <vector>
+
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
 
 #include "../align_common.h"
 
 namespace s2c {
 namespace cpu {
+
+// Large outputs are written once, right after allocation, and most of that time goes to first-touch
+// page faults (one per 4 KiB page). Asking for transparent huge pages on the output, as PyTorch does
+// under THP_MEM_ALLOC_ENABLE, makes that one fault per 2 MiB. A hint only: errors are ignored.
+inline void advise_huge_pages(void* data, int64_t bytes) {
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+  constexpr uintptr_t kHuge = uintptr_t(2) << 20;
+  if (bytes < int64_t(4 * kHuge)) {
+    return;
+  }
+  const uintptr_t begin = (reinterpret_cast<uintptr_t>(data) + kHuge - 1) & ~(kHuge - 1);
+  const uintptr_t end = (reinterpret_cast<uintptr_t>(data) + bytes) & ~(kHuge - 1);
+  if (end > begin) {
+    madvise(reinterpret_cast<void*>(begin), end - begin, MADV_HUGEPAGE);
+  }
+#endif
+}
 
 // ROI indices grouped by image, stable within each image: the ROIs of image n are
 // order[offsets[n] .. offsets[n + 1]). ROIs whose batch index is invalid are left out.

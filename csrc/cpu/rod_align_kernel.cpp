@@ -94,6 +94,7 @@ at::Tensor rod_align_forward(
   if (K == 0 || C == 0) {
     return out;
   }
+  advise_huge_pages(out.data_ptr(), out.nbytes());
   const at::Tensor input = input_.contiguous();
   const at::Tensor rois = rois_.contiguous();
   const int64_t plane = ph * pw;
@@ -154,11 +155,13 @@ at::Tensor rod_align_backward(
   check_align_backward(kBackward, grad_, rois_, spatial_scale, ph, pw, N, C, H, W);
   TORCH_CHECK(grad_.is_cpu(), kBackward, ": the CPU kernel was given a ", grad_.device(), " tensor");
   check_roi_values_cpu(kBackward, rois_, N);
-  at::Tensor grad_input = at::zeros({N, C, H, W}, grad_.options());
   const int64_t K = rois_.size(0);
-  if (K == 0 || C == 0) {
-    return grad_input;
+  if (K == 0 || C == 0 || N == 0) {
+    return at::zeros({N, C, H, W}, grad_.options());
   }
+  // Every element is written below.
+  at::Tensor grad_input = at::empty({N, C, H, W}, grad_.options());
+  advise_huge_pages(grad_input.data_ptr(), grad_input.nbytes());
   const at::Tensor grad = grad_.contiguous();
   const at::Tensor rois = rois_.contiguous();
   const int64_t plane = ph * pw;

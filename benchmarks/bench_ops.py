@@ -1,0 +1,77 @@
+"""RoDAlign / GAIC RoIAlign against torchvision.ops.roi_align (sampling_ratio=1, aligned=True) of the
+same output size, measured in one run. Prints medians and the ratios our time / torchvision's time.
+
+    python benchmarks/bench_ops.py                 # CPU, 2 threads
+    python benchmarks/bench_ops.py --device cuda   # CUDA
+"""
+import argparse
+
+import torch
+from torch.utils.benchmark import Timer
+from torchvision.ops import roi_align as tv_roi_align
+
+import s2c_ops
+
+# name: (images, channels, height, width, rois per image, points, image stride)
+SIZES = {
+    "model (16 img x 90 ROIs, 8x16x24, 10x10)": (16, 8, 16, 24, 90, 10, 16),
+    "large (8 img, C=256, 64x64, 4096 ROIs, 7x7)": (8, 256, 64, 64, 512, 7, 16),
+}
+
+
+def make_inputs(n, c, h, w, per_image, device, dtype=torch.float32):
+    g = torch.Generator().manual_seed(0)
+    img_h, img_w = h * 16, w * 16
+    xy1 = torch.rand(n * per_image, 2, generator=g) * torch.tensor([img_w, img_h]) * 0.5
+    wh = torch.rand(n * per_image, 2, generator=g) * torch.tensor([img_w, img_h]) * 0.5 + 16
+    batch = torch.arange(n).repeat_interleave(per_image)[:, None].float()
+    rois = torch.cat([batch, xy1, xy1 + wh], 1).to(device=device, dtype=dtype)
+    x = torch.randn(n, c, h, w, generator=g).to(device=device, dtype=dtype)
+    return x, rois
+
+
+def median_ms(fn, min_run_time):
+    return Timer("fn()", globals={"fn": fn}).blocked_autorange(min_run_time=min_run_time).median * 1e3
+
+
+def bench(device, min_run_time):
+    rows = []
+    for name, (n, c, h, w, per_image, p, stride) in SIZES.items():
+        x, rois = make_inputs(n, c, h, w, per_image, device)
+        xg = x.clone().requires_grad_()
+        scale = 1.0 / stride
+        grad = torch.randn(rois.shape[0], c, p, p, device=device)
+        ops = {
+            "torchvision roi_align": lambda t: tv_roi_align(t, rois, p, scale, sampling_ratio=1, aligned=True),
+            "s2c rod_align": lambda t: torch.ops.s2c.rod_align(t, rois, scale, p, p),
+            "s2c gaic_roi_align": lambda t: torch.ops.s2c.gaic_roi_align(t, rois, scale, p, p),
+        }
+        times = {}
+        for op_name, op in ops.items():
+            fwd = median_ms(lambda: op(x), min_run_time)
+            both = median_ms(lambda: torch.autograd.grad(op(xg), xg, grad), min_run_time)
+            times[op_name] = (fwd, both)
+        base_fwd, base_both = times["torchvision roi_align"]
+        for op_name, (fwd, both) in times.items():
+            rows.append((name, op_name, fwd, fwd / base_fwd, both, both / base_both))
+    return rows
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--min-run-time", type=float, default=1.0, help="seconds per measurement")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    rows = bench(args.device, args.min_run_time)
+    where = torch.cuda.get_device_name() if args.device == "cuda" else f"CPU, {torch.get_num_threads()} threads"
+    print(f"# {where}, torch {torch.__version__}; ratio = time / torchvision roi_align time (same run)")
+    print(f"| size | op | fwd ms | fwd ratio | fwd+bwd ms | fwd+bwd ratio |")
+    print("| --- | --- | ---: | ---: | ---: | ---: |")
+    for name, op_name, fwd, rf, both, rb in rows:
+        print(f"| {name} | {op_name} | {fwd:.3f} | {rf:.2f}x | {both:.3f} | {rb:.2f}x |")
+
+
+if __name__ == "__main__":
+    main()

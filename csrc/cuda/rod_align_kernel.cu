@@ -1,0 +1,203 @@
+// RoDAlign on CUDA. Forward: each image's feature map is sampled once on the shared grid, then every
+// ROI streams a copy of those samples with its discarded block zeroed. Backward: each image's masked
+// gradients are summed per grid point (ROIs grouped by a stable sort of their batch index), then the
+// sum is gathered back onto the feature map: no atomics, deterministic.
+#include <ATen/Dispatch.h>
+#include <ATen/OpMathType.h>
+#include <ATen/cuda/CUDAContext.h>
+#include <ATen/ops/empty.h>
+#include <ATen/ops/sort.h>
+#include <ATen/ops/zeros.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <torch/library.h>
+
+#include <limits>
+
+#include "../align_checks.h"
+#include "../align_common.h"
+#include "align_cuda.h"
+
+namespace s2c {
+namespace cuda {
+namespace {
+
+constexpr const char* kForward = "s2c::rod_align";
+constexpr const char* kBackward = "s2c::_rod_align_backward";
+
+template <typename scalar_t, typename acc_t>
+__global__ void rod_sample_kernel(
+    const scalar_t* __restrict__ input, int64_t planes, int64_t H, int64_t W, int64_t ph, int64_t pw,
+    scalar_t* __restrict__ sampled) {
+  const acc_t step_y = rod_step<acc_t>(H, ph), step_x = rod_step<acc_t>(W, pw);
+  S2C_GRID_STRIDE(idx, planes * ph * pw) {
+    const int64_t j = idx % pw, i = (idx / pw) % ph, p = idx / (ph * pw);
+    const AxisSample<acc_t> y = axis_sample<acc_t>(rod_position<acc_t>(i, step_y), H);
+    const AxisSample<acc_t> x = axis_sample<acc_t>(rod_position<acc_t>(j, step_x), W);
+    const scalar_t* top = input + (p * H + y.lo) * W + x.lo;
+    const scalar_t* bottom = top + W;
+    sampled[idx] = static_cast<scalar_t>(bilinear<acc_t>(
+        static_cast<acc_t>(top[0]), static_cast<acc_t>(top[1]), static_cast<acc_t>(bottom[0]),
+        static_cast<acc_t>(bottom[1]), y.frac, x.frac));
+  }
+}
+
+template <typename scalar_t, typename acc_t>
+__global__ void rod_mask_kernel(
+    const scalar_t* __restrict__ sampled, const scalar_t* __restrict__ rois, acc_t scale, int64_t K,
+    int64_t N, int64_t C, int64_t H, int64_t W, int64_t ph, int64_t pw, scalar_t* __restrict__ out) {
+  const acc_t step_y = rod_step<acc_t>(H, ph), step_x = rod_step<acc_t>(W, pw);
+  const int64_t per_roi = C * ph * pw;
+  S2C_GRID_STRIDE(idx, K * per_roi) {
+    const int64_t k = idx / per_roi, rem = idx - k * per_roi;
+    const int64_t pix = rem % (ph * pw), i = pix / pw, j = pix % pw;
+    const ScaledRoi<acc_t> r = scale_roi<scalar_t, acc_t>(rois + k * 5, scale);
+    scalar_t v;
+    if (r.batch < 0 || r.batch >= N) {
+      v = static_cast<scalar_t>(std::numeric_limits<acc_t>::quiet_NaN());
+    } else if (in_span(rod_position<acc_t>(i, step_y), r.y1, r.y2) &&
+               in_span(rod_position<acc_t>(j, step_x), r.x1, r.x2)) {
+      v = scalar_t(0);
+    } else {
+      v = sampled[r.batch * per_roi + rem];
+    }
+    out[idx] = v;
+  }
+}
+
+// kept[n, c, i, j] = sum of grad[k, c, i, j] over the ROIs k of image n that keep point (i, j).
+// `order` lists the ROIs by batch index (`sorted_batch`, stable), so image n's ROIs are a range.
+template <typename scalar_t, typename acc_t>
+__global__ void rod_kept_kernel(
+    const scalar_t* __restrict__ grad, const scalar_t* __restrict__ rois, const float* __restrict__ sorted_batch,
+    const int64_t* __restrict__ order, acc_t scale, int64_t K, int64_t N, int64_t C, int64_t H, int64_t W,
+    int64_t ph, int64_t pw, acc_t* __restrict__ kept) {
+  const acc_t step_y = rod_step<acc_t>(H, ph), step_x = rod_step<acc_t>(W, pw);
+  const int64_t plane = ph * pw;
+  S2C_GRID_STRIDE(idx, N * C * plane) {
+    const int64_t pix = idx % plane, c = (idx / plane) % C, n = idx / (C * plane);
+    const acc_t y = rod_position<acc_t>(pix / pw, step_y), x = rod_position<acc_t>(pix % pw, step_x);
+    // ROIs with n <= batch < n + 1: lower bounds of n and n + 1 in the sorted batch indices.
+    int64_t lo = 0, hi = K;
+    while (lo < hi) {
+      const int64_t mid = (lo + hi) / 2;
+      if (sorted_batch[mid] < static_cast<float>(n)) lo = mid + 1; else hi = mid;
+    }
+    int64_t end = lo;
+    hi = K;
+    while (end < hi) {
+      const int64_t mid = (end + hi) / 2;
+      if (sorted_batch[mid] < static_cast<float>(n + 1)) end = mid + 1; else hi = mid;
+    }
+    acc_t sum = 0;
+    for (int64_t r = lo; r < end; ++r) {
+      const int64_t k = order[r];
+      const ScaledRoi<acc_t> roi = scale_roi<scalar_t, acc_t>(rois + k * 5, scale);
+      if (!(in_span(y, roi.y1, roi.y2) && in_span(x, roi.x1, roi.x2))) {
+        sum += static_cast<acc_t>(grad[(k * C + c) * plane + pix]);
+      }
+    }
+    kept[idx] = sum;
+  }
+}
+
+// grad_input[n, c, h, w] = sum of kept[n, c, i, j] times the bilinear weight of (h, w) in sample
+// (i, j): the adjoint of rod_sample_kernel, written as a gather.
+template <typename scalar_t, typename acc_t>
+__global__ void rod_gather_grad_kernel(
+    const acc_t* __restrict__ kept, int64_t planes, int64_t H, int64_t W, int64_t ph, int64_t pw,
+    scalar_t* __restrict__ grad_input) {
+  const acc_t step_y = rod_step<acc_t>(H, ph), step_x = rod_step<acc_t>(W, pw);
+  S2C_GRID_STRIDE(idx, planes * H * W) {
+    const int64_t w = idx % W, h = (idx / W) % H, p = idx / (H * W);
+    const acc_t* src = kept + p * ph * pw;
+    acc_t sum = 0;
+    for (int64_t i = 0; i < ph; ++i) {
+      const AxisSample<acc_t> y = axis_sample<acc_t>(rod_position<acc_t>(i, step_y), H);
+      if (y.lo != h && y.lo + 1 != h) {
+        continue;
+      }
+      const acc_t wy = y.lo == h ? acc_t(1) - y.frac : y.frac;
+      for (int64_t j = 0; j < pw; ++j) {
+        const AxisSample<acc_t> x = axis_sample<acc_t>(rod_position<acc_t>(j, step_x), W);
+        if (x.lo == w) {
+          sum += src[i * pw + j] * wy * (acc_t(1) - x.frac);
+        } else if (x.lo + 1 == w) {
+          sum += src[i * pw + j] * wy * x.frac;
+        }
+      }
+    }
+    grad_input[idx] = static_cast<scalar_t>(sum);
+  }
+}
+
+at::Tensor rod_align_forward(
+    const at::Tensor& input_, const at::Tensor& rois_, double spatial_scale, int64_t ph, int64_t pw) {
+  check_align_forward(kForward, input_, rois_, spatial_scale, ph, pw);
+  TORCH_CHECK(input_.is_cuda(), kForward, ": the CUDA kernel was given a ", input_.device(), " tensor");
+  c10::cuda::CUDAGuard guard(input_.device());
+  const int64_t N = input_.size(0), C = input_.size(1), H = input_.size(2), W = input_.size(3);
+  const int64_t K = rois_.size(0);
+  check_roi_values_cuda(kForward, rois_, N);
+  at::Tensor out = at::empty({K, C, ph, pw}, input_.options());
+  if (K == 0 || C == 0) {
+    return out;
+  }
+  const at::Tensor input = input_.contiguous();
+  const at::Tensor rois = rois_.contiguous();
+  at::Tensor sampled = at::empty({N, C, ph, pw}, input.options());
+  auto stream = at::cuda::getCurrentCUDAStream();
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, input.scalar_type(), kForward, [&] {
+    using acc_t = at::opmath_type<scalar_t>;
+    rod_sample_kernel<scalar_t, acc_t><<<blocks_for(sampled.numel()), kThreads, 0, stream>>>(
+        input.const_data_ptr<scalar_t>(), N * C, H, W, ph, pw, sampled.mutable_data_ptr<scalar_t>());
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+    rod_mask_kernel<scalar_t, acc_t><<<blocks_for(out.numel()), kThreads, 0, stream>>>(
+        sampled.const_data_ptr<scalar_t>(), rois.const_data_ptr<scalar_t>(), static_cast<acc_t>(spatial_scale),
+        K, N, C, H, W, ph, pw, out.mutable_data_ptr<scalar_t>());
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+  });
+  return out;
+}
+
+at::Tensor rod_align_backward(
+    const at::Tensor& grad_, const at::Tensor& rois_, double spatial_scale, int64_t ph, int64_t pw, int64_t N,
+    int64_t C, int64_t H, int64_t W) {
+  check_align_backward(kBackward, grad_, rois_, spatial_scale, ph, pw, N, C, H, W);
+  TORCH_CHECK(grad_.is_cuda(), kBackward, ": the CUDA kernel was given a ", grad_.device(), " tensor");
+  c10::cuda::CUDAGuard guard(grad_.device());
+  check_roi_values_cuda(kBackward, rois_, N);
+  const int64_t K = rois_.size(0);
+  if (K == 0 || C == 0 || N == 0) {
+    return at::zeros({N, C, H, W}, grad_.options());
+  }
+  at::Tensor grad_input = at::empty({N, C, H, W}, grad_.options());
+  const at::Tensor grad = grad_.contiguous();
+  const at::Tensor rois = rois_.contiguous();
+  at::Tensor sorted_batch, order;
+  std::tie(sorted_batch, order) =
+      at::sort(rois.select(1, 0).to(at::kFloat), /*stable=*/true, /*dim=*/0, /*descending=*/false);
+  auto stream = at::cuda::getCurrentCUDAStream();
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, grad.scalar_type(), kBackward, [&] {
+    using acc_t = at::opmath_type<scalar_t>;
+    at::Tensor kept = at::empty({N, C, ph, pw}, grad.options().dtype(c10::CppTypeToScalarType<acc_t>::value));
+    rod_kept_kernel<scalar_t, acc_t><<<blocks_for(kept.numel()), kThreads, 0, stream>>>(
+        grad.const_data_ptr<scalar_t>(), rois.const_data_ptr<scalar_t>(), sorted_batch.const_data_ptr<float>(),
+        order.const_data_ptr<int64_t>(), static_cast<acc_t>(spatial_scale), K, N, C, H, W, ph, pw,
+        kept.mutable_data_ptr<acc_t>());
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+    rod_gather_grad_kernel<scalar_t, acc_t><<<blocks_for(grad_input.numel()), kThreads, 0, stream>>>(
+        kept.const_data_ptr<acc_t>(), N * C, H, W, ph, pw, grad_input.mutable_data_ptr<scalar_t>());
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+  });
+  return grad_input;
+}
+
+} // namespace
+
+TORCH_LIBRARY_IMPL(s2c, CUDA, m) {
+  m.impl("rod_align", &rod_align_forward);
+  m.impl("_rod_align_backward", &rod_align_backward);
+}
+
+} // namespace cuda
+} // namespace s2c

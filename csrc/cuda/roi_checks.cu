@@ -1,0 +1,65 @@
+#include <ATen/Dispatch.h>
+#include <ATen/cuda/CUDAContext.h>
+#include <ATen/ops/zeros.h>
+#include <c10/cuda/CUDAGraphsC10Utils.h>
+#include <c10/cuda/CUDAGuard.h>
+
+#include "../align_checks.h"
+#include "align_cuda.h"
+
+namespace s2c {
+namespace cuda {
+namespace {
+
+// result[0]: OR of the problem flags; result[1]: K - (first offending row), so that a zeroed buffer
+// and atomicMax find the first row.
+template <typename scalar_t>
+__global__ void roi_check_kernel(const scalar_t* rois, int64_t num_rois, int64_t batch_size, unsigned long long* result) {
+  S2C_GRID_STRIDE(k, num_rois) {
+    unsigned long long flags = 0;
+    for (int j = 0; j < 5; ++j) {
+      if (!isfinite(static_cast<double>(rois[k * 5 + j]))) {
+        flags |= kRoiNonFinite;
+      }
+    }
+    const double b = static_cast<double>(rois[k * 5]);
+    if (!flags) {
+      if (b != floor(b)) {
+        flags |= kRoiBatchNotInteger;
+      } else if (b < 0 || b >= static_cast<double>(batch_size)) {
+        flags |= kRoiBatchOutOfRange;
+      }
+    }
+    if (flags) {
+      atomicOr(result, flags);
+      atomicMax(result + 1, static_cast<unsigned long long>(num_rois - k));
+    }
+  }
+}
+
+} // namespace
+
+void check_roi_values_cuda(const char* op, const at::Tensor& rois_, int64_t batch_size) {
+  const int64_t K = rois_.size(0);
+  if (K == 0 || c10::cuda::currentStreamCaptureStatusMayInitCtx() != c10::cuda::CaptureStatus::None) {
+    return;
+  }
+  c10::cuda::CUDAGuard guard(rois_.device());
+  const at::Tensor rois = rois_.contiguous();
+  at::Tensor result = at::zeros({2}, rois.options().dtype(at::kLong));
+  auto stream = at::cuda::getCurrentCUDAStream();
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, rois.scalar_type(), "check_roi_values", [&] {
+    roi_check_kernel<scalar_t><<<blocks_for(K), kThreads, 0, stream>>>(
+        rois.const_data_ptr<scalar_t>(), K, batch_size,
+        reinterpret_cast<unsigned long long*>(result.mutable_data_ptr<int64_t>()));
+  });
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
+  const at::Tensor host = result.cpu();
+  const int64_t flags = host[0].item<int64_t>();
+  if (flags) {
+    raise_roi_problem(op, flags, K - host[1].item<int64_t>(), batch_size);
+  }
+}
+
+} // namespace cuda
+} // namespace s2c
