@@ -17,6 +17,10 @@ SIZES = {
     "model (16 img x 90 ROIs, 8x16x24, 10x10)": (16, 8, 16, 24, 90, 10, 16),
     "large (8 img, C=256, 64x64, 4096 ROIs, 7x7)": (8, 256, 64, 64, 512, 7, 16),
 }
+CUDA_SIZES = {
+    "batch 64 (64 img x 90 ROIs, 8x16x24, 10x10)": (64, 8, 16, 24, 90, 10, 16),
+    **SIZES,
+}
 
 
 def make_inputs(n, c, h, w, per_image, device, dtype=torch.float32):
@@ -34,9 +38,25 @@ def median_ms(fn, min_run_time):
     return Timer("fn()", globals={"fn": fn}).blocked_autorange(min_run_time=min_run_time).median * 1e3
 
 
+def graphed(fn):
+    """fn replayed from a CUDA graph: kernel time without launch overhead or host synchronisation
+    (the s2c ops skip their value checks under capture)."""
+    s = torch.cuda.Stream()
+    s.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(s):
+        for _ in range(3):
+            fn()
+    torch.cuda.current_stream().wait_stream(s)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        fn()
+    return graph.replay
+
+
 def bench(device, min_run_time):
     rows = []
-    for name, (n, c, h, w, per_image, p, stride) in SIZES.items():
+    sizes = CUDA_SIZES if device == "cuda" else SIZES
+    for name, (n, c, h, w, per_image, p, stride) in sizes.items():
         x, rois = make_inputs(n, c, h, w, per_image, device)
         xg = x.clone().requires_grad_()
         scale = 1.0 / stride
@@ -51,9 +71,16 @@ def bench(device, min_run_time):
             fwd = median_ms(lambda: op(x), min_run_time)
             both = median_ms(lambda: torch.autograd.grad(op(xg), xg, grad), min_run_time)
             times[op_name] = (fwd, both)
-        base_fwd, base_both = times["torchvision roi_align"]
+            if device == "cuda":
+                fwd_g = median_ms(graphed(lambda: op(x)), min_run_time)
+                both_g = median_ms(graphed(lambda: torch.autograd.grad(op(xg), xg, grad)), min_run_time)
+                times[op_name + " [graph]"] = (fwd_g, both_g)
         for op_name, (fwd, both) in times.items():
-            rows.append((name, op_name, fwd, fwd / base_fwd, both, both / base_both))
+            base = "torchvision roi_align" + (" [graph]" if op_name.endswith("[graph]") else "")
+            base_fwd, base_both = times[base]
+            # Fewest bytes a forward must move: read the features and rois once, write the output.
+            nbytes = (x.numel() + rois.numel() + rois.shape[0] * c * p * p) * x.element_size()
+            rows.append((name, op_name, fwd, fwd / base_fwd, both, both / base_both, nbytes / fwd / 1e6))
     return rows
 
 
@@ -67,10 +94,10 @@ def main():
     rows = bench(args.device, args.min_run_time)
     where = torch.cuda.get_device_name() if args.device == "cuda" else f"CPU, {torch.get_num_threads()} threads"
     print(f"# {where}, torch {torch.__version__}; ratio = time / torchvision roi_align time (same run)")
-    print(f"| size | op | fwd ms | fwd ratio | fwd+bwd ms | fwd+bwd ratio |")
-    print("| --- | --- | ---: | ---: | ---: | ---: |")
-    for name, op_name, fwd, rf, both, rb in rows:
-        print(f"| {name} | {op_name} | {fwd:.3f} | {rf:.2f}x | {both:.3f} | {rb:.2f}x |")
+    print("| size | op | fwd ms | fwd ratio | fwd+bwd ms | fwd+bwd ratio | fwd GB/s (min bytes) |")
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: |")
+    for name, op_name, fwd, rf, both, rb, gbs in rows:
+        print(f"| {name} | {op_name} | {fwd:.4f} | {rf:.2f}x | {both:.4f} | {rb:.2f}x | {gbs:.0f} |")
 
 
 if __name__ == "__main__":
