@@ -15,11 +15,11 @@ TORCH_CUDA_ARCH_LIST=${TORCH_CUDA_ARCH_LIST:-9.0} FORCE_CUDA=1 MAX_JOBS=16 \
   $PY -m pip install --no-build-isolation --no-deps -e . >"$OUT/build.log" 2>&1 \
   || { tail -40 "$OUT/build.log"; exit 1; }
 
-$PY -m pytest -q -p no:cacheprovider tests/test_ops.py -k cuda >"$OUT/tests.log" 2>&1
+$PY -m pytest -q -rfE -p no:cacheprovider tests/test_ops.py -k cuda >"$OUT/tests.log" 2>&1
 tests_rc=$?
-tail -5 "$OUT/tests.log"
+grep -E "^(FAILED|ERROR)" "$OUT/tests.log" | cut -c1-200 | head -20
 
-SAN_TESTS="cuda and (golden or reference or empty or low_precision or bad_input or non_contiguous or deterministic)"
+SAN_TESTS="cuda and (golden or reference or empty or low_precision or bad_input or non_contiguous or deterministic or many_rois)"
 PYTORCH_NO_CUDA_MEMORY_CACHING=1 timeout ${SAN_TIMEOUT:-180} compute-sanitizer --tool memcheck --error-exitcode 9 \
   $PY -m pytest -q -x -p no:cacheprovider tests/test_ops.py -k "$SAN_TESTS" >"$OUT/memcheck.log" 2>&1
 memcheck_rc=$?

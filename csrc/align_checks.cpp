@@ -4,9 +4,24 @@
 #include <c10/util/Exception.h>
 
 #include <cmath>
+#include <string>
 
 namespace s2c {
 namespace {
+
+// Messages are built from plain strings: streaming c10::ArrayRef into c10::str crashed with
+// torch 2.11 built by g++ 13 (seen on the GPU machine).
+std::string shape_of(const at::Tensor& t) {
+  std::string s = "[";
+  for (int64_t d = 0; d < t.dim(); ++d) {
+    s += (d ? ", " : "") + std::to_string(t.size(d));
+  }
+  return s + "]";
+}
+
+const char* dtype_of(const at::Tensor& t) {
+  return c10::toString(t.scalar_type());
+}
 
 void check_common(
     const char* op,
@@ -18,19 +33,19 @@ void check_common(
     int64_t pooled_width) {
   TORCH_CHECK_TYPE(
       at::isFloatingType(features.scalar_type()),
-      op, ": ", features_name, " must be a floating-point tensor, got ", features.scalar_type());
+      op, ": ", features_name, " must be a floating-point tensor, got ", dtype_of(features));
   TORCH_CHECK_VALUE(
       rois.dim() == 2 && rois.size(1) == 5,
       op, ": rois must have shape (K, 5) with rows (batch_index, x1, y1, x2, y2), got shape ",
-      rois.sizes());
+      shape_of(rois));
   TORCH_CHECK_TYPE(
       rois.scalar_type() == features.scalar_type(),
-      op, ": rois must have the dtype of ", features_name, " (", features.scalar_type(), "), got ",
-      rois.scalar_type());
+      op, ": rois must have the dtype of ", features_name, " (", dtype_of(features), "), got ",
+      dtype_of(rois));
   TORCH_CHECK(
       rois.device() == features.device(),
-      op, ": ", features_name, " and rois must be on the same device, got ", features.device(),
-      " and ", rois.device());
+      op, ": ", features_name, " and rois must be on the same device, got ", features.device().str(),
+      " and ", rois.device().str());
   TORCH_CHECK_VALUE(
       std::isfinite(spatial_scale) && spatial_scale > 0,
       op, ": spatial_scale must be a finite positive number, got ", spatial_scale);
@@ -58,7 +73,7 @@ void check_align_forward(
     int64_t pooled_height,
     int64_t pooled_width) {
   TORCH_CHECK_VALUE(
-      input.dim() == 4, op, ": input must be a 4-D tensor (N, C, H, W), got shape ", input.sizes());
+      input.dim() == 4, op, ": input must be a 4-D tensor (N, C, H, W), got shape ", shape_of(input));
   check_common(op, input, "input", rois, spatial_scale, pooled_height, pooled_width);
   check_feature_size(op, input.size(2), input.size(3));
 }
@@ -83,7 +98,7 @@ void check_align_backward(
       grad.dim() == 4 && grad.size(0) == rois.size(0) && grad.size(1) == channels &&
           grad.size(2) == pooled_height && grad.size(3) == pooled_width,
       op, ": grad must have shape (K, C, pooled_height, pooled_width) = (", rois.size(0), ", ",
-      channels, ", ", pooled_height, ", ", pooled_width, "), got ", grad.sizes());
+      channels, ", ", pooled_height, ", ", pooled_width, "), got ", shape_of(grad));
 }
 
 void raise_roi_problem(const char* op, int64_t flags, int64_t first_row, int64_t batch_size) {

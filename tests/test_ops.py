@@ -192,6 +192,9 @@ class AlignTester:
             backward = getattr(torch.ops.s2c, f"_{self.op_name}_backward")
             with pytest.raises(error, match=match):
                 backward(grad, rois, 1.0, size, size, *x.shape)
+        if device == "cuda":  # no sticky CUDA error: the device still works
+            ok = self.op(torch.ones(1, 1, 4, 4, device=device), torch.tensor([[0.0, 0, 0, 1, 1]], device=device), 1.0, 2, 2)
+            assert torch.cuda.synchronize() is None and ok.shape == (1, 1, 2, 2)
 
     @pytest.mark.parametrize("scale", [0.0, -1.0, float("nan"), float("inf")])
     def test_bad_spatial_scale(self, device, scale):
@@ -235,6 +238,37 @@ class AlignTester:
         tol = 1e-5 if dtype == torch.float32 else 1e-12
         torch.testing.assert_close(out_c.cpu(), out, rtol=0, atol=tol)
         torch.testing.assert_close(grad_c.cpu(), grad, rtol=0, atol=tol * 10)
+
+
+    @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+    def test_cuda_graph(self):
+        """Captured into a CUDA graph (value checks are skipped there), replays equal eager."""
+        x = torch.randn(4, 8, 16, 24, device="cuda")
+        rois = make_rois(4, 100, 256, 384, device="cuda")
+        expected = self.op(x, rois, 1 / 16, 10, 10)
+        stream = torch.cuda.Stream()
+        stream.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(stream):
+            self.op(x, rois, 1 / 16, 10, 10)
+        torch.cuda.current_stream().wait_stream(stream)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            out = self.op(x, rois, 1 / 16, 10, 10)
+        graph.replay()
+        torch.testing.assert_close(out, expected, rtol=0, atol=0)
+
+    @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+    def test_cuda_many_rois(self):
+        """More ROIs than one grid dimension holds (65,535)."""
+        x = torch.randn(3, 1, 5, 6, dtype=torch.float64, requires_grad=True)
+        rois = make_rois(3, 70_000, 20, 24, dtype=torch.float64, seed=4)
+        out = self.op(x, rois, 0.25, 3, 2)
+        (grad,) = torch.autograd.grad(out, x, torch.ones_like(out))
+        xc = x.detach().cuda().requires_grad_()
+        out_c = self.op(xc, rois.cuda(), 0.25, 3, 2)
+        (grad_c,) = torch.autograd.grad(out_c, xc, torch.ones_like(out_c))
+        torch.testing.assert_close(out_c.cpu(), out, rtol=0, atol=1e-12)
+        torch.testing.assert_close(grad_c.cpu(), grad, rtol=1e-10, atol=1e-9)
 
 
 class TestRoDAlign(AlignTester):

@@ -53,7 +53,7 @@ at::Tensor gaic_roi_align_forward(
     int64_t ph,
     int64_t pw) {
   check_align_forward(kForward, input_, rois_, spatial_scale, ph, pw);
-  TORCH_CHECK(input_.is_cpu(), kForward, ": the CPU kernel was given a ", input_.device(), " tensor");
+  TORCH_CHECK(input_.is_cpu(), kForward, ": the CPU kernel was given a ", input_.device().str(), " tensor");
   const int64_t N = input_.size(0), C = input_.size(1), H = input_.size(2), W = input_.size(3);
   const int64_t K = rois_.size(0);
   check_roi_values_cpu(kForward, rois_, N);
@@ -98,7 +98,7 @@ at::Tensor gaic_roi_align_backward(
     int64_t H,
     int64_t W) {
   check_align_backward(kBackward, grad_, rois_, spatial_scale, ph, pw, N, C, H, W);
-  TORCH_CHECK(grad_.is_cpu(), kBackward, ": the CPU kernel was given a ", grad_.device(), " tensor");
+  TORCH_CHECK(grad_.is_cpu(), kBackward, ": the CPU kernel was given a ", grad_.device().str(), " tensor");
   check_roi_values_cpu(kBackward, rois_, N);
   const int64_t K = rois_.size(0);
   if (K == 0 || C == 0 || N == 0) {

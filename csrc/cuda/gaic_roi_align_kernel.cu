@@ -84,7 +84,7 @@ __global__ void roi_backward_kernel(
 at::Tensor gaic_roi_align_forward(
     const at::Tensor& input_, const at::Tensor& rois_, double spatial_scale, int64_t ph, int64_t pw) {
   check_align_forward(kForward, input_, rois_, spatial_scale, ph, pw);
-  TORCH_CHECK(input_.is_cuda(), kForward, ": the CUDA kernel was given a ", input_.device(), " tensor");
+  TORCH_CHECK(input_.is_cuda(), kForward, ": the CUDA kernel was given a ", input_.device().str(), " tensor");
   c10::cuda::CUDAGuard guard(input_.device());
   const int64_t N = input_.size(0), C = input_.size(1), H = input_.size(2), W = input_.size(3);
   const int64_t K = rois_.size(0);
@@ -110,7 +110,7 @@ at::Tensor gaic_roi_align_backward(
     const at::Tensor& grad_, const at::Tensor& rois_, double spatial_scale, int64_t ph, int64_t pw, int64_t N,
     int64_t C, int64_t H, int64_t W) {
   check_align_backward(kBackward, grad_, rois_, spatial_scale, ph, pw, N, C, H, W);
-  TORCH_CHECK(grad_.is_cuda(), kBackward, ": the CUDA kernel was given a ", grad_.device(), " tensor");
+  TORCH_CHECK(grad_.is_cuda(), kBackward, ": the CUDA kernel was given a ", grad_.device().str(), " tensor");
   c10::cuda::CUDAGuard guard(grad_.device());
   check_roi_values_cuda(kBackward, rois_, N);
   const int64_t K = rois_.size(0);

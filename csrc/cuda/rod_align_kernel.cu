@@ -12,6 +12,7 @@
 #include <torch/library.h>
 
 #include <limits>
+#include <type_traits>
 
 #include "../align_checks.h"
 #include "../align_common.h"
@@ -41,26 +42,41 @@ __global__ void rod_sample_kernel(
   }
 }
 
-template <typename scalar_t, typename acc_t>
+template <typename T, int N>
+struct alignas(sizeof(T) * N) Pack {
+  T v[N];
+};
+
+// One ROI per blockIdx.y: its block of outputs is the image's samples with the discarded points
+// zeroed, written VEC elements per thread.
+template <typename scalar_t, typename acc_t, int VEC>
 __global__ void rod_mask_kernel(
     const scalar_t* __restrict__ sampled, const scalar_t* __restrict__ rois, acc_t scale, int64_t K,
-    int64_t N, int64_t C, int64_t H, int64_t W, int64_t ph, int64_t pw, scalar_t* __restrict__ out) {
+    int64_t N, int C, int H, int W, int ph, int pw, scalar_t* __restrict__ out) {
   const acc_t step_y = rod_step<acc_t>(H, ph), step_x = rod_step<acc_t>(W, pw);
-  const int64_t per_roi = C * ph * pw;
-  S2C_GRID_STRIDE(idx, K * per_roi) {
-    const int64_t k = idx / per_roi, rem = idx - k * per_roi;
-    const int64_t pix = rem % (ph * pw), i = pix / pw, j = pix % pw;
+  const int plane = ph * pw;
+  const int per_roi = C * plane;
+  for (int64_t k = blockIdx.y; k < K; k += gridDim.y) {
     const ScaledRoi<acc_t> r = scale_roi<scalar_t, acc_t>(rois + k * 5, scale);
-    scalar_t v;
-    if (r.batch < 0 || r.batch >= N) {
-      v = static_cast<scalar_t>(std::numeric_limits<acc_t>::quiet_NaN());
-    } else if (in_span(rod_position<acc_t>(i, step_y), r.y1, r.y2) &&
-               in_span(rod_position<acc_t>(j, step_x), r.x1, r.x2)) {
-      v = scalar_t(0);
-    } else {
-      v = sampled[r.batch * per_roi + rem];
+    const bool bad_batch = r.batch < 0 || r.batch >= N;
+    const Pack<scalar_t, VEC>* src =
+        reinterpret_cast<const Pack<scalar_t, VEC>*>(sampled + (bad_batch ? 0 : r.batch) * per_roi);
+    Pack<scalar_t, VEC>* dst = reinterpret_cast<Pack<scalar_t, VEC>*>(out + k * per_roi);
+    for (int v = blockIdx.x * blockDim.x + threadIdx.x; v < per_roi / VEC; v += gridDim.x * blockDim.x) {
+      Pack<scalar_t, VEC> pack = src[v];
+#pragma unroll
+      for (int e = 0; e < VEC; ++e) {
+        const int pix = (v * VEC + e) % plane;
+        const int i = pix / pw, j = pix - i * pw;
+        if (bad_batch) {
+          pack.v[e] = static_cast<scalar_t>(std::numeric_limits<acc_t>::quiet_NaN());
+        } else if (in_span(rod_position<acc_t>(i, step_y), r.y1, r.y2) &&
+                   in_span(rod_position<acc_t>(j, step_x), r.x1, r.x2)) {
+          pack.v[e] = scalar_t(0);
+        }
+      }
+      dst[v] = pack;
     }
-    out[idx] = v;
   }
 }
 
@@ -133,9 +149,12 @@ __global__ void rod_gather_grad_kernel(
 at::Tensor rod_align_forward(
     const at::Tensor& input_, const at::Tensor& rois_, double spatial_scale, int64_t ph, int64_t pw) {
   check_align_forward(kForward, input_, rois_, spatial_scale, ph, pw);
-  TORCH_CHECK(input_.is_cuda(), kForward, ": the CUDA kernel was given a ", input_.device(), " tensor");
+  TORCH_CHECK(input_.is_cuda(), kForward, ": the CUDA kernel was given a ", input_.device().str(), " tensor");
   c10::cuda::CUDAGuard guard(input_.device());
   const int64_t N = input_.size(0), C = input_.size(1), H = input_.size(2), W = input_.size(3);
+  TORCH_CHECK_VALUE(
+      C * ph * pw < (int64_t(1) << 31) && H * W < (int64_t(1) << 31),
+      kForward, ": a feature plane or one ROI's output is too large (over 2^31 elements)");
   const int64_t K = rois_.size(0);
   check_roi_values_cuda(kForward, rois_, N);
   at::Tensor out = at::empty({K, C, ph, pw}, input_.options());
@@ -151,9 +170,20 @@ at::Tensor rod_align_forward(
     rod_sample_kernel<scalar_t, acc_t><<<blocks_for(sampled.numel()), kThreads, 0, stream>>>(
         input.const_data_ptr<scalar_t>(), N * C, H, W, ph, pw, sampled.mutable_data_ptr<scalar_t>());
     C10_CUDA_KERNEL_LAUNCH_CHECK();
-    rod_mask_kernel<scalar_t, acc_t><<<blocks_for(out.numel()), kThreads, 0, stream>>>(
-        sampled.const_data_ptr<scalar_t>(), rois.const_data_ptr<scalar_t>(), static_cast<acc_t>(spatial_scale),
-        K, N, C, H, W, ph, pw, out.mutable_data_ptr<scalar_t>());
+    const int64_t per_roi = C * ph * pw;
+    const dim3 grid(
+        std::min<int64_t>((per_roi + 4 * kThreads - 1) / (4 * kThreads), 1024), std::min<int64_t>(K, 65535));
+    // Each ROI's block starts 4-element aligned when per_roi is a multiple of 4.
+    auto launch = [&](auto vec) {
+      rod_mask_kernel<scalar_t, acc_t, decltype(vec)::value><<<grid, kThreads, 0, stream>>>(
+          sampled.const_data_ptr<scalar_t>(), rois.const_data_ptr<scalar_t>(), static_cast<acc_t>(spatial_scale),
+          K, N, C, H, W, ph, pw, out.mutable_data_ptr<scalar_t>());
+    };
+    if (per_roi % 4 == 0) {
+      launch(std::integral_constant<int, 4>());
+    } else {
+      launch(std::integral_constant<int, 1>());
+    }
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   });
   return out;
@@ -163,7 +193,7 @@ at::Tensor rod_align_backward(
     const at::Tensor& grad_, const at::Tensor& rois_, double spatial_scale, int64_t ph, int64_t pw, int64_t N,
     int64_t C, int64_t H, int64_t W) {
   check_align_backward(kBackward, grad_, rois_, spatial_scale, ph, pw, N, C, H, W);
-  TORCH_CHECK(grad_.is_cuda(), kBackward, ": the CUDA kernel was given a ", grad_.device(), " tensor");
+  TORCH_CHECK(grad_.is_cuda(), kBackward, ": the CUDA kernel was given a ", grad_.device().str(), " tensor");
   c10::cuda::CUDAGuard guard(grad_.device());
   check_roi_values_cuda(kBackward, rois_, N);
   const int64_t K = rois_.size(0);

@@ -1,6 +1,6 @@
 #include <ATen/Dispatch.h>
 #include <ATen/cuda/CUDAContext.h>
-#include <ATen/ops/zeros.h>
+#include <ATen/ops/empty.h>
 #include <c10/cuda/CUDAGraphsC10Utils.h>
 #include <c10/cuda/CUDAGuard.h>
 
@@ -11,11 +11,17 @@ namespace s2c {
 namespace cuda {
 namespace {
 
-// result[0]: OR of the problem flags; result[1]: K - (first offending row), so that a zeroed buffer
-// and atomicMax find the first row.
+// One block: result[0] = OR of the problem flags, result[1] = first offending row. A single launch
+// that writes its whole result, so no buffer needs clearing first.
 template <typename scalar_t>
-__global__ void roi_check_kernel(const scalar_t* rois, int64_t num_rois, int64_t batch_size, unsigned long long* result) {
-  S2C_GRID_STRIDE(k, num_rois) {
+__global__ void roi_check_kernel(const scalar_t* rois, int64_t num_rois, int64_t batch_size, int64_t* result) {
+  __shared__ unsigned long long flags_all, first_row;
+  if (threadIdx.x == 0) {
+    flags_all = 0;
+    first_row = static_cast<unsigned long long>(num_rois);
+  }
+  __syncthreads();
+  for (int64_t k = threadIdx.x; k < num_rois; k += blockDim.x) {
     unsigned long long flags = 0;
     for (int j = 0; j < 5; ++j) {
       if (!isfinite(static_cast<double>(rois[k * 5 + j]))) {
@@ -31,9 +37,14 @@ __global__ void roi_check_kernel(const scalar_t* rois, int64_t num_rois, int64_t
       }
     }
     if (flags) {
-      atomicOr(result, flags);
-      atomicMax(result + 1, static_cast<unsigned long long>(num_rois - k));
+      atomicOr(&flags_all, flags);
+      atomicMin(&first_row, static_cast<unsigned long long>(k));
     }
+  }
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    result[0] = static_cast<int64_t>(flags_all);
+    result[1] = static_cast<int64_t>(first_row);
   }
 }
 
@@ -46,18 +57,17 @@ void check_roi_values_cuda(const char* op, const at::Tensor& rois_, int64_t batc
   }
   c10::cuda::CUDAGuard guard(rois_.device());
   const at::Tensor rois = rois_.contiguous();
-  at::Tensor result = at::zeros({2}, rois.options().dtype(at::kLong));
+  at::Tensor result = at::empty({2}, rois.options().dtype(at::kLong));
   auto stream = at::cuda::getCurrentCUDAStream();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, rois.scalar_type(), "check_roi_values", [&] {
-    roi_check_kernel<scalar_t><<<blocks_for(K), kThreads, 0, stream>>>(
-        rois.const_data_ptr<scalar_t>(), K, batch_size,
-        reinterpret_cast<unsigned long long*>(result.mutable_data_ptr<int64_t>()));
+    roi_check_kernel<scalar_t><<<1, 1024, 0, stream>>>(
+        rois.const_data_ptr<scalar_t>(), K, batch_size, result.mutable_data_ptr<int64_t>());
   });
   C10_CUDA_KERNEL_LAUNCH_CHECK();
   const at::Tensor host = result.cpu();
-  const int64_t flags = host[0].item<int64_t>();
-  if (flags) {
-    raise_roi_problem(op, flags, K - host[1].item<int64_t>(), batch_size);
+  const int64_t* values = host.const_data_ptr<int64_t>();
+  if (values[0]) {
+    raise_roi_problem(op, values[0], values[1], batch_size);
   }
 }
 
