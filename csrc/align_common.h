@@ -45,8 +45,7 @@ S2C_HOST_DEVICE inline AxisSample<acc_t> axis_sample(acc_t pos, int64_t size) {
 // RoDAlign samples the whole feature map: point i of n lies at i * (size - 1.001) / (n - 1).
 template <typename acc_t>
 S2C_HOST_DEVICE inline acc_t rod_step(int64_t size, int64_t pooled) {
-  return static_cast<acc_t>(
-      static_cast<double>(static_cast<acc_t>(size - 1.001)) / (pooled - 1.0));
+  return static_cast<acc_t>(static_cast<double>(static_cast<acc_t>(size - 1.001)) / (pooled - 1.0));
 }
 
 template <typename acc_t>
@@ -94,10 +93,10 @@ S2C_HOST_DEVICE inline bool in_span(acc_t pos, acc_t lo, acc_t hi) {
 }
 
 template <typename acc_t>
-S2C_HOST_DEVICE inline acc_t bilinear(
-    const acc_t v00, const acc_t v01, const acc_t v10, const acc_t v11, acc_t fy, acc_t fx) {
-  return v00 * (acc_t(1) - fy) * (acc_t(1) - fx) + v01 * (acc_t(1) - fy) * fx +
-      v10 * fy * (acc_t(1) - fx) + v11 * fy * fx;
+S2C_HOST_DEVICE inline acc_t bilinear(const acc_t v00, const acc_t v01, const acc_t v10, const acc_t v11,
+                                      acc_t fy, acc_t fx) {
+  return v00 * (acc_t(1) - fy) * (acc_t(1) - fx) + v01 * (acc_t(1) - fy) * fx + v10 * fy * (acc_t(1) - fx) +
+         v11 * fy * fx;
 }
 
-} // namespace s2c
+}  // namespace s2c

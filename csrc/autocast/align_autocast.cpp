@@ -10,23 +10,17 @@ namespace {
 template <c10::DispatchKey autocast_key, c10::DeviceType device_type>
 struct AlignAutocast {
   template <const char* name>
-  static at::Tensor call(
-      const at::Tensor& input,
-      const at::Tensor& rois,
-      double spatial_scale,
-      c10::SymInt pooled_height,
-      c10::SymInt pooled_width) {
+  static at::Tensor call(const at::Tensor& input, const at::Tensor& rois, double spatial_scale,
+                         c10::SymInt pooled_height, c10::SymInt pooled_width) {
     c10::impl::ExcludeDispatchKeyGuard no_autocast(autocast_key);
-    static auto op = c10::Dispatcher::singleton()
-                         .findSchemaOrThrow(name, "")
-                         .typed<at::Tensor(const at::Tensor&, const at::Tensor&, double, c10::SymInt, c10::SymInt)>();
+    static auto op =
+        c10::Dispatcher::singleton()
+            .findSchemaOrThrow(name, "")
+            .typed<at::Tensor(const at::Tensor&, const at::Tensor&, double, c10::SymInt, c10::SymInt)>();
     return op
-        .call(
-            at::autocast::cached_cast(at::kFloat, input, device_type),
-            at::autocast::cached_cast(at::kFloat, rois, device_type),
-            spatial_scale,
-            std::move(pooled_height),
-            std::move(pooled_width))
+        .call(at::autocast::cached_cast(at::kFloat, input, device_type),
+              at::autocast::cached_cast(at::kFloat, rois, device_type), spatial_scale,
+              std::move(pooled_height), std::move(pooled_width))
         .to(input.scalar_type());
   }
 };
@@ -34,7 +28,7 @@ struct AlignAutocast {
 constexpr char kRodAlign[] = "s2c::rod_align";
 constexpr char kGaicRoiAlign[] = "s2c::gaic_roi_align";
 
-} // namespace
+}  // namespace
 
 TORCH_LIBRARY_IMPL(s2c, Autocast, m) {
   using A = AlignAutocast<c10::DispatchKey::Autocast, c10::DeviceType::CUDA>;
@@ -48,4 +42,4 @@ TORCH_LIBRARY_IMPL(s2c, AutocastCPU, m) {
   m.impl("gaic_roi_align", TORCH_FN(A::call<kGaicRoiAlign>));
 }
 
-} // namespace s2c
+}  // namespace s2c

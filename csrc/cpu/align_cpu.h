@@ -65,14 +65,8 @@ RoiGroups group_rois_by_image(const scalar_t* rois, int64_t num_rois, int64_t ba
 
 // dst[i, j] = bilinear sample of `plane` (height x width) at (ys[i], xs[j]), 0 where invalid.
 template <typename scalar_t, typename acc_t>
-void gather_bilinear(
-    const scalar_t* plane,
-    int64_t width,
-    const AxisSample<acc_t>* ys,
-    int64_t ny,
-    const AxisSample<acc_t>* xs,
-    int64_t nx,
-    scalar_t* dst) {
+void gather_bilinear(const scalar_t* plane, int64_t width, const AxisSample<acc_t>* ys, int64_t ny,
+                     const AxisSample<acc_t>* xs, int64_t nx, scalar_t* dst) {
   for (int64_t i = 0; i < ny; ++i) {
     const AxisSample<acc_t> y = ys[i];
     scalar_t* row = dst + i * nx;
@@ -84,8 +78,8 @@ void gather_bilinear(
     const scalar_t* bottom = top + width;
     for (int64_t j = 0; j < nx; ++j) {
       const AxisSample<acc_t> x = xs[j];
-      row[j] = x.valid ? static_cast<scalar_t>(bilinear<acc_t>(
-                             top[x.lo], top[x.lo + 1], bottom[x.lo], bottom[x.lo + 1], y.frac, x.frac))
+      row[j] = x.valid ? static_cast<scalar_t>(bilinear<acc_t>(top[x.lo], top[x.lo + 1], bottom[x.lo],
+                                                               bottom[x.lo + 1], y.frac, x.frac))
                        : scalar_t(0);
     }
   }
@@ -93,14 +87,8 @@ void gather_bilinear(
 
 // The adjoint of gather_bilinear: accumulates grad[i, j] into `plane` (height x width).
 template <typename grad_t, typename acc_t>
-void scatter_bilinear(
-    const grad_t* grad,
-    const AxisSample<acc_t>* ys,
-    int64_t ny,
-    const AxisSample<acc_t>* xs,
-    int64_t nx,
-    int64_t width,
-    acc_t* plane) {
+void scatter_bilinear(const grad_t* grad, const AxisSample<acc_t>* ys, int64_t ny,
+                      const AxisSample<acc_t>* xs, int64_t nx, int64_t width, acc_t* plane) {
   for (int64_t i = 0; i < ny; ++i) {
     const AxisSample<acc_t> y = ys[i];
     if (!y.valid) {
@@ -124,5 +112,5 @@ void scatter_bilinear(
   }
 }
 
-} // namespace cpu
-} // namespace s2c
+}  // namespace cpu
+}  // namespace s2c

@@ -27,8 +27,8 @@ struct RoiSamples {
 };
 
 template <typename scalar_t, typename acc_t>
-RoiSamples<acc_t> roi_samples(
-    const scalar_t* rois, int64_t num_rois, acc_t scale, int64_t ph, int64_t pw, int64_t height, int64_t width) {
+RoiSamples<acc_t> roi_samples(const scalar_t* rois, int64_t num_rois, acc_t scale, int64_t ph, int64_t pw,
+                              int64_t height, int64_t width) {
   RoiSamples<acc_t> s;
   s.ys.resize(num_rois * ph);
   s.xs.resize(num_rois * pw);
@@ -46,14 +46,11 @@ RoiSamples<acc_t> roi_samples(
   return s;
 }
 
-at::Tensor gaic_roi_align_forward(
-    const at::Tensor& input_,
-    const at::Tensor& rois_,
-    double spatial_scale,
-    int64_t ph,
-    int64_t pw) {
+at::Tensor gaic_roi_align_forward(const at::Tensor& input_, const at::Tensor& rois_, double spatial_scale,
+                                  int64_t ph, int64_t pw) {
   check_align_forward(kForward, input_, rois_, spatial_scale, ph, pw);
-  TORCH_CHECK(input_.is_cpu(), kForward, ": the CPU kernel was given a ", input_.device().str(), " tensor");
+  TORCH_CHECK(input_.is_cpu(),
+              s2c::msg(kForward, ": the CPU kernel was given a ", input_.device().str(), " tensor"));
   const int64_t N = input_.size(0), C = input_.size(1), H = input_.size(2), W = input_.size(3);
   const int64_t K = rois_.size(0);
   check_roi_values_cpu(kForward, rois_, N);
@@ -78,27 +75,19 @@ at::Tensor gaic_roi_align_forward(
       for (int64_t q = begin; q < end; ++q) {
         const int64_t k = q / C, c = q % C;
         const int64_t n = static_cast<int64_t>(roi[k * 5]);
-        gather_bilinear<scalar_t, acc_t>(
-            in + (n * C + c) * H * W, W, s.ys.data() + k * ph, ph, s.xs.data() + k * pw, pw,
-            dst + q * plane);
+        gather_bilinear<scalar_t, acc_t>(in + (n * C + c) * H * W, W, s.ys.data() + k * ph, ph,
+                                         s.xs.data() + k * pw, pw, dst + q * plane);
       }
     });
   });
   return out;
 }
 
-at::Tensor gaic_roi_align_backward(
-    const at::Tensor& grad_,
-    const at::Tensor& rois_,
-    double spatial_scale,
-    int64_t ph,
-    int64_t pw,
-    int64_t N,
-    int64_t C,
-    int64_t H,
-    int64_t W) {
+at::Tensor gaic_roi_align_backward(const at::Tensor& grad_, const at::Tensor& rois_, double spatial_scale,
+                                   int64_t ph, int64_t pw, int64_t N, int64_t C, int64_t H, int64_t W) {
   check_align_backward(kBackward, grad_, rois_, spatial_scale, ph, pw, N, C, H, W);
-  TORCH_CHECK(grad_.is_cpu(), kBackward, ": the CPU kernel was given a ", grad_.device().str(), " tensor");
+  TORCH_CHECK(grad_.is_cpu(),
+              s2c::msg(kBackward, ": the CPU kernel was given a ", grad_.device().str(), " tensor"));
   check_roi_values_cpu(kBackward, rois_, N);
   const int64_t K = rois_.size(0);
   if (K == 0 || C == 0 || N == 0) {
@@ -119,7 +108,8 @@ at::Tensor gaic_roi_align_backward(
     const RoiSamples<acc_t> s =
         roi_samples<scalar_t, acc_t>(roi, K, static_cast<acc_t>(spatial_scale), ph, pw, H, W);
     const RoiGroups groups = group_rois_by_image(roi, K, N);
-    const int64_t grain = std::max<int64_t>(1, kGrainElements / (4 * plane * (1 + K / std::max<int64_t>(N, 1))));
+    const int64_t grain =
+        std::max<int64_t>(1, kGrainElements / (4 * plane * (1 + K / std::max<int64_t>(N, 1))));
     at::parallel_for(0, N * C, grain, [&](int64_t begin, int64_t end) {
       std::vector<acc_t> acc(H * W);
       for (int64_t p = begin; p < end; ++p) {
@@ -127,24 +117,23 @@ at::Tensor gaic_roi_align_backward(
         std::fill(acc.begin(), acc.end(), acc_t(0));
         for (int64_t r = groups.offsets[n]; r < groups.offsets[n + 1]; ++r) {
           const int64_t k = groups.order[r];
-          scatter_bilinear<scalar_t, acc_t>(
-              g + (k * C + c) * plane, s.ys.data() + k * ph, ph, s.xs.data() + k * pw, pw, W, acc.data());
+          scatter_bilinear<scalar_t, acc_t>(g + (k * C + c) * plane, s.ys.data() + k * ph, ph,
+                                            s.xs.data() + k * pw, pw, W, acc.data());
         }
-        std::transform(acc.begin(), acc.end(), gin + p * H * W, [](acc_t v) {
-          return static_cast<scalar_t>(v);
-        });
+        std::transform(acc.begin(), acc.end(), gin + p * H * W,
+                       [](acc_t v) { return static_cast<scalar_t>(v); });
       }
     });
   });
   return grad_input;
 }
 
-} // namespace
+}  // namespace
 
 TORCH_LIBRARY_IMPL(s2c, CPU, m) {
   m.impl("gaic_roi_align", &gaic_roi_align_forward);
   m.impl("_gaic_roi_align_backward", &gaic_roi_align_backward);
 }
 
-} // namespace cpu
-} // namespace s2c
+}  // namespace cpu
+}  // namespace s2c

@@ -68,8 +68,8 @@ void span(const std::vector<acc_t>& pos, acc_t lo, acc_t hi, int64_t& first, int
 }
 
 template <typename scalar_t, typename acc_t>
-std::vector<Block> discarded_blocks(
-    const scalar_t* rois, int64_t num_rois, acc_t scale, const RodGrid<acc_t>& grid) {
+std::vector<Block> discarded_blocks(const scalar_t* rois, int64_t num_rois, acc_t scale,
+                                    const RodGrid<acc_t>& grid) {
   std::vector<Block> blocks(num_rois);
   for (int64_t k = 0; k < num_rois; ++k) {
     const ScaledRoi<acc_t> r = scale_roi<scalar_t, acc_t>(rois + k * 5, scale);
@@ -79,14 +79,11 @@ std::vector<Block> discarded_blocks(
   return blocks;
 }
 
-at::Tensor rod_align_forward(
-    const at::Tensor& input_,
-    const at::Tensor& rois_,
-    double spatial_scale,
-    int64_t ph,
-    int64_t pw) {
+at::Tensor rod_align_forward(const at::Tensor& input_, const at::Tensor& rois_, double spatial_scale,
+                             int64_t ph, int64_t pw) {
   check_align_forward(kForward, input_, rois_, spatial_scale, ph, pw);
-  TORCH_CHECK(input_.is_cpu(), kForward, ": the CPU kernel was given a ", input_.device().str(), " tensor");
+  TORCH_CHECK(input_.is_cpu(),
+              s2c::msg(kForward, ": the CPU kernel was given a ", input_.device().str(), " tensor"));
   const int64_t N = input_.size(0), C = input_.size(1), H = input_.size(2), W = input_.size(3);
   const int64_t K = rois_.size(0);
   check_roi_values_cpu(kForward, rois_, N);
@@ -112,8 +109,8 @@ at::Tensor rod_align_forward(
     const int64_t plane_grain = std::max<int64_t>(1, kGrainElements / (4 * plane));
     at::parallel_for(0, N * C, plane_grain, [&](int64_t begin, int64_t end) {
       for (int64_t p = begin; p < end; ++p) {
-        gather_bilinear<scalar_t, acc_t>(
-            in + p * H * W, W, grid.ys.data(), ph, grid.xs.data(), pw, smp + p * plane);
+        gather_bilinear<scalar_t, acc_t>(in + p * H * W, W, grid.ys.data(), ph, grid.xs.data(), pw,
+                                         smp + p * plane);
       }
     });
 
@@ -142,18 +139,11 @@ at::Tensor rod_align_forward(
   return out;
 }
 
-at::Tensor rod_align_backward(
-    const at::Tensor& grad_,
-    const at::Tensor& rois_,
-    double spatial_scale,
-    int64_t ph,
-    int64_t pw,
-    int64_t N,
-    int64_t C,
-    int64_t H,
-    int64_t W) {
+at::Tensor rod_align_backward(const at::Tensor& grad_, const at::Tensor& rois_, double spatial_scale,
+                              int64_t ph, int64_t pw, int64_t N, int64_t C, int64_t H, int64_t W) {
   check_align_backward(kBackward, grad_, rois_, spatial_scale, ph, pw, N, C, H, W);
-  TORCH_CHECK(grad_.is_cpu(), kBackward, ": the CPU kernel was given a ", grad_.device().str(), " tensor");
+  TORCH_CHECK(grad_.is_cpu(),
+              s2c::msg(kBackward, ": the CPU kernel was given a ", grad_.device().str(), " tensor"));
   check_roi_values_cpu(kBackward, rois_, N);
   const int64_t K = rois_.size(0);
   if (K == 0 || C == 0 || N == 0) {
@@ -199,21 +189,20 @@ at::Tensor rod_align_backward(
         }
         std::fill(acc.begin(), acc.end(), acc_t(0));
         scatter_bilinear<acc_t, acc_t>(kept.data(), grid.ys.data(), ph, grid.xs.data(), pw, W, acc.data());
-        std::transform(acc.begin(), acc.end(), gin + p * H * W, [](acc_t v) {
-          return static_cast<scalar_t>(v);
-        });
+        std::transform(acc.begin(), acc.end(), gin + p * H * W,
+                       [](acc_t v) { return static_cast<scalar_t>(v); });
       }
     });
   });
   return grad_input;
 }
 
-} // namespace
+}  // namespace
 
 TORCH_LIBRARY_IMPL(s2c, CPU, m) {
   m.impl("rod_align", &rod_align_forward);
   m.impl("_rod_align_backward", &rod_align_backward);
 }
 
-} // namespace cpu
-} // namespace s2c
+}  // namespace cpu
+}  // namespace s2c

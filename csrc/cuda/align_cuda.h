@@ -8,8 +8,9 @@ namespace cuda {
 
 constexpr int kThreads = 256;
 
-#define S2C_GRID_STRIDE(i, n) \
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < (n); i += int64_t(gridDim.x) * blockDim.x)
+#define S2C_GRID_STRIDE(i, n)                                               \
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < (n); \
+       i += int64_t(gridDim.x) * blockDim.x)
 
 inline int64_t blocks_for(int64_t n) {
   // Grid-stride loops cover the rest.
@@ -20,7 +21,8 @@ inline int64_t blocks_for(int64_t n) {
 // and one synchronisation. Skipped while the stream is being captured into a CUDA graph, where a
 // synchronisation is not allowed; the kernels stay memory-safe on such input (an ROI with an invalid
 // batch index gives NaN in the forward and nothing in the backward).
-void check_roi_values_cuda(const char* op, const at::Tensor& rois, int64_t batch_size);
+// Returns whether the ROIs were checked and found in non-decreasing batch-index order.
+bool check_roi_values_cuda(const char* op, const at::Tensor& rois, int64_t batch_size);
 
-} // namespace cuda
-} // namespace s2c
+}  // namespace cuda
+}  // namespace s2c

@@ -3,11 +3,11 @@
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
 #include <ATen/cuda/CUDAContext.h>
-#include <ATen/native/cuda/KernelUtils.cuh>
 #include <ATen/ops/empty.h>
 #include <ATen/ops/zeros.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <torch/library.h>
+#include <ATen/native/cuda/KernelUtils.cuh>
 
 #include <limits>
 
@@ -29,8 +29,8 @@ struct RoiPoint {
 };
 
 template <typename scalar_t, typename acc_t>
-__device__ inline RoiPoint<acc_t> roi_point(
-    const scalar_t* roi, acc_t scale, int64_t i, int64_t j, int64_t H, int64_t W, int64_t ph, int64_t pw) {
+__device__ inline RoiPoint<acc_t> roi_point(const scalar_t* roi, acc_t scale, int64_t i, int64_t j, int64_t H,
+                                            int64_t W, int64_t ph, int64_t pw) {
   const ScaledRoi<acc_t> r = scale_roi<scalar_t, acc_t>(roi, scale);
   RoiPoint<acc_t> p;
   p.batch = r.batch;
@@ -40,9 +40,9 @@ __device__ inline RoiPoint<acc_t> roi_point(
 }
 
 template <typename scalar_t, typename acc_t>
-__global__ void roi_forward_kernel(
-    const scalar_t* __restrict__ input, const scalar_t* __restrict__ rois, acc_t scale, int64_t K, int64_t N,
-    int64_t C, int64_t H, int64_t W, int64_t ph, int64_t pw, scalar_t* __restrict__ out) {
+__global__ void roi_forward_kernel(const scalar_t* __restrict__ input, const scalar_t* __restrict__ rois,
+                                   acc_t scale, int64_t K, int64_t N, int64_t C, int64_t H, int64_t W,
+                                   int64_t ph, int64_t pw, scalar_t* __restrict__ out) {
   S2C_GRID_STRIDE(idx, K * C * ph * pw) {
     const int64_t j = idx % pw, i = (idx / pw) % ph, c = (idx / (ph * pw)) % C, k = idx / (C * ph * pw);
     const RoiPoint<acc_t> p = roi_point<scalar_t, acc_t>(rois + k * 5, scale, i, j, H, W, ph, pw);
@@ -52,19 +52,18 @@ __global__ void roi_forward_kernel(
     } else if (p.y.valid && p.x.valid) {
       const scalar_t* top = input + ((p.batch * C + c) * H + p.y.lo) * W + p.x.lo;
       const scalar_t* bottom = top + W;
-      v = bilinear<acc_t>(
-          static_cast<acc_t>(top[0]), static_cast<acc_t>(top[1]), static_cast<acc_t>(bottom[0]),
-          static_cast<acc_t>(bottom[1]), p.y.frac, p.x.frac);
+      v = bilinear<acc_t>(static_cast<acc_t>(top[0]), static_cast<acc_t>(top[1]),
+                          static_cast<acc_t>(bottom[0]), static_cast<acc_t>(bottom[1]), p.y.frac, p.x.frac);
     }
     out[idx] = static_cast<scalar_t>(v);
   }
 }
 
 template <typename scalar_t, typename acc_t>
-__global__ void roi_backward_kernel(
-    const scalar_t* __restrict__ grad, const scalar_t* __restrict__ rois, acc_t scale, int64_t K, int64_t N,
-    int64_t C, int64_t H, int64_t W, int64_t ph, int64_t pw, scalar_t* __restrict__ grad_input,
-    int64_t grad_input_numel) {
+__global__ void roi_backward_kernel(const scalar_t* __restrict__ grad, const scalar_t* __restrict__ rois,
+                                    acc_t scale, int64_t K, int64_t N, int64_t C, int64_t H, int64_t W,
+                                    int64_t ph, int64_t pw, scalar_t* __restrict__ grad_input,
+                                    int64_t grad_input_numel) {
   S2C_GRID_STRIDE(idx, K * C * ph * pw) {
     const int64_t j = idx % pw, i = (idx / pw) % ph, c = (idx / (ph * pw)) % C, k = idx / (C * ph * pw);
     const RoiPoint<acc_t> p = roi_point<scalar_t, acc_t>(rois + k * 5, scale, i, j, H, W, ph, pw);
@@ -74,17 +73,22 @@ __global__ void roi_backward_kernel(
     const acc_t g = static_cast<acc_t>(grad[idx]);
     const int64_t top = ((p.batch * C + c) * H + p.y.lo) * W + p.x.lo;
     const acc_t gy0 = g * (acc_t(1) - p.y.frac), gy1 = g * p.y.frac;
-    at::native::fastAtomicAdd(grad_input, top, grad_input_numel, static_cast<scalar_t>(gy0 * (acc_t(1) - p.x.frac)), true);
-    at::native::fastAtomicAdd(grad_input, top + 1, grad_input_numel, static_cast<scalar_t>(gy0 * p.x.frac), true);
-    at::native::fastAtomicAdd(grad_input, top + W, grad_input_numel, static_cast<scalar_t>(gy1 * (acc_t(1) - p.x.frac)), true);
-    at::native::fastAtomicAdd(grad_input, top + W + 1, grad_input_numel, static_cast<scalar_t>(gy1 * p.x.frac), true);
+    at::native::fastAtomicAdd(grad_input, top, grad_input_numel,
+                              static_cast<scalar_t>(gy0 * (acc_t(1) - p.x.frac)), true);
+    at::native::fastAtomicAdd(grad_input, top + 1, grad_input_numel, static_cast<scalar_t>(gy0 * p.x.frac),
+                              true);
+    at::native::fastAtomicAdd(grad_input, top + W, grad_input_numel,
+                              static_cast<scalar_t>(gy1 * (acc_t(1) - p.x.frac)), true);
+    at::native::fastAtomicAdd(grad_input, top + W + 1, grad_input_numel,
+                              static_cast<scalar_t>(gy1 * p.x.frac), true);
   }
 }
 
-at::Tensor gaic_roi_align_forward(
-    const at::Tensor& input_, const at::Tensor& rois_, double spatial_scale, int64_t ph, int64_t pw) {
+at::Tensor gaic_roi_align_forward(const at::Tensor& input_, const at::Tensor& rois_, double spatial_scale,
+                                  int64_t ph, int64_t pw) {
   check_align_forward(kForward, input_, rois_, spatial_scale, ph, pw);
-  TORCH_CHECK(input_.is_cuda(), kForward, ": the CUDA kernel was given a ", input_.device().str(), " tensor");
+  TORCH_CHECK(input_.is_cuda(),
+              s2c::msg(kForward, ": the CUDA kernel was given a ", input_.device().str(), " tensor"));
   c10::cuda::CUDAGuard guard(input_.device());
   const int64_t N = input_.size(0), C = input_.size(1), H = input_.size(2), W = input_.size(3);
   const int64_t K = rois_.size(0);
@@ -99,18 +103,18 @@ at::Tensor gaic_roi_align_forward(
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, input.scalar_type(), kForward, [&] {
     using acc_t = at::opmath_type<scalar_t>;
     roi_forward_kernel<scalar_t, acc_t><<<blocks_for(out.numel()), kThreads, 0, stream>>>(
-        input.const_data_ptr<scalar_t>(), rois.const_data_ptr<scalar_t>(), static_cast<acc_t>(spatial_scale), K, N,
-        C, H, W, ph, pw, out.mutable_data_ptr<scalar_t>());
+        input.const_data_ptr<scalar_t>(), rois.const_data_ptr<scalar_t>(), static_cast<acc_t>(spatial_scale),
+        K, N, C, H, W, ph, pw, out.mutable_data_ptr<scalar_t>());
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   });
   return out;
 }
 
-at::Tensor gaic_roi_align_backward(
-    const at::Tensor& grad_, const at::Tensor& rois_, double spatial_scale, int64_t ph, int64_t pw, int64_t N,
-    int64_t C, int64_t H, int64_t W) {
+at::Tensor gaic_roi_align_backward(const at::Tensor& grad_, const at::Tensor& rois_, double spatial_scale,
+                                   int64_t ph, int64_t pw, int64_t N, int64_t C, int64_t H, int64_t W) {
   check_align_backward(kBackward, grad_, rois_, spatial_scale, ph, pw, N, C, H, W);
-  TORCH_CHECK(grad_.is_cuda(), kBackward, ": the CUDA kernel was given a ", grad_.device().str(), " tensor");
+  TORCH_CHECK(grad_.is_cuda(),
+              s2c::msg(kBackward, ": the CUDA kernel was given a ", grad_.device().str(), " tensor"));
   c10::cuda::CUDAGuard guard(grad_.device());
   check_roi_values_cuda(kBackward, rois_, N);
   const int64_t K = rois_.size(0);
@@ -124,19 +128,19 @@ at::Tensor gaic_roi_align_backward(
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, grad.scalar_type(), kBackward, [&] {
     using acc_t = at::opmath_type<scalar_t>;
     roi_backward_kernel<scalar_t, acc_t><<<blocks_for(grad.numel()), kThreads, 0, stream>>>(
-        grad.const_data_ptr<scalar_t>(), rois.const_data_ptr<scalar_t>(), static_cast<acc_t>(spatial_scale), K, N,
-        C, H, W, ph, pw, grad_input.mutable_data_ptr<scalar_t>(), grad_input.numel());
+        grad.const_data_ptr<scalar_t>(), rois.const_data_ptr<scalar_t>(), static_cast<acc_t>(spatial_scale),
+        K, N, C, H, W, ph, pw, grad_input.mutable_data_ptr<scalar_t>(), grad_input.numel());
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   });
   return grad_input;
 }
 
-} // namespace
+}  // namespace
 
 TORCH_LIBRARY_IMPL(s2c, CUDA, m) {
   m.impl("gaic_roi_align", &gaic_roi_align_forward);
   m.impl("_gaic_roi_align_backward", &gaic_roi_align_backward);
 }
 
-} // namespace cuda
-} // namespace s2c
+}  // namespace cuda
+}  // namespace s2c

@@ -26,9 +26,8 @@ constexpr const char* kForward = "s2c::rod_align";
 constexpr const char* kBackward = "s2c::_rod_align_backward";
 
 template <typename scalar_t, typename acc_t>
-__global__ void rod_sample_kernel(
-    const scalar_t* __restrict__ input, int64_t planes, int64_t H, int64_t W, int64_t ph, int64_t pw,
-    scalar_t* __restrict__ sampled) {
+__global__ void rod_sample_kernel(const scalar_t* __restrict__ input, int64_t planes, int64_t H, int64_t W,
+                                  int64_t ph, int64_t pw, scalar_t* __restrict__ sampled) {
   const acc_t step_y = rod_step<acc_t>(H, ph), step_x = rod_step<acc_t>(W, pw);
   S2C_GRID_STRIDE(idx, planes * ph * pw) {
     const int64_t j = idx % pw, i = (idx / pw) % ph, p = idx / (ph * pw);
@@ -36,9 +35,9 @@ __global__ void rod_sample_kernel(
     const AxisSample<acc_t> x = axis_sample<acc_t>(rod_position<acc_t>(j, step_x), W);
     const scalar_t* top = input + (p * H + y.lo) * W + x.lo;
     const scalar_t* bottom = top + W;
-    sampled[idx] = static_cast<scalar_t>(bilinear<acc_t>(
-        static_cast<acc_t>(top[0]), static_cast<acc_t>(top[1]), static_cast<acc_t>(bottom[0]),
-        static_cast<acc_t>(bottom[1]), y.frac, x.frac));
+    sampled[idx] = static_cast<scalar_t>(
+        bilinear<acc_t>(static_cast<acc_t>(top[0]), static_cast<acc_t>(top[1]), static_cast<acc_t>(bottom[0]),
+                        static_cast<acc_t>(bottom[1]), y.frac, x.frac));
   }
 }
 
@@ -50,9 +49,9 @@ struct alignas(sizeof(T) * N) Pack {
 // One ROI per blockIdx.y: its block of outputs is the image's samples with the discarded points
 // zeroed, written VEC elements per thread.
 template <typename scalar_t, typename acc_t, int VEC>
-__global__ void rod_mask_kernel(
-    const scalar_t* __restrict__ sampled, const scalar_t* __restrict__ rois, acc_t scale, int64_t K,
-    int64_t N, int C, int H, int W, int ph, int pw, scalar_t* __restrict__ out) {
+__global__ void rod_mask_kernel(const scalar_t* __restrict__ sampled, const scalar_t* __restrict__ rois,
+                                acc_t scale, int64_t K, int64_t N, int C, int H, int W, int ph, int pw,
+                                scalar_t* __restrict__ out) {
   const acc_t step_y = rod_step<acc_t>(H, ph), step_x = rod_step<acc_t>(W, pw);
   const int plane = ph * pw;
   const int per_roi = C * plane;
@@ -81,32 +80,37 @@ __global__ void rod_mask_kernel(
 }
 
 // kept[n, c, i, j] = sum of grad[k, c, i, j] over the ROIs k of image n that keep point (i, j).
-// `order` lists the ROIs by batch index (`sorted_batch`, stable), so image n's ROIs are a range.
+// ROIs are visited in batch-index order: batch[r * batch_stride] is non-decreasing, and ROI r is
+// order[r] (or r itself when `order` is null), so image n's ROIs form one range, found by binary search.
 template <typename scalar_t, typename acc_t>
-__global__ void rod_kept_kernel(
-    const scalar_t* __restrict__ grad, const scalar_t* __restrict__ rois, const float* __restrict__ sorted_batch,
-    const int64_t* __restrict__ order, acc_t scale, int64_t K, int64_t N, int64_t C, int64_t H, int64_t W,
-    int64_t ph, int64_t pw, acc_t* __restrict__ kept) {
+__global__ void rod_kept_kernel(const scalar_t* __restrict__ grad, const scalar_t* __restrict__ rois,
+                                const scalar_t* __restrict__ batch, int64_t batch_stride,
+                                const int64_t* __restrict__ order, acc_t scale, int64_t K, int64_t N,
+                                int64_t C, int64_t H, int64_t W, int64_t ph, int64_t pw,
+                                acc_t* __restrict__ kept) {
   const acc_t step_y = rod_step<acc_t>(H, ph), step_x = rod_step<acc_t>(W, pw);
   const int64_t plane = ph * pw;
+  // First r in [lo, K) whose batch index is not below `value`.
+  auto lower_bound = [&](int64_t lo, acc_t value) {
+    int64_t hi = K;
+    while (lo < hi) {
+      const int64_t mid = (lo + hi) / 2;
+      if (static_cast<acc_t>(batch[mid * batch_stride]) < value) {
+        lo = mid + 1;
+      } else {
+        hi = mid;
+      }
+    }
+    return lo;
+  };
   S2C_GRID_STRIDE(idx, N * C * plane) {
     const int64_t pix = idx % plane, c = (idx / plane) % C, n = idx / (C * plane);
     const acc_t y = rod_position<acc_t>(pix / pw, step_y), x = rod_position<acc_t>(pix % pw, step_x);
-    // ROIs with n <= batch < n + 1: lower bounds of n and n + 1 in the sorted batch indices.
-    int64_t lo = 0, hi = K;
-    while (lo < hi) {
-      const int64_t mid = (lo + hi) / 2;
-      if (sorted_batch[mid] < static_cast<float>(n)) lo = mid + 1; else hi = mid;
-    }
-    int64_t end = lo;
-    hi = K;
-    while (end < hi) {
-      const int64_t mid = (end + hi) / 2;
-      if (sorted_batch[mid] < static_cast<float>(n + 1)) end = mid + 1; else hi = mid;
-    }
+    const int64_t begin = lower_bound(0, static_cast<acc_t>(n));
+    const int64_t end = lower_bound(begin, static_cast<acc_t>(n + 1));
     acc_t sum = 0;
-    for (int64_t r = lo; r < end; ++r) {
-      const int64_t k = order[r];
+    for (int64_t r = begin; r < end; ++r) {
+      const int64_t k = order ? order[r] : r;
       const ScaledRoi<acc_t> roi = scale_roi<scalar_t, acc_t>(rois + k * 5, scale);
       if (!(in_span(y, roi.y1, roi.y2) && in_span(x, roi.x1, roi.x2))) {
         sum += static_cast<acc_t>(grad[(k * C + c) * plane + pix]);
@@ -119,9 +123,8 @@ __global__ void rod_kept_kernel(
 // grad_input[n, c, h, w] = sum of kept[n, c, i, j] times the bilinear weight of (h, w) in sample
 // (i, j): the adjoint of rod_sample_kernel, written as a gather.
 template <typename scalar_t, typename acc_t>
-__global__ void rod_gather_grad_kernel(
-    const acc_t* __restrict__ kept, int64_t planes, int64_t H, int64_t W, int64_t ph, int64_t pw,
-    scalar_t* __restrict__ grad_input) {
+__global__ void rod_gather_grad_kernel(const acc_t* __restrict__ kept, int64_t planes, int64_t H, int64_t W,
+                                       int64_t ph, int64_t pw, scalar_t* __restrict__ grad_input) {
   const acc_t step_y = rod_step<acc_t>(H, ph), step_x = rod_step<acc_t>(W, pw);
   S2C_GRID_STRIDE(idx, planes * H * W) {
     const int64_t w = idx % W, h = (idx / W) % H, p = idx / (H * W);
@@ -146,15 +149,16 @@ __global__ void rod_gather_grad_kernel(
   }
 }
 
-at::Tensor rod_align_forward(
-    const at::Tensor& input_, const at::Tensor& rois_, double spatial_scale, int64_t ph, int64_t pw) {
+at::Tensor rod_align_forward(const at::Tensor& input_, const at::Tensor& rois_, double spatial_scale,
+                             int64_t ph, int64_t pw) {
   check_align_forward(kForward, input_, rois_, spatial_scale, ph, pw);
-  TORCH_CHECK(input_.is_cuda(), kForward, ": the CUDA kernel was given a ", input_.device().str(), " tensor");
+  TORCH_CHECK(input_.is_cuda(),
+              s2c::msg(kForward, ": the CUDA kernel was given a ", input_.device().str(), " tensor"));
   c10::cuda::CUDAGuard guard(input_.device());
   const int64_t N = input_.size(0), C = input_.size(1), H = input_.size(2), W = input_.size(3);
   TORCH_CHECK_VALUE(
       C * ph * pw < (int64_t(1) << 31) && H * W < (int64_t(1) << 31),
-      kForward, ": a feature plane or one ROI's output is too large (over 2^31 elements)");
+      s2c::msg(kForward, ": a feature plane or one ROI's output is too large (over 2^31 elements)"));
   const int64_t K = rois_.size(0);
   check_roi_values_cuda(kForward, rois_, N);
   at::Tensor out = at::empty({K, C, ph, pw}, input_.options());
@@ -171,13 +175,13 @@ at::Tensor rod_align_forward(
         input.const_data_ptr<scalar_t>(), N * C, H, W, ph, pw, sampled.mutable_data_ptr<scalar_t>());
     C10_CUDA_KERNEL_LAUNCH_CHECK();
     const int64_t per_roi = C * ph * pw;
-    const dim3 grid(
-        std::min<int64_t>((per_roi + 4 * kThreads - 1) / (4 * kThreads), 1024), std::min<int64_t>(K, 65535));
+    const dim3 grid(std::min<int64_t>((per_roi + 4 * kThreads - 1) / (4 * kThreads), 1024),
+                    std::min<int64_t>(K, 65535));
     // Each ROI's block starts 4-element aligned when per_roi is a multiple of 4.
     auto launch = [&](auto vec) {
       rod_mask_kernel<scalar_t, acc_t, decltype(vec)::value><<<grid, kThreads, 0, stream>>>(
-          sampled.const_data_ptr<scalar_t>(), rois.const_data_ptr<scalar_t>(), static_cast<acc_t>(spatial_scale),
-          K, N, C, H, W, ph, pw, out.mutable_data_ptr<scalar_t>());
+          sampled.const_data_ptr<scalar_t>(), rois.const_data_ptr<scalar_t>(),
+          static_cast<acc_t>(spatial_scale), K, N, C, H, W, ph, pw, out.mutable_data_ptr<scalar_t>());
     };
     if (per_roi % 4 == 0) {
       launch(std::integral_constant<int, 4>());
@@ -189,13 +193,13 @@ at::Tensor rod_align_forward(
   return out;
 }
 
-at::Tensor rod_align_backward(
-    const at::Tensor& grad_, const at::Tensor& rois_, double spatial_scale, int64_t ph, int64_t pw, int64_t N,
-    int64_t C, int64_t H, int64_t W) {
+at::Tensor rod_align_backward(const at::Tensor& grad_, const at::Tensor& rois_, double spatial_scale,
+                              int64_t ph, int64_t pw, int64_t N, int64_t C, int64_t H, int64_t W) {
   check_align_backward(kBackward, grad_, rois_, spatial_scale, ph, pw, N, C, H, W);
-  TORCH_CHECK(grad_.is_cuda(), kBackward, ": the CUDA kernel was given a ", grad_.device().str(), " tensor");
+  TORCH_CHECK(grad_.is_cuda(),
+              s2c::msg(kBackward, ": the CUDA kernel was given a ", grad_.device().str(), " tensor"));
   c10::cuda::CUDAGuard guard(grad_.device());
-  check_roi_values_cuda(kBackward, rois_, N);
+  const bool grouped = check_roi_values_cuda(kBackward, rois_, N);
   const int64_t K = rois_.size(0);
   if (K == 0 || C == 0 || N == 0) {
     return at::zeros({N, C, H, W}, grad_.options());
@@ -203,17 +207,21 @@ at::Tensor rod_align_backward(
   at::Tensor grad_input = at::empty({N, C, H, W}, grad_.options());
   const at::Tensor grad = grad_.contiguous();
   const at::Tensor rois = rois_.contiguous();
+  // ROIs already in batch order (the usual case) need no sort.
   at::Tensor sorted_batch, order;
-  std::tie(sorted_batch, order) =
-      at::sort(rois.select(1, 0).to(at::kFloat), /*stable=*/true, /*dim=*/0, /*descending=*/false);
+  if (!grouped) {
+    std::tie(sorted_batch, order) =
+        at::sort(rois.select(1, 0).contiguous(), /*stable=*/true, /*dim=*/0, /*descending=*/false);
+  }
   auto stream = at::cuda::getCurrentCUDAStream();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, grad.scalar_type(), kBackward, [&] {
     using acc_t = at::opmath_type<scalar_t>;
     at::Tensor kept = at::empty({N, C, ph, pw}, grad.options().dtype(c10::CppTypeToScalarType<acc_t>::value));
     rod_kept_kernel<scalar_t, acc_t><<<blocks_for(kept.numel()), kThreads, 0, stream>>>(
-        grad.const_data_ptr<scalar_t>(), rois.const_data_ptr<scalar_t>(), sorted_batch.const_data_ptr<float>(),
-        order.const_data_ptr<int64_t>(), static_cast<acc_t>(spatial_scale), K, N, C, H, W, ph, pw,
-        kept.mutable_data_ptr<acc_t>());
+        grad.const_data_ptr<scalar_t>(), rois.const_data_ptr<scalar_t>(),
+        grouped ? rois.const_data_ptr<scalar_t>() : sorted_batch.const_data_ptr<scalar_t>(), grouped ? 5 : 1,
+        grouped ? nullptr : order.const_data_ptr<int64_t>(), static_cast<acc_t>(spatial_scale), K, N, C, H, W,
+        ph, pw, kept.mutable_data_ptr<acc_t>());
     C10_CUDA_KERNEL_LAUNCH_CHECK();
     rod_gather_grad_kernel<scalar_t, acc_t><<<blocks_for(grad_input.numel()), kThreads, 0, stream>>>(
         kept.const_data_ptr<acc_t>(), N * C, H, W, ph, pw, grad_input.mutable_data_ptr<scalar_t>());
@@ -222,12 +230,12 @@ at::Tensor rod_align_backward(
   return grad_input;
 }
 
-} // namespace
+}  // namespace
 
 TORCH_LIBRARY_IMPL(s2c, CUDA, m) {
   m.impl("rod_align", &rod_align_forward);
   m.impl("_rod_align_backward", &rod_align_backward);
 }
 
-} // namespace cuda
-} // namespace s2c
+}  // namespace cuda
+}  // namespace s2c

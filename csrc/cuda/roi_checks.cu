@@ -11,10 +11,14 @@ namespace s2c {
 namespace cuda {
 namespace {
 
-// One block: result[0] = OR of the problem flags, result[1] = first offending row. A single launch
-// that writes its whole result, so no buffer needs clearing first.
+// Not a problem: set when a batch index is below the one before it.
+constexpr unsigned long long kUnsorted = 1ull << 32;
+
+// One block: result[0] = OR of the problem flags (and kUnsorted), result[1] = first offending row. A single
+// launch that writes its whole result, so no buffer needs clearing first.
 template <typename scalar_t>
-__global__ void roi_check_kernel(const scalar_t* rois, int64_t num_rois, int64_t batch_size, int64_t* result) {
+__global__ void roi_check_kernel(const scalar_t* rois, int64_t num_rois, int64_t batch_size,
+                                 int64_t* result) {
   __shared__ unsigned long long flags_all, first_row;
   if (threadIdx.x == 0) {
     flags_all = 0;
@@ -40,6 +44,9 @@ __global__ void roi_check_kernel(const scalar_t* rois, int64_t num_rois, int64_t
       atomicOr(&flags_all, flags);
       atomicMin(&first_row, static_cast<unsigned long long>(k));
     }
+    if (k > 0 && static_cast<double>(rois[(k - 1) * 5]) > b) {
+      atomicOr(&flags_all, kUnsorted);
+    }
   }
   __syncthreads();
   if (threadIdx.x == 0) {
@@ -48,28 +55,33 @@ __global__ void roi_check_kernel(const scalar_t* rois, int64_t num_rois, int64_t
   }
 }
 
-} // namespace
+}  // namespace
 
-void check_roi_values_cuda(const char* op, const at::Tensor& rois_, int64_t batch_size) {
+bool check_roi_values_cuda(const char* op, const at::Tensor& rois_, int64_t batch_size) {
   const int64_t K = rois_.size(0);
-  if (K == 0 || c10::cuda::currentStreamCaptureStatusMayInitCtx() != c10::cuda::CaptureStatus::None) {
-    return;
+  if (K == 0) {
+    return true;
+  }
+  if (c10::cuda::currentStreamCaptureStatusMayInitCtx() != c10::cuda::CaptureStatus::None) {
+    return false;
   }
   c10::cuda::CUDAGuard guard(rois_.device());
   const at::Tensor rois = rois_.contiguous();
   at::Tensor result = at::empty({2}, rois.options().dtype(at::kLong));
   auto stream = at::cuda::getCurrentCUDAStream();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, rois.scalar_type(), "check_roi_values", [&] {
-    roi_check_kernel<scalar_t><<<1, 1024, 0, stream>>>(
-        rois.const_data_ptr<scalar_t>(), K, batch_size, result.mutable_data_ptr<int64_t>());
+    roi_check_kernel<scalar_t><<<1, 1024, 0, stream>>>(rois.const_data_ptr<scalar_t>(), K, batch_size,
+                                                       result.mutable_data_ptr<int64_t>());
   });
   C10_CUDA_KERNEL_LAUNCH_CHECK();
   const at::Tensor host = result.cpu();
   const int64_t* values = host.const_data_ptr<int64_t>();
-  if (values[0]) {
-    raise_roi_problem(op, values[0], values[1], batch_size);
+  const int64_t problems = values[0] & ~static_cast<int64_t>(kUnsorted);
+  if (problems) {
+    raise_roi_problem(op, problems, values[1], batch_size);
   }
+  return !(values[0] & static_cast<int64_t>(kUnsorted));
 }
 
-} // namespace cuda
-} // namespace s2c
+}  // namespace cuda
+}  // namespace s2c
