@@ -238,7 +238,8 @@ class AlignTester:
         xc = x.detach().cuda().requires_grad_()
         out_c = self.op(xc, rois.cuda(), 1 / 16, 10, 10)
         (grad_c,) = torch.autograd.grad(out_c, xc, go.cuda())
-        tol = 1e-5 if dtype == torch.float32 else 1e-12
+        # float32: the GPU contracts to FMAs, which moves extrapolated border samples by a few ulps.
+        tol = 5e-5 if dtype == torch.float32 else 1e-12
         torch.testing.assert_close(out_c.cpu(), out, rtol=0, atol=tol)
         torch.testing.assert_close(grad_c.cpu(), grad, rtol=0, atol=tol * 10)
 
