@@ -1,0 +1,287 @@
+"""S2CNet: spatial-semantic collaborative cropping (AAAI 2024), numerically faithful to the official code,
+batched over images and crops.
+
+Each candidate crop becomes a graph of ``1 + bbox_num`` nodes (the crop, then the image's object boxes).
+A node is embedded from the RoIAlign and RoDAlign features of its box; a graph transformer mixes the nodes
+with attention biased by their positions and appearances; a head scores the crop.
+"""
+import math
+from typing import List, Optional, Sequence, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .align import gaic_roi_align_avg, rod_align_avg
+from .backbones import Backbone
+from .boxes import BoxesLike, boxes_to_rois
+from .config import ConfigLike, S2CNetConfig, resolve_config
+
+# Feature map the align ops read: the stride-16 fused map.
+SPATIAL_SCALE = 1.0 / 16
+
+
+class NodeEmbedding(nn.Sequential):
+    def __init__(self, in_features: int, out_features: int) -> None:
+        super().__init__(nn.Linear(in_features, out_features), nn.LayerNorm(out_features), nn.ReLU())
+
+
+class GraphConstructor(nn.Module):
+    """Pairwise position and appearance terms of each crop's graph, one map per attention head."""
+
+    def __init__(self, dim: int, relation_dim: int, heads: int) -> None:
+        super().__init__()
+        self.app_theta = nn.Linear(dim, relation_dim)
+        self.app_phi = nn.Linear(dim, relation_dim)
+        self.pos_theta = nn.Linear(2, relation_dim)
+        self.pos_phi = nn.Linear(2, relation_dim)
+        self.pos_to_head = nn.Linear(1, heads)
+        self.app_to_head = nn.Linear(1, heads)
+        self.relation_scale = math.sqrt(relation_dim)
+
+    def forward(self, x: Tensor, pos: Tensor) -> Tuple[Tensor, Tensor]:
+        """x: (G, n, dim) node features, pos: (G, n, 2) normalised centres -> two (G, heads, n, n)."""
+        t, p = self.pos_theta(pos), self.pos_phi(pos)
+        # Distance written as the official code computes it (not torch.cdist), to match it to rounding.
+        sq = (t * t).sum(-1, keepdim=True) - 2 * t @ p.transpose(1, 2) + (p * p).sum(-1).unsqueeze(1)
+        distance = sq.sqrt() / self.relation_scale
+        affinity = self.app_theta(x) @ self.app_phi(x).transpose(1, 2) / self.relation_scale
+        pos_bias = self.pos_to_head(distance.unsqueeze(-1)).permute(0, 3, 1, 2)
+        app_bias = self.app_to_head(affinity.unsqueeze(-1)).permute(0, 3, 1, 2)
+        return pos_bias, app_bias
+
+
+class GraphAttention(nn.Module):
+    """Multi-head attention with queries from the graph-convolved nodes and a per-head additive bias.
+    The official scale is the full width's (dim ** -0.5), not the head width's."""
+
+    def __init__(self, dim: int, heads: int) -> None:
+        super().__init__()
+        self.heads = heads
+        self.scale = dim ** -0.5
+        self.to_q = nn.Linear(dim, dim, bias=False)
+        self.to_kv = nn.Linear(dim, 2 * dim, bias=False)
+        self.to_out = nn.Linear(dim, dim)
+
+    def forward(self, x: Tensor, queries: Tensor, bias: Tensor) -> Tensor:
+        g, n, dim = x.shape
+
+        def split(t: Tensor) -> Tensor:
+            return t.reshape(g, n, self.heads, dim // self.heads).transpose(1, 2)
+
+        k, v = self.to_kv(x).chunk(2, dim=-1)
+        q = split(self.to_q(queries))
+        attn = (q @ split(k).transpose(-1, -2) * self.scale + bias).softmax(dim=-1)
+        return self.to_out((attn @ split(v)).transpose(1, 2).reshape(g, n, dim))
+
+
+class GraphLayer(nn.Module):
+    def __init__(self, dim: int, heads: int, mlp_dim: int) -> None:
+        super().__init__()
+        self.attn_norm = nn.LayerNorm(dim)
+        self.attn = GraphAttention(dim, heads)
+        self.ff_norm = nn.LayerNorm(dim)
+        self.ff = nn.Sequential(nn.Linear(dim, mlp_dim), nn.GELU(), nn.Linear(mlp_dim, dim))
+
+    def forward(self, x: Tensor, queries: Tensor, bias: Tensor) -> Tensor:
+        x = x + self.attn(self.attn_norm(x), queries, bias)
+        return x + self.ff(self.ff_norm(x))
+
+
+class GraphTransformer(nn.Module):
+    """Per layer: a graph convolution over the position x appearance graph gives the queries of an
+    attention biased by both terms. The graph-convolution weights are shared by all layers."""
+
+    def __init__(self, dim: int, depth: int, heads: int, mlp_dim: int) -> None:
+        super().__init__()
+        self.layers = nn.ModuleList(GraphLayer(dim, heads, mlp_dim) for _ in range(depth))
+        self.gcn_proj = nn.Linear(dim, dim, bias=False)
+        self.gcn_norm = nn.LayerNorm(dim)
+
+    def forward(self, x: Tensor, pos_bias: Tensor, app_bias: Tensor) -> Tensor:
+        graph = (pos_bias.mean(1) * app_bias.mean(1)).softmax(dim=-1)
+        bias = pos_bias + app_bias
+        for layer in self.layers:
+            queries = F.relu(self.gcn_norm(self.gcn_proj(graph @ x)))
+            x = layer(x, queries, bias)
+        return x
+
+
+class ConvHead(nn.Module):
+    """GAICv2 head: the (1 + bbox_num) node vectors seen as a (1 + bbox_num) x 16 x 16 image."""
+
+    def __init__(self, nodes: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(nodes, 768, kernel_size=16)
+        self.bn1 = nn.BatchNorm2d(768)
+        self.conv2 = nn.Conv2d(768, 128, kernel_size=1)
+        self.bn2 = nn.BatchNorm2d(128)
+        self.dropout = nn.Dropout(0.5)
+        self.out = nn.Conv2d(128, 1, kernel_size=1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = x.reshape(x.shape[0], x.shape[1], 16, 16)
+        x = F.relu(self.bn1(self.conv1(x)))
+        x = self.dropout(F.relu(self.bn2(self.conv2(x))))
+        return self.out(x).flatten()
+
+
+class CropNodeHead(nn.Linear):
+    """GAICv1 head: a linear score of the crop node."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__(dim, 1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return super().forward(x[:, 0]).flatten()
+
+
+class S2CNet(nn.Module):
+    """S2CNet. ``S2CNet("GAICv1")`` / ``S2CNet("GAICv2")`` build the official configurations (random
+    weights); :meth:`from_official` loads the authors' checkpoints.
+
+    ``model(images, crop_boxes, object_boxes) -> Tensor[K]``: ``images`` (B, 3, H, W) normalised as in
+    :mod:`s2c_ops.transforms`; ``crop_boxes`` ``Tensor[K, 5]`` rois or a list of B ``Tensor[Ki, 4]``;
+    ``object_boxes`` exactly ``config.bbox_num`` per image, in the same formats. Boxes are
+    (x1, y1, x2, y2) in pixels of ``images``. Crop boxes must lie inside their image; object boxes are
+    clamped into it. Returns one score per crop, in the order of ``crop_boxes``.
+    """
+
+    def __init__(self, config: ConfigLike = "GAICv1", *, pretrained_backbone: bool = False) -> None:
+        super().__init__()
+        self.config: S2CNetConfig = resolve_config(config)
+        c = self.config
+        self.backbone = Backbone(c.backbone, pretrained=pretrained_backbone)
+        self.reduce = nn.Conv2d(sum(self.backbone.channels), c.reduced_dim, kernel_size=1)
+        self.node_embed = NodeEmbedding(2 * c.reduced_dim * c.align_size ** 2, c.num_feature_node)
+        self.graph = GraphConstructor(c.num_feature_node, c.num_features_relation, c.num_heads)
+        self.transformer = GraphTransformer(c.num_feature_node, c.num_depth, c.num_heads, c.mlp_dim)
+        self.head = CropNodeHead(c.num_feature_node) if c.only_crop else ConvHead(c.bbox_num + 1)
+
+    # -- features -------------------------------------------------------------------------------
+    def features(self, images: Tensor) -> Tensor:
+        """The reduced stride-16 map the align ops read: (B, reduced_dim, H/16, W/16)."""
+        f3, f4, f5 = self.backbone(images)
+        size = f4.shape[-2:]
+        fused = torch.cat(
+            [
+                F.interpolate(f3, size=size, mode="bilinear", align_corners=True),
+                f4,
+                0.5 * F.interpolate(f5, size=size, mode="bilinear", align_corners=True),
+            ],
+            dim=1,
+        )
+        return self.reduce(fused)
+
+    def box_features(self, features: Tensor, rois: Tensor) -> Tensor:
+        """Per box and channel, the a*a RoIAlignAvg values then the a*a RoDAlignAvg values."""
+        a = self.config.align_size
+        roi = gaic_roi_align_avg(features, rois, a, SPATIAL_SCALE)
+        rod = rod_align_avg(features, rois, a, SPATIAL_SCALE)
+        return torch.cat([roi.flatten(2), rod.flatten(2)], dim=2).flatten(1)
+
+    # -- scoring --------------------------------------------------------------------------------
+    def forward(self, images: Tensor, crop_boxes: BoxesLike, object_boxes: BoxesLike) -> Tensor:
+        crops, objects = self.check_inputs(images, crop_boxes, object_boxes)
+        return self.score(self.features(images), crops, objects, images.shape[-2:])
+
+    def score(self, features: Tensor, crops: Tensor, objects: Tensor, image_size: Sequence[int]) -> Tensor:
+        """Scores of ``crops`` (rois, K x 5) given the reduced features of their images and ``objects``
+        (B * bbox_num rois, grouped by image, in image order)."""
+        d = self.config.bbox_num
+        batch = crops[:, 0].long()
+        boxes = torch.cat([crops, objects], dim=0)
+        nodes = self.node_embed(self.box_features(features, boxes))
+        crop_nodes, object_nodes = nodes[: len(crops)], nodes[len(crops):].reshape(-1, d, nodes.shape[-1])
+        x = torch.cat([crop_nodes.unsqueeze(1), object_nodes[batch]], dim=1)
+
+        height, width = image_size
+        scale = boxes.new_tensor([width, height])
+        centres = (boxes[:, 1:3] + boxes[:, 3:5]) / 2 / scale
+        crop_pos, object_pos = centres[: len(crops)], centres[len(crops):].reshape(-1, d, 2)
+        pos = torch.cat([crop_pos.unsqueeze(1), object_pos[batch]], dim=1)
+
+        x = self.transformer(x, *self.graph(x, pos))
+        return self.head(x)
+
+    # -- input checks ---------------------------------------------------------------------------
+    def check_inputs(self, images: Tensor, crop_boxes: BoxesLike, object_boxes: BoxesLike) -> Tuple[Tensor, Tensor]:
+        """Validated rois for crops and objects (objects sorted by image and clamped into it)."""
+        if not isinstance(images, Tensor) or images.dim() != 4 or images.shape[1] != 3:
+            shape = tuple(images.shape) if isinstance(images, Tensor) else type(images).__name__
+            raise ValueError(f"images must be a (B, 3, H, W) tensor, got {shape}")
+        if not images.is_floating_point():
+            raise TypeError(f"images must be floating point (normalised), got {images.dtype}")
+        b, _, h, w = images.shape
+        if h < 32 or w < 32:
+            raise ValueError(f"images must be at least 32x32 pixels, got {h}x{w}")
+        crops = _as_rois(crop_boxes, b, "crop_boxes").to(images.dtype)
+        objects = _as_rois(object_boxes, b, "object_boxes").to(images.dtype)
+        if len(crops) == 0:
+            raise ValueError("crop_boxes is empty: give at least one candidate crop")
+        d = self.config.bbox_num
+        counts = torch.bincount(objects[:, 0].long(), minlength=b)
+        if len(objects) != b * d or bool((counts != d).any()):
+            raise ValueError(
+                f"object_boxes must hold exactly bbox_num={d} boxes per image; got {counts.tolist()} for {b} images"
+            )
+        objects = objects[torch.argsort(objects[:, 0], stable=True)]
+        _check_boxes(crops, h, w, "crop_boxes", inside=True)
+        _check_boxes(objects, h, w, "object_boxes", inside=False)
+        bounds = objects.new_tensor([w, h, w, h])
+        objects = torch.cat([objects[:, :1], torch.minimum(objects[:, 1:].clamp(min=0), bounds)], dim=1)
+        return crops, objects
+
+    # -- weights --------------------------------------------------------------------------------
+    @classmethod
+    def from_official(cls, checkpoint, config: ConfigLike = "GAICv1", *, strict: bool = True) -> "S2CNet":
+        """Builds the model and loads an official S2CNet checkpoint (a path or a state dict with the
+        official names), read with ``torch.load(weights_only=True)``."""
+        from .checkpoints import load_official
+
+        model = cls(config)
+        load_official(model, checkpoint, strict=strict)
+        return model.eval()
+
+    def save(self, path) -> None:
+        """Saves weights and config (safetensors, the config in its metadata)."""
+        from .checkpoints import save_model
+
+        save_model(self, path)
+
+    @classmethod
+    def load(cls, path, map_location: Optional[str] = "cpu") -> "S2CNet":
+        """Loads a model written by :meth:`save`."""
+        from .checkpoints import load_model
+
+        return load_model(cls, path, map_location)
+
+
+def _as_rois(boxes: BoxesLike, num_images: int, name: str) -> Tensor:
+    if isinstance(boxes, (list, tuple)) and len(boxes) != num_images:
+        raise ValueError(f"{name} is a list of {len(boxes)} box tensors for {num_images} images")
+    try:
+        rois = boxes_to_rois(boxes)
+    except (TypeError, ValueError) as e:
+        raise type(e)(f"{name}: {e}") from None
+    if not torch.isfinite(rois).all():
+        raise ValueError(f"{name} holds NaN or infinite values")
+    index = rois[:, 0]
+    if len(rois) and bool(((index != index.round()) | (index < 0) | (index >= num_images)).any()):
+        raise ValueError(f"{name}: batch indices must be whole numbers in [0, {num_images})")
+    return rois
+
+
+def _check_boxes(rois: Tensor, height: int, width: int, name: str, inside: bool) -> None:
+    x1, y1, x2, y2 = rois[:, 1:].unbind(1)
+    inverted = (x2 <= x1) | (y2 <= y1)
+    if bool(inverted.any()):
+        row = int(inverted.nonzero()[0])
+        raise ValueError(f"{name}: box {row} {rois[row, 1:].tolist()} is empty or inverted (need x2 > x1, y2 > y1)")
+    if inside:
+        outside = (x1 < 0) | (y1 < 0) | (x2 > width) | (y2 > height)
+        if bool(outside.any()):
+            row = int(outside.nonzero()[0])
+            raise ValueError(
+                f"{name}: box {row} {rois[row, 1:].tolist()} lies outside the {width}x{height} image"
+            )
