@@ -35,7 +35,8 @@ def make_inputs(n, c, h, w, per_image, device, dtype=torch.float32):
 
 
 def median_ms(fn, min_run_time):
-    return Timer("fn()", globals={"fn": fn}).blocked_autorange(min_run_time=min_run_time).median * 1e3
+    timer = Timer("fn()", globals={"fn": fn}, num_threads=torch.get_num_threads())
+    return timer.blocked_autorange(min_run_time=min_run_time).median * 1e3
 
 
 def graphed(fn):

@@ -1,6 +1,9 @@
 """s2cnet: S2CNet aesthetic cropping for PyTorch."""
+import torch  # noqa: F401  (loads the libraries _C links against)
+
 from . import _C  # noqa: F401  (registers the torch.ops.s2c operators)
 from . import _library  # noqa: F401  (their fake kernels and autograd)
+from . import backbones, candidates, proposals, transforms
 from .align import (
     GaicRoIAlign,
     GaicRoIAlignAvg,
@@ -12,15 +15,26 @@ from .align import (
     rod_align_avg,
 )
 from .boxes import boxes_to_rois
+from .config import S2CNetConfig
+from .cropper import Cropper, CropResult
+from .model import S2CNet
 
 __all__ = [
+    "CropResult",
+    "Cropper",
     "GaicRoIAlign",
     "GaicRoIAlignAvg",
     "RoDAlign",
     "RoDAlignAvg",
+    "S2CNet",
+    "S2CNetConfig",
+    "backbones",
     "boxes_to_rois",
+    "candidates",
     "gaic_roi_align",
     "gaic_roi_align_avg",
+    "proposals",
     "rod_align",
     "rod_align_avg",
+    "transforms",
 ]

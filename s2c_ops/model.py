@@ -39,13 +39,15 @@ class GraphConstructor(nn.Module):
         self.app_to_head = nn.Linear(1, heads)
         self.relation_scale = math.sqrt(relation_dim)
 
-    def forward(self, x: Tensor, pos: Tensor) -> Tuple[Tensor, Tensor]:
-        """x: (G, n, dim) node features, pos: (G, n, 2) normalised centres -> two (G, heads, n, n)."""
-        t, p = self.pos_theta(pos), self.pos_phi(pos)
+    def forward(self, nodes: Tensor, centres: Tensor, index: Tensor) -> Tuple[Tensor, Tensor]:
+        """``nodes`` (U, dim) and ``centres`` (U, 2) of the distinct boxes; ``index`` (G, n) the box of
+        each graph node. Returns two (G, heads, n, n) maps. Per-node projections are computed once per
+        box, not once per graph (object boxes are shared by all crops of an image)."""
+        t, p = self.pos_theta(centres)[index], self.pos_phi(centres)[index]
         # Distance written as the official code computes it (not torch.cdist), to match it to rounding.
         sq = (t * t).sum(-1, keepdim=True) - 2 * t @ p.transpose(1, 2) + (p * p).sum(-1).unsqueeze(1)
         distance = sq.sqrt() / self.relation_scale
-        affinity = self.app_theta(x) @ self.app_phi(x).transpose(1, 2) / self.relation_scale
+        affinity = self.app_theta(nodes)[index] @ self.app_phi(nodes)[index].transpose(1, 2) / self.relation_scale
         pos_bias = self.pos_to_head(distance.unsqueeze(-1)).permute(0, 3, 1, 2)
         app_bias = self.app_to_head(affinity.unsqueeze(-1)).permute(0, 3, 1, 2)
         return pos_bias, app_bias
@@ -63,16 +65,17 @@ class GraphAttention(nn.Module):
         self.to_kv = nn.Linear(dim, 2 * dim, bias=False)
         self.to_out = nn.Linear(dim, dim)
 
-    def forward(self, x: Tensor, queries: Tensor, bias: Tensor) -> Tensor:
-        g, n, dim = x.shape
+    def forward(self, kv: Tensor, queries: Tensor, bias: Tensor) -> Tensor:
+        """``kv`` (G, n, 2 * dim) = to_kv(normalised nodes), ``queries`` (G, m, dim), ``bias`` (G, heads, m, n)."""
 
         def split(t: Tensor) -> Tensor:
-            return t.reshape(g, n, self.heads, dim // self.heads).transpose(1, 2)
+            return t.reshape(t.shape[0], t.shape[1], self.heads, -1).transpose(1, 2)
 
-        k, v = self.to_kv(x).chunk(2, dim=-1)
+        k, v = kv.chunk(2, dim=-1)
         q = split(self.to_q(queries))
         attn = (q @ split(k).transpose(-1, -2) * self.scale + bias).softmax(dim=-1)
-        return self.to_out((attn @ split(v)).transpose(1, 2).reshape(g, n, dim))
+        out = (attn @ split(v)).transpose(1, 2)
+        return self.to_out(out.reshape(out.shape[0], out.shape[1], -1))
 
 
 class GraphLayer(nn.Module):
@@ -83,8 +86,12 @@ class GraphLayer(nn.Module):
         self.ff_norm = nn.LayerNorm(dim)
         self.ff = nn.Sequential(nn.Linear(dim, mlp_dim), nn.GELU(), nn.Linear(mlp_dim, dim))
 
-    def forward(self, x: Tensor, queries: Tensor, bias: Tensor) -> Tensor:
-        x = x + self.attn(self.attn_norm(x), queries, bias)
+    def keys_values(self, x: Tensor) -> Tensor:
+        return self.attn.to_kv(self.attn_norm(x))
+
+    def forward(self, x: Tensor, kv: Tensor, queries: Tensor, bias: Tensor) -> Tensor:
+        """Updates the first ``queries.shape[1]`` nodes of ``x``."""
+        x = x[:, : queries.shape[1]] + self.attn(kv, queries, bias)
         return x + self.ff(self.ff_norm(x))
 
 
@@ -98,12 +105,20 @@ class GraphTransformer(nn.Module):
         self.gcn_proj = nn.Linear(dim, dim, bias=False)
         self.gcn_norm = nn.LayerNorm(dim)
 
-    def forward(self, x: Tensor, pos_bias: Tensor, app_bias: Tensor) -> Tensor:
+    def forward(self, nodes: Tensor, index: Tensor, pos_bias: Tensor, app_bias: Tensor,
+                keep: Optional[int] = None) -> Tensor:
+        """``nodes`` (U, dim) distinct node features, ``index`` (G, n) the node of each graph position.
+        Returns (G, n, dim), or only the first ``keep`` nodes of each graph when only those are read
+        afterwards (the last layer then updates just those)."""
         graph = (pos_bias.mean(1) * app_bias.mean(1)).softmax(dim=-1)
         bias = pos_bias + app_bias
-        for layer in self.layers:
-            queries = F.relu(self.gcn_norm(self.gcn_proj(graph @ x)))
-            x = layer(x, queries, bias)
+        x = nodes[index]
+        for i, layer in enumerate(self.layers):
+            rows = keep if i == len(self.layers) - 1 else None
+            # The first layer's keys and values depend on the node alone: once per distinct node.
+            kv = layer.keys_values(nodes)[index] if i == 0 else layer.keys_values(x)
+            queries = F.relu(self.gcn_norm(self.gcn_proj(graph[:, :rows] @ x)))
+            x = layer(x, kv, queries, bias[:, :, :rows])
         return x
 
 
@@ -188,21 +203,18 @@ class S2CNet(nn.Module):
     def score(self, features: Tensor, crops: Tensor, objects: Tensor, image_size: Sequence[int]) -> Tensor:
         """Scores of ``crops`` (rois, K x 5) given the reduced features of their images and ``objects``
         (B * bbox_num rois, grouped by image, in image order)."""
-        d = self.config.bbox_num
-        batch = crops[:, 0].long()
+        d, k = self.config.bbox_num, len(crops)
         boxes = torch.cat([crops, objects], dim=0)
         nodes = self.node_embed(self.box_features(features, boxes))
-        crop_nodes, object_nodes = nodes[: len(crops)], nodes[len(crops):].reshape(-1, d, nodes.shape[-1])
-        x = torch.cat([crop_nodes.unsqueeze(1), object_nodes[batch]], dim=1)
-
         height, width = image_size
-        scale = boxes.new_tensor([width, height])
-        centres = (boxes[:, 1:3] + boxes[:, 3:5]) / 2 / scale
-        crop_pos, object_pos = centres[: len(crops)], centres[len(crops):].reshape(-1, d, 2)
-        pos = torch.cat([crop_pos.unsqueeze(1), object_pos[batch]], dim=1)
-
-        x = self.transformer(x, *self.graph(x, pos))
-        return self.head(x)
+        centres = (boxes[:, 1:3] + boxes[:, 3:5]) / 2 / boxes.new_tensor([width, height])
+        # Graph g holds crop g, then the d object boxes of its image (objects are grouped by image).
+        crop_index = torch.arange(k, device=boxes.device)
+        object_index = k + crops[:, 0].long()[:, None] * d + torch.arange(d, device=boxes.device)
+        index = torch.cat([crop_index[:, None], object_index], dim=1)
+        pos_bias, app_bias = self.graph(nodes, centres, index)
+        keep = 1 if self.config.only_crop else None
+        return self.head(self.transformer(nodes, index, pos_bias, app_bias, keep))
 
     # -- input checks ---------------------------------------------------------------------------
     def check_inputs(self, images: Tensor, crop_boxes: BoxesLike, object_boxes: BoxesLike) -> Tuple[Tensor, Tensor]:
