@@ -381,7 +381,8 @@ def spectral_residual_saliency(gray: Tensor, sigma: float = 2.0) -> Tensor:
 
     ``log|FFT|`` minus its 3x3 local mean is the "spectral residual"; transformed back with the
     original phase, squared and blurred, it marks the parts of the image that are not predicted by the
-    smooth average spectrum of natural images. Returns ``[N, 1, h, w]`` normalised to [0, 1] per image.
+    smooth average spectrum of natural images. Returns ``[N, 1, h, w]`` normalised to [0, 1] per image
+    (all 0 for a flat image).
     """
     gray = gray.to(torch.float32)
     # One image at a time: batched FFTs may round differently from single ones, and an image's
@@ -393,7 +394,10 @@ def spectral_residual_saliency(gray: Tensor, sigma: float = 2.0) -> Tensor:
     smooth = F.avg_pool2d(F.pad(log_amp, (1, 1, 1, 1), mode="circular"), 3, stride=1)
     residual = torch.polar(torch.exp(log_amp - smooth), phase)
     sal = torch.cat([torch.fft.ifft2(r) for r in residual.split(1)], dim=0).abs() ** 2
-    return _normalise(_gaussian_blur(sal, sigma))
+    # A flat image has no structure: its map would be rounding noise blown up by the normalisation.
+    flat = gray.flatten(1)
+    textured = (flat.max(dim=1).values - flat.min(dim=1).values) > 1e-3
+    return _normalise(_gaussian_blur(sal, sigma)) * textured.view(-1, 1, 1, 1)
 
 
 def global_contrast_saliency(images: Tensor, resolution: int = 32, sigma: float = 0.2) -> Tensor:
