@@ -34,39 +34,64 @@ def inputs(batch, device, h=256, w=384, d=10):
     return images, crops, objects
 
 
+def interleaved_ms(fns, rounds, min_run_time):
+    """Median time of each function, measured in alternating rounds so that drift in the machine's
+    speed affects all of them alike."""
+    times = {name: [] for name in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            times[name].append(median_ms(fn, min_run_time))
+    return {name: sorted(t)[len(t) // 2] for name, t in times.items()}
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--min-run-time", type=float, default=2.0)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--min-run-time", type=float, default=0.4, help="seconds per measurement")
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--memory-batch", type=int, default=64)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     dev = args.device
     model = S2CNet("GAICv1").eval().to(dev)
+    fused = model.fused()
     backbone = timm.create_model("mobilenetv2_100", features_only=True, out_indices=(2, 3, 4)).eval().to(dev)
+    backbone_cl = timm.create_model("mobilenetv2_100", features_only=True, out_indices=(2, 3, 4)).eval().to(dev)
+    backbone_cl.to(memory_format=torch.channels_last)
     where = torch.cuda.get_device_name() if dev == "cuda" else f"CPU, {torch.get_num_threads()} threads"
     print(f"# {where}, torch {torch.__version__}, GAICv1 config, 256x384 images, 83 crops + 10 object boxes each")
+    print(f"# medians over {args.rounds} interleaved rounds")
 
+    b = args.batch
     with torch.no_grad():
-        images, crops, objects = inputs(1, dev)
-        t_model = median_ms(lambda: model(images, crops, objects), args.min_run_time)
-        t_backbone = median_ms(lambda: backbone(images), args.min_run_time)
-        print("| measure | value |\n| --- | ---: |")
-        print(f"| bare MobileNetV2 features, 1 image | {t_backbone:.2f} ms |")
-        print(f"| S2CNet forward, 1 image | {t_model:.2f} ms |")
-        print(f"| S2CNet / backbone (official: 2.25x) | {t_model / t_backbone:.2f}x |")
-
-        b = args.batch
-        images, crops, objects = inputs(b, dev)
-        t_batch = median_ms(lambda: model(images, crops, objects), args.min_run_time)
-        t_loop = median_ms(
-            lambda: [model(images[i : i + 1], crops[i : i + 1], objects[i : i + 1]) for i in range(b)], args.min_run_time
+        one = inputs(1, dev)
+        many = inputs(b, dev)
+        one_cl = one[0].contiguous(memory_format=torch.channels_last)
+        t = interleaved_ms(
+            {
+                "backbone": lambda: backbone(one[0]),
+                "backbone_cl": lambda: backbone_cl(one_cl),
+                "model": lambda: model(*one),
+                "fused": lambda: fused(*one),
+                "batch": lambda: fused(*many),
+                "loop": lambda: [fused(many[0][i : i + 1], many[1][i : i + 1], many[2][i : i + 1]) for i in range(b)],
+            },
+            args.rounds,
+            args.min_run_time,
         )
-        print(f"| batch {b}: images/s | {b / t_batch * 1e3:.1f} |")
-        print(f"| one image per call: images/s | {b / t_loop * 1e3:.1f} |")
-        print(f"| batched / looped throughput | {t_loop / t_batch:.2f}x |")
+        print("| measure | value |\n| --- | ---: |")
+        print(f"| bare timm MobileNetV2 features (as timm gives it), 1 image | {t['backbone']:.2f} ms |")
+        print(f"| the same backbone run channels-last, as S2CNet runs it | {t['backbone_cl']:.2f} ms |")
+        print(f"| S2CNet forward, 1 image | {t['model']:.2f} ms |")
+        print(f"| S2CNet.fused() forward (BatchNorm folded; what Cropper runs), 1 image | {t['fused']:.2f} ms |")
+        print(f"| S2CNet / bare backbone (official code: 2.25x) | {t['model'] / t['backbone']:.2f}x |")
+        print(f"| S2CNet.fused() / bare backbone | {t['fused'] / t['backbone']:.2f}x |")
+        print(f"| S2CNet / the channels-last backbone it runs | {t['model'] / t['backbone_cl']:.2f}x |")
+        print(f"| batch {b} (fused): images/s | {b / t['batch'] * 1e3:.1f} |")
+        print(f"| one image per call (fused): images/s | {b / t['loop'] * 1e3:.1f} |")
+        print(f"| batched / looped throughput | {t['loop'] / t['batch']:.2f}x |")
 
         m = args.memory_batch
         images, crops, objects = inputs(m, dev)
@@ -74,12 +99,12 @@ def main():
             torch.cuda.synchronize()
             torch.cuda.reset_peak_memory_stats()
             base = torch.cuda.memory_allocated()
-            model(images, crops, objects)
+            fused(images, crops, objects)
             torch.cuda.synchronize()
             peak = (torch.cuda.max_memory_allocated() - base) / 2**20
         else:
             before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-            model(images, crops, objects)
+            fused(images, crops, objects)
             peak = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
         print(f"| batch {m} forward: peak memory growth | {peak:.0f} MiB |")
 

@@ -8,7 +8,6 @@ align at ``(h + 1, w + 1)`` points, then 2x2 average pooling with stride 1.
 from typing import Tuple, Union
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .boxes import BoxesLike, boxes_to_rois
@@ -45,7 +44,9 @@ def gaic_roi_align(input: Tensor, boxes: BoxesLike, output_size: Size, spatial_s
 
 def _avg(align, input: Tensor, boxes: BoxesLike, output_size: Size, spatial_scale: float) -> Tensor:
     h, w = _pair(output_size)
-    return F.avg_pool2d(align(input, boxes, (h + 1, w + 1), spatial_scale), kernel_size=2, stride=1)
+    x = align(input, boxes, (h + 1, w + 1), spatial_scale)
+    # 2x2 average pooling with stride 1, written out: faster than avg_pool2d on these small maps.
+    return (x[..., :-1, :-1] + x[..., :-1, 1:] + x[..., 1:, :-1] + x[..., 1:, 1:]) / 4
 
 
 def rod_align_avg(input: Tensor, boxes: BoxesLike, output_size: Size, spatial_scale: float = 1.0) -> Tensor:

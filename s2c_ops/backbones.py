@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from typing import Callable, Dict, List, Sequence, Tuple
 
 import timm
+import torch
+from timm.layers import BatchNormAct2d
 from torch import Tensor, nn
 
 
@@ -19,15 +21,20 @@ class BackboneSpec:
 
     factory: Callable[[bool], nn.Module]
     description: str = ""
+    #: Every BatchNorm directly follows, in forward order, the convolution before it among its
+    #: siblings (checked for the built-in backbones): fold_batchnorm may merge them.
+    foldable: bool = False
 
 
 _REGISTRY: Dict[str, BackboneSpec] = {}
 
 
 def register(name: str, factory: Callable[[bool], nn.Module] = None, *, timm_name: str = None,
-             out_indices: Sequence[int] = (2, 3, 4), description: str = "", overwrite: bool = False) -> None:
+             out_indices: Sequence[int] = (2, 3, 4), description: str = "", foldable: bool = False,
+             overwrite: bool = False) -> None:
     """Registers a backbone under ``name``: either a ``factory(pretrained: bool) -> nn.Module`` or a
-    timm model name with the ``out_indices`` of its stride-8/16/32 stages."""
+    timm model name with the ``out_indices`` of its stride-8/16/32 stages. ``foldable=True`` declares
+    that each BatchNorm directly follows the sibling convolution before it (see :func:`fold_batchnorm`)."""
     if (factory is None) == (timm_name is None):
         raise ValueError("register() takes exactly one of factory or timm_name")
     if name in _REGISTRY and not overwrite:
@@ -39,7 +46,7 @@ def register(name: str, factory: Callable[[bool], nn.Module] = None, *, timm_nam
             return timm.create_model(_timm_name, pretrained=pretrained, features_only=True, out_indices=indices)
 
         description = description or f"timm {timm_name}, stages {indices}"
-    _REGISTRY[name] = BackboneSpec(factory, description)
+    _REGISTRY[name] = BackboneSpec(factory, description, foldable)
 
 
 def available() -> List[str]:
@@ -63,11 +70,35 @@ class Backbone(nn.Module):
                 f"backbone {name!r} must give 3 feature maps at strides 8, 16, 32; got strides {reductions}"
             )
         self.channels: Tuple[int, int, int] = tuple(channels)
+        self.foldable = _REGISTRY[name].foldable
 
     def forward(self, images: Tensor) -> List[Tensor]:
         return self.body(images)
 
 
-register("mobilenetv2_100", timm_name="mobilenetv2_100", description="MobileNetV2 1.0 (official S2CNet)")
-register("efficientnet_b1", timm_name="efficientnet_b1")
-register("resnet50", timm_name="resnet50")
+@torch.no_grad()
+def fold_batchnorm(module: nn.Module) -> int:
+    """Folds eval-mode BatchNorms into the convolutions they follow, in place; returns how many.
+    A BatchNorm is folded when it is the sibling right after a Conv2d (timm's BatchNormAct2d keeps its
+    activation). Only valid for modules where that order is the forward order."""
+    folded = 0
+    for parent in module.modules():
+        names = list(parent._modules)
+        for conv_name, bn_name in zip(names, names[1:]):
+            conv, bn = parent._modules[conv_name], parent._modules[bn_name]
+            if not (isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d) and bn.track_running_stats):
+                continue
+            scale = (bn.weight if bn.affine else torch.ones_like(bn.running_var)) / torch.sqrt(bn.running_var + bn.eps)
+            shift = (bn.bias if bn.affine else torch.zeros_like(bn.running_mean)) - bn.running_mean * scale
+            conv.weight.mul_(scale.view(-1, 1, 1, 1))
+            bias = shift if conv.bias is None else conv.bias * scale + shift
+            conv.bias = nn.Parameter(bias)
+            parent._modules[bn_name] = nn.Sequential(bn.drop, bn.act) if isinstance(bn, BatchNormAct2d) else nn.Identity()
+            folded += 1
+    return folded
+
+
+register("mobilenetv2_100", timm_name="mobilenetv2_100", description="MobileNetV2 1.0 (official S2CNet)",
+         foldable=True)
+register("efficientnet_b1", timm_name="efficientnet_b1", foldable=True)
+register("resnet50", timm_name="resnet50", foldable=True)

@@ -12,6 +12,7 @@ import torch
 from torch import Tensor
 
 from .candidates import parse_ratio, ratio_anchors
+from .model import S2CNet
 from .proposals import Proposer, get_proposer
 from .transforms import ImageLike, OfficialPreprocess, Resize
 
@@ -32,8 +33,10 @@ class Cropper:
 
     ``model(images, crop_rois, object_rois) -> Tensor[K]`` is any crop scorer with S2CNet's call
     signature (an :class:`~s2c_ops.S2CNet` or the package's default model); it needs ``bbox_num`` object
-    boxes per image, read from ``model.config.bbox_num`` unless ``num_boxes`` is given. ``proposer``
-    defaults to the offline saliency proposer.
+    boxes per image, read from ``model.config.bbox_num`` unless ``num_boxes`` is given. An S2CNet is
+    used through its :meth:`~s2c_ops.S2CNet.fused` inference copy, made here: later changes to the
+    model (weights, device) do not reach the Cropper. ``proposer`` defaults to the offline saliency
+    proposer.
     """
 
     def __init__(
@@ -47,7 +50,7 @@ class Cropper:
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-        self.model = model
+        self.model = model.fused() if isinstance(model, S2CNet) else model
         self.proposer = proposer if proposer is not None else get_proposer("saliency")
         self.preprocess = preprocess or OfficialPreprocess()
         self.num_boxes = num_boxes if num_boxes is not None else model.config.bbox_num

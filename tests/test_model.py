@@ -131,6 +131,34 @@ def test_save_load_roundtrip(tmp_path, golden):
         torch.testing.assert_close(loaded(g["image"], g["crop_boxes"], g["det_boxes"]), g["scores"], rtol=0, atol=1e-4)
 
 
+def test_fused_inference_copy(golden, tmp_path):
+    g, model = golden
+    fused = model.fused()
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fused.backbone.modules())
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in model.backbone.modules())  # original untouched
+    with torch.no_grad():
+        torch.testing.assert_close(fused(g["image"], g["crop_boxes"], g["det_boxes"]), g["scores"], rtol=0, atol=1e-4)
+    with pytest.raises(RuntimeError, match="inference copy"):
+        fused.train()
+    with pytest.raises(RuntimeError, match="inference copy"):
+        fused.save(tmp_path / "x.safetensors")
+
+
+@pytest.mark.parametrize("name", ["efficientnet_b1", "resnet50"])
+def test_fold_batchnorm_other_backbones(name):
+    model = S2CNet(s2c_ops.S2CNetConfig(backbone=name, bbox_num=3, align_size=5)).eval()
+    for m in model.backbone.modules():  # non-trivial statistics
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+    x = torch.randn(1, 3, 64, 96)
+    with torch.no_grad():
+        expected = model.features(x)
+        fused = model.fused()
+        torch.testing.assert_close(fused.features(x), expected, rtol=1e-4, atol=1e-4)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fused.backbone.modules())
+
+
 def test_load_rejects_other_files(tmp_path):
     from safetensors.torch import save_file
 
