@@ -8,7 +8,7 @@ import torchvision
 from PIL import Image
 from torchvision.ops import box_iou
 
-from conftest import SHARED
+from conftest import REPO
 from s2c_ops import proposals
 from s2c_ops.proposals import (
     BoxProposer,
@@ -21,7 +21,7 @@ from s2c_ops.proposals import (
     pad_boxes,
 )
 
-PHOTOS = SHARED / "data" / "photos"
+PHOTOS = REPO / "s2c_ops" / "demo_photos"
 
 
 def load_photo(name: str) -> torch.Tensor:
