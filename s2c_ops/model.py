@@ -215,7 +215,8 @@ class S2CNet(nn.Module):
         #: Work per pass, bounding working memory and keeping it cache-sized on the CPU, where larger
         #: passes are slower per image (MobileNetV2 at 256x384: 64 images/s at batch 1, 53 at batch 8).
         #: Crops scored per pass of the graph transformer (each crop's graph has 1 + bbox_num nodes):
-        self.graphs_per_pass = 256
+        self.cpu_graphs_per_pass = 256
+        self.gpu_graphs_per_pass = 8192
         #: Images per backbone pass on the CPU (a GPU takes the whole batch at once):
         self.cpu_images_per_pass = 2
 
@@ -263,7 +264,8 @@ class S2CNet(nn.Module):
         index = torch.cat([crop_index[:, None], object_index], dim=1)
         keep = 1 if self.config.only_crop else None
         scores = []
-        for part in index.split(self.graphs_per_pass):
+        per_pass = self.cpu_graphs_per_pass if index.device.type == "cpu" else self.gpu_graphs_per_pass
+        for part in index.split(per_pass):
             pos_bias, app_bias = self.graph(nodes, centres, part)
             scores.append(self.head(self.transformer(nodes, part, pos_bias, app_bias, keep)))
         return torch.cat(scores)
