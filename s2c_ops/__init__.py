@@ -19,6 +19,18 @@ from .config import S2CNetConfig
 from .cropper import Cropper, CropResult
 from .model import S2CNet
 
+_LAZY = ("data", "metrics", "prior")
+
+
+def __getattr__(name):
+    # Submodules with heavier imports (torchvision, scipy) load on first use.
+    if name in _LAZY:
+        import importlib
+
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = [
     "CropResult",
     "Cropper",
@@ -31,8 +43,11 @@ __all__ = [
     "backbones",
     "boxes_to_rois",
     "candidates",
+    "data",
     "gaic_roi_align",
     "gaic_roi_align_avg",
+    "metrics",
+    "prior",
     "proposals",
     "rod_align",
     "rod_align_avg",

@@ -1,4 +1,6 @@
 """S2CNet: the official numbers, batching, checkpoints, backbones, pre-processing, Cropper, bad input."""
+import copy
+
 import pytest
 import torch
 from PIL import Image
@@ -37,9 +39,11 @@ def random_boxes(n, h, w, seed=0):
 
 # -- the official numbers -------------------------------------------------------------------------
 def test_golden_scores(golden, device):
+    """Within 1e-4 of the official scores in float32 (on CUDA with TF32 off: cuDNN's default TF32
+    convolutions move scores by ~2e-4 on an H200)."""
     g, model = golden
-    model = model.to(device)
-    with torch.no_grad():
+    model = copy.deepcopy(model).to(device)
+    with torch.no_grad(), torch.backends.cudnn.flags(enabled=True, allow_tf32=False):
         scores = model(g["image"].to(device), g["crop_boxes"].to(device), g["det_boxes"].to(device)).cpu()
     torch.testing.assert_close(scores, g["scores"], rtol=0, atol=1e-4)
     assert scores.argmax() == g["scores"].argmax()
