@@ -6,7 +6,7 @@ share a resized size (S2CNet's RoDAlign samples the whole feature map, so images
 """
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional, Sequence, Union
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor
@@ -106,18 +106,36 @@ class Cropper:
                 raise ValueError(f"image {index} ({w}x{h}): {e}") from None
         return out
 
+    @torch.no_grad()
+    def score_candidates(self, images: Tensor, ratio: RatioLike) -> Tuple[Tensor, Tensor]:
+        """For a (B, 3, H, W) batch of RGB values in [0, 1] (one size, any device): the candidate crops
+        of ``ratio`` in its pixels, (N, 4), and their scores, (B, N), both on the images' device.
+        Everything stays on the device (the batched path of the Kornia augmentation)."""
+        if images.dim() != 4 or images.shape[1] != 3 or not images.is_floating_point():
+            raise ValueError(f"images must be a float (B, 3, H, W) batch in [0, 1], got {tuple(images.shape)} {images.dtype}")
+        h, w = images.shape[-2:]
+        boxes = ratio_anchors(h, w, parse_ratio(ratio)).to(images.device)
+        resized, geometry = self.preprocess.resize_batch(images.float() * 255)
+        scores = self._score_resized(resized, geometry, [boxes] * len(images))
+        return boxes, torch.stack(scores).to(images.device)
+
     def _score(self, prepared, candidates) -> List[Tensor]:
+        resized = torch.stack([r for r, _ in prepared])
+        scores = self._score_resized(resized, [g for _, g in prepared], [torch.cat(b) for b in candidates])
+        return [s.float().cpu() for s in scores]
+
+    def _score_resized(self, resized: Tensor, geometry, boxes: List[Tensor]) -> List[Tensor]:
+        """Scores of ``boxes`` (original pixels, one tensor per image) on ``resized`` images (one
+        size); ``geometry`` is their Resize, or one per image."""
         device = self.device
-        resized = torch.stack([r for r, _ in prepared]).to(device)
+        resized = resized.to(device)
+        geometries = geometry if isinstance(geometry, list) else [geometry] * len(boxes)
         height, width = resized.shape[-2:]
         bounds = torch.tensor([width, height, width, height], dtype=torch.float32, device=device)
-        crop_boxes = [
-            torch.minimum(geometry.boxes_to_model(torch.cat(boxes).to(device)), bounds)
-            for (_, geometry), boxes in zip(prepared, candidates)
-        ]
+        crop_boxes = [torch.minimum(g.boxes_to_model(b.to(device)), bounds) for g, b in zip(geometries, boxes)]
         objects = self.proposer(self.preprocess.unnormalised(resized), self.num_boxes)
         scores = self.model(self.preprocess.normalise(resized), crop_boxes, objects)
-        return list(scores.float().cpu().split([len(b) for b in crop_boxes]))
+        return list(scores.split([len(b) for b in crop_boxes]))
 
     @staticmethod
     def _best(candidates: List[Tensor], scores: Tensor, ratios: List[float], top_k: int) -> Dict[float, CropResult]:

@@ -83,10 +83,14 @@ class OfficialPreprocess:
 
     def resize(self, image: ImageLike) -> Tuple[Tensor, Resize]:
         """The resized image as float values in [0, 255], rounded like OpenCV's uint8 output."""
-        pixels = to_uint8_tensor(image)
+        resized, geometry = self.resize_batch(to_uint8_tensor(image)[None].float())
+        return resized[0], geometry
+
+    def resize_batch(self, pixels: Tensor) -> Tuple[Tensor, Resize]:
+        """The same for a (B, 3, H, W) float batch of values in [0, 255], on its device."""
         h, w = pixels.shape[-2:]
         size = self.output_size(h, w)
-        resized = F.interpolate(pixels[None].float(), size=size, mode="bilinear", align_corners=False)[0]
+        resized = F.interpolate(pixels, size=size, mode="bilinear", align_corners=False)
         return resized.round().clamp(0, 255), Resize((h, w), size)
 
     def normalise(self, resized: Tensor) -> Tensor:
