@@ -1,0 +1,119 @@
+"""The geometry prior (the offline default model), its training, and `s2c eval` / `s2c train-prior`."""
+import json
+
+import pytest
+import torch
+
+from conftest import SHARED, golden_path
+from s2c_ops import cli
+from s2c_ops.prior import GeometryPrior, real_objects
+from s2c_ops.prior_training import evaluate, kept_object_area, load_geometry, prior_scores, train_prior
+
+GAIC = SHARED / "data" / "GAIC"
+needs_gaic = pytest.mark.skipif(not GAIC.exists(), reason=f"{GAIC} (the team's GAICD copy) is not here")
+
+
+def test_default_weights_and_call_signature():
+    prior = GeometryPrior.default()
+    images = torch.zeros(2, 3, 256, 384)
+    crops = [torch.tensor([[16.0, 10, 304, 181], [0, 0, 384, 256]]), torch.tensor([[48.0, 32, 368, 224]])]
+    objects = [torch.tensor([[100.0, 50, 200, 150]] * 10), torch.tensor([[0.0, 0, 384, 256]] * 10)]
+    scores = prior(images, crops, objects)
+    assert scores.shape == (3,) and torch.isfinite(scores).all()
+    with pytest.raises(ValueError, match="exactly bbox_num=10"):
+        prior(images, crops, [objects[0], objects[1][:3]])
+
+
+def test_whole_image_boxes_are_ignored():
+    """Proposers pad with whole-image boxes; the prior treats them as absent."""
+    prior = GeometryPrior.default()
+    crops = torch.tensor([[0.1, 0.1, 0.8, 0.9], [0.0, 0.2, 0.6, 1.0]])
+    objects = torch.tensor([[0.2, 0.2, 0.5, 0.6], [0.0, 0.0, 1.0, 1.0], [0.0, 0.0, 1.0, 1.0]])
+    assert real_objects(objects).tolist() == [True, False, False]
+    a = prior.score_normalised(crops, objects[None].expand(2, -1, -1), real_objects(objects)[None].expand(2, -1))
+    b = prior.score_normalised(crops, objects[:1][None].expand(2, -1, -1), torch.ones(2, 1, dtype=torch.bool))
+    torch.testing.assert_close(a, b)
+
+
+@needs_gaic
+def test_shipped_prior_beats_the_rules_on_validation():
+    """The shipped weights on the 207 train images held out when they were fitted (seed 0)."""
+    images = load_geometry(GAIC, "train")
+    order = torch.randperm(len(images), generator=torch.Generator().manual_seed(0)).tolist()
+    val = [images[i] for i in order[:207]]
+    prior = GeometryPrior.default()
+    ours = evaluate(lambda im: prior_scores(prior, im), val).compute()
+    rule = evaluate(kept_object_area, val).compute()
+    assert ours["srcc"] >= 0.60 and ours["acc5"] >= 31 and ours["acc10"] >= 50
+    assert ours["srcc"] > rule["srcc"] + 0.2 and ours["acc5"] > rule["acc5"]
+
+
+def _tiny_gaicd(root, n=12, seed=0):
+    """A small dataset in the official layout where MOS prefers crops centred on the object."""
+    g = torch.Generator().manual_seed(seed)
+    (root / "annotations").mkdir(parents=True)
+    (root / "bbox").mkdir()
+    ids = [str(1000 + i) for i in range(n)]
+    sizes = {}
+    for image_id in ids:
+        w, h = 400, 300
+        sizes[image_id] = [w, h]
+        ox, oy = (torch.rand(2, generator=g) * torch.tensor([200.0, 150.0])).tolist()
+        objects = [[oy, ox, oy + 100, ox + 120]] * 10
+        lines = []
+        for _ in range(20):
+            x1, y1 = (torch.rand(2, generator=g) * torch.tensor([150.0, 100.0])).tolist()
+            x2, y2 = x1 + 240, y1 + 190
+            centre_gap = abs((x1 + x2) / 2 - (ox + 60)) / w + abs((y1 + y2) / 2 - (oy + 50)) / h
+            mos = max(1.0, min(5.0, 4.5 - 6 * centre_gap))
+            lines.append(f"{y1:.0f} {x1:.0f} {y2:.0f} {x2:.0f} {mos:.2f}")
+        (root / "annotations" / f"{image_id}.txt").write_text("\n".join(lines) + "\n")
+        (root / "bbox" / f"{image_id}.txt").write_text("\n".join(" ".join(f"{v:.0f}" for v in b) for b in objects) + "\n")
+    (root / "split.json").write_text(json.dumps({"train": ids, "test": []}))
+    (root / "image_sizes.json").write_text(json.dumps(sizes))
+    return ids
+
+
+def test_train_prior_learns(tmp_path):
+    _tiny_gaicd(tmp_path / "gaicd")
+    logs = []
+    results = train_prior(tmp_path / "gaicd", tmp_path / "prior.safetensors", epochs=30, val_fraction=0.25,
+                          images_per_step=3, log=logs.append)
+    assert GeometryPrior.load(tmp_path / "prior.safetensors").config.bbox_num == 10
+    assert results["prior"]["srcc"] > 0.5 and results["prior"]["srcc"] > results["largest crop"]["srcc"]
+    assert any("validation" in line for line in logs)
+
+
+@needs_gaic
+def test_cli_eval_prior_json(tmp_path, capsys):
+    out = tmp_path / "eval.json"
+    assert cli.main(["eval", "--data", str(GAIC), "--split", "train", "--model", "prior", "--json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    keys = {"srcc", "pcc", "acc1_5", "acc2_5", "acc3_5", "acc4_5", "acc1_10", "acc4_10", "acc5", "acc10"}
+    assert keys <= set(result["metrics"]) and result["metrics"]["images"] == 1036
+    record = result["images"]["211085"]
+    mos = [float(line.split()[4]) for line in (GAIC / "annotations" / "211085.txt").read_text().split("\n") if line.strip()]
+    assert record["mos"] == pytest.approx(mos)  # the annotation file's crop order
+    assert len(record["scores"]) == len(mos)
+    assert "| srcc |" in capsys.readouterr().out
+
+
+@needs_gaic
+def test_cli_eval_official_on_real_images(tmp_path):
+    g = torch.load(golden_path("ssc_GAICv1_256x384.pt"), weights_only=True)
+    ckpt = tmp_path / "official.pth"
+    torch.save(g["state_dict"], ckpt)
+    out = tmp_path / "eval.json"
+    code = cli.main(["eval", "--data", str(GAIC), "--split", "test", "--official", str(ckpt), "--config", "GAICv1",
+                     "--json", str(out), "--device", "cpu"])
+    assert code == 0
+    result = json.loads(out.read_text())
+    assert result["metrics"]["images"] == 4 and set(result["images"]) == {"265813", "297406", "302166", "309808"}
+
+
+def test_cli_errors(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["eval", "--data", str(tmp_path), "--official", "x.pth"])
+    assert "--official needs --config" in capsys.readouterr().err
+    assert cli.main(["eval", "--data", str(tmp_path / "nowhere"), "--model", "prior"]) == 2
+    assert "error" in capsys.readouterr().err
