@@ -32,7 +32,8 @@ class Cropper:
     """``Cropper(model, proposer).crop(images, ratio=16/9, top_k=1)``.
 
     ``model(images, crop_rois, object_rois) -> Tensor[K]`` is any crop scorer with S2CNet's call
-    signature (an :class:`~s2c_ops.S2CNet` or the package's default model); it needs ``bbox_num`` object
+    signature: an :class:`~s2c_ops.S2CNet`, or by default (``None``) the package's geometry prior
+    (:class:`~s2c_ops.prior.GeometryPrior`, shipped weights). It needs ``bbox_num`` object
     boxes per image, read from ``model.config.bbox_num`` unless ``num_boxes`` is given. An S2CNet is
     used through its :meth:`~s2c_ops.S2CNet.fused` inference copy, made here: later changes to the
     model (weights, device) do not reach the Cropper. ``proposer`` defaults to the offline saliency
@@ -41,7 +42,7 @@ class Cropper:
 
     def __init__(
         self,
-        model: Callable[..., Tensor],
+        model: Optional[Callable[..., Tensor]] = None,
         proposer: Optional[Proposer] = None,
         *,
         preprocess: Optional[OfficialPreprocess] = None,
@@ -50,6 +51,10 @@ class Cropper:
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        if model is None:
+            from .prior import GeometryPrior
+
+            model = GeometryPrior.default()
         self.model = model.fused() if isinstance(model, S2CNet) else model
         self.proposer = proposer if proposer is not None else get_proposer("saliency")
         self.preprocess = preprocess or OfficialPreprocess()
