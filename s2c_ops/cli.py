@@ -35,6 +35,13 @@ def cmd_train_prior(args) -> int:
     return 0
 
 
+def cmd_train(args) -> int:
+    from .train import train
+
+    train(args)
+    return 0
+
+
 def cmd_eval(args) -> int:
     from tqdm import tqdm
 
@@ -95,6 +102,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", metavar="OUT", help="write metrics and per-image scores here")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.set_defaults(func=cmd_eval)
+
+    from .train import add_arguments as add_train_arguments
+
+    p = sub.add_parser("train", help="train S2CNet on GAICD (the GAIC recipe; also under torchrun)")
+    add_train_arguments(p)
+    p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("train-prior", help="train the geometry prior on GAICD ratings (minutes on a CPU)")
     p.add_argument("--data", required=True)

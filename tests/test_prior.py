@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from conftest import SHARED, golden_path
+from synthetic import make_gaicd
 from s2c_ops import cli
 from s2c_ops.prior import GeometryPrior, real_objects
 from s2c_ops.prior_training import evaluate, kept_object_area, load_geometry, prior_scores, train_prior
@@ -48,34 +49,8 @@ def test_shipped_prior_beats_the_rules_on_validation():
     assert ours["srcc"] > rule["srcc"] + 0.2 and ours["acc5"] > rule["acc5"]
 
 
-def _tiny_gaicd(root, n=12, seed=0):
-    """A small dataset in the official layout where MOS prefers crops centred on the object."""
-    g = torch.Generator().manual_seed(seed)
-    (root / "annotations").mkdir(parents=True)
-    (root / "bbox").mkdir()
-    ids = [str(1000 + i) for i in range(n)]
-    sizes = {}
-    for image_id in ids:
-        w, h = 400, 300
-        sizes[image_id] = [w, h]
-        ox, oy = (torch.rand(2, generator=g) * torch.tensor([200.0, 150.0])).tolist()
-        objects = [[oy, ox, oy + 100, ox + 120]] * 10
-        lines = []
-        for _ in range(20):
-            x1, y1 = (torch.rand(2, generator=g) * torch.tensor([150.0, 100.0])).tolist()
-            x2, y2 = x1 + 240, y1 + 190
-            centre_gap = abs((x1 + x2) / 2 - (ox + 60)) / w + abs((y1 + y2) / 2 - (oy + 50)) / h
-            mos = max(1.0, min(5.0, 4.5 - 6 * centre_gap))
-            lines.append(f"{y1:.0f} {x1:.0f} {y2:.0f} {x2:.0f} {mos:.2f}")
-        (root / "annotations" / f"{image_id}.txt").write_text("\n".join(lines) + "\n")
-        (root / "bbox" / f"{image_id}.txt").write_text("\n".join(" ".join(f"{v:.0f}" for v in b) for b in objects) + "\n")
-    (root / "split.json").write_text(json.dumps({"train": ids, "test": []}))
-    (root / "image_sizes.json").write_text(json.dumps(sizes))
-    return ids
-
-
 def test_train_prior_learns(tmp_path):
-    _tiny_gaicd(tmp_path / "gaicd")
+    make_gaicd(tmp_path / "gaicd")
     logs = []
     results = train_prior(tmp_path / "gaicd", tmp_path / "prior.safetensors", epochs=30, val_fraction=0.25,
                           images_per_step=3, log=logs.append)

@@ -1,0 +1,89 @@
+"""AestheticCrop speed beside Kornia's RandomResizedCrop, measured in the same run.
+
+    python benchmarks/bench_augment.py                  # CPU, 2 threads, batch 8 of 256x384 -> 192x256
+    python benchmarks/bench_augment.py --device cuda
+
+Rows (time per batch, median of torch.utils.benchmark's blocked_autorange):
+- RandomResizedCrop((192, 256)), cropping_mode="resample": the baseline.
+- AestheticCrop("4:3", size=(192, 256)) with the package's default model (geometry prior) and the default
+  saliency proposer: scoring and cropping, what a training loop pays per batch.
+- the same with S2CNet's GAICv1 configuration (random weights: the official model's speed).
+- AestheticCrop replaying its params (the crop and resize alone, no scoring): the part that compares
+  with RandomResizedCrop's work.
+"""
+import argparse
+import os
+from importlib import resources
+
+import kornia.augmentation as K
+import torch
+from torch.utils.benchmark import Timer
+
+import s2c_ops
+from s2c_kornia import AestheticCrop
+
+
+def median_ms(fn, min_run_time):
+    timer = Timer("fn()", globals={"fn": fn}, num_threads=torch.get_num_threads())
+    return timer.blocked_autorange(min_run_time=min_run_time).median * 1e3
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--height", type=int, default=256)
+    parser.add_argument("--width", type=int, default=384)
+    parser.add_argument("--size", type=int, nargs=2, default=(192, 256), metavar=("H", "W"))
+    parser.add_argument("--min-run-time", type=float, default=1.0, help="seconds per measurement")
+    parser.add_argument("--no-s2cnet", action="store_true", help="leave out the GAICv1 S2CNet row")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    dev = torch.device(args.device)
+    size = tuple(args.size)
+    ratio = size[1] / size[0]
+
+    g = torch.Generator().manual_seed(0)
+    images = torch.rand(args.batch, 3, args.height, args.width, generator=g).to(dev)
+
+    rrc = K.RandomResizedCrop(size, cropping_mode="resample")
+    rows = [("RandomResizedCrop (kornia), resample", lambda: rrc(images))]
+
+    weights = resources.files("s2c_ops") / "weights" / "geometry_prior.safetensors"
+    if weights.is_file():
+        default = AestheticCrop(ratio, size=size)
+        rows.append(("AestheticCrop, default model (geometry prior) + saliency", lambda: default(images)))
+    else:
+        default = None
+        print(f"(no default-model row: {weights} is not built)")
+    if not args.no_s2cnet:
+        s2cnet = AestheticCrop(ratio, size=size, model=s2c_ops.S2CNet("GAICv1").eval())
+        rows.append(("AestheticCrop, S2CNet GAICv1 + saliency", lambda: s2cnet(images)))
+    replay = default if default is not None else s2cnet if not args.no_s2cnet else None
+    if replay is not None:
+        replay(images)  # choose the crops once
+        params = replay._params
+        rows.append(("AestheticCrop, replaying params (crop + resize only)", lambda: replay(images, params=params)))
+
+    for _, fn in rows:  # warm-up (the scorer is prepared at first use on a device)
+        fn()
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(
+        f"AestheticCrop vs RandomResizedCrop: {args.device}, {torch.get_num_threads()} threads, batch {args.batch} of "
+        f"{args.height}x{args.width} -> {size[0]}x{size[1]} (ratio {ratio:.4g}); load average {load:.2f}\n"
+    )
+    print("| augmentation | ms / batch | vs RandomResizedCrop |")
+    print("| --- | ---: | ---: |")
+    baseline = None
+    for name, fn in rows:
+        ms = median_ms(fn, args.min_run_time)
+        baseline = ms if baseline is None else baseline
+        print(f"| {name} | {ms:.2f} | {ms / baseline:.1f}x |", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,490 @@
+"""``AestheticCrop``: S2CNet's best crop of a given aspect ratio as a Kornia geometric augmentation.
+
+Kornia draws an augmentation's parameters from the batch *shape* (``forward_parameters(batch_shape)``,
+which is also what :class:`~kornia.augmentation.AugmentationSequential` calls before any module runs).
+An aesthetic crop depends on the pixels, so the parameters are made in two steps:
+
+1. ``forward_parameters(shape)``: Kornia's gate (``batch_prob``), ``forward_input_shape``, and, with
+   ``top_k > 1``, one uniform draw per image (``draw``) from torch's global generator, so Kornia's
+   seeding makes the choice reproducible; ``output_size`` when ``size`` is given.
+2. When the image arrives (:meth:`AestheticCrop.forward`), if ``params`` has no ``src`` yet, the crops are
+   chosen and written *into that dict*: the candidates of the ratio are scored in one batched call
+   under ``no_grad`` on the image's device (:meth:`s2c_ops.Cropper.score_candidates`), and per image the
+   best one (or, with ``top_k > 1``, one of the ``top_k`` best picked by the draw with weights
+   ``softmax(score / temperature)``) becomes ``src``/``dst``. A container's parameter list holds that
+   same dict, so its masks, boxes, keypoints and ``inverse`` use the chosen crops; replaying ``params``
+   reuses them without scoring again.
+
+Crops are whole pixels in Kornia's corner convention (``src`` corners ``(x0, y0)``, ``(x0 + w - 1, y0)``,
+``(x0 + w - 1, y0 + h - 1)``, ``(x0, y0 + h - 1)``, as RandomCrop / CenterCrop build them), placed
+within one pixel of the continuous candidate box the model scored.
+"""
+from __future__ import annotations
+
+import copy
+import inspect
+import math
+import numbers
+import warnings
+from typing import Any, Callable, Dict, Optional, Tuple, Union
+
+import torch
+from kornia.augmentation import GeometricAugmentationBase2D
+from kornia.constants import Resample
+from kornia.geometry.transform import crop_by_indices, crop_by_transform_mat
+from torch import Tensor, nn
+
+from s2c_ops.candidates import parse_ratio, ratio_anchors
+from s2c_ops.cropper import Cropper
+from s2c_ops.model import S2CNet
+from s2c_ops.proposals import get_proposer
+
+__all__ = ["AestheticCrop"]
+
+Scorer = Callable[..., Tensor]
+
+#: The smallest crop side ``ratio_anchors`` makes (its ``min_size``): an image that cannot hold a crop of
+#: the ratio with both sides at least this long is rejected.
+MIN_CROP_SIDE = float(inspect.signature(ratio_anchors).parameters["min_size"].default)
+#: Object boxes given to a scorer that has no ``config.bbox_num`` (GAICv1's count).
+DEFAULT_NUM_BOXES = 10
+_MODES = ("resample", "slice")
+
+
+class _DeviceCropper(Cropper):
+    """A Cropper that scores on a given device (the images'), also for scorers without parameters."""
+
+    def __init__(self, model: Scorer, proposer, num_boxes: int, device: torch.device) -> None:
+        super().__init__(model, proposer, num_boxes=num_boxes)
+        self._device = device
+
+    @property
+    def device(self) -> torch.device:
+        return self._device
+
+
+def _module_device(module: nn.Module) -> Optional[torch.device]:
+    for tensor in module.parameters():
+        return tensor.device
+    for tensor in module.buffers():
+        return tensor.device
+    return None
+
+
+def _check_size(size: Any) -> Optional[Tuple[int, int]]:
+    if size is None:
+        return None
+    if isinstance(size, numbers.Integral) and not isinstance(size, bool):
+        size = (int(size), int(size))
+    if not isinstance(size, (tuple, list)) or len(size) != 2:
+        raise ValueError(f"size must be None, an int or a (height, width) pair of ints, got {size!r}")
+    for side in size:
+        if isinstance(side, bool) or not isinstance(side, numbers.Integral):
+            raise ValueError(f"size must hold ints (height, width), got {size!r}")
+        if side < 2:
+            raise ValueError(
+                f"size must be at least 2 pixels on each side (a one-pixel side cannot be mapped back by "
+                f"inverse), got {tuple(size)}"
+            )
+    return int(size[0]), int(size[1])
+
+
+def pixel_crops(boxes: Tensor, ratio: float, height: int, width: int) -> Tensor:
+    """Whole-pixel crops ``(x0, y0, w, h)`` (long, (B, 4)) for continuous ``(x1, y1, x2, y2)`` boxes of
+    aspect ratio ``ratio`` inside a ``height`` x ``width`` image.
+
+    The shorter side is the box's, rounded; the longer one is the shorter times (or divided by) the ratio,
+    rounded, so it is within half a pixel of the exact ratio; the crop is centred on the box and kept
+    inside the image (its sides never exceed it)."""
+    b = boxes.to(torch.float64)
+    bw, bh = b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]
+
+    def sides(short: Tensor, factor: float, short_max: int, long_max: int) -> Tuple[Tensor, Tensor]:
+        s = short.round().clamp(1, short_max)
+        l = (s * factor).round()
+        # A box inside the image has short * factor <= long_max; rounding the short side up can push the
+        # long one past it by at most factor / 2 >= 1/2, which one pixel less on the short side undoes.
+        over = l > long_max
+        s = torch.where(over, (s - 1).clamp_min(1), s)
+        l = torch.where(over, (s * factor).round(), l).clamp(1, long_max)
+        return s, l
+
+    if ratio >= 1:
+        h, w = sides(bh, ratio, height, width)
+    else:
+        w, h = sides(bw, 1 / ratio, width, height)
+    x0 = ((b[:, 0] + b[:, 2] - w) / 2).round()
+    y0 = ((b[:, 1] + b[:, 3] - h) / 2).round()
+    x0 = torch.minimum(x0.clamp_min(0), width - w)
+    y0 = torch.minimum(y0.clamp_min(0), height - h)
+    return torch.stack([x0, y0, w, h], dim=1).long()
+
+
+def _largest_crop_size(height: int, width: int, ratio: float) -> Tuple[int, int]:
+    """(h, w) of the largest whole-pixel crop of ``ratio`` (what ``size=None`` gives for the largest box)."""
+    w0 = min(float(width), height * ratio)
+    box = torch.tensor([[0.0, 0.0, w0, w0 / ratio]])
+    crop = pixel_crops(box, ratio, height, width)[0]
+    return int(crop[3]), int(crop[2])
+
+
+def _corners(x0: Tensor, y0: Tensor, w: Tensor, h: Tensor) -> Tensor:
+    """(B, 4, 2) corners in Kornia's order (top-left, top-right, bottom-right, bottom-left), inclusive."""
+    x1, y1 = x0 + w - 1, y0 + h - 1
+    return torch.stack(
+        [torch.stack([x0, y0], -1), torch.stack([x1, y0], -1), torch.stack([x1, y1], -1), torch.stack([x0, y1], -1)],
+        dim=1,
+    )
+
+
+class AestheticCrop(GeometricAugmentationBase2D):
+    r"""Crop each image to its most aesthetic crop of aspect ratio ``ratio`` (S2CNet), resized to ``size``.
+
+    Args:
+        ratio: crop width / height: a positive finite number or ``"16:9"``, ``"4/3"``, ``"1.5"``.
+        size: output ``(height, width)`` (an int for a square). ``None`` keeps the crop's own size, which
+            needs every image of a call to get a crop of one size (one image, ``same_on_batch=True``, or
+            crops that happen to agree); otherwise the call raises ``ValueError``. Give ``size`` with the
+            ratio's shape, or the crop is stretched (a ``UserWarning`` says so). In an
+            ``AugmentationSequential`` followed by augmentations that depend on the image size, give
+            ``size``: with ``None`` the container cannot know the output size before the image is seen.
+        model: the crop scorer, called like S2CNet: ``model(images, crop_boxes, object_boxes) -> Tensor[K]``
+            with normalised ``(B, 3, h, w)`` images (official pre-processing), a list of B crop boxes and
+            ``num_boxes`` object boxes per image, in those images' pixels. ``None`` (the default) uses the
+            package's default model (:meth:`s2c_ops.prior.GeometryPrior.default`), loaded at first use. An
+            :class:`~s2c_ops.S2CNet` (e.g. ``S2CNet.from_official(...)``) is used through its
+            :meth:`~s2c_ops.S2CNet.fused` inference copy, made at first use on each device; another
+            ``nn.Module`` is used as is on its own device and copied to the images' device when it differs
+            (pass it in eval mode); any other callable gets the images on their device. The model is not a
+            submodule: it is not in ``state_dict()`` and ``.to()`` does not move it.
+        proposer: object boxes for the scorer: a proposer (see :mod:`s2c_ops.proposals`), a proposer name
+            (``"saliency"``, ``"image"``), or ``None`` for the offline saliency proposer.
+        top_k: ``1`` takes the best crop; ``k > 1`` picks one of the ``k`` best at random, weighted by
+            ``softmax(score / temperature)``, from torch's global generator.
+        temperature: the softmax temperature for ``top_k > 1`` (ignored for ``top_k = 1``); ``None`` weighs
+            the ``k`` best equally.
+        p: probability of cropping the whole batch (as in RandomResizedCrop, the batch is cropped or left
+            whole together, since the output size changes).
+        same_on_batch: one crop for the whole batch, the best by the mean score over the batch.
+        keepdim: keep the input's rank (``(C, H, W)`` in, ``(C, h, w)`` out).
+        cropping_mode: ``"resample"`` warps with the 3x3 matrix (bilinear, ``align_corners=True``,
+            differentiable in the image); ``"slice"`` slices the crop and resizes it with ``interpolate``.
+        num_boxes: object boxes per image for the scorer; default ``model.config.bbox_num``, or
+            ``DEFAULT_NUM_BOXES`` (10) for a scorer without a config.
+
+    Shape:
+        - Input: :math:`(C, H, W)` or :math:`(B, C, H, W)` float RGB in [0, 1], ``C = 3``.
+        - Output: :math:`(B, C, h, w)` (``keepdim``: the input's rank).
+
+    Parameters (``aug._params`` after a call): Kornia's ``src``/``dst`` corners (B, 4, 2), ``batch_prob``,
+    ``forward_input_shape``, ``input_size`` and ``output_size`` (B, 2) as ``(height, width)``,
+    ``crop_box`` (B, 4) the continuous ``(x1, y1, x2, y2)`` box the model scored and ``crop_score`` (B,)
+    its score (the batch mean with ``same_on_batch``; NaN where the batch was not cropped), and ``draw``
+    (B,) with ``top_k > 1``.
+    ``transform_matrix`` maps input pixels to output pixels (the crop's corner pixel centres onto the
+    output's); :meth:`inverse` warps the output back onto the input's canvas (zeros outside the crop).
+
+    Raises:
+        ValueError: at construction, for a ratio that is not positive and finite, a bad ``size``,
+            ``top_k``, ``temperature``, ``p``, ``cropping_mode`` or ``num_boxes``; at call time, for an
+            input that is not ``(C, H, W)`` / ``(B, C, H, W)`` with 3 channels, an image too small to hold
+            a crop of the ratio with both sides at least ``MIN_CROP_SIDE`` (16) pixels, or crops of
+            different sizes with ``size=None``.
+        TypeError: a ``model`` or ``proposer`` that is not callable, an input that is not a float tensor.
+
+    Example:
+        >>> import torch
+        >>> from s2c_kornia import AestheticCrop
+        >>> aug = AestheticCrop("4:3", size=(192, 256))                    # doctest: +SKIP
+        >>> out = aug(torch.rand(8, 3, 256, 384))                          # doctest: +SKIP
+        >>> out.shape                                                      # doctest: +SKIP
+        torch.Size([8, 3, 192, 256])
+    """
+
+    def __init__(
+        self,
+        ratio: Union[float, str],
+        size: Optional[Union[int, Tuple[int, int]]] = None,
+        model: Optional[Scorer] = None,
+        proposer: Optional[Union[str, Callable[..., Any]]] = None,
+        top_k: int = 1,
+        temperature: Optional[float] = None,
+        p: float = 1.0,
+        same_on_batch: bool = False,
+        keepdim: bool = False,
+        cropping_mode: str = "resample",
+        *,
+        num_boxes: Optional[int] = None,
+    ) -> None:
+        ratio = parse_ratio(ratio)
+        size = _check_size(size)
+        if isinstance(top_k, bool) or not isinstance(top_k, numbers.Integral) or top_k < 1:
+            raise ValueError(f"top_k must be an int >= 1, got {top_k!r}")
+        if temperature is not None:
+            if isinstance(temperature, bool) or not isinstance(temperature, numbers.Real):
+                raise ValueError(f"temperature must be None or a positive number, got {temperature!r}")
+            temperature = float(temperature)
+            if not (math.isfinite(temperature) and temperature > 0):
+                raise ValueError(f"temperature must be positive and finite, got {temperature!r}")
+        if isinstance(p, bool) or not isinstance(p, numbers.Real) or not 0.0 <= float(p) <= 1.0:
+            raise ValueError(f"p must be a probability in [0, 1], got {p!r}")
+        if cropping_mode not in _MODES:
+            raise ValueError(f"cropping_mode must be one of {_MODES}, got {cropping_mode!r}")
+        if model is not None and not callable(model):
+            raise TypeError(f"model must be None, an S2CNet or a callable scorer, got {type(model).__name__}")
+        if isinstance(proposer, str):
+            proposer = get_proposer(proposer)
+        elif proposer is not None and not callable(proposer):
+            raise TypeError(f"proposer must be None, a proposer name or a callable, got {type(proposer).__name__}")
+        if num_boxes is not None and (
+            isinstance(num_boxes, bool) or not isinstance(num_boxes, numbers.Integral) or num_boxes < 1
+        ):
+            raise ValueError(f"num_boxes must be None or an int >= 1, got {num_boxes!r}")
+        if size is not None:
+            h, w = size
+            if abs(w - h * ratio) > 1 and abs(h - w / ratio) > 1:
+                warnings.warn(
+                    f"size {size} (height, width) has aspect ratio {w / h:.4g}, not {ratio:.4g}: the crops are "
+                    "stretched to it",
+                    UserWarning,
+                    stacklevel=2,
+                )
+
+        # As in RandomResizedCrop: the output size changes, so the batch is gated as a whole.
+        super().__init__(p=1.0, same_on_batch=same_on_batch, p_batch=float(p), keepdim=keepdim)
+        self.flags = {
+            "ratio": ratio,
+            "size": size,
+            "top_k": int(top_k),
+            "temperature": temperature,
+            "resample": Resample.BILINEAR,
+            "align_corners": True,
+            "cropping_mode": cropping_mode,
+            "padding_mode": "zeros",
+        }
+        # Not submodules: the scorer's weights stay out of state_dict() and .to() (see the class doc).
+        object.__setattr__(self, "_model", model)
+        object.__setattr__(self, "_proposer", proposer)
+        self._num_boxes = None if num_boxes is None else int(num_boxes)
+        self._croppers: Dict[str, Cropper] = {}
+
+    def __repr__(self) -> str:
+        model = "default" if self._model is None else type(self._model).__name__
+        proposer = "saliency" if self._proposer is None else type(self._proposer).__name__
+        return f"{super().__repr__()[:-1]}, model={model}, proposer={proposer})"
+
+    # -- the scorer ------------------------------------------------------------------------------
+    @property
+    def model(self) -> Scorer:
+        """The scorer as given, or the package's default model (loaded on first access)."""
+        if self._model is None:
+            from s2c_ops.prior import GeometryPrior
+
+            object.__setattr__(self, "_model", GeometryPrior.default())
+        return self._model
+
+    def cropper(self, device: Union[str, torch.device]) -> Cropper:
+        """The :class:`~s2c_ops.Cropper` that scores images on ``device`` (made on first use)."""
+        device = torch.device(device)
+        key = str(device)
+        cropper = self._croppers.get(key)
+        if cropper is not None:
+            return cropper
+        model = self.model
+        num_boxes = self._num_boxes
+        if num_boxes is None:
+            num_boxes = getattr(getattr(model, "config", None), "bbox_num", None) or DEFAULT_NUM_BOXES
+        proposer = self._proposer if self._proposer is not None else get_proposer("saliency")
+        cropper = _DeviceCropper(model, proposer, num_boxes, device)
+        scorer = cropper.model
+        if isinstance(scorer, nn.Module):
+            current = _module_device(scorer)
+            if current is not None and current != device:
+                # The fused copy of an S2CNet is the cropper's own; anything else is copied, never moved.
+                if not isinstance(model, S2CNet):
+                    scorer = copy.deepcopy(scorer)
+                cropper.model = scorer.to(device)
+        self._croppers[key] = cropper
+        return cropper
+
+    # -- parameters ------------------------------------------------------------------------------
+    def generate_parameters(self, batch_shape: Tuple[int, ...]) -> Dict[str, Tensor]:
+        """What the shape alone decides: the random draws (``top_k > 1``) and the output size (``size``).
+        The crops themselves are chosen when the image arrives (:meth:`forward`)."""
+        batch = int(batch_shape[0])
+        params: Dict[str, Tensor] = {}
+        if self.flags["top_k"] > 1:
+            n = 1 if self.same_on_batch else batch
+            draw = torch.rand(n, device=self.device, dtype=torch.float32)
+            params["draw"] = draw.expand(batch).clone() if self.same_on_batch else draw
+        if self.flags["size"] is not None:
+            params["output_size"] = torch.tensor(self.flags["size"], dtype=torch.long).expand(batch, 2).clone()
+        return params
+
+    def _check_input(self, input: Any) -> None:
+        if not isinstance(input, Tensor):
+            raise TypeError(f"AestheticCrop expects a torch.Tensor image, got {type(input).__name__}")
+        if input.dim() not in (3, 4):
+            raise ValueError(
+                f"AestheticCrop expects a (C, H, W) or (B, C, H, W) image batch, got shape {tuple(input.shape)}"
+            )
+        if not input.is_floating_point():
+            raise TypeError(f"AestheticCrop expects float images in [0, 1], got dtype {input.dtype}")
+
+    def forward(self, input: Tensor, params: Optional[Dict[str, Tensor]] = None, **kwargs: Any) -> Tensor:
+        """Crops ``input``; ``params`` from an earlier call (or a container) replays those crops, and
+        parameters drawn from the shape alone (no ``src`` yet) get their crops chosen from ``input``."""
+        self._check_input(input)
+        images = self.transform_tensor(input)
+        if params is None:
+            params = self.forward_parameters(images.shape)
+        if "src" not in params:
+            self.choose_crops(images, params)
+        return super().forward(input, params=params, **kwargs)
+
+    @torch.no_grad()
+    def choose_crops(self, images: Tensor, params: Dict[str, Tensor]) -> Dict[str, Tensor]:
+        """Scores the candidates of ``images`` (B, 3, H, W) and writes the chosen crops into ``params``
+        (``src``, ``dst``, ``input_size``, ``output_size``, ``crop_box``, ``crop_score``); returns it."""
+        b, c, height, width = images.shape
+        ratio = self.flags["ratio"]
+        if c != 3:
+            raise ValueError(f"AestheticCrop needs RGB images (3 channels), got {c} in shape {tuple(images.shape)}")
+        largest_w = min(float(width), height * ratio)
+        largest_h = largest_w / ratio
+        if largest_w < MIN_CROP_SIDE or largest_h < MIN_CROP_SIDE:
+            raise ValueError(
+                f"a {height}x{width} (height x width) image is too small for crops of ratio {ratio:g}: the largest "
+                f"would be {largest_w:.1f}x{largest_h:.1f} px (width x height), under the model's minimum side "
+                f"of {MIN_CROP_SIDE:g} px"
+            )
+        gate = params.get("batch_prob")
+        cropped = b > 0 and (gate is None or self.p_batch == 1.0 or bool((gate > 0.5).any()))
+        if cropped:
+            boxes, scores = self.cropper(images.device).score_candidates(images, ratio)
+            chosen, score = self._pick(boxes, scores.float(), params.get("draw"))
+            chosen, score = chosen.cpu().float(), score.cpu().float()
+            x0, y0, w, h = pixel_crops(chosen, ratio, height, width).unbind(1)
+        else:  # a skipped batch keeps the whole image (the output is the input; this is what the matrix says)
+            chosen = torch.tensor([[0.0, 0.0, float(width), float(height)]]).expand(b, 4)
+            score = torch.full((b,), float("nan"))
+            x0, y0, w, h = torch.tensor([[0, 0, width, height]]).expand(b, 4).unbind(1)
+
+        if self.flags["size"] is not None:
+            out_h, out_w = self.flags["size"]
+        elif b == 0:
+            out_h, out_w = _largest_crop_size(height, width, ratio)
+        elif not cropped:
+            out_h, out_w = height, width
+        else:
+            sizes = torch.unique(torch.stack([h, w], 1), dim=0)
+            if len(sizes) > 1:
+                listed = ", ".join(f"{int(hw[1])}x{int(hw[0])}" for hw in sizes[:4])
+                raise ValueError(
+                    f"the chosen crops differ in size across the batch ({listed}, width x height): pass "
+                    "size=(height, width) to resize them to one size, or same_on_batch=True"
+                )
+            out_h, out_w = int(sizes[0, 0]), int(sizes[0, 1])
+
+        zeros = torch.zeros(b, dtype=torch.float32)
+        params["src"] = _corners(x0.float(), y0.float(), w.float(), h.float())
+        params["dst"] = _corners(zeros, zeros, torch.full((b,), float(out_w)), torch.full((b,), float(out_h)))
+        params["input_size"] = torch.tensor([height, width], dtype=torch.long).expand(b, 2).clone()
+        params["output_size"] = torch.tensor([out_h, out_w], dtype=torch.long).expand(b, 2).clone()
+        params["crop_box"] = chosen.clone()
+        params["crop_score"] = score
+        return params
+
+    def _pick(self, boxes: Tensor, scores: Tensor, draw: Optional[Tensor]) -> Tuple[Tensor, Tensor]:
+        """Per image, the chosen candidate box (B, 4) and its score (B,), on the scores' device."""
+        b = scores.shape[0]
+        if self.same_on_batch:
+            scores = scores.mean(0, keepdim=True)
+        k = min(self.flags["top_k"], scores.shape[1])
+        top, index = torch.sort(scores, dim=1, descending=True, stable=True)
+        top, index = top[:, :k], index[:, :k]
+        choice = torch.zeros(len(index), dtype=torch.long, device=index.device)
+        if k > 1:
+            if draw is None:
+                raise RuntimeError("params has no 'draw' for top_k > 1: make them with forward_parameters")
+            temperature = self.flags["temperature"]
+            weights = torch.full_like(top, 1.0 / k) if temperature is None else torch.softmax(top / temperature, dim=1)
+            cdf = weights.cumsum(1)
+            u = draw.to(cdf.device, cdf.dtype)[: len(cdf), None]
+            choice = (cdf < u * cdf[:, -1:]).sum(1).clamp_max(k - 1)
+        rows = torch.arange(len(index), device=index.device)
+        picked, score = index[rows, choice], top[rows, choice]
+        if self.same_on_batch:
+            picked, score = picked.expand(b), score.expand(b)
+        return boxes[picked], score
+
+    # -- the transformation ----------------------------------------------------------------------
+    def compute_transformation(self, input: Tensor, params: Dict[str, Tensor], flags: Dict[str, Any]) -> Tensor:
+        """The (B, 3, 3) matrix taking input pixels to output pixels: the ``src`` corners onto ``dst``'s
+        (a scale and a translation, as ``get_perspective_transform`` gives for these boxes)."""
+        if "src" not in params or "dst" not in params:
+            raise RuntimeError(
+                "AestheticCrop chooses its crops from the image: call it on the image first, or pass the "
+                "params of an earlier call"
+            )
+        dtype = torch.float64 if input.dtype == torch.float64 else torch.float32
+        src = params["src"].to(input.device, dtype)
+        dst = params["dst"].to(input.device, dtype)
+        scale = (dst[:, 2] - dst[:, 0]) / (src[:, 2] - src[:, 0])  # (B, 2): x and y
+        shift = dst[:, 0] - scale * src[:, 0]
+        matrix = torch.zeros(src.shape[0], 3, 3, device=input.device, dtype=dtype)
+        matrix[:, 0, 0], matrix[:, 1, 1] = scale[:, 0], scale[:, 1]
+        matrix[:, :2, 2] = shift
+        matrix[:, 2, 2] = 1
+        return matrix.to(input.dtype)
+
+    def _output_size(self, input: Tensor, params: Dict[str, Tensor], flags: Dict[str, Any]) -> Tuple[int, int]:
+        if flags["size"] is not None:
+            return tuple(flags["size"])
+        out = params["output_size"]
+        if len(out) == 0:  # an empty batch gets the size of the largest crop of the ratio
+            return _largest_crop_size(input.shape[-2], input.shape[-1], flags["ratio"])
+        return int(out[0, 0]), int(out[0, 1])
+
+    def apply_transform(
+        self, input: Tensor, params: Dict[str, Tensor], flags: Dict[str, Any], transform: Optional[Tensor] = None
+    ) -> Tensor:
+        size = self._output_size(input, params, flags)
+        if input.shape[0] == 0:
+            return input.new_zeros(0, input.shape[1], *size)
+        if flags["cropping_mode"] == "resample":
+            if not isinstance(transform, Tensor):
+                raise TypeError(f"Expected the `transform` be a torch.Tensor. Got {type(transform)}.")
+            return crop_by_transform_mat(
+                input,
+                transform[:, :2, :],
+                size,
+                mode=flags["resample"].name.lower(),
+                padding_mode="zeros",
+                align_corners=flags["align_corners"],
+            )
+        if flags["cropping_mode"] == "slice":
+            mode = "nearest-exact" if flags["resample"] == Resample.NEAREST else flags["resample"].name.lower()
+            align_corners = None if mode.startswith("nearest") else flags["align_corners"]
+            return crop_by_indices(input, params["src"], size, interpolation=mode, align_corners=align_corners)
+        raise NotImplementedError(f"Not supported type: {flags['cropping_mode']}.")
+
+    def inverse_transform(
+        self,
+        input: Tensor,
+        flags: Dict[str, Any],
+        transform: Optional[Tensor] = None,
+        size: Optional[Tuple[int, int]] = None,
+    ) -> Tensor:
+        if not isinstance(size, tuple):
+            raise TypeError(f"Expected the size be a tuple. Got {type(size)}")
+        if not isinstance(transform, Tensor):
+            raise TypeError(f"Expected the `transform` be a torch.Tensor. Got {type(transform)}.")
+        return crop_by_transform_mat(
+            input,
+            transform[:, :2, :],
+            size,
+            mode=flags["resample"].name.lower(),
+            padding_mode=flags["padding_mode"],
+            align_corners=flags["align_corners"],
+        )
