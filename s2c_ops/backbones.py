@@ -8,9 +8,7 @@ the ``out_indices`` giving those three maps; its channel counts come from timm's
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Sequence, Tuple
 
-import timm
 import torch
-from timm.layers import BatchNormAct2d
 from torch import Tensor, nn
 
 
@@ -43,6 +41,8 @@ def register(name: str, factory: Callable[[bool], nn.Module] = None, *, timm_nam
         indices = tuple(out_indices)
 
         def factory(pretrained: bool, _timm_name=timm_name) -> nn.Module:
+            import timm  # imported on first use: it costs ~1 s at start-up
+
             return timm.create_model(_timm_name, pretrained=pretrained, features_only=True, out_indices=indices)
 
         description = description or f"timm {timm_name}, stages {indices}"
@@ -81,6 +81,8 @@ def fold_batchnorm(module: nn.Module) -> int:
     """Folds eval-mode BatchNorms into the convolutions they follow, in place; returns how many.
     A BatchNorm is folded when it is the sibling right after a Conv2d (timm's BatchNormAct2d keeps its
     activation). Only valid for modules where that order is the forward order."""
+    from timm.layers import BatchNormAct2d
+
     folded = 0
     for parent in module.modules():
         names = list(parent._modules)

@@ -8,6 +8,7 @@ from typing import List, Optional
 
 import torch
 
+from . import crop_cli
 from .config import OFFICIAL
 
 
@@ -117,6 +118,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--val-fraction", type=float, default=0.2)
     p.add_argument("--hidden", type=int, default=64)
     p.set_defaults(func=cmd_train_prior)
+
+    crop_cli.add_parser(sub)
     return parser
 
 
