@@ -565,7 +565,6 @@ class Outcome:
 def score_outcomes(cropper, outcomes: List[Outcome], job: Job, given: Optional["BoxesFile"]) -> None:
     """Scores the decoded inputs of ``outcomes`` (one call per group of same-size model inputs)."""
     from .cropper import Cropper
-    from .proposals import GivenBoxes
     from .transforms import Resize
 
     work = []  # (outcome, ok ratio specs, candidates, object boxes)
@@ -592,27 +591,24 @@ def score_outcomes(cropper, outcomes: List[Outcome], job: Job, given: Optional["
     groups: Dict[tuple, list] = {}
     for item in work:
         groups.setdefault(tuple(item[0].decoded.pixels.shape[-2:]), []).append(item)
-    saved_proposer = cropper.proposer
-    try:
-        for members in groups.values():
-            for start in range(0, len(members), cropper.batch_size):
-                batch = members[start : start + cropper.batch_size]
-                try:
-                    resized = torch.stack([o.decoded.pixels for o, _, _, _ in batch]).float()
-                    geometry = [Resize((o.decoded.height, o.decoded.width), tuple(resized.shape[-2:])) for o, *_ in batch]
-                    if given is not None:
-                        cropper.proposer = GivenBoxes([g.boxes_to_model(objs) for g, (_, _, _, objs) in zip(geometry, batch)])
-                    scores = cropper._score_resized(resized, geometry, [torch.cat(c) for _, _, c, _ in batch])
-                except Exception as e:  # the model failed on this batch (e.g. out of memory): its inputs fail
-                    for o, *_ in batch:
-                        o.error = f"model failed on this batch: {type(e).__name__}: {e}".splitlines()[0]
-                    continue
-                for (o, specs, cands, _), s in zip(batch, scores):
-                    best = Cropper._best(cands, s.float().cpu(), [r.value for r in specs], job.top_k)
-                    for r in specs:
-                        o.results[r.text] = (best[r.value].boxes, best[r.value].scores)
-    finally:
-        cropper.proposer = saved_proposer
+    for members in groups.values():
+        for start in range(0, len(members), cropper.batch_size):
+            batch = members[start : start + cropper.batch_size]
+            try:
+                resized = torch.stack([o.decoded.pixels for o, _, _, _ in batch]).float()
+                geometry = [Resize((o.decoded.height, o.decoded.width), tuple(resized.shape[-2:])) for o, *_ in batch]
+                objects = None
+                if given is not None:
+                    objects = [g.boxes_to_model(objs) for g, (_, _, _, objs) in zip(geometry, batch)]
+                scores = cropper.score_resized(resized, geometry, [torch.cat(c) for _, _, c, _ in batch], objects)
+            except Exception as e:  # the model failed on this batch (e.g. out of memory): its inputs fail
+                for o, *_ in batch:
+                    o.error = f"model failed on this batch: {type(e).__name__}: {e}".splitlines()[0]
+                continue
+            for (o, specs, cands, _), s in zip(batch, scores):
+                best = Cropper.best_crops(cands, s.float().cpu(), [r.value for r in specs], job.top_k)
+                for r in specs:
+                    o.results[r.text] = (best[r.value].boxes, best[r.value].scores)
 
 
 class BoxesFile:

@@ -13,7 +13,7 @@ from torch import Tensor
 
 from .candidates import parse_ratio, ratio_anchors
 from .model import S2CNet
-from .proposals import Proposer, get_proposer
+from .proposals import GivenBoxes, Proposer, get_proposer
 from .transforms import ImageLike, OfficialPreprocess, Resize
 
 RatioLike = Union[float, str]
@@ -98,7 +98,7 @@ class Cropper:
                 batch = members[start : start + self.batch_size]
                 scores = self._score([prepared[i] for i in batch], [candidates[i] for i in batch])
                 for i, image_scores in zip(batch, scores):
-                    results[i] = self._best(candidates[i], image_scores, values, top_k)
+                    results[i] = self.best_crops(candidates[i], image_scores, values, top_k)
         return results
 
     def _candidates(self, index: int, geometry: Resize, ratios: List[float]) -> List[Tensor]:
@@ -121,29 +121,37 @@ class Cropper:
         h, w = images.shape[-2:]
         boxes = ratio_anchors(h, w, parse_ratio(ratio)).to(images.device)
         resized, geometry = self.preprocess.resize_batch(images.float() * 255)
-        scores = self._score_resized(resized, geometry, [boxes] * len(images))
+        scores = self.score_resized(resized, geometry, [boxes] * len(images))
         return boxes, torch.stack(scores).to(images.device)
 
     def _score(self, prepared, candidates) -> List[Tensor]:
         resized = torch.stack([r for r, _ in prepared])
-        scores = self._score_resized(resized, [g for _, g in prepared], [torch.cat(b) for b in candidates])
+        scores = self.score_resized(resized, [g for _, g in prepared], [torch.cat(b) for b in candidates])
         return [s.float().cpu() for s in scores]
 
-    def _score_resized(self, resized: Tensor, geometry, boxes: List[Tensor]) -> List[Tensor]:
-        """Scores of ``boxes`` (original pixels, one tensor per image) on ``resized`` images (one
-        size); ``geometry`` is their Resize, or one per image."""
+    def score_resized(
+        self, resized: Tensor, geometry, boxes: List[Tensor], objects: Optional[List[Tensor]] = None
+    ) -> List[Tensor]:
+        """Scores of ``boxes`` (original pixels, one tensor per image) on ``resized`` images (one size,
+        values in [0, 255] as :meth:`OfficialPreprocess.resize` gives them); ``geometry`` is their
+        Resize, or one per image. ``objects`` (model pixels, one tensor per image) replace the
+        proposer's boxes when given."""
         device = self.device
         resized = resized.to(device)
         geometries = geometry if isinstance(geometry, list) else [geometry] * len(boxes)
         height, width = resized.shape[-2:]
         bounds = torch.tensor([width, height, width, height], dtype=torch.float32, device=device)
         crop_boxes = [torch.minimum(g.boxes_to_model(b.to(device)), bounds) for g, b in zip(geometries, boxes)]
-        objects = self.proposer(self.preprocess.unnormalised(resized), self.num_boxes)
+        if objects is None:
+            objects = self.proposer(self.preprocess.unnormalised(resized), self.num_boxes)
+        else:
+            objects = GivenBoxes([o.to(device) for o in objects])(self.preprocess.unnormalised(resized), self.num_boxes)
         scores = self.model(self.preprocess.normalise(resized), crop_boxes, objects)
         return list(scores.split([len(b) for b in crop_boxes]))
 
     @staticmethod
-    def _best(candidates: List[Tensor], scores: Tensor, ratios: List[float], top_k: int) -> Dict[float, CropResult]:
+    def best_crops(candidates: List[Tensor], scores: Tensor, ratios: List[float], top_k: int) -> Dict[float, CropResult]:
+        """The ``top_k`` best of each ratio's candidates, given the scores of all of them in order."""
         out = {}
         for ratio, boxes, s in zip(ratios, candidates, scores.split([len(b) for b in candidates])):
             order = torch.argsort(s, descending=True, stable=True)[:top_k]

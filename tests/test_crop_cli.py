@@ -428,7 +428,7 @@ def test_inputs_folders_globs_duplicates_and_clashes(tmp_path, capsys):
 
 
 def test_given_boxes(tmp_path, capsys, monkeypatch):
-    from s2c_ops import proposals
+    from s2c_ops import cropper, proposals
 
     seen = []
 
@@ -437,7 +437,7 @@ def test_given_boxes(tmp_path, capsys, monkeypatch):
             seen.append([b.clone() for b in boxes])
             super().__init__(boxes)
 
-    monkeypatch.setattr(proposals, "GivenBoxes", Recording)
+    monkeypatch.setattr(cropper, "GivenBoxes", Recording)  # what Cropper.score_resized builds from --boxes
     photo(400, 300).save(tmp_path / "p.png")
     photo(300, 400).save(tmp_path / "q.png")
     boxes = {"p.png": [[100, 75, 300, 225]], str(tmp_path / "q.png"): []}
