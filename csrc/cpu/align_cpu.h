@@ -2,6 +2,10 @@
 // separable grid of sample points.
 #pragma once
 
+#include <ATen/core/Tensor.h>
+#include <ATen/ops/empty.h>
+#include <ATen/ops/zeros.h>
+
 #include <cstdint>
 #include <vector>
 
@@ -9,6 +13,7 @@
 #include <sys/mman.h>
 #endif
 
+#include "../align_checks.h"
 #include "../align_common.h"
 
 namespace s2c {
@@ -29,6 +34,50 @@ inline void advise_huge_pages(void* data, int64_t bytes) {
     madvise(reinterpret_cast<void*>(begin), end - begin, MADV_HUGEPAGE);
   }
 #endif
+}
+
+// The prologue shared by the CPU forward kernels: validation, the output, contiguous inputs.
+// `input` and `rois` stay undefined when the output is empty (nothing to compute).
+struct ForwardCall {
+  at::Tensor input, rois, out;
+};
+
+inline ForwardCall begin_forward(const char* op, const at::Tensor& input, const at::Tensor& rois,
+                                 double spatial_scale, int64_t ph, int64_t pw) {
+  check_align_forward(op, input, rois, spatial_scale, ph, pw);
+  TORCH_CHECK(input.is_cpu(), s2c::msg(op, ": the CPU kernel was given a ", input.device().str(), " tensor"));
+  check_roi_values_cpu(op, rois, input.size(0));
+  ForwardCall call;
+  call.out = at::empty({rois.size(0), input.size(1), ph, pw}, input.options());
+  if (call.out.numel() > 0) {
+    advise_huge_pages(call.out.data_ptr(), call.out.nbytes());
+    call.input = input.contiguous();
+    call.rois = rois.contiguous();
+  }
+  return call;
+}
+
+// The same for the backward kernels, whose every output element is written when `grad` is defined.
+struct BackwardCall {
+  at::Tensor grad, rois, grad_input;
+};
+
+inline BackwardCall begin_backward(const char* op, const at::Tensor& grad, const at::Tensor& rois,
+                                   double spatial_scale, int64_t ph, int64_t pw, int64_t N, int64_t C,
+                                   int64_t H, int64_t W) {
+  check_align_backward(op, grad, rois, spatial_scale, ph, pw, N, C, H, W);
+  TORCH_CHECK(grad.is_cpu(), s2c::msg(op, ": the CPU kernel was given a ", grad.device().str(), " tensor"));
+  check_roi_values_cpu(op, rois, N);
+  BackwardCall call;
+  if (rois.size(0) == 0 || C == 0 || N == 0) {
+    call.grad_input = at::zeros({N, C, H, W}, grad.options());
+    return call;
+  }
+  call.grad_input = at::empty({N, C, H, W}, grad.options());
+  advise_huge_pages(call.grad_input.data_ptr(), call.grad_input.nbytes());
+  call.grad = grad.contiguous();
+  call.rois = rois.contiguous();
+  return call;
 }
 
 // ROI indices grouped by image, stable within each image: the ROIs of image n are

@@ -6,10 +6,8 @@
 #include <ATen/Parallel.h>
 #include <ATen/core/Tensor.h>
 #include <ATen/ops/empty.h>
-#include <ATen/ops/zeros.h>
 #include <torch/library.h>
 
-#include "../align_checks.h"
 #include "align_cpu.h"
 
 namespace s2c {
@@ -81,19 +79,15 @@ std::vector<Block> discarded_blocks(const scalar_t* rois, int64_t num_rois, acc_
 
 at::Tensor rod_align_forward(const at::Tensor& input_, const at::Tensor& rois_, double spatial_scale,
                              int64_t ph, int64_t pw) {
-  check_align_forward(kForward, input_, rois_, spatial_scale, ph, pw);
-  TORCH_CHECK(input_.is_cpu(),
-              s2c::msg(kForward, ": the CPU kernel was given a ", input_.device().str(), " tensor"));
-  const int64_t N = input_.size(0), C = input_.size(1), H = input_.size(2), W = input_.size(3);
-  const int64_t K = rois_.size(0);
-  check_roi_values_cpu(kForward, rois_, N);
-  at::Tensor out = at::empty({K, C, ph, pw}, input_.options());
-  if (K == 0 || C == 0) {
+  ForwardCall call = begin_forward(kForward, input_, rois_, spatial_scale, ph, pw);
+  at::Tensor out = call.out;
+  if (!call.input.defined()) {
     return out;
   }
-  advise_huge_pages(out.data_ptr(), out.nbytes());
-  const at::Tensor input = input_.contiguous();
-  const at::Tensor rois = rois_.contiguous();
+  const at::Tensor& input = call.input;
+  const at::Tensor& rois = call.rois;
+  const int64_t N = input.size(0), C = input.size(1), H = input.size(2), W = input.size(3);
+  const int64_t K = rois.size(0);
   const int64_t plane = ph * pw;
 
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, input.scalar_type(), kForward, [&] {
@@ -141,19 +135,14 @@ at::Tensor rod_align_forward(const at::Tensor& input_, const at::Tensor& rois_, 
 
 at::Tensor rod_align_backward(const at::Tensor& grad_, const at::Tensor& rois_, double spatial_scale,
                               int64_t ph, int64_t pw, int64_t N, int64_t C, int64_t H, int64_t W) {
-  check_align_backward(kBackward, grad_, rois_, spatial_scale, ph, pw, N, C, H, W);
-  TORCH_CHECK(grad_.is_cpu(),
-              s2c::msg(kBackward, ": the CPU kernel was given a ", grad_.device().str(), " tensor"));
-  check_roi_values_cpu(kBackward, rois_, N);
-  const int64_t K = rois_.size(0);
-  if (K == 0 || C == 0 || N == 0) {
-    return at::zeros({N, C, H, W}, grad_.options());
+  BackwardCall call = begin_backward(kBackward, grad_, rois_, spatial_scale, ph, pw, N, C, H, W);
+  at::Tensor grad_input = call.grad_input;
+  if (!call.grad.defined()) {
+    return grad_input;
   }
-  // Every element is written below.
-  at::Tensor grad_input = at::empty({N, C, H, W}, grad_.options());
-  advise_huge_pages(grad_input.data_ptr(), grad_input.nbytes());
-  const at::Tensor grad = grad_.contiguous();
-  const at::Tensor rois = rois_.contiguous();
+  const at::Tensor& grad = call.grad;
+  const at::Tensor& rois = call.rois;
+  const int64_t K = rois.size(0);
   const int64_t plane = ph * pw;
 
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, grad.scalar_type(), kBackward, [&] {
