@@ -184,3 +184,23 @@ def load_model(cls, path: PathLike, map_location="cpu"):
     model = cls(read_config(path))
     _load(model, load_file(os.fspath(path), device=str(map_location or "cpu")), True, os.fspath(path))
     return model.eval()
+
+
+def load_weights(path: PathLike):
+    """A model saved by this package: an S2CNet (``S2CNet.save``) or a geometry prior
+    (``GeometryPrior.save``), told apart by the file's metadata. ``path`` may be a run folder holding
+    ``model.safetensors`` (what ``s2c train`` writes). Returns ``(model, description)``."""
+    from safetensors import safe_open
+
+    from .model import S2CNet
+    from .prior import FORMAT as PRIOR_FORMAT
+    from .prior import GeometryPrior
+
+    file = os.path.join(path, "model.safetensors") if os.path.isdir(path) else os.fspath(path)
+    if not os.path.isfile(file):
+        raise FileNotFoundError(f"no such weights file ({file})")
+    with safe_open(file, framework="pt") as f:
+        fmt = (f.metadata() or {}).get("format")
+    if fmt == PRIOR_FORMAT:
+        return GeometryPrior.load(file), f"geometry prior ({file})"
+    return S2CNet.load(file), f"S2CNet ({file})"

@@ -47,32 +47,34 @@ def cmd_eval(args) -> int:
     from tqdm import tqdm
 
     from .metrics import GAICMetrics
+    from .prior import GeometryPrior
 
     metrics = GAICMetrics()
     progress = dict(disable=not sys.stderr.isatty(), unit="image")
-    if args.model == "prior":
-        from .prior import GeometryPrior
+    model, label = None, "geometry prior"
+    if args.weights:
+        from .checkpoints import load_weights
+
+        model, label = load_weights(args.weights)
+    if args.model == "prior" or isinstance(model, GeometryPrior):
         from .prior_training import load_geometry, prior_scores
 
-        model = GeometryPrior.load(args.weights) if args.weights else GeometryPrior.default()
+        if model is None:
+            model = GeometryPrior.default()
         with torch.no_grad():
             for image in tqdm(load_geometry(args.data, args.split), desc="eval prior", **progress):
                 metrics.update(image["id"], prior_scores(model, image), image["mos"])
-        label = "geometry prior"
     else:
-        from .data import GAICD
+        from .data import GAICD, read_split
         from .model import S2CNet
 
         if args.official:
             model = S2CNet.from_official(args.official, args.config)
             label = f"S2CNet {args.config} ({args.official})"
-        else:
-            model = S2CNet.load(args.weights)
-            label = f"S2CNet ({args.weights})"
         device = torch.device(args.device)
         model = model.fused().to(device)
         dataset = GAICD.with_images(args.data, args.split)
-        missing = len(GAICD._split_ids(Path(args.data), args.split)) - len(dataset)
+        missing = len(read_split(Path(args.data) / "split.json")[args.split]) - len(dataset)
         if missing:
             print(f"note: {missing} images of the {args.split} split have no pixels here; evaluating {len(dataset)}",
                   file=sys.stderr)
@@ -97,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", default="test", choices=["train", "test"])
     which = p.add_mutually_exclusive_group(required=True)
     which.add_argument("--official", metavar="CKPT", help="an official S2CNet checkpoint (needs --config)")
-    which.add_argument("--weights", metavar="FILE", help="weights saved by this package (S2CNet, or the prior with --model prior)")
+    which.add_argument("--weights", metavar="RUN", help="weights saved by this package: a file, or an `s2c train` run folder")
     which.add_argument("--model", choices=["prior"], help="the geometry prior (no pixels needed)")
     p.add_argument("--config", choices=sorted(OFFICIAL), help="official config of --official")
     p.add_argument("--json", metavar="OUT", help="write metrics and per-image scores here")

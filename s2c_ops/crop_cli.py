@@ -945,21 +945,12 @@ def _load_model(args):
     if args.official:
         return S2CNet.from_official(args.official, args.config), f"S2CNet {args.config} (official checkpoint {args.official})"
     if args.weights:
-        path = args.weights
-        if os.path.isdir(path):
-            path = os.path.join(path, "model.safetensors")
-        if not os.path.isfile(path):
-            raise FileNotFoundError(f"--weights {args.weights}: no such weights file ({path})")
-        from safetensors import safe_open
+        from .checkpoints import load_weights
 
-        from .prior import FORMAT as PRIOR_FORMAT
-        from .prior import GeometryPrior
-
-        with safe_open(path, framework="pt") as f:
-            fmt = (f.metadata() or {}).get("format")
-        if fmt == PRIOR_FORMAT:
-            return GeometryPrior.load(path), f"geometry prior ({path})"
-        return S2CNet.load(path), f"S2CNet ({path})"
+        try:
+            return load_weights(args.weights)
+        except FileNotFoundError as e:
+            raise FileNotFoundError(f"--weights {args.weights}: {e}") from None
     return None, "geometry prior (default)"
 
 

@@ -37,8 +37,14 @@ def photo(width=240, height=160, seed=0) -> Image.Image:
     return Image.fromarray(np.clip(np.stack([r, g, b], -1), 0, 255).astype(np.uint8), "RGB")
 
 
+_SRGB_ICC = []
+
+
 def srgb_icc() -> bytes:
-    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    """One sRGB profile for the whole run (a new one carries a new creation time in its header)."""
+    if not _SRGB_ICC:
+        _SRGB_ICC.append(ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes())
+    return _SRGB_ICC[0]
 
 
 def png_bomb(path: Path, width=100_000, height=100_000) -> None:

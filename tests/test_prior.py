@@ -1,8 +1,11 @@
 """The geometry prior (the offline default model), its training, and `s2c eval` / `s2c train-prior`."""
 import json
+from pathlib import Path
 
 import pytest
 import torch
+
+import s2c_ops.prior
 
 from conftest import SHARED, golden_path
 from synthetic import make_gaicd
@@ -71,6 +74,11 @@ def test_cli_eval_prior_json(tmp_path, capsys):
     assert record["mos"] == pytest.approx(mos)  # the annotation file's crop order
     assert len(record["scores"]) == len(mos)
     assert "| srcc |" in capsys.readouterr().out
+    # The same weights given as a file are recognised as the prior (no pixels needed).
+    weights = Path(s2c_ops.prior.__file__).parent / "weights" / "geometry_prior.safetensors"
+    again = tmp_path / "again.json"
+    assert cli.main(["eval", "--data", str(GAIC), "--split", "train", "--weights", str(weights), "--json", str(again)]) == 0
+    assert json.loads(again.read_text())["metrics"] == result["metrics"]
 
 
 @needs_gaic

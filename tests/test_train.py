@@ -39,6 +39,11 @@ def test_train_resume_and_frozen_batchnorm(tmp_path):
     assert not torch.equal(last.head.weight, first.head.weight)
     summary = json.loads((run / "summary.json").read_text())
     assert summary["world_size"] == 1 and summary["last"]["epoch"] == 3
+    # The run folder evaluates as it is.
+    out = tmp_path / "eval.json"
+    assert cli.main(["eval", "--data", str(data), "--split", "test", "--weights", str(run), "--device", "cpu",
+                     "--json", str(out)]) == 0
+    assert json.loads(out.read_text())["metrics"]["images"] == 1
 
 
 @pytest.mark.skipif(not os.path.exists(IMAGENET), reason=f"{IMAGENET} is not here (make imagenet-weights puts it there)")
