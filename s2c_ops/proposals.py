@@ -40,6 +40,7 @@ import abc
 import math
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -483,27 +484,26 @@ def saliency_map(
 
 
 def label_components(mask: Tensor) -> Tensor:
-    """8-connected components of ``mask`` ``[N, h, w]`` (bool), torch only, vectorised over ``N``.
+    """8-connected components of ``mask`` ``[N, h, w]`` (bool), each map on its own.
 
-    Returns ``int64`` labels ``[N, h, w]``: 0 for background, and for foreground the largest
-    ``1 + flat index`` of the component's pixels (so labels are unique within each map, not dense).
-    Label propagation (3x3 max filter inside the mask) with pointer jumping, until nothing changes.
+    Returns ``int64`` labels ``[N, h, w]`` on ``mask``'s device: 0 for background, and for foreground
+    the largest ``1 + flat index`` of the component's pixels (so labels are unique within each map,
+    not dense, and do not depend on the labelling order). Computed with ``scipy.ndimage.label`` on the
+    CPU: one C pass, where label propagation in torch took most of the proposer's time.
     """
+    from scipy import ndimage
+
     n, h, w = mask.shape
-    size = h * w
-    idx = torch.arange(1, size + 1, dtype=torch.float64 if size >= 2**24 else torch.float32, device=mask.device)
-    lab = torch.where(mask, idx.view(1, h, w), torch.zeros((), dtype=idx.dtype, device=mask.device))
-    fg = mask.to(lab.dtype)
-    for _ in range(size + 1):
-        new = F.max_pool2d(lab[:, None], 3, stride=1, padding=1)[:, 0] * fg
-        flat = new.reshape(n, size)
-        # pointer jumping: the pixel a label names is in the same component and has a label >= it.
-        jumped = flat.gather(1, (flat.long() - 1).clamp_min(0)) * fg.reshape(n, size)
-        new = torch.maximum(flat, jumped).view(n, h, w)
-        if torch.equal(new, lab):
-            break
-        lab = new
-    return lab.long()
+    maps = mask.detach().cpu().numpy().astype(bool)
+    structure = np.zeros((3, 3, 3), dtype=bool)
+    structure[1] = True  # 8-connected within a map, never across maps
+    ids, count = ndimage.label(maps, structure=structure)
+    if count == 0:
+        return torch.zeros((n, h, w), dtype=torch.int64, device=mask.device)
+    flat = np.broadcast_to(np.arange(1, h * w + 1, dtype=np.int64).reshape(1, h, w), (n, h, w))
+    top = ndimage.maximum(flat, labels=ids, index=np.arange(1, count + 1))
+    lut = np.concatenate([[0], np.asarray(top, dtype=np.int64)])
+    return torch.from_numpy(lut[ids]).to(mask.device)
 
 
 def _component_boxes(sal: Tensor, masks: Tensor, image_index: Tensor) -> Tuple[Tensor, Tensor, Tensor, Tensor]:

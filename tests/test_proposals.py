@@ -368,6 +368,11 @@ def test_label_components_matches_scipy():
         # the same partition: a one-to-one map between our labels and scipy's
         pairs = {(int(a), int(b)) for a, b in zip(lab[m].tolist(), ref[m.numpy()].tolist())}
         assert len(pairs) == count == len({a for a, _ in pairs})
+        # each label is 1 + the largest flat index among its component's pixels
+        flat = torch.arange(1, m.numel() + 1).view_as(lab)
+        for value in lab.unique().tolist():
+            if value:
+                assert flat[lab == value].max().item() == value
 
 
 def iou(a, b):
