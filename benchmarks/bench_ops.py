@@ -10,7 +10,7 @@ import torch
 from torch.utils.benchmark import Timer
 from torchvision.ops import roi_align as tv_roi_align
 
-import s2c_ops
+import s2c_ops  # noqa: F401  (registers torch.ops.s2c)
 
 # name: (images, channels, height, width, rois per image, points, image stride)
 SIZES = {

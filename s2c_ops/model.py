@@ -7,7 +7,7 @@ with attention biased by their positions and appearances; a head scores the crop
 """
 import copy
 import math
-from typing import List, Optional, Sequence, Tuple
+from typing import Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -77,14 +77,12 @@ class GraphAttention(nn.Module):
         t = t.transpose(1, 2)
         return self.to_out(t.reshape(t.shape[0], t.shape[1], -1))
 
-    def _weights(self, queries: Tensor, keys: Tensor, bias: Tensor) -> Tensor:
-        q = self._split(self.to_q(queries))
-        return (q @ keys.transpose(-1, -2) * self.scale + bias).softmax(dim=-1)
-
     def forward(self, kv: Tensor, queries: Tensor, bias: Tensor) -> Tensor:
         """``kv`` (G, n, 2 * dim) = to_kv(normalised nodes), ``queries`` (G, m, dim), ``bias`` (G, heads, m, n)."""
         k, v = kv.chunk(2, dim=-1)
-        return self._merge(self._weights(queries, self._split(k), bias) @ self._split(v))
+        q = self._split(self.to_q(queries))
+        attn = (q @ self._split(k).transpose(-1, -2) * self.scale + bias).softmax(dim=-1)
+        return self._merge(attn @ self._split(v))
 
     def forward_few(self, normed: Tensor, queries: Tensor, bias: Tensor) -> Tensor:
         """:meth:`forward` for few queries (m much smaller than n): the key and value projections move

@@ -14,7 +14,7 @@ import json
 import os
 from dataclasses import asdict, dataclass
 from importlib import resources
-from typing import Optional, Tuple
+from typing import Optional
 
 import torch
 from torch import Tensor, nn

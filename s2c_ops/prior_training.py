@@ -5,7 +5,6 @@ into a fitting part and a validation part, a within-image pairwise ranking loss 
 gap) plus a small regression term on the normalised MOS, Adam with a cosine schedule. It prints the
 validation metrics beside two simple rules measured on the same images.
 """
-import math
 import random
 from typing import Callable, Dict, List, Optional, Sequence
 

@@ -149,7 +149,7 @@ def train(args: argparse.Namespace) -> Dict:
         sampler.set_epoch(epoch)
         model.train()
         freeze_backbone_batchnorm(model)
-        total, count = torch.zeros(2, dtype=torch.float64), 0
+        total = torch.zeros(2, dtype=torch.float64)
         for batch in loader:
             scores = net(batch["image"].to(device), [b.float().to(device) for b in batch["crop_boxes"]],
                          [b.float().to(device) for b in batch["object_boxes"]])
