@@ -38,6 +38,7 @@ def main():
     parser.add_argument("--size", type=int, nargs=2, default=(192, 256), metavar=("H", "W"))
     parser.add_argument("--min-run-time", type=float, default=1.0, help="seconds per measurement")
     parser.add_argument("--no-s2cnet", action="store_true", help="leave out the GAICv1 S2CNet row")
+    parser.add_argument("--profile", action="store_true", help="the default row's costliest operators")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     dev = torch.device(args.device)
@@ -83,6 +84,16 @@ def main():
         ms = median_ms(fn, args.min_run_time)
         baseline = ms if baseline is None else baseline
         print(f"| {name} | {ms:.2f} | {ms / baseline:.1f}x |", flush=True)
+    if args.profile and default is not None:
+        from torch.profiler import ProfilerActivity, profile
+
+        activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if dev.type == "cuda" else [])
+        with profile(activities=activities) as prof:
+            default(images)
+            if dev.type == "cuda":
+                torch.cuda.synchronize()
+        print("\n# one default-model call, costliest operators by their own CPU time")
+        print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=15, max_name_column_width=60))
 
 
 if __name__ == "__main__":

@@ -7,8 +7,13 @@
    the bare timm MobileNetV2 feature extractor on the same image (the official code: 2.25x).
 2. Batched inference (batch 8) beside a one-image-per-call loop of the same model: images/s.
 3. Peak memory of a batch-64 forward (CPU: growth of the process's peak RSS; CUDA: peak allocated).
+4. CUDA only, at --batch: variants of the batched forward (memory format, CUDA-graph replay, TF32
+   matrix products, bf16 autocast, cuDNN autotuning), each with its largest score difference from the
+   float32 CPU model, the bare backbone at the same batch, and (--profile) the GPU kernels' time shares.
 """
 import argparse
+import contextlib
+import functools
 import resource
 
 import timm
@@ -44,6 +49,110 @@ def interleaved_ms(fns, rounds, min_run_time):
     return {name: sorted(t)[len(t) // 2] for name, t in times.items()}
 
 
+def graphed_forward(model, images, crops, objects):
+    """The forward captured into a CUDA graph once the inputs are checked; replays rescore the same
+    buffers (the align ops skip their value checks under capture, so checking happens before)."""
+    rois_c, rois_o = model.check_inputs(images, crops, objects)
+    size = images.shape[-2:]
+
+    def run():
+        return model.score(model.features(images), rois_c, rois_o, size)
+
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        for _ in range(2):
+            run()
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        out = run()
+    return graph, out
+
+
+def gpu_variants(model, batch, rounds, min_run_time, profile):
+    """Batched forward variants on CUDA, each with its max |score - float32 CPU score|."""
+    images, crops, objects = inputs(batch, "cuda")
+    reference = model.to("cpu").fused()(images.cpu(), [c.cpu() for c in crops], [o.cpu() for o in objects])
+    model.to("cuda")
+    fused = model.fused()
+    nchw = model.fused().use_memory_format(torch.contiguous_format)
+    bf16 = functools.partial(torch.autocast, "cuda", dtype=torch.bfloat16)
+    variants = {
+        "fp32, channels-last backbone (default)": (fused, contextlib.nullcontext),
+        "fp32, NCHW backbone": (nchw, contextlib.nullcontext),
+        "fp32 + TF32 matrix products": (fused, _tf32_matmul),
+        "bf16 autocast, channels-last": (fused, bf16),
+        "bf16 autocast, NCHW": (nchw, bf16),
+    }
+    fns, errors, failed = {}, {}, {}
+    for name, (m, context) in variants.items():
+        with context():
+            errors[name] = (m(images, crops, objects).float().cpu() - reference).abs().max().item()
+        fns[name] = (lambda m=m, context=context: _in(context, m, images, crops, objects))
+    for name, m in (("fp32, channels-last, CUDA graph", fused), ("fp32, NCHW, CUDA graph", nchw)):
+        try:
+            graph, out = graphed_forward(m, images, crops, objects)
+        except RuntimeError as e:  # reported, not fatal: the other variants still run
+            failed[name] = str(e).splitlines()[0][:200]
+            continue
+        graph.replay()
+        errors[name] = (out.cpu() - reference).abs().max().item()
+        fns[name] = graph.replay
+    backbone = timm.create_model("mobilenetv2_100", features_only=True, out_indices=(2, 3, 4)).eval().cuda()
+    backbone_cl = timm.create_model("mobilenetv2_100", features_only=True, out_indices=(2, 3, 4)).eval().cuda()
+    backbone_cl.to(memory_format=torch.channels_last)
+    images_cl = images.contiguous(memory_format=torch.channels_last)
+    fns["bare backbone, fp32 NCHW"] = lambda: backbone(images)
+    fns["bare backbone, fp32 channels-last"] = lambda: backbone_cl(images_cl)
+    fns["bare backbone, bf16 autocast channels-last"] = lambda: _in(bf16, backbone_cl, images_cl)
+    t = interleaved_ms(fns, rounds, min_run_time)
+    torch.backends.cudnn.benchmark = True
+    for name in ("fp32, channels-last backbone (default)", "fp32, NCHW backbone", "bf16 autocast, channels-last"):
+        m, context = variants[name]
+        _in(context, m, images, crops, objects)  # autotunes
+        t[name + ", cudnn.benchmark"] = interleaved_ms({name: fns[name]}, rounds, min_run_time)[name]
+        errors[name + ", cudnn.benchmark"] = errors[name]
+    torch.backends.cudnn.benchmark = False
+    print(f"\n# batch {batch}, CUDA variants; error = max |score - float32 CPU score| (scores span "
+          f"{reference.min():.3f}..{reference.max():.3f})")
+    print("| variant | ms / batch | images/s | max error |\n| --- | ---: | ---: | ---: |")
+    for name, ms in t.items():
+        err = f"{errors[name]:.1e}" if name in errors else "-"
+        print(f"| {name} | {ms:.2f} | {batch / ms * 1e3:.0f} | {err} |")
+    for name, error in failed.items():
+        print(f"| {name} | failed: {error} | | |")
+    if profile:
+        from torch.profiler import ProfilerActivity
+        from torch.profiler import profile as torch_profile
+
+        with torch_profile(activities=[ProfilerActivity.CUDA]) as prof:
+            fused(images, crops, objects)
+            torch.cuda.synchronize()
+        events = prof.key_averages()
+        key = "self_device_time_total" if hasattr(events[0], "self_device_time_total") else "self_cuda_time_total"
+        total = sum(getattr(e, key) for e in events)
+        print(f"\n# GPU kernels of one default fp32 forward at batch {batch}: {total / 1e3:.2f} ms in all")
+        print("| kernel | ms | share | calls |\n| --- | ---: | ---: | ---: |")
+        for e in sorted(events, key=lambda e: -getattr(e, key))[:25]:
+            print(f"| {e.key[:90]} | {getattr(e, key) / 1e3:.3f} | {getattr(e, key) / total:.1%} | {e.count} |")
+
+
+@contextlib.contextmanager
+def _tf32_matmul():
+    before = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = True
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = before
+
+
+def _in(context, fn, *args):
+    with context():
+        return fn(*args)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cpu")
@@ -52,6 +161,7 @@ def main():
     parser.add_argument("--min-run-time", type=float, default=0.4, help="seconds per measurement")
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--memory-batch", type=int, default=64)
+    parser.add_argument("--profile", action="store_true", help="CUDA: the kernels' time shares")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     dev = args.device
@@ -107,6 +217,8 @@ def main():
             fused(images, crops, objects)
             peak = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
         print(f"| batch {m} forward: peak memory growth | {peak:.0f} MiB |")
+        if dev == "cuda":
+            gpu_variants(model, b, args.rounds, args.min_run_time, args.profile)
 
 
 if __name__ == "__main__":

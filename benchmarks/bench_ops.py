@@ -85,6 +85,13 @@ def bench(device, min_run_time):
     return rows
 
 
+def copy_bandwidth_gbs(min_run_time, nbytes=1 << 30):
+    """The card's practical bandwidth: a large device-to-device copy, bytes read plus bytes written."""
+    src = torch.empty(nbytes // 4, device="cuda").uniform_()
+    dst = torch.empty_like(src)
+    return 2 * nbytes / median_ms(lambda: dst.copy_(src), min_run_time) / 1e6
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cpu")
@@ -99,6 +106,8 @@ def main():
     print("| --- | --- | ---: | ---: | ---: | ---: | ---: |")
     for name, op_name, fwd, rf, both, rb, gbs in rows:
         print(f"| {name} | {op_name} | {fwd:.4f} | {rf:.2f}x | {both:.4f} | {rb:.2f}x | {gbs:.0f} |")
+    if args.device == "cuda":
+        print(f"\n# bandwidth ceiling (1 GiB device-to-device copy, read + write): {copy_bandwidth_gbs(args.min_run_time):.0f} GB/s")
 
 
 if __name__ == "__main__":

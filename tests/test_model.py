@@ -49,6 +49,44 @@ def test_golden_scores(golden, device):
     assert scores.argmax() == g["scores"].argmax()
 
 
+def test_memory_formats_agree(golden):
+    """The backbone in NCHW (use_memory_format) scores as the default channels-last one."""
+    g, model = golden
+    nchw = copy.deepcopy(model).use_memory_format(torch.contiguous_format)
+    assert all(p.is_contiguous() for p in nchw.backbone.parameters())
+    with torch.no_grad():
+        args = g["image"], g["crop_boxes"], g["det_boxes"]
+        torch.testing.assert_close(nchw(*args), model(*args), rtol=0, atol=1e-5)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_scoring_captures_in_cuda_graph(golden):
+    """Once the inputs are checked, features + score run inside a CUDA graph (no host sync or copy),
+    and replays give the eager scores, also for new pixels written into the captured buffer."""
+    g, model = golden
+    model = copy.deepcopy(model).cuda().fused()
+    image, crops, dets = g["image"].cuda(), g["crop_boxes"].cuda(), g["det_boxes"].cuda()
+    rois_c, rois_o = model.check_inputs(image, crops, dets)
+    static = image.clone()
+    with torch.no_grad(), torch.backends.cudnn.flags(enabled=True, allow_tf32=False):
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            model.score(model.features(static), rois_c, rois_o, static.shape[-2:])
+        torch.cuda.current_stream().wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            out = model.score(model.features(static), rois_c, rois_o, static.shape[-2:])
+        for pixels in (image, image.flip(-1)):
+            static.copy_(pixels)
+            graph.replay()
+            torch.testing.assert_close(out, model(pixels, crops, dets), rtol=0, atol=1e-5)
+        torch.cuda.synchronize()
+        static.copy_(image)
+        graph.replay()
+        torch.testing.assert_close(out.cpu(), g["scores"], rtol=0, atol=1e-4)
+
+
 def test_golden_crop_boxes_are_grid_anchors():
     g = load_golden(GOLDEN[0])
     h, w = g["image"].shape[-2:]

@@ -2,6 +2,9 @@
 #pragma once
 
 #include <ATen/core/Tensor.h>
+#include <ATen/cuda/CUDAEvent.h>
+
+#include "../align_checks.h"
 
 namespace s2c {
 namespace cuda {
@@ -17,12 +20,40 @@ inline int64_t blocks_for(int64_t n) {
   return std::min<int64_t>((n + kThreads - 1) / kThreads, int64_t(1) << 20);
 }
 
-// Value checks of a CUDA `rois` (finite, integral batch indices in [0, batch_size)): one small kernel
-// and one synchronisation. Skipped while the stream is being captured into a CUDA graph, where a
-// synchronisation is not allowed; the kernels stay memory-safe on such input (an ROI with an invalid
-// batch index gives NaN in the forward and nothing in the backward).
-// Returns whether the ROIs were checked and found in non-decreasing batch-index order.
-bool check_roi_values_cuda(const char* op, const at::Tensor& rois, int64_t batch_size);
+// The checks of a call that need no values, for a CUDA kernel.
+inline void check_forward_cuda(const char* op, const at::Tensor& input, const at::Tensor& rois,
+                               double spatial_scale, int64_t ph, int64_t pw) {
+  check_align_forward(op, input, rois, spatial_scale, ph, pw);
+  TORCH_CHECK(input.is_cuda(), s2c::msg(op, ": the CUDA kernel was given a ", input.device().str(), " tensor"));
+}
+
+inline void check_backward_cuda(const char* op, const at::Tensor& grad, const at::Tensor& rois,
+                                double spatial_scale, int64_t ph, int64_t pw, int64_t N, int64_t C, int64_t H,
+                                int64_t W) {
+  check_align_backward(op, grad, rois, spatial_scale, ph, pw, N, C, H, W);
+  TORCH_CHECK(grad.is_cuda(), s2c::msg(op, ": the CUDA kernel was given a ", grad.device().str(), " tensor"));
+}
+
+// Value checks of a CUDA `rois` (finite, integral batch indices in [0, batch_size)). The constructor
+// launches one small kernel and an asynchronous copy of its verdict to pinned memory; wait()
+// synchronises on that copy and raises. A forward launches its own kernels in between (they are
+// memory-safe on any values: an ROI with an invalid batch index gives NaN in the forward and nothing
+// in the backward), so the synchronisation overlaps them.
+// Skipped while the stream is being captured into a CUDA graph, where a synchronisation is not allowed.
+class RoiValueCheck {
+ public:
+  RoiValueCheck(const char* op, const at::Tensor& rois, int64_t batch_size);
+  // Raises on a problem; returns whether the ROIs were checked and found in non-decreasing
+  // batch-index order (always true for no ROIs, false when the check was skipped).
+  bool wait();
+
+ private:
+  const char* op_;
+  int64_t batch_size_;
+  bool empty_ = false;
+  at::Tensor verdict_;  // pinned: problem flags, first offending row; undefined when skipped
+  at::cuda::CUDAEvent copied_;
+};
 
 }  // namespace cuda
 }  // namespace s2c

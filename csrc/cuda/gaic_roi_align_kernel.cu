@@ -86,15 +86,14 @@ __global__ void roi_backward_kernel(const scalar_t* __restrict__ grad, const sca
 
 at::Tensor gaic_roi_align_forward(const at::Tensor& input_, const at::Tensor& rois_, double spatial_scale,
                                   int64_t ph, int64_t pw) {
-  check_align_forward(kForward, input_, rois_, spatial_scale, ph, pw);
-  TORCH_CHECK(input_.is_cuda(),
-              s2c::msg(kForward, ": the CUDA kernel was given a ", input_.device().str(), " tensor"));
+  check_forward_cuda(kForward, input_, rois_, spatial_scale, ph, pw);
   c10::cuda::CUDAGuard guard(input_.device());
   const int64_t N = input_.size(0), C = input_.size(1), H = input_.size(2), W = input_.size(3);
   const int64_t K = rois_.size(0);
-  check_roi_values_cuda(kForward, rois_, N);
+  RoiValueCheck check(kForward, rois_, N);
   at::Tensor out = at::empty({K, C, ph, pw}, input_.options());
   if (out.numel() == 0) {
+    check.wait();
     return out;
   }
   const at::Tensor input = input_.contiguous();
@@ -107,19 +106,20 @@ at::Tensor gaic_roi_align_forward(const at::Tensor& input_, const at::Tensor& ro
         K, N, C, H, W, ph, pw, out.mutable_data_ptr<scalar_t>());
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   });
+  // Awaited after the launch: the kernel is memory-safe on any ROI values.
+  check.wait();
   return out;
 }
 
 at::Tensor gaic_roi_align_backward(const at::Tensor& grad_, const at::Tensor& rois_, double spatial_scale,
                                    int64_t ph, int64_t pw, int64_t N, int64_t C, int64_t H, int64_t W) {
-  check_align_backward(kBackward, grad_, rois_, spatial_scale, ph, pw, N, C, H, W);
-  TORCH_CHECK(grad_.is_cuda(),
-              s2c::msg(kBackward, ": the CUDA kernel was given a ", grad_.device().str(), " tensor"));
+  check_backward_cuda(kBackward, grad_, rois_, spatial_scale, ph, pw, N, C, H, W);
   c10::cuda::CUDAGuard guard(grad_.device());
-  check_roi_values_cuda(kBackward, rois_, N);
+  RoiValueCheck check(kBackward, rois_, N);
   const int64_t K = rois_.size(0);
   at::Tensor grad_input = at::zeros({N, C, H, W}, grad_.options());
   if (grad_.numel() == 0) {
+    check.wait();
     return grad_input;
   }
   const at::Tensor grad = grad_.contiguous();
@@ -132,6 +132,7 @@ at::Tensor gaic_roi_align_backward(const at::Tensor& grad_, const at::Tensor& ro
         K, N, C, H, W, ph, pw, grad_input.mutable_data_ptr<scalar_t>(), grad_input.numel());
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   });
+  check.wait();
   return grad_input;
 }
 

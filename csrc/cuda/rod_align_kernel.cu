@@ -46,36 +46,41 @@ struct alignas(sizeof(T) * N) Pack {
   T v[N];
 };
 
-// One ROI per blockIdx.y: its block of outputs is the image's samples with the discarded points
-// zeroed, written VEC elements per thread.
+// Flat over the output, VEC elements per thread: ROI k's block is its image's samples with the
+// discarded points zeroed. `per_roi` (= C * ph * pw) is a multiple of VEC.
 template <typename scalar_t, typename acc_t, int VEC>
 __global__ void rod_mask_kernel(const scalar_t* __restrict__ sampled, const scalar_t* __restrict__ rois,
-                                acc_t scale, int64_t K, int64_t N, int C, int H, int W, int ph, int pw,
+                                acc_t scale, int64_t K, int64_t N, int per_roi, int H, int W, int ph, int pw,
                                 scalar_t* __restrict__ out) {
   const acc_t step_y = rod_step<acc_t>(H, ph), step_x = rod_step<acc_t>(W, pw);
   const int plane = ph * pw;
-  const int per_roi = C * plane;
-  for (int64_t k = blockIdx.y; k < K; k += gridDim.y) {
+  const int packs = per_roi / VEC;
+  const Pack<scalar_t, VEC>* src = reinterpret_cast<const Pack<scalar_t, VEC>*>(sampled);
+  Pack<scalar_t, VEC>* dst = reinterpret_cast<Pack<scalar_t, VEC>*>(out);
+  S2C_GRID_STRIDE(v, K * packs) {
+    const int64_t k = v / packs;
+    const int within = static_cast<int>(v - k * packs);
     const ScaledRoi<acc_t> r = scale_roi<scalar_t, acc_t>(rois + k * 5, scale);
-    const bool bad_batch = r.batch < 0 || r.batch >= N;
-    const Pack<scalar_t, VEC>* src =
-        reinterpret_cast<const Pack<scalar_t, VEC>*>(sampled + (bad_batch ? 0 : r.batch) * per_roi);
-    Pack<scalar_t, VEC>* dst = reinterpret_cast<Pack<scalar_t, VEC>*>(out + k * per_roi);
-    for (int v = blockIdx.x * blockDim.x + threadIdx.x; v < per_roi / VEC; v += gridDim.x * blockDim.x) {
-      Pack<scalar_t, VEC> pack = src[v];
+    Pack<scalar_t, VEC> pack;
+    if (r.batch < 0 || r.batch >= N) {
 #pragma unroll
       for (int e = 0; e < VEC; ++e) {
-        const int pix = (v * VEC + e) % plane;
+        pack.v[e] = static_cast<scalar_t>(std::numeric_limits<acc_t>::quiet_NaN());
+      }
+    } else {
+      pack = src[r.batch * packs + within];
+      int pix = (within * VEC) % plane;
+#pragma unroll
+      for (int e = 0; e < VEC; ++e, ++pix) {
+        pix = pix == plane ? 0 : pix;
         const int i = pix / pw, j = pix - i * pw;
-        if (bad_batch) {
-          pack.v[e] = static_cast<scalar_t>(std::numeric_limits<acc_t>::quiet_NaN());
-        } else if (in_span(rod_position<acc_t>(i, step_y), r.y1, r.y2) &&
-                   in_span(rod_position<acc_t>(j, step_x), r.x1, r.x2)) {
+        if (in_span(rod_position<acc_t>(i, step_y), r.y1, r.y2) &&
+            in_span(rod_position<acc_t>(j, step_x), r.x1, r.x2)) {
           pack.v[e] = scalar_t(0);
         }
       }
-      dst[v] = pack;
     }
+    dst[v] = pack;
   }
 }
 
@@ -151,18 +156,17 @@ __global__ void rod_gather_grad_kernel(const acc_t* __restrict__ kept, int64_t p
 
 at::Tensor rod_align_forward(const at::Tensor& input_, const at::Tensor& rois_, double spatial_scale,
                              int64_t ph, int64_t pw) {
-  check_align_forward(kForward, input_, rois_, spatial_scale, ph, pw);
-  TORCH_CHECK(input_.is_cuda(),
-              s2c::msg(kForward, ": the CUDA kernel was given a ", input_.device().str(), " tensor"));
+  check_forward_cuda(kForward, input_, rois_, spatial_scale, ph, pw);
   c10::cuda::CUDAGuard guard(input_.device());
   const int64_t N = input_.size(0), C = input_.size(1), H = input_.size(2), W = input_.size(3);
   TORCH_CHECK_VALUE(
       C * ph * pw < (int64_t(1) << 31) && H * W < (int64_t(1) << 31),
       s2c::msg(kForward, ": a feature plane or one ROI's output is too large (over 2^31 elements)"));
   const int64_t K = rois_.size(0);
-  check_roi_values_cuda(kForward, rois_, N);
+  RoiValueCheck check(kForward, rois_, N);
   at::Tensor out = at::empty({K, C, ph, pw}, input_.options());
   if (K == 0 || C == 0) {
+    check.wait();
     return out;
   }
   const at::Tensor input = input_.contiguous();
@@ -174,32 +178,36 @@ at::Tensor rod_align_forward(const at::Tensor& input_, const at::Tensor& rois_, 
     rod_sample_kernel<scalar_t, acc_t><<<blocks_for(sampled.numel()), kThreads, 0, stream>>>(
         input.const_data_ptr<scalar_t>(), N * C, H, W, ph, pw, sampled.mutable_data_ptr<scalar_t>());
     C10_CUDA_KERNEL_LAUNCH_CHECK();
-    const int64_t per_roi = C * ph * pw;
-    const dim3 grid(std::min<int64_t>((per_roi + 4 * kThreads - 1) / (4 * kThreads), 1024),
-                    std::min<int64_t>(K, 65535));
-    // Each ROI's block starts 4-element aligned when per_roi is a multiple of 4.
+    const int per_roi = static_cast<int>(C * ph * pw);
+    // A few resident blocks per SM, each thread looping over several packs.
+    const int64_t max_blocks = int64_t(at::cuda::getCurrentDeviceProperties()->multiProcessorCount) * 8;
     auto launch = [&](auto vec) {
-      rod_mask_kernel<scalar_t, acc_t, decltype(vec)::value><<<grid, kThreads, 0, stream>>>(
-          sampled.const_data_ptr<scalar_t>(), rois.const_data_ptr<scalar_t>(),
-          static_cast<acc_t>(spatial_scale), K, N, C, H, W, ph, pw, out.mutable_data_ptr<scalar_t>());
+      constexpr int VEC = decltype(vec)::value;
+      const int64_t blocks = std::min(blocks_for(K * (per_roi / VEC)), max_blocks);
+      rod_mask_kernel<scalar_t, acc_t, VEC><<<blocks, kThreads, 0, stream>>>(
+          sampled.const_data_ptr<scalar_t>(), rois.const_data_ptr<scalar_t>(), static_cast<acc_t>(spatial_scale),
+          K, N, per_roi, H, W, ph, pw, out.mutable_data_ptr<scalar_t>());
     };
-    if (per_roi % 4 == 0) {
+    // 16-byte stores when every ROI's block starts 16-byte aligned.
+    if (per_roi % 4 == 0 && sizeof(scalar_t) == 4) {
       launch(std::integral_constant<int, 4>());
+    } else if (per_roi % 8 == 0 && sizeof(scalar_t) == 2) {
+      launch(std::integral_constant<int, 8>());
     } else {
       launch(std::integral_constant<int, 1>());
     }
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   });
+  check.wait();
   return out;
 }
 
 at::Tensor rod_align_backward(const at::Tensor& grad_, const at::Tensor& rois_, double spatial_scale,
                               int64_t ph, int64_t pw, int64_t N, int64_t C, int64_t H, int64_t W) {
-  check_align_backward(kBackward, grad_, rois_, spatial_scale, ph, pw, N, C, H, W);
-  TORCH_CHECK(grad_.is_cuda(),
-              s2c::msg(kBackward, ": the CUDA kernel was given a ", grad_.device().str(), " tensor"));
+  check_backward_cuda(kBackward, grad_, rois_, spatial_scale, ph, pw, N, C, H, W);
   c10::cuda::CUDAGuard guard(grad_.device());
-  const bool grouped = check_roi_values_cuda(kBackward, rois_, N);
+  // The ROIs' order decides the launches, so the check is awaited first.
+  const bool grouped = RoiValueCheck(kBackward, rois_, N).wait();
   const int64_t K = rois_.size(0);
   if (K == 0 || C == 0 || N == 0) {
     return at::zeros({N, C, H, W}, grad_.options());

@@ -57,13 +57,15 @@ __global__ void roi_check_kernel(const scalar_t* rois, int64_t num_rois, int64_t
 
 }  // namespace
 
-bool check_roi_values_cuda(const char* op, const at::Tensor& rois_, int64_t batch_size) {
+RoiValueCheck::RoiValueCheck(const char* op, const at::Tensor& rois_, int64_t batch_size)
+    : op_(op), batch_size_(batch_size) {
   const int64_t K = rois_.size(0);
   if (K == 0) {
-    return true;
+    empty_ = true;
+    return;
   }
   if (c10::cuda::currentStreamCaptureStatusMayInitCtx() != c10::cuda::CaptureStatus::None) {
-    return false;
+    return;
   }
   c10::cuda::CUDAGuard guard(rois_.device());
   const at::Tensor rois = rois_.contiguous();
@@ -74,11 +76,20 @@ bool check_roi_values_cuda(const char* op, const at::Tensor& rois_, int64_t batc
                                                        result.mutable_data_ptr<int64_t>());
   });
   C10_CUDA_KERNEL_LAUNCH_CHECK();
-  const at::Tensor host = result.cpu();
-  const int64_t* values = host.const_data_ptr<int64_t>();
+  verdict_ = at::empty({2}, at::TensorOptions().dtype(at::kLong).pinned_memory(true));
+  verdict_.copy_(result, /*non_blocking=*/true);
+  copied_.record(stream);
+}
+
+bool RoiValueCheck::wait() {
+  if (empty_ || !verdict_.defined()) {
+    return empty_;
+  }
+  copied_.synchronize();
+  const int64_t* values = verdict_.const_data_ptr<int64_t>();
   const int64_t problems = values[0] & ~static_cast<int64_t>(kUnsorted);
   if (problems) {
-    raise_roi_problem(op, problems, values[1], batch_size);
+    raise_roi_problem(op_, problems, values[1], batch_size_);
   }
   return !(values[0] & static_cast<int64_t>(kUnsorted));
 }
