@@ -24,10 +24,14 @@ TORCH_CUDA_ARCH_LIST=${TORCH_CUDA_ARCH_LIST:-9.0} FORCE_CUDA=1 MAX_JOBS=16 \
   || { tail -40 "$OUT/build.log"; exit 1; }
 
 stage tests
-$PY -m pytest -q -rfE -p no:cacheprovider tests -k cuda >"$OUT/tests.log" 2>&1
+$PY -m pytest -q -rfE --durations=8 -p no:cacheprovider tests -k cuda >"$OUT/tests.log" 2>&1
 tests_rc=$?
 grep -E "^(FAILED|ERROR)" "$OUT/tests.log" | cut -c1-200 | head -20
 
+stage benchmarks
+$PY benchmarks/bench_ops.py --device cuda --min-run-time 0.3 >"$OUT/bench_ops.md" 2>&1
+$PY benchmarks/bench_model.py --device cuda --rounds 3 --min-run-time 0.2 --batch 64 --profile >"$OUT/bench_model.md" 2>&1
+$PY benchmarks/bench_augment.py --device cuda --batch 64 --min-run-time 0.3 --profile >"$OUT/bench_augment.md" 2>&1
 memcheck="skipped" racecheck="skipped"
 if [ "$SANITIZE" = 1 ]; then
   stage sanitizer
@@ -40,10 +44,6 @@ if [ "$SANITIZE" = 1 ]; then
   racecheck="rc=$?: $(grep -E 'RACECHECK SUMMARY|ERROR SUMMARY' "$OUT/racecheck.log" | tail -1)"
 fi
 
-stage benchmarks
-$PY benchmarks/bench_ops.py --device cuda --min-run-time 0.3 >"$OUT/bench_ops.md" 2>&1
-$PY benchmarks/bench_model.py --device cuda --rounds 3 --min-run-time 0.2 --batch 64 --profile >"$OUT/bench_model.md" 2>&1
-$PY benchmarks/bench_augment.py --device cuda --batch 64 --min-run-time 0.3 --profile >"$OUT/bench_augment.md" 2>&1
 stage done
 
 echo "== summary =="
