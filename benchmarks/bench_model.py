@@ -7,9 +7,9 @@
    the bare timm MobileNetV2 feature extractor on the same image (the official code: 2.25x).
 2. Batched inference (batch 8) beside a one-image-per-call loop of the same model: images/s.
 3. Peak memory of a batch-64 forward (CPU: growth of the process's peak RSS; CUDA: peak allocated).
-4. CUDA only, at --batch: variants of the batched forward (memory format, CUDA-graph replay, TF32
-   matrix products, bf16 autocast, cuDNN autotuning), each with its largest score difference from the
-   float32 CPU model, the bare backbone at the same batch, and (--profile) the GPU kernels' time shares.
+4. CUDA only, at --batch: variants of the batched forward (TF32 or strict float32, CUDA-graph replay,
+   bf16 autocast, --compile: torch.compile), each with its largest score difference from the float32
+   CPU model, the bare backbone at the same batch, and (--profile) the GPU kernels' time shares.
 """
 import argparse
 import contextlib
@@ -49,71 +49,88 @@ def interleaved_ms(fns, rounds, min_run_time):
     return {name: sorted(t)[len(t) // 2] for name, t in times.items()}
 
 
-def graphed_forward(model, images, crops, objects):
-    """The forward captured into a CUDA graph once the inputs are checked; replays rescore the same
-    buffers (the align ops skip their value checks under capture, so checking happens before)."""
+def scoring_fn(model, images, crops, objects):
+    """The forward after the input checks (which synchronise): features + score on fixed buffers."""
     rois_c, rois_o = model.check_inputs(images, crops, objects)
     size = images.shape[-2:]
+    return lambda: model.score(model.features(images), rois_c, rois_o, size)
 
-    def run():
-        return model.score(model.features(images), rois_c, rois_o, size)
 
+def graphed(fn):
+    """``fn`` captured into a CUDA graph (the align ops skip their value checks under capture):
+    returns the graph and its output buffer."""
     side = torch.cuda.Stream()
     side.wait_stream(torch.cuda.current_stream())
     with torch.cuda.stream(side):
         for _ in range(2):
-            run()
+            fn()
     torch.cuda.current_stream().wait_stream(side)
     graph = torch.cuda.CUDAGraph()
     with torch.cuda.graph(graph):
-        out = run()
+        out = fn()
     return graph, out
 
 
-def gpu_variants(model, batch, rounds, min_run_time, profile):
+@contextlib.contextmanager
+def precision(tf32):
+    """TF32 on (cuDNN's default for convolutions, and matrix products) or off (strict float32)."""
+    before = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = tf32
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = before
+
+
+def gpu_variants(model, batch, rounds, min_run_time, profile, compile_model):
     """Batched forward variants on CUDA, each with its max |score - float32 CPU score|."""
     images, crops, objects = inputs(batch, "cuda")
     reference = model.to("cpu").fused()(images.cpu(), [c.cpu() for c in crops], [o.cpu() for o in objects])
     model.to("cuda")
     fused = model.fused()
-    nchw = model.fused().use_memory_format(torch.contiguous_format)
-    bf16 = functools.partial(torch.autocast, "cuda", dtype=torch.bfloat16)
-    variants = {
-        "fp32, channels-last backbone (default)": (fused, contextlib.nullcontext),
-        "fp32, NCHW backbone": (nchw, contextlib.nullcontext),
-        "fp32 + TF32 matrix products": (fused, _tf32_matmul),
-        "bf16 autocast, channels-last": (fused, bf16),
-        "bf16 autocast, NCHW": (nchw, bf16),
-    }
+    cudnn_default = functools.partial(precision, tf32=torch.backends.cudnn.allow_tf32)
+    strict = functools.partial(precision, tf32=False)
+    tf32 = functools.partial(precision, tf32=True)
+
+    def bf16():
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+
     fns, errors, failed = {}, {}, {}
-    for name, (m, context) in variants.items():
-        with context():
-            errors[name] = (m(images, crops, objects).float().cpu() - reference).abs().max().item()
-        fns[name] = (lambda m=m, context=context: _in(context, m, images, crops, objects))
-    for name, m in (("fp32, channels-last, CUDA graph", fused), ("fp32, NCHW, CUDA graph", nchw)):
+
+    def add(name, context, fn):
+        """Measures fn (eager) or, for names with "graph", its CUDA-graph replay."""
         try:
-            graph, out = graphed_forward(m, images, crops, objects)
-        except RuntimeError as e:  # reported, not fatal: the other variants still run
-            failed[name] = str(e).splitlines()[0][:200]
-            continue
-        graph.replay()
-        errors[name] = (out.cpu() - reference).abs().max().item()
-        fns[name] = graph.replay
+            with context():
+                if "graph" in name:
+                    graph, out = graphed(fn)
+                    graph.replay()
+                    fns[name] = graph.replay
+                else:
+                    out = fn()
+                    fns[name] = lambda: _in(context, fn)
+                errors[name] = (out.float().cpu() - reference).abs().max().item()
+        except Exception as e:  # reported, not fatal: the other variants still run
+            failed[name] = f"{type(e).__name__}: {str(e).splitlines()[0][:160]}"
+
+    forward = lambda: fused(images, crops, objects)  # noqa: E731
+    scoring = scoring_fn(fused, images, crops, objects)
+    add("fp32, cuDNN default (TF32 convolutions), eager", cudnn_default, forward)
+    add("fp32 strict (no TF32), eager", strict, forward)
+    add("fp32 + TF32 convolutions and matrix products, eager", tf32, forward)
+    add("fp32, cuDNN default, CUDA graph", cudnn_default, scoring)
+    add("fp32 strict, CUDA graph", strict, scoring)
+    add("bf16 autocast, eager", bf16, forward)
+    add("bf16 autocast, CUDA graph", bf16, scoring)
+    if compile_model:
+        compiled = torch.compile(scoring)
+        add("fp32 strict, torch.compile + CUDA graph", strict, compiled)
+        add("fp32, cuDNN default, torch.compile + CUDA graph", cudnn_default, compiled)
     backbone = timm.create_model("mobilenetv2_100", features_only=True, out_indices=(2, 3, 4)).eval().cuda()
-    backbone_cl = timm.create_model("mobilenetv2_100", features_only=True, out_indices=(2, 3, 4)).eval().cuda()
-    backbone_cl.to(memory_format=torch.channels_last)
+    backbone.to(memory_format=torch.channels_last)
     images_cl = images.contiguous(memory_format=torch.channels_last)
-    fns["bare backbone, fp32 NCHW"] = lambda: backbone(images)
-    fns["bare backbone, fp32 channels-last"] = lambda: backbone_cl(images_cl)
-    fns["bare backbone, bf16 autocast channels-last"] = lambda: _in(bf16, backbone_cl, images_cl)
+    fns["bare timm backbone, channels-last, cuDNN default"] = lambda: backbone(images_cl)
+    fns["bare timm backbone, channels-last, strict fp32"] = lambda: _in(strict, backbone, images_cl)
     t = interleaved_ms(fns, rounds, min_run_time)
-    torch.backends.cudnn.benchmark = True
-    for name in ("fp32, channels-last backbone (default)", "fp32, NCHW backbone", "bf16 autocast, channels-last"):
-        m, context = variants[name]
-        _in(context, m, images, crops, objects)  # autotunes
-        t[name + ", cudnn.benchmark"] = interleaved_ms({name: fns[name]}, rounds, min_run_time)[name]
-        errors[name + ", cudnn.benchmark"] = errors[name]
-    torch.backends.cudnn.benchmark = False
     print(f"\n# batch {batch}, CUDA variants; error = max |score - float32 CPU score| (scores span "
           f"{reference.min():.3f}..{reference.max():.3f})")
     print("| variant | ms / batch | images/s | max error |\n| --- | ---: | ---: | ---: |")
@@ -126,26 +143,17 @@ def gpu_variants(model, batch, rounds, min_run_time, profile):
         from torch.profiler import ProfilerActivity
         from torch.profiler import profile as torch_profile
 
-        with torch_profile(activities=[ProfilerActivity.CUDA]) as prof:
-            fused(images, crops, objects)
+        with strict(), torch_profile(activities=[ProfilerActivity.CUDA]) as prof:
+            forward()
             torch.cuda.synchronize()
         events = prof.key_averages()
         key = "self_device_time_total" if hasattr(events[0], "self_device_time_total") else "self_cuda_time_total"
         total = sum(getattr(e, key) for e in events)
-        print(f"\n# GPU kernels of one default fp32 forward at batch {batch}: {total / 1e3:.2f} ms in all")
+        print(f"\n# GPU kernels of one strict fp32 eager forward at batch {batch}: {total / 1e3:.2f} ms in all")
         print("| kernel | ms | share | calls |\n| --- | ---: | ---: | ---: |")
-        for e in sorted(events, key=lambda e: -getattr(e, key))[:25]:
-            print(f"| {e.key[:90]} | {getattr(e, key) / 1e3:.3f} | {getattr(e, key) / total:.1%} | {e.count} |")
-
-
-@contextlib.contextmanager
-def _tf32_matmul():
-    before = torch.backends.cuda.matmul.allow_tf32
-    torch.backends.cuda.matmul.allow_tf32 = True
-    try:
-        yield
-    finally:
-        torch.backends.cuda.matmul.allow_tf32 = before
+        for e in sorted(events, key=lambda e: -getattr(e, key))[:20]:
+            name = e.key.replace("void ", "").replace("at::native::", "").replace("(anonymous namespace)::", "")
+            print(f"| {name[:150]} | {getattr(e, key) / 1e3:.3f} | {getattr(e, key) / total:.1%} | {e.count} |")
 
 
 def _in(context, fn, *args):
@@ -162,6 +170,7 @@ def main():
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--memory-batch", type=int, default=64)
     parser.add_argument("--profile", action="store_true", help="CUDA: the kernels' time shares")
+    parser.add_argument("--compile", action="store_true", help="CUDA: also a torch.compile variant")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     dev = args.device
@@ -218,7 +227,7 @@ def main():
             peak = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
         print(f"| batch {m} forward: peak memory growth | {peak:.0f} MiB |")
         if dev == "cuda":
-            gpu_variants(model, b, args.rounds, args.min_run_time, args.profile)
+            gpu_variants(model, b, args.rounds, args.min_run_time, args.profile, args.compile)
 
 
 if __name__ == "__main__":

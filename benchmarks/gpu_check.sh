@@ -30,7 +30,7 @@ grep -E "^(FAILED|ERROR)" "$OUT/tests.log" | cut -c1-200 | head -20
 
 stage benchmarks
 $PY benchmarks/bench_ops.py --device cuda --min-run-time 0.3 >"$OUT/bench_ops.md" 2>&1
-$PY benchmarks/bench_model.py --device cuda --rounds 3 --min-run-time 0.2 --batch 64 --profile >"$OUT/bench_model.md" 2>&1
+$PY benchmarks/bench_model.py --device cuda --rounds 3 --min-run-time 0.2 --batch 64 --profile --compile >"$OUT/bench_model.md" 2>&1
 $PY benchmarks/bench_augment.py --device cuda --batch 64 --min-run-time 0.3 --profile >"$OUT/bench_augment.md" 2>&1
 memcheck="skipped" racecheck="skipped"
 if [ "$SANITIZE" = 1 ]; then

@@ -144,8 +144,9 @@ def check_num_boxes(num_boxes: Any) -> int:
 
 def whole_image_boxes(num_boxes: int, height: int, width: int, device: Union[str, torch.device, None] = None) -> Tensor:
     """``Tensor[num_boxes, 4]`` of the whole-image box ``(0, 0, width, height)``."""
-    box = torch.tensor([0.0, 0.0, float(width), float(height)], dtype=torch.float32, device=device)
-    return box.expand(num_boxes, 4).clone()
+    # Made with fills, never a host-to-device copy (no synchronisation on a GPU).
+    zeros = torch.zeros(num_boxes, dtype=torch.float32, device=device)
+    return torch.stack([zeros, zeros, torch.full_like(zeros, float(width)), torch.full_like(zeros, float(height))], 1)
 
 
 def pad_boxes(boxes: Tensor, num_boxes: int, height: int, width: int) -> Tensor:
@@ -196,11 +197,13 @@ def pad_boxes(boxes: Tensor, num_boxes: int, height: int, width: int) -> Tensor:
     y2 = torch.maximum(b[:, 1], b[:, 3]).clamp(0.0, float(height))
     b = torch.stack([x1, y1, x2, y2], dim=1)
     keep = finite & (x2 > x1) & (y2 > y1)
-    b = b[keep][:num_boxes]
-    missing = num_boxes - b.shape[0]
-    if missing > 0:
-        b = torch.cat([b, whole_image_boxes(missing, height, width, device=b.device)], dim=0)
-    return b.contiguous()
+    # The kept rows first, in rank order, then whole-image rows: written without boolean indexing
+    # (whose output size needs the mask's values), so padding on a GPU never synchronises.
+    whole = whole_image_boxes(num_boxes, height, width, device=b.device)
+    first = b[torch.argsort((~keep).to(torch.uint8), stable=True)[:num_boxes]]
+    is_kept = torch.arange(first.shape[0], device=b.device) < keep.sum()
+    first = torch.where(is_kept[:, None], first, whole[: first.shape[0]])
+    return torch.cat([first, whole[first.shape[0] :]], dim=0)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -234,7 +237,9 @@ class Proposer(abc.ABC):
             ranked = self.propose(images)
         if len(ranked) != b:
             raise RuntimeError(f"{type(self).__name__}.propose returned {len(ranked)} box sets for {b} images")
-        return [pad_boxes(r.to(images.device), num_boxes, h, w) for r in ranked]
+        # Padded where the proposer left them, then moved in one copy.
+        padded = torch.stack([pad_boxes(r, num_boxes, h, w).to(ranked[0].device) for r in ranked])
+        return list(padded.to(images.device).unbind(0))
 
     @abc.abstractmethod
     def propose(self, images: Tensor) -> List[Tensor]:
@@ -606,7 +611,8 @@ class SaliencyProposer(Proposer):
         )
 
     def propose_scored(self, images: Tensor) -> List[Tuple[Tensor, Tensor]]:
-        """Each image's ``(boxes Tensor[L, 4], scores Tensor[L])`` best first, before padding.
+        """Each image's ``(boxes Tensor[L, 4], scores Tensor[L])`` best first, before padding, on the CPU
+        (where they are computed).
 
         The score of a box is its component's saliency mass as a fraction of the map's area.
         """
@@ -640,7 +646,7 @@ class SaliencyProposer(Proposer):
             bi, si = bi[order], si[order]
             rank = -torch.arange(bi.shape[0], dtype=torch.float32)
             kept = nms(bi, rank, self.nms_threshold)
-            out.append((bi[kept].to(images.device), si[kept].to(images.device)))
+            out.append((bi[kept], si[kept]))
         return out
 
     def propose(self, images: Tensor) -> List[Tensor]:

@@ -2,7 +2,6 @@
 #pragma once
 
 #include <ATen/core/Tensor.h>
-#include <ATen/cuda/CUDAEvent.h>
 
 #include "../align_checks.h"
 
@@ -40,9 +39,15 @@ inline void check_backward_cuda(const char* op, const at::Tensor& grad, const at
 // memory-safe on any values: an ROI with an invalid batch index gives NaN in the forward and nothing
 // in the backward), so the synchronisation overlaps them.
 // Skipped while the stream is being captured into a CUDA graph, where a synchronisation is not allowed.
+// At most one check per thread and device may be pending: each op waits before it returns.
+struct VerdictSlot;
+
 class RoiValueCheck {
  public:
   RoiValueCheck(const char* op, const at::Tensor& rois, int64_t batch_size);
+  ~RoiValueCheck();
+  RoiValueCheck(const RoiValueCheck&) = delete;
+  RoiValueCheck& operator=(const RoiValueCheck&) = delete;
   // Raises on a problem; returns whether the ROIs were checked and found in non-decreasing
   // batch-index order (always true for no ROIs, false when the check was skipped).
   bool wait();
@@ -51,8 +56,7 @@ class RoiValueCheck {
   const char* op_;
   int64_t batch_size_;
   bool empty_ = false;
-  at::Tensor verdict_;  // pinned: problem flags, first offending row; undefined when skipped
-  at::cuda::CUDAEvent copied_;
+  VerdictSlot* pending_ = nullptr;  // the thread's pinned verdict and its copy event
 };
 
 }  // namespace cuda

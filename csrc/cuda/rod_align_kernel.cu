@@ -5,6 +5,7 @@
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
 #include <ATen/cuda/CUDAContext.h>
+#include <ATen/cuda/detail/IntegerDivider.cuh>
 #include <ATen/ops/empty.h>
 #include <ATen/ops/sort.h>
 #include <ATen/ops/zeros.h>
@@ -21,6 +22,8 @@
 namespace s2c {
 namespace cuda {
 namespace {
+
+using at::cuda::detail::IntDivider;
 
 constexpr const char* kForward = "s2c::rod_align";
 constexpr const char* kBackward = "s2c::_rod_align_backward";
@@ -47,20 +50,20 @@ struct alignas(sizeof(T) * N) Pack {
 };
 
 // Flat over the output, VEC elements per thread: ROI k's block is its image's samples with the
-// discarded points zeroed. `per_roi` (= C * ph * pw) is a multiple of VEC.
-template <typename scalar_t, typename acc_t, int VEC>
+// discarded points zeroed. Each ROI's block is a whole number of packs. Index arithmetic uses
+// precomputed divisors (multiply and shift for 32-bit indices): with plain divisions it cost as much
+// as the stores.
+template <typename scalar_t, typename acc_t, int VEC, typename index_t>
 __global__ void rod_mask_kernel(const scalar_t* __restrict__ sampled, const scalar_t* __restrict__ rois,
-                                acc_t scale, int64_t K, int64_t N, int per_roi, int H, int W, int ph, int pw,
-                                scalar_t* __restrict__ out) {
+                                acc_t scale, index_t total, IntDivider<index_t> packs_per_roi,
+                                IntDivider<unsigned int> plane, IntDivider<unsigned int> width, int64_t N,
+                                int H, int W, int ph, int pw, scalar_t* __restrict__ out) {
   const acc_t step_y = rod_step<acc_t>(H, ph), step_x = rod_step<acc_t>(W, pw);
-  const int plane = ph * pw;
-  const int packs = per_roi / VEC;
   const Pack<scalar_t, VEC>* src = reinterpret_cast<const Pack<scalar_t, VEC>*>(sampled);
   Pack<scalar_t, VEC>* dst = reinterpret_cast<Pack<scalar_t, VEC>*>(out);
-  S2C_GRID_STRIDE(v, K * packs) {
-    const int64_t k = v / packs;
-    const int within = static_cast<int>(v - k * packs);
-    const ScaledRoi<acc_t> r = scale_roi<scalar_t, acc_t>(rois + k * 5, scale);
+  for (index_t v = blockIdx.x * index_t(blockDim.x) + threadIdx.x; v < total; v += index_t(gridDim.x) * blockDim.x) {
+    const auto roi = packs_per_roi.divmod(v);  // roi.div: the ROI, roi.mod: the pack within it
+    const ScaledRoi<acc_t> r = scale_roi<scalar_t, acc_t>(rois + int64_t(roi.div) * 5, scale);
     Pack<scalar_t, VEC> pack;
     if (r.batch < 0 || r.batch >= N) {
 #pragma unroll
@@ -68,15 +71,18 @@ __global__ void rod_mask_kernel(const scalar_t* __restrict__ sampled, const scal
         pack.v[e] = static_cast<scalar_t>(std::numeric_limits<acc_t>::quiet_NaN());
       }
     } else {
-      pack = src[r.batch * packs + within];
-      int pix = (within * VEC) % plane;
+      pack = src[r.batch * int64_t(packs_per_roi.divisor) + roi.mod];
+      const auto first = width.divmod(plane.mod(static_cast<unsigned int>(roi.mod) * VEC));
+      int i = first.div, j = first.mod;
 #pragma unroll
-      for (int e = 0; e < VEC; ++e, ++pix) {
-        pix = pix == plane ? 0 : pix;
-        const int i = pix / pw, j = pix - i * pw;
+      for (int e = 0; e < VEC; ++e) {
         if (in_span(rod_position<acc_t>(i, step_y), r.y1, r.y2) &&
             in_span(rod_position<acc_t>(j, step_x), r.x1, r.x2)) {
           pack.v[e] = scalar_t(0);
+        }
+        if (++j == pw) {
+          j = 0;
+          i = i + 1 == ph ? 0 : i + 1;
         }
       }
     }
@@ -175,26 +181,38 @@ at::Tensor rod_align_forward(const at::Tensor& input_, const at::Tensor& rois_, 
   auto stream = at::cuda::getCurrentCUDAStream();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, input.scalar_type(), kForward, [&] {
     using acc_t = at::opmath_type<scalar_t>;
-    rod_sample_kernel<scalar_t, acc_t><<<blocks_for(sampled.numel()), kThreads, 0, stream>>>(
-        input.const_data_ptr<scalar_t>(), N * C, H, W, ph, pw, sampled.mutable_data_ptr<scalar_t>());
-    C10_CUDA_KERNEL_LAUNCH_CHECK();
+    if (N > 0) {  // with no images every ROI's batch index is invalid (the check raises below)
+      rod_sample_kernel<scalar_t, acc_t><<<blocks_for(sampled.numel()), kThreads, 0, stream>>>(
+          input.const_data_ptr<scalar_t>(), N * C, H, W, ph, pw, sampled.mutable_data_ptr<scalar_t>());
+      C10_CUDA_KERNEL_LAUNCH_CHECK();
+    }
     const int per_roi = static_cast<int>(C * ph * pw);
     // A few resident blocks per SM, each thread looping over several packs.
     const int64_t max_blocks = int64_t(at::cuda::getCurrentDeviceProperties()->multiProcessorCount) * 8;
-    auto launch = [&](auto vec) {
+    auto launch = [&](auto vec, auto index) {
       constexpr int VEC = decltype(vec)::value;
-      const int64_t blocks = std::min(blocks_for(K * (per_roi / VEC)), max_blocks);
-      rod_mask_kernel<scalar_t, acc_t, VEC><<<blocks, kThreads, 0, stream>>>(
+      using index_t = decltype(index);
+      const int64_t total = K * (per_roi / VEC);
+      rod_mask_kernel<scalar_t, acc_t, VEC, index_t><<<std::min(blocks_for(total), max_blocks), kThreads, 0, stream>>>(
           sampled.const_data_ptr<scalar_t>(), rois.const_data_ptr<scalar_t>(), static_cast<acc_t>(spatial_scale),
-          K, N, per_roi, H, W, ph, pw, out.mutable_data_ptr<scalar_t>());
+          static_cast<index_t>(total), IntDivider<index_t>(per_roi / VEC), IntDivider<unsigned int>(ph * pw),
+          IntDivider<unsigned int>(pw), N, H, W, ph, pw, out.mutable_data_ptr<scalar_t>());
+    };
+    auto launch_vec = [&](auto vec) {
+      // 32-bit indices while the grid-stride loop cannot overflow them.
+      if (K * per_roi < (int64_t(1) << 31)) {
+        launch(vec, 0u);
+      } else {
+        launch(vec, uint64_t(0));
+      }
     };
     // 16-byte stores when every ROI's block starts 16-byte aligned.
     if (per_roi % 4 == 0 && sizeof(scalar_t) == 4) {
-      launch(std::integral_constant<int, 4>());
+      launch_vec(std::integral_constant<int, 4>());
     } else if (per_roi % 8 == 0 && sizeof(scalar_t) == 2) {
-      launch(std::integral_constant<int, 8>());
+      launch_vec(std::integral_constant<int, 8>());
     } else {
-      launch(std::integral_constant<int, 1>());
+      launch_vec(std::integral_constant<int, 1>());
     }
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   });

@@ -4,6 +4,9 @@
 #include <c10/cuda/CUDAGraphsC10Utils.h>
 #include <c10/cuda/CUDAGuard.h>
 
+#include <memory>
+#include <vector>
+
 #include "../align_checks.h"
 #include "align_cuda.h"
 
@@ -57,6 +60,36 @@ __global__ void roi_check_kernel(const scalar_t* rois, int64_t num_rois, int64_t
 
 }  // namespace
 
+// A pinned home for the check kernel's verdict and an event marking its copy: one per thread and
+// device, made on first use and reused (a pinned allocation per call cost more than the check).
+struct VerdictSlot {
+  int64_t* host = nullptr;
+  cudaEvent_t copied = nullptr;
+  ~VerdictSlot() {
+    // Errors are ignored: at process exit the CUDA runtime may already be gone.
+    if (copied) (void)cudaEventDestroy(copied);
+    if (host) (void)cudaFreeHost(host);
+  }
+};
+
+namespace {
+
+VerdictSlot* verdict_slot(c10::DeviceIndex device) {
+  thread_local std::vector<std::unique_ptr<VerdictSlot>> slots;
+  if (static_cast<size_t>(device) >= slots.size()) {
+    slots.resize(device + 1);
+  }
+  if (!slots[device]) {
+    auto slot = std::make_unique<VerdictSlot>();
+    C10_CUDA_CHECK(cudaHostAlloc(reinterpret_cast<void**>(&slot->host), 2 * sizeof(int64_t), cudaHostAllocDefault));
+    C10_CUDA_CHECK(cudaEventCreateWithFlags(&slot->copied, cudaEventDisableTiming));
+    slots[device] = std::move(slot);
+  }
+  return slots[device].get();
+}
+
+}  // namespace
+
 RoiValueCheck::RoiValueCheck(const char* op, const at::Tensor& rois_, int64_t batch_size)
     : op_(op), batch_size_(batch_size) {
   const int64_t K = rois_.size(0);
@@ -76,22 +109,33 @@ RoiValueCheck::RoiValueCheck(const char* op, const at::Tensor& rois_, int64_t ba
                                                        result.mutable_data_ptr<int64_t>());
   });
   C10_CUDA_KERNEL_LAUNCH_CHECK();
-  verdict_ = at::empty({2}, at::TensorOptions().dtype(at::kLong).pinned_memory(true));
-  verdict_.copy_(result, /*non_blocking=*/true);
-  copied_.record(stream);
+  VerdictSlot* slot = verdict_slot(rois.device().index());
+  C10_CUDA_CHECK(cudaMemcpyAsync(slot->host, result.const_data_ptr<int64_t>(), 2 * sizeof(int64_t),
+                                 cudaMemcpyDeviceToHost, stream));
+  C10_CUDA_CHECK(cudaEventRecord(slot->copied, stream));
+  pending_ = slot;
+}
+
+RoiValueCheck::~RoiValueCheck() {
+  // Not waited for (an error came first): let the copy land before the slot is reused.
+  if (pending_) {
+    (void)cudaEventSynchronize(pending_->copied);
+  }
 }
 
 bool RoiValueCheck::wait() {
-  if (empty_ || !verdict_.defined()) {
+  if (!pending_) {
     return empty_;
   }
-  copied_.synchronize();
-  const int64_t* values = verdict_.const_data_ptr<int64_t>();
-  const int64_t problems = values[0] & ~static_cast<int64_t>(kUnsorted);
+  VerdictSlot* slot = pending_;
+  pending_ = nullptr;
+  C10_CUDA_CHECK(cudaEventSynchronize(slot->copied));
+  const int64_t flags = slot->host[0], first_row = slot->host[1];
+  const int64_t problems = flags & ~static_cast<int64_t>(kUnsorted);
   if (problems) {
-    raise_roi_problem(op_, problems, values[1], batch_size_);
+    raise_roi_problem(op_, problems, first_row, batch_size_);
   }
-  return !(values[0] & static_cast<int64_t>(kUnsorted));
+  return !(flags & static_cast<int64_t>(kUnsorted));
 }
 
 }  // namespace cuda
