@@ -414,7 +414,7 @@ def global_contrast_saliency(images: Tensor, resolution: int = 32, sigma: float 
     its mean L*a*b* distance to all other pixels, weighted by ``exp(-d^2 / (2 sigma^2))`` of their
     distance ``d`` (a fraction of the long side), so colours that are rare in their surroundings
     stand out. Returns ``[B, 1, h, w]`` in [0, 1] per image (``h, w`` the reduced size). The
-    ``(h w)^2`` pairwise distances are computed a few images at a time (about 16 MB at once).
+    ``(h w)^2`` pairwise distances are computed a few images at a time (about 4 MB at once).
     """
     b, _, h, w = images.shape
     scale = resolution / max(h, w)
@@ -429,14 +429,13 @@ def global_contrast_saliency(images: Tensor, resolution: int = 32, sigma: float 
     weight = torch.exp(-d2 / (2.0 * sigma * sigma))
     weight = weight / weight.sum(dim=1, keepdim=True)
     n = sh * sw
-    chunk = max(1, (1 << 22) // (n * n))  # about 16 MB of float32 per [chunk, N, N] temporary
+    chunk = max(1, (1 << 20) // (n * n))  # about 4 MB of float32 per [chunk, N, N] temporary (page faults grow past that)
     out = []
     for start in range(0, b, chunk):
         part = lab[start : start + chunk]
-        dist2 = (part[:, :, None, 0] - part[:, None, :, 0]).pow_(2)
-        for c in (1, 2):
-            dist2 += (part[:, :, None, c] - part[:, None, :, c]).pow_(2)
-        out.append((dist2.sqrt_() * weight).sum(-1))
+        # Direct differences, not the |a|^2 + |b|^2 - 2ab expansion (whose cancellation is coarse).
+        dist = torch.cdist(part, part, compute_mode="donot_use_mm_for_euclid_dist")
+        out.append((dist * weight).sum(-1))
     return _normalise(torch.cat(out, dim=0).view(b, 1, sh, sw))
 
 
@@ -637,15 +636,15 @@ class SaliencyProposer(Proposer):
         keep = (area / cells >= self.min_area) & (box_area <= self.max_area)
         boxes, score, owner = boxes[keep], mass[keep] / cells, owner[keep]
         boxes = boxes * torch.tensor([w / sw, h / sh, w / sw, h / sh], dtype=torch.float32)  # to pixels
+        # Each image's components best first (ties keep their order): a stable sort by score, then a
+        # stable sort by image, and the images' runs split off without a mask per image.
+        order = torch.sort(score, descending=True, stable=True).indices
+        order = order[torch.sort(owner[order], stable=True).indices]
+        counts = torch.bincount(owner, minlength=b).tolist()
         out = []
-        for i in range(b):
-            # One image at a time (batched_nms offsets each image's boxes, which rounds differently),
-            # after a stable sort so that ties keep their order.
-            bi, si = boxes[owner == i], score[owner == i]
-            order = torch.sort(si, descending=True, stable=True).indices
-            bi, si = bi[order], si[order]
-            rank = -torch.arange(bi.shape[0], dtype=torch.float32)
-            kept = nms(bi, rank, self.nms_threshold)
+        for bi, si in zip(boxes[order].split(counts), score[order].split(counts)):
+            # One image at a time (batched_nms offsets each image's boxes, which rounds differently).
+            kept = nms(bi, -torch.arange(bi.shape[0], dtype=torch.float32), self.nms_threshold)
             out.append((bi[kept], si[kept]))
         return out
 
