@@ -57,6 +57,7 @@ __all__ = [
     "WholeImage",
     "SaliencyProposer",
     "TorchvisionDetector",
+    "pad_box_sets",
     "pad_boxes",
     "check_images",
     "check_num_boxes",
@@ -177,18 +178,32 @@ def pad_boxes(boxes: Tensor, num_boxes: int, height: int, width: int) -> Tensor:
     arbitrary low-ranked box extra weight in S2CNet's graph attention, which weighs all ``D`` nodes
     alike.
     """
-    if not isinstance(boxes, Tensor):
-        raise TypeError(f"boxes must be a Tensor[L, 4], got {type(boxes).__name__}")
-    if boxes.dim() != 2 or boxes.shape[1] != 4:
-        raise ValueError(f"boxes must have shape (L, 4) with rows (x1, y1, x2, y2), got {tuple(boxes.shape)}")
-    if boxes.is_complex() or boxes.dtype == torch.bool:
-        raise TypeError(f"boxes must be real numbers, got dtype {boxes.dtype}")
+    return pad_box_sets([boxes], num_boxes, height, width)[0]
+
+
+def pad_box_sets(box_sets: Sequence[Tensor], num_boxes: int, height: int, width: int) -> Tensor:
+    """:func:`pad_boxes` for a batch: ``B`` ranked ``Tensor[L_i, 4]`` of one image size to a
+    ``float32`` ``Tensor[B, num_boxes, 4]`` on the first set's device, in a fixed number of tensor
+    operations (no loop over the images, no synchronisation on a GPU)."""
+    for boxes in box_sets:
+        if not isinstance(boxes, Tensor):
+            raise TypeError(f"boxes must be a Tensor[L, 4], got {type(boxes).__name__}")
+        if boxes.dim() != 2 or boxes.shape[1] != 4:
+            raise ValueError(f"boxes must have shape (L, 4) with rows (x1, y1, x2, y2), got {tuple(boxes.shape)}")
+        if boxes.is_complex() or boxes.dtype == torch.bool:
+            raise TypeError(f"boxes must be real numbers, got dtype {boxes.dtype}")
     num_boxes = check_num_boxes(num_boxes)
     height, width = int(height), int(width)
     if height < 1 or width < 1:
         raise ValueError(f"height and width must be >= 1, got {height} x {width}")
+    n = len(box_sets)
+    device = box_sets[0].device if n else None
+    # The output, plus one last row where the rows that are not kept are written.
+    out = whole_image_boxes(n * num_boxes + 1, height, width, device=device)
+    if n == 0:
+        return out[:0].view(0, num_boxes, 4)
 
-    b = boxes.detach().to(torch.float32)
+    b = torch.cat([boxes.detach().to(device=device, dtype=torch.float32) for boxes in box_sets])
     finite = torch.isfinite(b).all(dim=1)
     b = torch.nan_to_num(b, nan=0.0, posinf=0.0, neginf=0.0)
     x1 = torch.minimum(b[:, 0], b[:, 2]).clamp(0.0, float(width))
@@ -197,13 +212,16 @@ def pad_boxes(boxes: Tensor, num_boxes: int, height: int, width: int) -> Tensor:
     y2 = torch.maximum(b[:, 1], b[:, 3]).clamp(0.0, float(height))
     b = torch.stack([x1, y1, x2, y2], dim=1)
     keep = finite & (x2 > x1) & (y2 > y1)
-    # The kept rows first, in rank order, then whole-image rows: written without boolean indexing
-    # (whose output size needs the mask's values), so padding on a GPU never synchronises.
-    whole = whole_image_boxes(num_boxes, height, width, device=b.device)
-    first = b[torch.argsort((~keep).to(torch.uint8), stable=True)[:num_boxes]]
-    is_kept = torch.arange(first.shape[0], device=b.device) < keep.sum()
-    first = torch.where(is_kept[:, None], first, whole[: first.shape[0]])
-    return torch.cat([first, whole[first.shape[0] :]], dim=0)
+    # Each row's image and its rank among its image's kept rows; the first num_boxes kept rows of
+    # each image overwrite its whole-image rows. The counts are known on the host, so nothing waits.
+    counts = [int(boxes.shape[0]) for boxes in box_sets]
+    starts = torch.tensor([0] + counts[:-1]).cumsum(0).to(b.device, non_blocking=True)
+    image = torch.repeat_interleave(torch.arange(n), torch.tensor(counts)).to(b.device, non_blocking=True)
+    kept_so_far = keep.long().cumsum(0)
+    rank = kept_so_far - 1 - F.pad(kept_so_far, (1, 0))[starts][image]
+    row = torch.where(keep & (rank < num_boxes), image * num_boxes + rank, n * num_boxes)
+    out.index_put_((row,), b)
+    return out[:-1].view(n, num_boxes, 4)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -238,8 +256,7 @@ class Proposer(abc.ABC):
         if len(ranked) != b:
             raise RuntimeError(f"{type(self).__name__}.propose returned {len(ranked)} box sets for {b} images")
         # Padded where the proposer left them, then moved in one copy.
-        padded = torch.stack([pad_boxes(r, num_boxes, h, w).to(ranked[0].device) for r in ranked])
-        return list(padded.to(images.device).unbind(0))
+        return list(pad_box_sets(ranked, num_boxes, h, w).to(images.device).unbind(0))
 
     @abc.abstractmethod
     def propose(self, images: Tensor) -> List[Tensor]:
@@ -504,10 +521,12 @@ def label_components(mask: Tensor) -> Tensor:
     ids, count = ndimage.label(maps, structure=structure)
     if count == 0:
         return torch.zeros((n, h, w), dtype=torch.int64, device=mask.device)
-    flat = np.broadcast_to(np.arange(1, h * w + 1, dtype=np.int64).reshape(1, h, w), (n, h, w))
-    top = ndimage.maximum(flat, labels=ids, index=np.arange(1, count + 1))
-    lut = np.concatenate([[0], np.asarray(top, dtype=np.int64)])
-    return torch.from_numpy(lut[ids]).to(mask.device)
+    # Each component's largest 1 + flat index, by a scatter-max (ndimage.maximum sorts every pixel).
+    ids = torch.from_numpy(ids.astype(np.int64)).view(-1)
+    flat = torch.arange(1, h * w + 1).repeat(n)
+    top = torch.zeros(count + 1, dtype=torch.int64).scatter_reduce(0, ids, flat, "amax")
+    top[0] = 0
+    return top[ids].view(n, h, w).to(mask.device)
 
 
 def _component_boxes(sal: Tensor, masks: Tensor, image_index: Tensor) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
@@ -519,32 +538,30 @@ def _component_boxes(sal: Tensor, masks: Tensor, image_index: Tensor) -> Tuple[T
     m, h, w = masks.shape
     labels = label_components(masks)
     size = h * w
-    key = (torch.arange(m, device=masks.device).view(m, 1, 1) * (size + 1) + labels)[masks]
-    if key.numel() == 0:
+    # The foreground cells (flat indices, in row-major order), found once for every gather below.
+    cells = masks.flatten().nonzero().squeeze(1)
+    if cells.numel() == 0:
         z = sal.new_zeros((0,))
         return sal.new_zeros((0, 4)), z, z, torch.zeros((0,), dtype=torch.long, device=sal.device)
+    within = cells % size
+    key = torch.div(cells, size, rounding_mode="floor") * (size + 1) + labels.flatten()[cells]
     uniq, comp = torch.unique(key, return_inverse=True)
     k = uniq.numel()
-    ys, xs = torch.meshgrid(
-        torch.arange(h, device=sal.device, dtype=torch.float32),
-        torch.arange(w, device=sal.device, dtype=torch.float32),
-        indexing="ij",
-    )
-    xs = xs.expand(m, h, w)[masks]
-    ys = ys.expand(m, h, w)[masks]
+    xs = (within % w).to(torch.float32)
+    ys = torch.div(within, w, rounding_mode="floor").to(torch.float32)
     big = float(size)
     x1 = torch.full((k,), big, device=sal.device).scatter_reduce(0, comp, xs, "amin")
     y1 = torch.full((k,), big, device=sal.device).scatter_reduce(0, comp, ys, "amin")
     x2 = torch.full((k,), -1.0, device=sal.device).scatter_reduce(0, comp, xs, "amax") + 1
     y2 = torch.full((k,), -1.0, device=sal.device).scatter_reduce(0, comp, ys, "amax") + 1
-    mass = torch.zeros((k,), device=sal.device).index_add(0, comp, sal[masks])
-    area = torch.zeros((k,), device=sal.device).index_add(0, comp, torch.ones_like(xs))
+    mass = torch.zeros((k,), device=sal.device).index_add(0, comp, sal.flatten()[cells])
+    area = torch.bincount(comp, minlength=k).to(torch.float32)
     owner = image_index[torch.div(uniq, size + 1, rounding_mode="floor")]
     return torch.stack([x1, y1, x2, y2], dim=1), mass, area, owner
 
 
 class SaliencyProposer(Proposer):
-    """The offline default: boxes around salient regions, from nothing but torch (no weights).
+    """The offline default: boxes around salient regions, from torch and scipy alone (no weights).
 
     For each image:
 
@@ -553,7 +570,7 @@ class SaliencyProposer(Proposer):
     2. The map is thresholded at each of ``levels`` (fractions of its maximum, 1.0 being the maximum),
        giving nested regions from large (low threshold) to small and distinctive (high threshold): whole
        objects and their parts, much like the object and part boxes of a Visual Genome detector.
-    3. The 8-connected components of each mask (torch label propagation, :func:`label_components`);
+    3. The 8-connected components of each mask (:func:`label_components`, ``scipy.ndimage.label``);
        components smaller than ``min_area`` (a fraction of the image) are dropped, and so is the
        whole image (a component whose box covers more than ``max_area`` of it).
     4. Each component's bounding box, scored by its saliency mass (the sum of the map inside the

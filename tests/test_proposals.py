@@ -155,6 +155,24 @@ def test_pad_boxes_empty_gives_whole_image():
     torch.testing.assert_close(proposals.whole_image_boxes(4, 30, 40), out)
 
 
+def test_pad_box_sets_is_pad_boxes_per_image():
+    """The batched padding gives each image what pad_boxes gives it alone: sets of every length
+    (none included), with dropped, inverted and out-of-image rows, truncated and padded."""
+    g = torch.Generator().manual_seed(0)
+    sets = []
+    for length in (0, 3, 12, 1, 0, 7):
+        boxes = torch.rand(length, 4, generator=g) * 60 - 10
+        if length > 2:
+            boxes[1, 0] = float("nan")
+            boxes[2] = torch.tensor([45.0, 1.0, 60.0, 5.0])
+        sets.append(boxes)
+    out = proposals.pad_box_sets(sets, 5, 30, 40)
+    assert out.shape == (6, 5, 4) and out.dtype == torch.float32
+    for boxes, padded in zip(sets, out):
+        assert torch.equal(padded, pad_boxes(boxes, 5, 30, 40))
+    assert proposals.pad_box_sets([], 5, 30, 40).shape == (0, 5, 4)
+
+
 def test_pad_boxes_exact_count_unchanged():
     boxes = torch.tensor([[1.0, 2.0, 3.0, 4.0], [5.0, 6.0, 7.0, 8.0]], dtype=torch.float64)
     out = pad_boxes(boxes, 2, 30, 40)
