@@ -484,7 +484,7 @@ def saliency_map(
         raise ValueError(f"resolution must be an int >= 8, got {resolution!r}")
     scale = resolution / max(h, w)
     sh, sw = max(1, round(h * scale)), max(1, round(w * scale))
-    x = torch.nan_to_num(images.detach().to(torch.float32), nan=0.0).clamp(0.0, 1.0)
+    x = torch.nan_to_num(images.detach().to(torch.float32), nan=0.0).clamp_(0.0, 1.0)  # its own copy
     x = F.interpolate(x, size=(sh, sw), mode="area") if (sh, sw) != (h, w) else x
 
     sal = x.new_zeros((b, 1, sh, sw))
