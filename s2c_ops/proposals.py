@@ -446,7 +446,8 @@ def global_contrast_saliency(images: Tensor, resolution: int = 32, sigma: float 
     weight = torch.exp(-d2 / (2.0 * sigma * sigma))
     weight = weight / weight.sum(dim=1, keepdim=True)
     n = sh * sw
-    chunk = max(1, (1 << 20) // (n * n))  # about 4 MB of float32 per [chunk, N, N] temporary (page faults grow past that)
+    # About 4 MB of float32 per [chunk, N, N] temporary: larger ones were slower on the CPU (page faults).
+    chunk = max(1, (1 << 20) // (n * n))
     out = []
     for start in range(0, b, chunk):
         part = lab[start : start + chunk]
@@ -484,7 +485,7 @@ def saliency_map(
         raise ValueError(f"resolution must be an int >= 8, got {resolution!r}")
     scale = resolution / max(h, w)
     sh, sw = max(1, round(h * scale)), max(1, round(w * scale))
-    x = torch.nan_to_num(images.detach().to(torch.float32), nan=0.0).clamp_(0.0, 1.0)  # its own copy
+    x = torch.nan_to_num(images.detach().to(torch.float32), nan=0.0).clamp_(0.0, 1.0)  # clamps the copy
     x = F.interpolate(x, size=(sh, sw), mode="area") if (sh, sw) != (h, w) else x
 
     sal = x.new_zeros((b, 1, sh, sw))

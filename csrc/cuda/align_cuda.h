@@ -23,7 +23,8 @@ inline int64_t blocks_for(int64_t n) {
 inline void check_forward_cuda(const char* op, const at::Tensor& input, const at::Tensor& rois,
                                double spatial_scale, int64_t ph, int64_t pw) {
   check_align_forward(op, input, rois, spatial_scale, ph, pw);
-  TORCH_CHECK(input.is_cuda(), s2c::msg(op, ": the CUDA kernel was given a ", input.device().str(), " tensor"));
+  TORCH_CHECK(input.is_cuda(),
+              s2c::msg(op, ": the CUDA kernel was given a ", input.device().str(), " tensor"));
 }
 
 inline void check_backward_cuda(const char* op, const at::Tensor& grad, const at::Tensor& rois,

@@ -5,12 +5,12 @@
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
 #include <ATen/cuda/CUDAContext.h>
-#include <ATen/cuda/detail/IntegerDivider.cuh>
 #include <ATen/ops/empty.h>
 #include <ATen/ops/sort.h>
 #include <ATen/ops/zeros.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <torch/library.h>
+#include <ATen/cuda/detail/IntegerDivider.cuh>
 
 #include <limits>
 #include <type_traits>
@@ -61,7 +61,8 @@ __global__ void rod_mask_kernel(const scalar_t* __restrict__ sampled, const scal
   const acc_t step_y = rod_step<acc_t>(H, ph), step_x = rod_step<acc_t>(W, pw);
   const Pack<scalar_t, VEC>* src = reinterpret_cast<const Pack<scalar_t, VEC>*>(sampled);
   Pack<scalar_t, VEC>* dst = reinterpret_cast<Pack<scalar_t, VEC>*>(out);
-  for (index_t v = blockIdx.x * index_t(blockDim.x) + threadIdx.x; v < total; v += index_t(gridDim.x) * blockDim.x) {
+  for (index_t v = blockIdx.x * index_t(blockDim.x) + threadIdx.x; v < total;
+       v += index_t(gridDim.x) * blockDim.x) {
     const auto roi = packs_per_roi.divmod(v);  // roi.div: the ROI, roi.mod: the pack within it
     const ScaledRoi<acc_t> r = scale_roi<scalar_t, acc_t>(rois + int64_t(roi.div) * 5, scale);
     Pack<scalar_t, VEC> pack;
@@ -193,10 +194,12 @@ at::Tensor rod_align_forward(const at::Tensor& input_, const at::Tensor& rois_, 
       constexpr int VEC = decltype(vec)::value;
       using index_t = decltype(index);
       const int64_t total = K * (per_roi / VEC);
-      rod_mask_kernel<scalar_t, acc_t, VEC, index_t><<<std::min(blocks_for(total), max_blocks), kThreads, 0, stream>>>(
-          sampled.const_data_ptr<scalar_t>(), rois.const_data_ptr<scalar_t>(), static_cast<acc_t>(spatial_scale),
-          static_cast<index_t>(total), IntDivider<index_t>(per_roi / VEC), IntDivider<unsigned int>(ph * pw),
-          IntDivider<unsigned int>(pw), N, H, W, ph, pw, out.mutable_data_ptr<scalar_t>());
+      rod_mask_kernel<scalar_t, acc_t, VEC, index_t>
+          <<<std::min(blocks_for(total), max_blocks), kThreads, 0, stream>>>(
+              sampled.const_data_ptr<scalar_t>(), rois.const_data_ptr<scalar_t>(),
+              static_cast<acc_t>(spatial_scale), static_cast<index_t>(total),
+              IntDivider<index_t>(per_roi / VEC), IntDivider<unsigned int>(ph * pw),
+              IntDivider<unsigned int>(pw), N, H, W, ph, pw, out.mutable_data_ptr<scalar_t>());
     };
     auto launch_vec = [&](auto vec) {
       // 32-bit indices while the grid-stride loop cannot overflow them.

@@ -67,8 +67,10 @@ struct VerdictSlot {
   cudaEvent_t copied = nullptr;
   ~VerdictSlot() {
     // Errors are ignored: at process exit the CUDA runtime may already be gone.
-    if (copied) (void)cudaEventDestroy(copied);
-    if (host) (void)cudaFreeHost(host);
+    if (copied)
+      (void)cudaEventDestroy(copied);
+    if (host)
+      (void)cudaFreeHost(host);
   }
 };
 
@@ -81,7 +83,8 @@ VerdictSlot* verdict_slot(c10::DeviceIndex device) {
   }
   if (!slots[device]) {
     auto slot = std::make_unique<VerdictSlot>();
-    C10_CUDA_CHECK(cudaHostAlloc(reinterpret_cast<void**>(&slot->host), 2 * sizeof(int64_t), cudaHostAllocDefault));
+    C10_CUDA_CHECK(
+        cudaHostAlloc(reinterpret_cast<void**>(&slot->host), 2 * sizeof(int64_t), cudaHostAllocDefault));
     C10_CUDA_CHECK(cudaEventCreateWithFlags(&slot->copied, cudaEventDisableTiming));
     slots[device] = std::move(slot);
   }
