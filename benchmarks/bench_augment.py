@@ -17,15 +17,10 @@ from importlib import resources
 
 import kornia.augmentation as K
 import torch
-from torch.utils.benchmark import Timer
 
 import s2c_ops
 from s2c_kornia import AestheticCrop
-
-
-def median_ms(fn, min_run_time):
-    timer = Timer("fn()", globals={"fn": fn}, num_threads=torch.get_num_threads())
-    return timer.blocked_autorange(min_run_time=min_run_time).median * 1e3
+from timing import median_ms
 
 
 def main():

@@ -18,15 +18,10 @@ import resource
 
 import timm
 import torch
-from torch.utils.benchmark import Timer
 
 from s2c_ops import S2CNet
 from s2c_ops.candidates import grid_anchors
-
-
-def median_ms(fn, min_run_time):
-    timer = Timer("fn()", globals={"fn": fn}, num_threads=torch.get_num_threads())
-    return timer.blocked_autorange(min_run_time=min_run_time).median * 1e3
+from timing import graphed, median_ms
 
 
 def inputs(batch, device, h=256, w=384, d=10):
@@ -54,21 +49,6 @@ def scoring_fn(model, images, crops, objects):
     rois_c, rois_o = model.check_inputs(images, crops, objects)
     size = images.shape[-2:]
     return lambda: model.score(model.features(images), rois_c, rois_o, size)
-
-
-def graphed(fn):
-    """``fn`` captured into a CUDA graph (the align ops skip their value checks under capture):
-    returns the graph and its output buffer."""
-    side = torch.cuda.Stream()
-    side.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(side):
-        for _ in range(2):
-            fn()
-    torch.cuda.current_stream().wait_stream(side)
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        out = fn()
-    return graph, out
 
 
 @contextlib.contextmanager

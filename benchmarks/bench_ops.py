@@ -7,10 +7,10 @@ same output size, measured in one run. Prints medians and the ratios our time / 
 import argparse
 
 import torch
-from torch.utils.benchmark import Timer
 from torchvision.ops import roi_align as tv_roi_align
 
 import s2c_ops  # noqa: F401  (registers torch.ops.s2c)
+from timing import graphed, median_ms
 
 # name: (images, channels, height, width, rois per image, points, image stride)
 SIZES = {
@@ -34,26 +34,6 @@ def make_inputs(n, c, h, w, per_image, device, dtype=torch.float32):
     return x, rois
 
 
-def median_ms(fn, min_run_time):
-    timer = Timer("fn()", globals={"fn": fn}, num_threads=torch.get_num_threads())
-    return timer.blocked_autorange(min_run_time=min_run_time).median * 1e3
-
-
-def graphed(fn):
-    """fn replayed from a CUDA graph: kernel time without launch overhead or host synchronisation
-    (the s2c ops skip their value checks under capture)."""
-    s = torch.cuda.Stream()
-    s.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(s):
-        for _ in range(3):
-            fn()
-    torch.cuda.current_stream().wait_stream(s)
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        fn()
-    return graph.replay
-
-
 def bench(device, min_run_time):
     rows = []
     sizes = CUDA_SIZES if device == "cuda" else SIZES
@@ -73,8 +53,8 @@ def bench(device, min_run_time):
             both = median_ms(lambda: torch.autograd.grad(op(xg), xg, grad), min_run_time)
             times[op_name] = (fwd, both)
             if device == "cuda":
-                fwd_g = median_ms(graphed(lambda: op(x)), min_run_time)
-                both_g = median_ms(graphed(lambda: torch.autograd.grad(op(xg), xg, grad)), min_run_time)
+                fwd_g = median_ms(graphed(lambda: op(x))[0].replay, min_run_time)
+                both_g = median_ms(graphed(lambda: torch.autograd.grad(op(xg), xg, grad))[0].replay, min_run_time)
                 times[op_name + " [graph]"] = (fwd_g, both_g)
         for op_name, (fwd, both) in times.items():
             base = "torchvision roi_align" + (" [graph]" if op_name.endswith("[graph]") else "")

@@ -8,14 +8,9 @@ import argparse
 
 import torch
 import torch.nn.functional as F
-from torch.utils.benchmark import Timer
 
 from s2c_ops.proposals import SaliencyProposer
-
-
-def median_ms(fn, min_run_time):
-    timer = Timer("fn()", globals={"fn": fn}, num_threads=torch.get_num_threads())
-    return timer.blocked_autorange(min_run_time=min_run_time).median * 1e3
+from timing import median_ms
 
 
 def main():
