@@ -8,7 +8,6 @@ the ``out_indices`` giving those three maps; its channel counts come from timm's
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Sequence, Tuple
 
-import torch
 from torch import Tensor, nn
 
 
@@ -20,7 +19,7 @@ class BackboneSpec:
     factory: Callable[[bool], nn.Module]
     description: str = ""
     #: Every BatchNorm directly follows, in forward order, the convolution before it among its
-    #: siblings (checked for the built-in backbones): fold_batchnorm may merge them.
+    #: siblings (checked for the built-in backbones): ``fusion.fold_batchnorm`` may merge them.
     foldable: bool = False
 
 
@@ -32,7 +31,8 @@ def register(name: str, factory: Callable[[bool], nn.Module] = None, *, timm_nam
              overwrite: bool = False) -> None:
     """Registers a backbone under ``name``: either a ``factory(pretrained: bool) -> nn.Module`` or a
     timm model name with the ``out_indices`` of its stride-8/16/32 stages. ``foldable=True`` declares
-    that each BatchNorm directly follows the sibling convolution before it (see :func:`fold_batchnorm`)."""
+    that each BatchNorm directly follows the sibling convolution before it (see
+    :func:`s2c_ops.fusion.fold_batchnorm`)."""
     if (factory is None) == (timm_name is None):
         raise ValueError("register() takes exactly one of factory or timm_name")
     if name in _REGISTRY and not overwrite:
@@ -74,30 +74,6 @@ class Backbone(nn.Module):
 
     def forward(self, images: Tensor) -> List[Tensor]:
         return self.body(images)
-
-
-@torch.no_grad()
-def fold_batchnorm(module: nn.Module) -> int:
-    """Folds eval-mode BatchNorms into the convolutions they follow, in place; returns how many.
-    A BatchNorm is folded when it is the sibling right after a Conv2d (timm's BatchNormAct2d keeps its
-    activation). Only valid for modules where that order is the forward order."""
-    from timm.layers import BatchNormAct2d
-
-    folded = 0
-    for parent in module.modules():
-        names = list(parent._modules)
-        for conv_name, bn_name in zip(names, names[1:]):
-            conv, bn = parent._modules[conv_name], parent._modules[bn_name]
-            if not (isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d) and bn.track_running_stats):
-                continue
-            scale = (bn.weight if bn.affine else torch.ones_like(bn.running_var)) / torch.sqrt(bn.running_var + bn.eps)
-            shift = (bn.bias if bn.affine else torch.zeros_like(bn.running_mean)) - bn.running_mean * scale
-            conv.weight.mul_(scale.view(-1, 1, 1, 1))
-            bias = shift if conv.bias is None else conv.bias * scale + shift
-            conv.bias = nn.Parameter(bias)
-            parent._modules[bn_name] = nn.Sequential(bn.drop, bn.act) if isinstance(bn, BatchNormAct2d) else nn.Identity()
-            folded += 1
-    return folded
 
 
 register("mobilenetv2_100", timm_name="mobilenetv2_100", description="MobileNetV2 1.0 (official S2CNet)",

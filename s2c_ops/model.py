@@ -14,9 +14,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .align import gaic_roi_align_avg, rod_align_avg
-from .backbones import Backbone, fold_batchnorm
+from .backbones import Backbone
 from .boxes import BoxesLike, boxes_to_rois
 from .config import ConfigLike, S2CNetConfig, resolve_config
+from .fusion import fold_batchnorm, fuse_layers
 
 # Feature map the align ops read: the stride-16 fused map.
 SPATIAL_SCALE = 1.0 / 16
@@ -312,6 +313,7 @@ class S2CNet(nn.Module):
         model = copy.deepcopy(self).eval()
         if self.backbone.foldable:
             fold_batchnorm(model.backbone)
+        fuse_layers(model)
         model._inference_only = True
         return model
 
