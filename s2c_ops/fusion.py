@@ -97,10 +97,12 @@ class FusedConv2d(nn.Conv2d):
 
     def _packed_weight(self, x: Tensor, padding, stride, dilation, groups) -> Tensor:
         key = (self.weight.data_ptr(), self.weight._version, tuple(x.shape))
-        if self._packed is None or self._packed[0] != key:
+        packed = self._packed
+        if packed is None or packed[0] != key:
             reorder = torch.ops.mkldnn._reorder_convolution_weight
-            self._packed = key, reorder(self.weight.detach(), padding, stride, dilation, groups, list(x.shape))
-        return self._packed[1]
+            packed = key, reorder(self.weight.detach(), padding, stride, dilation, groups, list(x.shape))
+            self._packed = packed
+        return packed[1]
 
     def __getstate__(self):
         # oneDNN's opaque tensors cannot be copied or pickled; the cache is rebuilt on the next call.
