@@ -8,6 +8,7 @@ fused layers call oneDNN's fused operators instead (the ones torch.compile's CPU
 reordered once per input shape. They compute the same function to float32 rounding. Elsewhere (other
 devices or dtypes, autograd, autocast, torch.compile tracing) the layers run their plain modules.
 """
+import functools
 from typing import List, Optional, Tuple
 
 import torch
@@ -20,6 +21,30 @@ _ONEDNN = (
     and hasattr(torch.ops.mkldnn, "_convolution_pointwise")
     and hasattr(torch.ops.mkldnn, "_reorder_convolution_weight")
 )
+
+
+@functools.lru_cache(maxsize=None)
+def onednn_works() -> bool:
+    """Whether this build's fused operators exist and agree with the plain ones on a small case (a
+    build without them, or with other post-op support on another CPU, keeps the plain modules)."""
+    if not _ONEDNN:
+        return False
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 8, 6, 6, generator=g).contiguous(memory_format=torch.channels_last)
+    w, b = torch.randn(8, 8, 3, 3, generator=g), torch.randn(8, generator=g)
+    rows, w_rows = torch.randn(5, 72, generator=g), w.flatten(1)
+    ops = torch.ops.mkldnn
+    try:
+        with torch.no_grad():
+            packed = ops._reorder_convolution_weight(w, [1, 1], [1, 1], [1, 1], 1, list(x.shape))
+            conv = ops._convolution_pointwise(x, packed, b, [1, 1], [1, 1], [1, 1], 1, "hardtanh", [0.0, 6.0], "")
+            linear = ops._linear_pointwise(rows, w_rows, b, "gelu", [], "none")
+            return bool(
+                torch.allclose(conv, F.conv2d(x, w, b, padding=1).clamp(0, 6), atol=1e-4)
+                and torch.allclose(linear, F.gelu(F.linear(rows, w_rows, b)), atol=1e-4)
+            )
+    except RuntimeError:
+        return False
 
 
 def _onednn_attr(activation: nn.Module) -> Optional[Tuple[str, List[float], str]]:
@@ -37,22 +62,15 @@ def _onednn_attr(activation: nn.Module) -> Optional[Tuple[str, List[float], str]
     return None
 
 
-def _autocast_on() -> bool:
-    try:
-        return torch.is_autocast_enabled("cpu")
-    except TypeError:  # torch < 2.4 takes no device type
-        return torch.is_autocast_cpu_enabled()
-
-
 def _use_onednn(x: Tensor, weight: Tensor, attr) -> bool:
     return (
-        _ONEDNN
-        and attr is not None
+        attr is not None
         and x.device.type == "cpu"
         and x.dtype == weight.dtype == torch.float32
         and not (torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad))
-        and not _autocast_on()
+        and not torch.is_autocast_enabled("cpu")
         and not torch.compiler.is_compiling()
+        and onednn_works()
     )
 
 
@@ -73,9 +91,9 @@ class FusedLinear(nn.Linear):
 
 
 class FusedConv2d(nn.Conv2d):
-    """``activation(conv(x))``; on the CPU one oneDNN pass with weights reordered once per input
-    shape (the reordered copy is a cache: not a parameter, not copied or saved). Output is
-    channels-last on that path. Shares ``conv``'s parameters."""
+    """``activation(conv(x))``; on the CPU, for channels-last inputs (S2CNet's backbone runs
+    channels-last), one oneDNN pass with weights reordered once per input shape (the reordered copy
+    is a cache: not a parameter, not copied or saved). Shares ``conv``'s parameters."""
 
     def __init__(self, conv: nn.Conv2d, activation: Optional[nn.Module] = None) -> None:
         nn.Module.__init__(self)
@@ -90,7 +108,9 @@ class FusedConv2d(nn.Conv2d):
         self._packed: Optional[Tuple[tuple, Tensor]] = None
 
     def forward(self, x: Tensor) -> Tensor:
-        if not _use_onednn(x, self.weight, self._attr) or x.dim() != 4:
+        # oneDNN's output is channels-last whatever the input's layout: NCHW inputs keep the plain path.
+        fast = x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last)
+        if not (fast and _use_onednn(x, self.weight, self._attr)):
             return self.activation(self._conv_forward(x, self.weight, self.bias))
         args = list(self.padding), list(self.stride), list(self.dilation), self.groups
         return torch.ops.mkldnn._convolution_pointwise(x, self._packed_weight(x, *args), self.bias, *args, *self._attr)
