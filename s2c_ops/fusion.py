@@ -9,7 +9,7 @@ reordered once per input shape. They compute the same function to float32 roundi
 devices or dtypes, autograd, autocast, torch.compile tracing) the layers run their plain modules.
 """
 import functools
-from typing import List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -21,6 +21,9 @@ _ONEDNN = (
     and hasattr(torch.ops.mkldnn, "_convolution_pointwise")
     and hasattr(torch.ops.mkldnn, "_reorder_convolution_weight")
 )
+
+#: Input shapes whose reordered convolution weights a FusedConv2d keeps.
+_SHAPES_PACKED = 4
 
 
 @functools.lru_cache(maxsize=None)
@@ -85,7 +88,7 @@ class FusedLinear(nn.Linear):
         self._attr = _onednn_attr(self.activation)
 
     def forward(self, x: Tensor) -> Tensor:
-        if _use_onednn(x, self.weight, self._attr):
+        if x.dim() >= 2 and _use_onednn(x, self.weight, self._attr):
             return torch.ops.mkldnn._linear_pointwise(x, self.weight, self.bias, *self._attr)
         return self.activation(F.linear(x, self.weight, self.bias))
 
@@ -105,7 +108,7 @@ class FusedConv2d(nn.Conv2d):
         # String paddings ("same") and non-zero padding modes keep the plain path.
         plain = isinstance(self.padding, tuple) and self.padding_mode == "zeros"
         self._attr = _onednn_attr(self.activation) if plain else None
-        self._packed: Optional[Tuple[tuple, Tensor]] = None
+        self._packed: Optional[Tuple[tuple, Dict[tuple, Tensor]]] = None
 
     def forward(self, x: Tensor) -> Tensor:
         # oneDNN's output is channels-last whatever the input's layout: NCHW inputs keep the plain path.
@@ -116,13 +119,21 @@ class FusedConv2d(nn.Conv2d):
         return torch.ops.mkldnn._convolution_pointwise(x, self._packed_weight(x, *args), self.bias, *args, *self._attr)
 
     def _packed_weight(self, x: Tensor, padding, stride, dilation, groups) -> Tensor:
-        key = (self.weight.data_ptr(), self.weight._version, tuple(x.shape))
-        packed = self._packed
-        if packed is None or packed[0] != key:
+        # Any reordered copy gives the right result, but one made for another input shape can be
+        # reordered again on every call (5x slower for some shapes), so a few shapes are kept:
+        # a CPU batch runs the backbone on 2 images at a time, then maybe on 1.
+        weights = (self.weight.data_ptr(), self.weight._version)
+        cache = self._packed
+        if cache is None or cache[0] != weights:
+            cache = self._packed = weights, {}
+        shape = tuple(x.shape)
+        packed = cache[1].get(shape)
+        if packed is None:
+            if len(cache[1]) >= _SHAPES_PACKED:
+                cache[1].clear()
             reorder = torch.ops.mkldnn._reorder_convolution_weight
-            packed = key, reorder(self.weight.detach(), padding, stride, dilation, groups, list(x.shape))
-            self._packed = packed
-        return packed[1]
+            packed = cache[1][shape] = reorder(self.weight.detach(), padding, stride, dilation, groups, list(shape))
+        return packed
 
     def __getstate__(self):
         # oneDNN's opaque tensors cannot be copied or pickled; the cache is rebuilt on the next call.

@@ -58,6 +58,8 @@ def test_linear_reads_strided_inputs():
     y, names = run(FusedLinear(linear), x)
     torch.testing.assert_close(y, linear(x), rtol=1e-5, atol=1e-5)
     assert names == ["_linear_pointwise"]
+    vector = torch.randn(12)  # one vector: the plain path, as F.linear takes it
+    torch.testing.assert_close(run(FusedLinear(linear), vector)[0], linear(vector))
 
 
 CONVS = [
@@ -93,6 +95,12 @@ def test_conv_reorders_weights_once_per_shape_and_after_changes():
     x = torch.randn(1, 4, 10, 10).contiguous(memory_format=torch.channels_last)
     assert "_reorder_convolution_weight" in run(fused, x)[1]
     assert "_reorder_convolution_weight" not in run(fused, x)[1]
+    seen = {tuple(x.shape)}
+    shapes = [(2, 4, 10, 10), (1, 4, 10, 10), (1, 4, 12, 9)]
+    for shape in shapes + shapes:  # alternating shapes, e.g. a CPU batch split into 2 + 2 + 1 images
+        reorders = run(fused, torch.randn(shape).contiguous(memory_format=torch.channels_last))[1]
+        assert ("_reorder_convolution_weight" in reorders) == (shape not in seen)
+        seen.add(shape)
     with torch.no_grad():
         conv.weight.mul_(-2)  # in place, as load_state_dict does: the cache must not go stale
     y, names = run(fused, x)
