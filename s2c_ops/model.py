@@ -309,8 +309,9 @@ class S2CNet(nn.Module):
     def fused(self) -> "S2CNet":
         """An inference copy: the backbone's BatchNorms folded into its convolutions, and every
         convolution and linear layer one oneDNN pass with its activation on the CPU
-        (:mod:`s2c_ops.fusion`). The same scores to float rounding; on the CPU the forward takes ~0.7x
-        the time. The copy cannot be put in training mode or saved; the model itself is unchanged."""
+        (:mod:`s2c_ops.fusion`). The same scores to float rounding; on the CPU its forward takes about
+        0.7x the model's own (``benchmarks/bench_model.py``). The copy cannot be put in training mode
+        or saved; the model itself is unchanged."""
         model = copy.deepcopy(self).eval()
         if self.backbone.foldable:
             fold_batchnorm(model.backbone)
