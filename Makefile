@@ -43,7 +43,7 @@ test: build $(IMAGENET)
 DEMO ?= demo
 demo: build
 	$(PY) -m s2c_ops.cli crop s2c_ops/demo_photos --ratio 16:9 --ratio 1:1 --out $(DEMO) --json $(DEMO)/crops.jsonl --show --overwrite
-	$(PY) -m s2c_ops.contact_sheet $(DEMO)/crops.jsonl $(DEMO)/contact_sheet.png
+	$(PY) -m s2c_ops.cli.contact_sheet $(DEMO)/crops.jsonl $(DEMO)/contact_sheet.png
 	@echo "demo: crops, crops.jsonl and contact_sheet.png in $(DEMO)/"
 
 bench: build

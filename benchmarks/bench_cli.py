@@ -31,8 +31,9 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from s2c_ops import cli, crop_cli
-from s2c_ops.cropper import Cropper
+from s2c_ops import cli
+from s2c_ops.cli import crop as crop_cli
+from s2c_ops.cropping.cropper import Cropper
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO = REPO / "s2c_ops" / "demo_photos"

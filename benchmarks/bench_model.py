@@ -21,8 +21,8 @@ import timm
 import torch
 
 from s2c_ops import S2CNet
-from s2c_ops.candidates import grid_anchors
-from s2c_ops.fusion import fold_batchnorm, fuse_layers
+from s2c_ops.cropping.candidates import grid_anchors
+from s2c_ops.models.fusion import fold_batchnorm, fuse_layers
 from timing import graphed, median_ms
 
 

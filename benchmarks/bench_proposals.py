@@ -9,7 +9,7 @@ import argparse
 import torch
 import torch.nn.functional as F
 
-from s2c_ops.proposals import SaliencyProposer
+from s2c_ops.cropping.proposals import SaliencyProposer
 from timing import median_ms
 
 

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from PIL import Image, ImageDraw
 
 from s2c_kornia import AestheticCrop
-from s2c_ops.transforms import to_uint8_tensor
+from s2c_ops.cropping.transforms import to_uint8_tensor
 
 HERE = Path(__file__).resolve().parent
 PHOTOS = HERE.parent / "s2c_ops" / "demo_photos"

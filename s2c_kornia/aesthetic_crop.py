@@ -34,10 +34,10 @@ from kornia.constants import Resample
 from kornia.geometry.transform import crop_by_indices, crop_by_transform_mat
 from torch import Tensor, nn
 
-from s2c_ops.candidates import parse_ratio, ratio_anchors
-from s2c_ops.cropper import Cropper
-from s2c_ops.model import S2CNet
-from s2c_ops.proposals import get_proposer
+from s2c_ops.cropping.candidates import parse_ratio, ratio_anchors
+from s2c_ops.cropping.cropper import Cropper
+from s2c_ops.models.s2cnet import S2CNet
+from s2c_ops.cropping.proposals import get_proposer
 
 __all__ = ["AestheticCrop"]
 
@@ -278,7 +278,7 @@ class AestheticCrop(GeometricAugmentationBase2D):
     def model(self) -> Scorer:
         """The scorer as given, or the package's default model (loaded on first access)."""
         if self._model is None:
-            from s2c_ops.prior import GeometryPrior
+            from s2c_ops.models.prior import GeometryPrior
 
             object.__setattr__(self, "_model", GeometryPrior.default())
         return self._model

@@ -1,23 +1,27 @@
-"""s2cnet: S2CNet aesthetic cropping for PyTorch."""
+"""s2cnet: S2CNet aesthetic cropping for PyTorch.
+
+Subpackages: ``ops`` (the s2c operators), ``models`` (S2CNet, backbones, the geometry prior, weights),
+``cropping`` (pre-processing, candidates, proposers, Cropper), ``data`` (datasets, metrics),
+``training`` and ``cli``.
+"""
 import torch  # noqa: F401  (loads the libraries _C links against)
 
 from . import _C  # noqa: F401  (registers the torch.ops.s2c operators)
-from . import _library  # noqa: F401  (their fake kernels and autograd)
+from .ops import _registration  # noqa: F401  (their fake kernels and autograd)
 from . import backbones, candidates, proposals, transforms
-from .align import (
+from .ops import (
     GaicRoIAlign,
     GaicRoIAlignAvg,
     RoDAlign,
     RoDAlignAvg,
+    boxes_to_rois,
     gaic_roi_align,
     gaic_roi_align_avg,
     rod_align,
     rod_align_avg,
 )
-from .boxes import boxes_to_rois
-from .config import S2CNetConfig
-from .cropper import Cropper, CropResult
-from .model import S2CNet
+from .models import S2CNet, S2CNetConfig
+from .cropping import Cropper, CropResult
 
 _LAZY = ("data", "metrics", "prior")
 

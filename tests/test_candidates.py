@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from conftest import golden_path
-from s2c_ops.candidates import grid_anchors, parse_ratio, ratio_anchors
+from s2c_ops.cropping.candidates import grid_anchors, parse_ratio, ratio_anchors
 
 GOLDEN = [("ssc_GAICv1_256x384.pt", 256, 384), ("ssc_GAICv2_320x256.pt", 320, 256)]
 SIZES = [(256, 384), (384, 256), (1024, 683), (64, 64), (40, 500)]

@@ -6,7 +6,7 @@ from PIL import Image
 
 from conftest import REPO
 from s2c_ops import cli
-from s2c_ops.contact_sheet import THUMB_HEIGHT, contact_sheet, main
+from s2c_ops.cli.contact_sheet import THUMB_HEIGHT, contact_sheet, main
 
 
 def test_contact_sheet_from_crop_records(tmp_path):

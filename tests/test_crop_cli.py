@@ -14,8 +14,9 @@ import pytest
 import torch
 from PIL import Image, ImageCms, ImageOps
 
-from s2c_ops import Cropper, cli, crop_cli
-from s2c_ops.candidates import parse_ratio
+from s2c_ops import Cropper, cli
+from s2c_ops.cli import crop as crop_cli
+from s2c_ops.cropping.candidates import parse_ratio
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO = REPO / "s2c_ops" / "demo_photos"
@@ -434,7 +435,7 @@ def test_inputs_folders_globs_duplicates_and_clashes(tmp_path, capsys):
 
 
 def test_given_boxes(tmp_path, capsys, monkeypatch):
-    from s2c_ops import cropper, proposals
+    from s2c_ops.cropping import cropper, proposals
 
     seen = []
 
@@ -468,7 +469,7 @@ def test_given_boxes(tmp_path, capsys, monkeypatch):
 
 def test_weights_and_proposer(tmp_path, capsys):
     from s2c_ops import S2CNet
-    from s2c_ops.prior import GeometryPrior
+    from s2c_ops.models.prior import GeometryPrior
 
     run = tmp_path / "run"
     run.mkdir()

@@ -26,7 +26,7 @@ from s2c_ops.data import (
     read_object_boxes,
     read_split,
 )
-from s2c_ops.transforms import OfficialPreprocess
+from s2c_ops.cropping.transforms import OfficialPreprocess
 
 GAIC = SHARED / "data" / "GAIC"
 TRAIN_WITH_IMAGE = "211958"

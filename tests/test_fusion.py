@@ -1,4 +1,4 @@
-"""Inference fusion (s2c_ops.fusion): fused layers compute their plain modules' function, take
+"""Inference fusion (s2c_ops.models.fusion): fused layers compute their plain modules' function, take
 oneDNN's fused operators on the CPU, and fall back wherever those do not apply."""
 import copy
 import pickle
@@ -8,8 +8,8 @@ import torch
 from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from s2c_ops.fusion import FusedConv2d, FusedLinear, fold_batchnorm, fuse_layers, onednn_works
-from s2c_ops.model import S2CNet
+from s2c_ops.models.fusion import FusedConv2d, FusedLinear, fold_batchnorm, fuse_layers, onednn_works
+from s2c_ops.models.s2cnet import S2CNet
 
 needs_onednn = pytest.mark.skipif(not onednn_works(), reason="this torch build has no working oneDNN fused operators")
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 from scipy.stats import pearsonr, spearmanr
 
-from s2c_ops.metrics import GAICMetrics, acc_k_n, bde, iou, pcc, srcc, wacc_k_n
+from s2c_ops.data.metrics import GAICMetrics, acc_k_n, bde, iou, pcc, srcc, wacc_k_n
 
 # Six crops. MOS order (best first): crop 5 (6.0), 2 (5.0), 0 (4.0), 1 (3.0), 4 (2.0), 3 (1.0),
 # so the 0-based ground-truth ranks are r = [2, 3, 1, 5, 4, 0].

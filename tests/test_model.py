@@ -7,12 +7,12 @@ from PIL import Image
 
 import s2c_ops
 from conftest import REPO, golden_path
-from s2c_ops import backbones
-from s2c_ops.checkpoints import CheckpointError
-from s2c_ops.cropper import Cropper
-from s2c_ops.model import S2CNet
-from s2c_ops.proposals import GivenBoxes
-from s2c_ops.transforms import OfficialPreprocess, Resize
+from s2c_ops.models import backbones
+from s2c_ops.models.checkpoints import CheckpointError
+from s2c_ops.cropping.cropper import Cropper
+from s2c_ops.models.s2cnet import S2CNet
+from s2c_ops.cropping.proposals import GivenBoxes
+from s2c_ops.cropping.transforms import OfficialPreprocess, Resize
 
 GOLDEN = ["ssc_GAICv1_256x384.pt", "ssc_GAICv2_320x256.pt"]
 PHOTOS = REPO / "s2c_ops" / "demo_photos"

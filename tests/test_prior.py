@@ -10,8 +10,8 @@ import s2c_ops.prior
 from conftest import SHARED, golden_path
 from synthetic import make_gaicd
 from s2c_ops import cli
-from s2c_ops.prior import GeometryPrior, real_objects
-from s2c_ops.prior_training import evaluate, kept_object_area, load_geometry, prior_scores, train_prior
+from s2c_ops.models.prior import GeometryPrior, real_objects
+from s2c_ops.training.prior import evaluate, kept_object_area, load_geometry, prior_scores, train_prior
 
 GAIC = SHARED / "data" / "GAIC"
 needs_gaic = pytest.mark.skipif(not GAIC.exists(), reason=f"{GAIC} (the team's GAICD copy) is not here")
@@ -75,7 +75,7 @@ def test_cli_eval_prior_json(tmp_path, capsys):
     assert len(record["scores"]) == len(mos)
     assert "| srcc |" in capsys.readouterr().out
     # The same weights given as a file are recognised as the prior (no pixels needed).
-    weights = Path(s2c_ops.prior.__file__).parent / "weights" / "geometry_prior.safetensors"
+    weights = Path(s2c_ops.__file__).parent / "weights" / "geometry_prior.safetensors"
     again = tmp_path / "again.json"
     assert cli.main(["eval", "--data", str(GAIC), "--split", "train", "--weights", str(weights), "--json", str(again)]) == 0
     assert json.loads(again.read_text())["metrics"] == result["metrics"]

@@ -9,8 +9,8 @@ from PIL import Image
 from torchvision.ops import box_iou
 
 from conftest import REPO
-from s2c_ops import proposals
-from s2c_ops.proposals import (
+from s2c_ops.cropping import proposals
+from s2c_ops.cropping.proposals import (
     BoxProposer,
     GivenBoxes,
     SaliencyProposer,

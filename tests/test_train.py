@@ -8,8 +8,8 @@ import sys
 import pytest
 import torch
 
-from s2c_ops import S2CNet, cli
-from s2c_ops.checkpoints import CheckpointError, load_imagenet_backbone
+from s2c_ops import S2CNet, S2CNetConfig, cli
+from s2c_ops.models.checkpoints import CheckpointError, load_imagenet_backbone
 from synthetic import make_gaicd
 
 IMAGENET = os.path.join(torch.hub.get_dir(), "checkpoints", "mobilenet_v2-b0353104.pth")
@@ -56,7 +56,7 @@ def test_imagenet_initialisation():
 
 
 def test_imagenet_mismatch_is_clear():
-    model = S2CNet(cli.OFFICIAL["GAICv1"].__class__(backbone="resnet50"))
+    model = S2CNet(S2CNetConfig(backbone="resnet50"))
     import torchvision
 
     with pytest.raises(CheckpointError, match="backbone='mobilenetv2_100'"):

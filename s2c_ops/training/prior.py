@@ -12,9 +12,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .data import GAICD, normalise_mos
-from .metrics import GAICMetrics
-from .prior import GeometryPrior, PriorConfig, real_objects
+from ..data.gaicd import GAICD, normalise_mos
+from ..data.metrics import GAICMetrics
+from ..models.prior import GeometryPrior, PriorConfig, real_objects
 
 
 def _normalised(item: Dict) -> Dict[str, Tensor]:

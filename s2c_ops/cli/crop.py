@@ -33,8 +33,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .candidates import parse_ratio, ratio_anchors
-from .config import OFFICIAL
+from ..cropping.candidates import parse_ratio, ratio_anchors
+from ..models.config import OFFICIAL
 
 MIN_SIDE = 32  # smallest image side accepted, in pixels
 SHOW_MAX_SIDE = 1280  # --show previews are scaled down to this long side
@@ -162,7 +162,7 @@ def _int_arg(minimum: int):
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     """Registers ``crop`` (and its options) on the ``s2c`` sub-command parsers."""
-    from .proposals import available_proposers
+    from ..cropping.proposals import available_proposers
 
     p = subparsers.add_parser(
         "crop",
@@ -564,8 +564,8 @@ class Outcome:
 @torch.no_grad()
 def score_outcomes(cropper, outcomes: List[Outcome], job: Job, given: Optional["BoxesFile"]) -> None:
     """Scores the decoded inputs of ``outcomes`` (one call per group of same-size model inputs)."""
-    from .cropper import Cropper
-    from .transforms import Resize
+    from ..cropping.cropper import Cropper
+    from ..cropping.transforms import Resize
 
     work = []  # (outcome, ok ratio specs, candidates, object boxes)
     for o in outcomes:
@@ -940,12 +940,12 @@ def merge_parts(path: str, world: int, entries: List[Entry], job: Job) -> List[s
 # ---------------------------------------------------------------------------------------------------
 def _load_model(args):
     """(model or None for the default, description)."""
-    from .model import S2CNet
+    from ..models.s2cnet import S2CNet
 
     if args.official:
         return S2CNet.from_official(args.official, args.config), f"S2CNet {args.config} (official checkpoint {args.official})"
     if args.weights:
-        from .checkpoints import load_weights
+        from ..models.checkpoints import load_weights
 
         try:
             return load_weights(args.weights)
@@ -1075,8 +1075,8 @@ def run(args) -> int:
         device = torch.device("cuda", local_rank % torch.cuda.device_count())
 
     given = BoxesFile(args.boxes) if args.boxes else None
-    from .cropper import Cropper
-    from .proposals import get_proposer
+    from ..cropping.cropper import Cropper
+    from ..cropping.proposals import get_proposer
 
     model, model_name = _load_model(args)
     proposer_name = f"boxes ({args.boxes})" if given else (args.proposer or "saliency")

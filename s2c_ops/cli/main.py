@@ -8,8 +8,8 @@ from typing import List, Optional
 
 import torch
 
-from . import crop_cli
-from .config import OFFICIAL
+from . import crop
+from ..models.config import OFFICIAL
 
 
 def _write_json(path: str, payload) -> None:
@@ -29,7 +29,7 @@ def _print_metrics(metrics: dict, label: str) -> None:
 
 
 def cmd_train_prior(args) -> int:
-    from .prior_training import train_prior
+    from ..training.prior import train_prior
 
     train_prior(args.data, args.out, epochs=args.epochs, seed=args.seed, val_fraction=args.val_fraction,
                 hidden=args.hidden)
@@ -37,7 +37,7 @@ def cmd_train_prior(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from .train import train
+    from ..training.s2cnet import train
 
     train(args)
     return 0
@@ -46,18 +46,18 @@ def cmd_train(args) -> int:
 def cmd_eval(args) -> int:
     from tqdm import tqdm
 
-    from .metrics import GAICMetrics
-    from .prior import GeometryPrior
+    from ..data.metrics import GAICMetrics
+    from ..models.prior import GeometryPrior
 
     metrics = GAICMetrics()
     progress = dict(disable=not sys.stderr.isatty(), unit="image")
     model, label = None, "geometry prior"
     if args.weights:
-        from .checkpoints import load_weights
+        from ..models.checkpoints import load_weights
 
         model, label = load_weights(args.weights)
     if args.model == "prior" or isinstance(model, GeometryPrior):
-        from .prior_training import load_geometry, prior_scores
+        from ..training.prior import load_geometry, prior_scores
 
         if model is None:
             model = GeometryPrior.default()
@@ -65,8 +65,8 @@ def cmd_eval(args) -> int:
             for image in tqdm(load_geometry(args.data, args.split), desc="eval prior", **progress):
                 metrics.update(image["id"], prior_scores(model, image), image["mos"])
     else:
-        from .data import GAICD, read_split
-        from .model import S2CNet
+        from ..data.gaicd import GAICD, read_split
+        from ..models.s2cnet import S2CNet
 
         if args.official:
             model = S2CNet.from_official(args.official, args.config)
@@ -106,7 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.set_defaults(func=cmd_eval)
 
-    from .train import add_arguments as add_train_arguments
+    from ..training.s2cnet import add_arguments as add_train_arguments
 
     p = sub.add_parser("train", help="train S2CNet on GAICD (the GAIC recipe; also under torchrun)")
     add_train_arguments(p)
@@ -121,7 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hidden", type=int, default=64)
     p.set_defaults(func=cmd_train_prior)
 
-    crop_cli.add_parser(sub)
+    crop.add_parser(sub)
     return parser
 
 

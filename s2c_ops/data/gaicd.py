@@ -46,7 +46,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 from torchvision.transforms import functional as TF
 
-from .transforms import OfficialPreprocess
+from ..cropping.transforms import OfficialPreprocess
 
 __all__ = [
     "GAICD",

@@ -12,7 +12,7 @@ import torch
 from torch import Tensor
 
 from .candidates import parse_ratio, ratio_anchors
-from .model import S2CNet
+from ..models.s2cnet import S2CNet
 from .proposals import GivenBoxes, Proposer, get_proposer
 from .transforms import ImageLike, OfficialPreprocess, Resize
 
@@ -52,7 +52,7 @@ class Cropper:
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         if model is None:
-            from .prior import GeometryPrior
+            from ..models.prior import GeometryPrior
 
             model = GeometryPrior.default()
         self.model = model.fused() if isinstance(model, S2CNet) else model

@@ -1,6 +1,6 @@
 """A contact sheet of `s2c crop` results: each photo with its chosen crops drawn on it.
 
-    python -m s2c_ops.contact_sheet RECORDS.jsonl SHEET.png
+    python -m s2c_ops.cli.contact_sheet RECORDS.jsonl SHEET.png
 
 RECORDS.jsonl is what ``s2c crop --json`` writes (one record per image and ratio); the best crop of
 every ratio is drawn in its own colour and labelled with the ratio.

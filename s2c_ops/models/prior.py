@@ -1,0 +1,149 @@
+"""The geometry prior: the package's offline default crop scorer.
+
+No trained S2CNet weights can be shipped, so the default model scores a candidate crop from geometry
+alone: the crop box and the image's object boxes, normalised by the image size. Like S2CNet's spatial
+branch it looks at where the crop sits and how it treats each object (kept whole, cut, left out); it is
+trained on the human ratings (MOS) of the GAICv1 train images (``s2c train-prior``) and its weights ship
+inside the package (``s2c_ops/weights/geometry_prior.safetensors``).
+
+Call it like S2CNet: ``prior(images, crop_boxes, object_boxes) -> Tensor[K]``; the pixels of ``images``
+are not read, only their size. Object boxes that cover the whole image (the proposers' padding) carry no
+information and are ignored.
+"""
+import json
+import os
+from dataclasses import asdict, dataclass
+from importlib import resources
+from typing import Optional
+
+import torch
+from torch import Tensor, nn
+
+from ..ops.boxes import BoxesLike, boxes_to_rois
+
+WEIGHTS = "geometry_prior.safetensors"
+FORMAT = "s2cnet-geometry-prior/1"
+CROP_FEATURES = 12
+OBJECT_FEATURES = 12
+
+
+@dataclass(frozen=True)
+class PriorConfig:
+    bbox_num: int = 10
+    hidden: int = 64
+
+
+def crop_features(crops: Tensor) -> Tensor:
+    """(K, 4) crops normalised to the unit square -> (K, CROP_FEATURES)."""
+    x1, y1, x2, y2 = crops.unbind(-1)
+    w, h = (x2 - x1).clamp(min=1e-4), (y2 - y1).clamp(min=1e-4)
+    return torch.stack(
+        [x1, y1, 1 - x2, 1 - y2, w, h, w * h, torch.log(w / h), (x1 + x2) / 2 - 0.5, (y1 + y2) / 2 - 0.5,
+         (x1 - (1 - x2)).abs(), (y1 - (1 - y2)).abs()],
+        dim=-1,
+    )
+
+
+def object_features(crops: Tensor, objects: Tensor) -> Tensor:
+    """(K, 4) crops and (K, D, 4) objects, normalised -> (K, D, OBJECT_FEATURES): each object's place
+    in the image and in the crop, and how much of it the crop keeps."""
+    c = crops[:, None, :]
+    ox1, oy1, ox2, oy2 = objects.unbind(-1)
+    cx1, cy1, cx2, cy2 = c.unbind(-1)
+    ow, oh = (ox2 - ox1).clamp(min=1e-4), (oy2 - oy1).clamp(min=1e-4)
+    cw, ch = (cx2 - cx1).clamp(min=1e-4), (cy2 - cy1).clamp(min=1e-4)
+    iw = (torch.minimum(ox2, cx2) - torch.maximum(ox1, cx1)).clamp(min=0)
+    ih = (torch.minimum(oy2, cy2) - torch.maximum(oy1, cy1)).clamp(min=0)
+    inter = iw * ih
+    kept = inter / (ow * oh)  # share of the object inside the crop
+    fill = inter / (cw * ch)  # share of the crop the object fills
+    rel_x = ((ox1 + ox2) / 2 - cx1) / cw - 0.5
+    rel_y = ((oy1 + oy2) / 2 - cy1) / ch - 0.5
+    cut = ((kept > 0) & (kept < 0.999)).to(crops.dtype)
+    return torch.stack(
+        [ow * oh, (ox1 + ox2) / 2 - 0.5, (oy1 + oy2) / 2 - 0.5, kept, fill, rel_x, rel_y, cut,
+         iw / ow, ih / oh, (kept * ow * oh).sqrt(), torch.log(ow / oh)],
+        dim=-1,
+    )
+
+
+class GeometryPrior(nn.Module):
+    """Scores crops from geometry: per object, an MLP of the crop's and the object's features; the
+    objects are pooled (mean and max over the real ones) and an MLP of crop features and the pooled
+    objects gives the score."""
+
+    def __init__(self, config: Optional[PriorConfig] = None) -> None:
+        super().__init__()
+        self.config = config or PriorConfig()
+        h = self.config.hidden
+        self.object_mlp = nn.Sequential(
+            nn.Linear(CROP_FEATURES + OBJECT_FEATURES, h), nn.ReLU(), nn.Linear(h, h), nn.ReLU()
+        )
+        self.head = nn.Sequential(nn.Linear(CROP_FEATURES + 2 * h + 1, h), nn.ReLU(), nn.Linear(h, h), nn.ReLU(),
+                                  nn.Linear(h, 1))
+
+    def score_normalised(self, crops: Tensor, objects: Tensor, real: Tensor) -> Tensor:
+        """``crops`` (K, 4) and ``objects`` (K, D, 4) in unit-square coordinates, ``real`` (K, D)
+        marks the objects to use -> (K,) scores."""
+        cf = crop_features(crops)
+        of = object_features(crops, objects)
+        per_object = self.object_mlp(torch.cat([cf[:, None].expand(-1, of.shape[1], -1), of], dim=-1))
+        weight = real.to(per_object.dtype)[..., None]
+        count = weight.sum(1)
+        mean = (per_object * weight).sum(1) / count.clamp(min=1)
+        peak = per_object.masked_fill(weight == 0, 0).amax(1)
+        has = (count > 0).to(cf.dtype)
+        return self.head(torch.cat([cf, mean, peak, has], dim=-1)).squeeze(-1)
+
+    def forward(self, images: Tensor, crop_boxes: BoxesLike, object_boxes: BoxesLike) -> Tensor:
+        if not isinstance(images, Tensor) or images.dim() != 4:
+            raise ValueError("images must be a (B, C, H, W) tensor (only its size is used)")
+        b, _, height, width = images.shape
+        crops = boxes_to_rois(crop_boxes).to(torch.float32)
+        objects = boxes_to_rois(object_boxes).to(torch.float32)
+        if len(crops) == 0:
+            raise ValueError("crop_boxes is empty: give at least one candidate crop")
+        d = self.config.bbox_num
+        counts = torch.bincount(objects[:, 0].long(), minlength=b)
+        if len(objects) != b * d or bool((counts != d).any()):
+            raise ValueError(f"object_boxes must hold exactly bbox_num={d} boxes per image; got {counts.tolist()}")
+        objects = objects[torch.argsort(objects[:, 0], stable=True)]
+        scale = crops.new_tensor([width, height, width, height])
+        crop_n = crops[:, 1:] / scale
+        obj_n = (objects[:, 1:] / scale).clamp(0, 1).reshape(b, d, 4)[crops[:, 0].long()]
+        return self.score_normalised(crop_n, obj_n, real_objects(obj_n))
+
+    # -- weights --------------------------------------------------------------------------------
+    def save(self, path) -> None:
+        from safetensors.torch import save_file
+
+        tensors = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
+        tmp = f"{path}.tmp"
+        save_file(tensors, tmp, metadata={"format": FORMAT, "config": json.dumps(asdict(self.config))})
+        os.replace(tmp, path)
+
+    @classmethod
+    def load(cls, path) -> "GeometryPrior":
+        from safetensors import safe_open
+        from safetensors.torch import load_file
+
+        with safe_open(os.fspath(path), framework="pt") as f:
+            metadata = f.metadata() or {}
+        if metadata.get("format") != FORMAT:
+            raise ValueError(f"{path} is not a geometry prior weights file")
+        model = cls(PriorConfig(**json.loads(metadata["config"])))
+        model.load_state_dict(load_file(os.fspath(path)))
+        return model.eval()
+
+    @classmethod
+    def default(cls) -> "GeometryPrior":
+        """The weights shipped with the package."""
+        with resources.as_file(resources.files("s2c_ops") / "weights" / WEIGHTS) as path:
+            return cls.load(path)
+
+
+def real_objects(objects: Tensor, tol: float = 1e-3) -> Tensor:
+    """(..., 4) unit-square boxes -> bool mask of those that are not (nearly) the whole image."""
+    whole = (objects[..., :2] <= tol).all(-1) & (objects[..., 2:] >= 1 - tol).all(-1)
+    area = (objects[..., 2] - objects[..., 0]) * (objects[..., 3] - objects[..., 1])
+    return ~whole & (area > 0)

@@ -1,0 +1,25 @@
+"""The s2c operators: RoDAlign and GAIC's RoIAlign (``torch.ops.s2c``), their Python fronts and modules."""
+from .align import (
+    GaicRoIAlign,
+    GaicRoIAlignAvg,
+    RoDAlign,
+    RoDAlignAvg,
+    gaic_roi_align,
+    gaic_roi_align_avg,
+    rod_align,
+    rod_align_avg,
+)
+from .boxes import BoxesLike, boxes_to_rois
+
+__all__ = [
+    "BoxesLike",
+    "GaicRoIAlign",
+    "GaicRoIAlignAvg",
+    "RoDAlign",
+    "RoDAlignAvg",
+    "boxes_to_rois",
+    "gaic_roi_align",
+    "gaic_roi_align_avg",
+    "rod_align",
+    "rod_align_avg",
+]

@@ -1,0 +1,1 @@
+"""Training: S2CNet on GAICD, and the geometry prior on GAICD ratings."""
