@@ -1,6 +1,6 @@
-"""``s2c_ops.checkpoints`` is ``s2c_ops.models.checkpoints`` (the name users import; see API.md)."""
+"""``s2c_ops.checkpoints`` is ``s2c_ops.models.weights`` (the name users import; see API.md)."""
 import sys
 
-from .models import checkpoints
+from .models import weights
 
-sys.modules[__name__] = checkpoints
+sys.modules[__name__] = weights

@@ -9,7 +9,7 @@ import pytest
 ALIASES = {
     "s2c_ops.backbones": "s2c_ops.models.backbones",
     "s2c_ops.candidates": "s2c_ops.cropping.candidates",
-    "s2c_ops.checkpoints": "s2c_ops.models.checkpoints",
+    "s2c_ops.checkpoints": "s2c_ops.models.weights",
     "s2c_ops.metrics": "s2c_ops.data.metrics",
     "s2c_ops.prior": "s2c_ops.models.prior",
     "s2c_ops.proposals": "s2c_ops.cropping.proposals",

@@ -8,7 +8,7 @@ from PIL import Image
 import s2c_ops
 from conftest import REPO, golden_path
 from s2c_ops.models import backbones
-from s2c_ops.models.checkpoints import CheckpointError
+from s2c_ops.models.weights import CheckpointError
 from s2c_ops.cropping.cropper import Cropper
 from s2c_ops.models.s2cnet import S2CNet
 from s2c_ops.cropping.proposals import GivenBoxes
@@ -208,6 +208,31 @@ def test_load_rejects_other_files(tmp_path):
     save_file({"a": torch.zeros(1)}, path)
     with pytest.raises(CheckpointError, match="not an s2cnet weights file"):
         S2CNet.load(path)
+    (tmp_path / "garbage.safetensors").write_bytes(b"not a safetensors file at all")
+    with pytest.raises(CheckpointError, match="not a safetensors weights file"):
+        S2CNet.load(tmp_path / "garbage.safetensors")
+    # a prior's file is a weights file, but not an S2CNet's: load_weights tells them apart
+    from s2c_ops.models.prior import GeometryPrior
+    from s2c_ops.models.weights import load_weights
+
+    GeometryPrior().save(tmp_path / "prior.safetensors")
+    with pytest.raises(CheckpointError, match="holds a geometry prior, not a S2CNet"):
+        S2CNet.load(tmp_path / "prior.safetensors")
+    model, description = load_weights(tmp_path / "prior.safetensors")
+    assert isinstance(model, GeometryPrior) and description.startswith("geometry prior")
+
+
+def test_save_float16(tmp_path, golden):
+    g, model = golden
+    model.save(tmp_path / "half.safetensors", dtype=torch.float16)
+    model.save(tmp_path / "full.safetensors")
+    half = (tmp_path / "half.safetensors").stat().st_size
+    assert half < 0.55 * (tmp_path / "full.safetensors").stat().st_size
+    loaded = S2CNet.load(tmp_path / "half.safetensors")
+    assert all(p.dtype == torch.float32 for p in loaded.parameters())
+    for (name, a), b in zip(model.state_dict().items(), loaded.state_dict().values()):
+        expected = a.half().to(a.dtype) if a.is_floating_point() else a
+        assert torch.equal(b, expected), name
 
 
 # -- backbones and configs ------------------------------------------------------------------------

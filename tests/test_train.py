@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from s2c_ops import S2CNet, S2CNetConfig, cli
-from s2c_ops.models.checkpoints import CheckpointError, load_imagenet_backbone
+from s2c_ops.models.official import load_imagenet_backbone
+from s2c_ops.models.weights import CheckpointError
 from synthetic import make_gaicd
 
 IMAGENET = os.path.join(torch.hub.get_dir(), "checkpoints", "mobilenet_v2-b0353104.pth")

@@ -6,12 +6,13 @@ RECORDS.jsonl is what ``s2c crop --json`` writes (one record per image and ratio
 every ratio is drawn in its own colour and labelled with the ratio.
 """
 import json
-import os
 import sys
 from collections import OrderedDict
 from typing import List, Optional
 
 from PIL import Image, ImageDraw, ImageOps
+
+from ..files import write_atomic
 
 COLOURS = [(230, 40, 40), (40, 120, 230), (40, 180, 80), (230, 160, 20), (160, 60, 200)]
 THUMB_HEIGHT = 240
@@ -52,9 +53,7 @@ def contact_sheet(records_path: str, out_path: str, columns: int = 2) -> str:
             sheet.paste(tile, (x, y))
             x += tile.width + pad
         y += THUMB_HEIGHT + pad
-    tmp = f"{out_path}.tmp.png"
-    sheet.save(tmp)
-    os.replace(tmp, out_path)
+    write_atomic(out_path, lambda tmp: sheet.save(tmp, format="PNG"))
     return out_path
 
 

@@ -22,7 +22,6 @@ import json
 import math
 import os
 import sys
-import tempfile
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -33,6 +32,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from ..files import write_atomic as write_file_atomic
 from ..cropping.candidates import parse_ratio, ratio_anchors
 from ..models.config import OFFICIAL
 
@@ -683,27 +683,11 @@ def _save_options(im: Image.Image, fmt: str, params: dict) -> dict:
 
 
 def write_atomic(path: str, writer, overwrite: bool) -> None:
-    """``writer(tmp_path)`` writes the file; it is then renamed to ``path`` (no clobbering unless ``overwrite``)."""
-    folder = os.path.dirname(path) or "."
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
-    os.close(fd)
+    """:func:`s2c_ops.files.write_atomic`, an existing output being this input's error."""
     try:
-        writer(tmp)
-        if overwrite:
-            os.replace(tmp, path)
-        else:
-            try:
-                os.link(tmp, path)  # atomic, and fails if path exists
-            except FileExistsError:
-                raise InputError(f"output {path} exists (pass --overwrite to replace it)") from None
-            except OSError:  # no hard links here
-                if os.path.exists(path):
-                    raise InputError(f"output {path} exists (pass --overwrite to replace it)") from None
-                os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        write_file_atomic(path, writer, overwrite=overwrite)
+    except FileExistsError:
+        raise InputError(f"output {path} exists (pass --overwrite to replace it)") from None
 
 
 def _resizable(im: Image.Image) -> Image.Image:
@@ -945,7 +929,7 @@ def _load_model(args):
     if args.official:
         return S2CNet.from_official(args.official, args.config), f"S2CNet {args.config} (official checkpoint {args.official})"
     if args.weights:
-        from ..models.checkpoints import load_weights
+        from ..models.weights import load_weights
 
         try:
             return load_weights(args.weights)

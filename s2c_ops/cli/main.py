@@ -1,7 +1,5 @@
 """The ``s2c`` command line (also ``python -m s2c_ops.cli``)."""
 import argparse
-import json
-import os
 import sys
 from pathlib import Path
 from typing import List, Optional
@@ -9,15 +7,8 @@ from typing import List, Optional
 import torch
 
 from . import crop
+from ..files import write_json_atomic
 from ..models.config import OFFICIAL
-
-
-def _write_json(path: str, payload) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(payload, indent=1))
-    os.replace(tmp, path)
 
 
 def _print_metrics(metrics: dict, label: str) -> None:
@@ -53,7 +44,7 @@ def cmd_eval(args) -> int:
     progress = dict(disable=not sys.stderr.isatty(), unit="image")
     model, label = None, "geometry prior"
     if args.weights:
-        from ..models.checkpoints import load_weights
+        from ..models.weights import load_weights
 
         model, label = load_weights(args.weights)
     if args.model == "prior" or isinstance(model, GeometryPrior):
@@ -86,7 +77,7 @@ def cmd_eval(args) -> int:
     result = metrics.to_dict()
     _print_metrics(result["metrics"], label)
     if args.json:
-        _write_json(args.json, result)
+        write_json_atomic(args.json, result)
     return 0
 
 

@@ -10,9 +10,7 @@ Call it like S2CNet: ``prior(images, crop_boxes, object_boxes) -> Tensor[K]``; t
 are not read, only their size. Object boxes that cover the whole image (the proposers' padding) carry no
 information and are ignored.
 """
-import json
-import os
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from importlib import resources
 from typing import Optional
 
@@ -20,9 +18,9 @@ import torch
 from torch import Tensor, nn
 
 from ..ops.boxes import BoxesLike, boxes_to_rois
+from .weights import load_model, save_weights, weights_format
 
 WEIGHTS = "geometry_prior.safetensors"
-FORMAT = "s2cnet-geometry-prior/1"
 CROP_FEATURES = 12
 OBJECT_FEATURES = 12
 
@@ -67,6 +65,7 @@ def object_features(crops: Tensor, objects: Tensor) -> Tensor:
     )
 
 
+@weights_format("s2cnet-geometry-prior/1", PriorConfig, "geometry prior")
 class GeometryPrior(nn.Module):
     """Scores crops from geometry: per object, an MLP of the crop's and the object's features; the
     objects are pooled (mean and max over the real ones) and an MLP of crop features and the pooled
@@ -115,25 +114,13 @@ class GeometryPrior(nn.Module):
 
     # -- weights --------------------------------------------------------------------------------
     def save(self, path) -> None:
-        from safetensors.torch import save_file
-
-        tensors = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
-        tmp = f"{path}.tmp"
-        save_file(tensors, tmp, metadata={"format": FORMAT, "config": json.dumps(asdict(self.config))})
-        os.replace(tmp, path)
+        """Saves weights and config (:mod:`s2c_ops.models.weights`)."""
+        save_weights(self, path)
 
     @classmethod
     def load(cls, path) -> "GeometryPrior":
-        from safetensors import safe_open
-        from safetensors.torch import load_file
-
-        with safe_open(os.fspath(path), framework="pt") as f:
-            metadata = f.metadata() or {}
-        if metadata.get("format") != FORMAT:
-            raise ValueError(f"{path} is not a geometry prior weights file")
-        model = cls(PriorConfig(**json.loads(metadata["config"])))
-        model.load_state_dict(load_file(os.fspath(path)))
-        return model.eval()
+        """Loads a prior written by :meth:`save`."""
+        return load_model(cls, path)
 
     @classmethod
     def default(cls) -> "GeometryPrior":

@@ -18,6 +18,8 @@ from .backbones import Backbone
 from ..ops.boxes import BoxesLike, boxes_to_rois
 from .config import ConfigLike, S2CNetConfig, resolve_config
 from .fusion import fold_batchnorm, fuse_layers
+from .official import load_official
+from .weights import load_model, save_weights, weights_format
 
 # Feature map the align ops read: the stride-16 fused map.
 SPATIAL_SCALE = 1.0 / 16
@@ -188,6 +190,7 @@ class CropNodeHead(nn.Linear):
         return super().forward(x[:, 0]).flatten()
 
 
+@weights_format("s2cnet/1", S2CNetConfig, "S2CNet")
 class S2CNet(nn.Module):
     """S2CNet. ``S2CNet("GAICv1")`` / ``S2CNet("GAICv2")`` build the official configurations (random
     weights); :meth:`from_official` loads the authors' checkpoints.
@@ -329,25 +332,20 @@ class S2CNet(nn.Module):
     def from_official(cls, checkpoint, config: ConfigLike = "GAICv1", *, strict: bool = True) -> "S2CNet":
         """Builds the model and loads an official S2CNet checkpoint (a path or a state dict with the
         official names), read with ``torch.load(weights_only=True)``."""
-        from .checkpoints import load_official
-
         model = cls(config)
         load_official(model, checkpoint, strict=strict)
         return model.eval()
 
-    def save(self, path) -> None:
-        """Saves weights and config (safetensors, the config in its metadata)."""
-        from .checkpoints import save_model
-
+    def save(self, path, *, dtype: Optional[torch.dtype] = None) -> None:
+        """Saves weights and config (:mod:`s2c_ops.models.weights`: safetensors, the config in its
+        metadata); ``dtype=torch.float16`` halves the file."""
         if getattr(self, "_inference_only", False):
             raise RuntimeError("this S2CNet is an inference copy (from .fused()); save the original model")
-        save_model(self, path)
+        save_weights(self, path, dtype=dtype)
 
     @classmethod
     def load(cls, path, map_location: Optional[str] = "cpu") -> "S2CNet":
-        """Loads a model written by :meth:`save`."""
-        from .checkpoints import load_model
-
+        """Loads a model written by :meth:`save` (a file or a run folder)."""
         return load_model(cls, path, map_location)
 
 

@@ -26,7 +26,8 @@ import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler
 
-from ..models.checkpoints import load_imagenet_backbone
+from ..files import write_atomic
+from ..models.official import load_imagenet_backbone
 from ..models.config import OFFICIAL
 from ..models.s2cnet import S2CNet
 
@@ -65,6 +66,18 @@ def parameters_digest(model: torch.nn.Module) -> str:
     return h.hexdigest()
 
 
+def write_log(path: Path, rows: List[Dict[str, float]], fields: List[str]) -> None:
+    """The per-epoch rows as a CSV file, rewritten atomically."""
+
+    def writer(tmp: str) -> None:
+        with open(tmp, "w", newline="") as f:
+            table = csv.DictWriter(f, fieldnames=fields)
+            table.writeheader()
+            table.writerows(rows)
+
+    write_atomic(path, writer)
+
+
 def plot_curves(rows: List[Dict[str, float]], path: Path) -> None:
     """Loss and SRCC per epoch as a PNG (drawn with Pillow)."""
     from PIL import Image, ImageDraw
@@ -93,9 +106,7 @@ def plot_curves(rows: List[Dict[str, float]], path: Path) -> None:
             draw.ellipse([p[0] - 3, p[1] - 3, p[0] + 3, p[1] + 3], fill=colour)
         draw.text((pad + 5 + 200 * i, 12), f"{key}: {values[-1]:.4f} (range {lo:.3f}..{hi:.3f})", fill=colour)
     draw.text((width // 2 - 20, height - pad + 10), f"epoch {min(epochs)}..{max(epochs)}", fill="black")
-    tmp = path.with_name(path.name + ".tmp.png")
-    image.save(tmp)
-    os.replace(tmp, path)
+    write_atomic(path, lambda tmp: image.save(tmp, format="PNG"))
 
 
 def _setup_distributed() -> (int, int):
@@ -168,13 +179,9 @@ def train(args: argparse.Namespace) -> Dict:
             row["seconds"] = round(time.time() - started, 2)
             rows.append(row)
             model.save(weights_path)
-            tmp = run / "state.pt.tmp"
-            torch.save({"epoch": epoch + 1, "rows": rows, "optimiser": optimiser.state_dict()}, tmp)
-            os.replace(tmp, state_path)
-            with open(run / "log.csv", "w", newline="") as f:
-                writer = csv.DictWriter(f, fieldnames=LOG_FIELDS)
-                writer.writeheader()
-                writer.writerows(rows)
+            state = {"epoch": epoch + 1, "rows": rows, "optimiser": optimiser.state_dict()}
+            write_atomic(state_path, lambda tmp: torch.save(state, tmp))
+            write_log(run / "log.csv", rows, LOG_FIELDS)
             plot_curves(rows, run / "curves.png")
             print(f"epoch {epoch + 1}/{args.epochs} loss {row['loss']:.4f} srcc {row['srcc']:.3f} "
                   f"acc5 {row['acc5']:.1f} acc10 {row['acc10']:.1f} ({row['seconds']} s)", flush=True)

@@ -1,6 +1,6 @@
-"""Weights: the official S2CNet checkpoints (mapped onto this package's module names and the timm
-backbone) and the package's own format (safetensors, with the config in the file's metadata)."""
-import json
+"""Weights from elsewhere: the official S2CNet checkpoints (mapped onto this package's module names and
+the timm backbone) and torchvision's ImageNet MobileNetV2 (the start of training). The package's own
+format is :mod:`s2c_ops.models.weights`."""
 import os
 import re
 from typing import Dict, List, Mapping, Tuple, Union
@@ -8,10 +8,7 @@ from typing import Dict, List, Mapping, Tuple, Union
 import torch
 from torch import Tensor
 
-from .config import S2CNetConfig
-
-PathLike = Union[str, os.PathLike]
-FORMAT = "s2cnet/1"
+from .weights import CheckpointError, load_state, preview
 
 # Official parameter names (after the backbone prefix) -> this package's.
 _OFFICIAL_RENAMES: List[Tuple[str, str]] = [
@@ -40,10 +37,6 @@ _OFFICIAL_RENAMES: List[Tuple[str, str]] = [
 _OFFICIAL_BACKBONE = re.compile(r"^Feat_ext\.feature[345]\.0\.")
 
 
-class CheckpointError(ValueError):
-    """A checkpoint that does not fit the model; the message names the keys."""
-
-
 def _read(checkpoint) -> Dict[str, Tensor]:
     if isinstance(checkpoint, (str, os.PathLike)):
         checkpoint = torch.load(checkpoint, map_location="cpu", weights_only=True)
@@ -58,10 +51,6 @@ def _read(checkpoint) -> Dict[str, Tensor]:
             raise CheckpointError(f"checkpoint entry {key!r} is not a tensor")
         state[key[len("module."):] if key.startswith("module.") else key] = value
     return state
-
-
-def _preview(keys: List[str], limit: int = 8) -> str:
-    return ", ".join(keys[:limit]) + (f", ... ({len(keys)} in all)" if len(keys) > limit else "")
 
 
 def official_to_package(model: torch.nn.Module, official: Mapping[str, Tensor]) -> Dict[str, Tensor]:
@@ -81,7 +70,7 @@ def official_to_package(model: torch.nn.Module, official: Mapping[str, Tensor]) 
         else:
             unknown.append(key)
     if unknown:
-        raise CheckpointError(f"official checkpoint has keys S2CNet does not define: {_preview(unknown)}")
+        raise CheckpointError(f"official checkpoint has keys S2CNet does not define: {preview(unknown)}")
     if backbone:
         state.update(_backbone_in_order(model, backbone, "the checkpoint's"))
     return state
@@ -125,82 +114,11 @@ def load_imagenet_backbone(model: torch.nn.Module, weights: Union[str, os.PathLi
             ) from None
     state = _read(weights)
     tensors = [(k, v) for k, v in state.items() if k.startswith("features.") and not k.startswith("features.18.")]
-    _load(model, _backbone_in_order(model, tensors, "the torchvision MobileNetV2"), strict=False,
-          what="ImageNet backbone weights")
+    load_state(model, _backbone_in_order(model, tensors, "the torchvision MobileNetV2"), strict=False,
+               what="ImageNet backbone weights")
 
 
 def load_official(model: torch.nn.Module, checkpoint, strict: bool = True) -> None:
     """Loads an official checkpoint (path or state dict) into ``model``; float16 values are upcast."""
     state = official_to_package(model, _read(checkpoint))
-    _load(model, state, strict, "official checkpoint")
-
-
-def _load(model: torch.nn.Module, state: Dict[str, Tensor], strict: bool, what: str) -> None:
-    """Copies ``state`` into ``model`` (upcasting), raising CheckpointError that names the keys."""
-    expected = model.state_dict()
-    missing = [k for k in expected if k not in state]
-    unexpected = [k for k in state if k not in expected]
-    wrong = [f"{k} {tuple(v.shape)} (model: {tuple(expected[k].shape)})"
-             for k, v in state.items() if k in expected and v.shape != expected[k].shape]
-    problems = []
-    if wrong:
-        problems.append(f"shape mismatch: {_preview(wrong)}")
-    if strict and missing:
-        problems.append(f"missing: {_preview(missing)}")
-    if strict and unexpected:
-        problems.append(f"unexpected: {_preview(unexpected)}")
-    if problems:
-        raise CheckpointError(f"{what} does not fit the model ({model.config}): " + "; ".join(problems))
-    with torch.no_grad():
-        for key, value in state.items():
-            if key in expected:
-                expected[key].copy_(value)
-
-
-def save_model(model: torch.nn.Module, path: PathLike) -> None:
-    from safetensors.torch import save_file
-
-    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    metadata = {"format": FORMAT, "config": json.dumps(model.config.to_dict())}
-    tmp = f"{path}.tmp"
-    save_file(tensors, tmp, metadata=metadata)
-    os.replace(tmp, path)
-
-
-def read_config(path: PathLike) -> S2CNetConfig:
-    """The config stored in a file written by :func:`save_model`."""
-    from safetensors import safe_open
-
-    with safe_open(os.fspath(path), framework="pt") as f:
-        metadata = f.metadata() or {}
-    if metadata.get("format") != FORMAT:
-        raise CheckpointError(f"{path} is not an s2cnet weights file (format {metadata.get('format')!r})")
-    return S2CNetConfig(**json.loads(metadata["config"]))
-
-
-def load_model(cls, path: PathLike, map_location="cpu"):
-    from safetensors.torch import load_file
-
-    model = cls(read_config(path))
-    _load(model, load_file(os.fspath(path), device=str(map_location or "cpu")), True, os.fspath(path))
-    return model.eval()
-
-
-def load_weights(path: PathLike):
-    """A model saved by this package: an S2CNet (``S2CNet.save``) or a geometry prior
-    (``GeometryPrior.save``), told apart by the file's metadata. ``path`` may be a run folder holding
-    ``model.safetensors`` (what ``s2c train`` writes). Returns ``(model, description)``."""
-    from safetensors import safe_open
-
-    from .s2cnet import S2CNet
-    from .prior import FORMAT as PRIOR_FORMAT
-    from .prior import GeometryPrior
-
-    file = os.path.join(path, "model.safetensors") if os.path.isdir(path) else os.fspath(path)
-    if not os.path.isfile(file):
-        raise FileNotFoundError(f"no such weights file ({file})")
-    with safe_open(file, framework="pt") as f:
-        fmt = (f.metadata() or {}).get("format")
-    if fmt == PRIOR_FORMAT:
-        return GeometryPrior.load(file), f"geometry prior ({file})"
-    return S2CNet.load(file), f"S2CNet ({file})"
+    load_state(model, state, strict, "official checkpoint")

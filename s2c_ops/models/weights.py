@@ -1,0 +1,153 @@
+"""The package's weights files, for every model it ships or trains (S2CNet, the geometry prior, ...):
+safetensors (no code in weight files), with the model's kind and config in the file's metadata.
+
+A model class takes part with :func:`weights_format`, which names its format tag and config class;
+:func:`save_weights` / :func:`load_model` / :func:`load_weights` then read and write it. Nothing here
+imports a model module: classes register themselves where they are defined.
+"""
+import json
+import os
+from dataclasses import asdict
+from typing import Any, Callable, Dict, List, Mapping, NamedTuple, Optional, Tuple, Type, TypeVar, Union
+
+import torch
+from torch import Tensor, nn
+
+from ..files import write_atomic
+
+PathLike = Union[str, "os.PathLike[str]"]
+M = TypeVar("M", bound=nn.Module)
+#: The file a run folder (what ``s2c train`` writes) keeps its weights in.
+RUN_WEIGHTS = "model.safetensors"
+
+
+class CheckpointError(ValueError):
+    """A weights file or checkpoint that does not fit the model; the message names the keys."""
+
+
+class _Format(NamedTuple):
+    cls: type
+    config: Callable[..., Any]
+    description: str
+
+
+_FORMATS: Dict[str, _Format] = {}
+
+
+def weights_format(tag: str, config: Callable[..., Any], description: str) -> Callable[[Type[M]], Type[M]]:
+    """Class decorator: instances of the class are saved under the format ``tag``; ``config(**dict)``
+    rebuilds the ``model.config`` dataclass the class is constructed from; ``description`` names the kind
+    of model in messages (``"S2CNet"``)."""
+
+    def register(cls: Type[M]) -> Type[M]:
+        if tag in _FORMATS and _FORMATS[tag].cls is not cls:
+            raise ValueError(f"weights format {tag!r} is already taken by {_FORMATS[tag].cls.__name__}")
+        _FORMATS[tag] = _Format(cls, config, description)
+        cls.weights_format = tag
+        return cls
+
+    return register
+
+
+def preview(keys: List[str], limit: int = 8) -> str:
+    """At most ``limit`` keys for a message, with the count when there are more."""
+    return ", ".join(keys[:limit]) + (f", ... ({len(keys)} in all)" if len(keys) > limit else "")
+
+
+def load_state(model: nn.Module, state: Mapping[str, Tensor], strict: bool, what: str) -> None:
+    """Copies ``state`` into ``model`` (values cast to each parameter's dtype), raising
+    :class:`CheckpointError` that names the missing, unexpected and mis-shaped keys."""
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    wrong = [f"{k} {tuple(v.shape)} (model: {tuple(expected[k].shape)})"
+             for k, v in state.items() if k in expected and v.shape != expected[k].shape]
+    problems = []
+    if wrong:
+        problems.append(f"shape mismatch: {preview(wrong)}")
+    if strict and missing:
+        problems.append(f"missing: {preview(missing)}")
+    if strict and unexpected:
+        problems.append(f"unexpected: {preview(unexpected)}")
+    if problems:
+        config = getattr(model, "config", type(model).__name__)
+        raise CheckpointError(f"{what} does not fit the model ({config}): " + "; ".join(problems))
+    with torch.no_grad():
+        for key, value in state.items():
+            if key in expected:
+                expected[key].copy_(value)
+
+
+def save_weights(model: nn.Module, path: PathLike, *, dtype: Optional[torch.dtype] = None) -> None:
+    """Writes ``model``'s state and config to ``path`` atomically. ``dtype`` (e.g. ``torch.float16``)
+    stores floating-point tensors in that type (they are cast back to the model's on loading)."""
+    tag = getattr(type(model), "weights_format", None)
+    if tag is None:
+        raise TypeError(f"{type(model).__name__} has no weights format (see s2c_ops.models.weights.weights_format)")
+    from safetensors.torch import save_file
+
+    tensors = {}
+    for key, value in model.state_dict().items():
+        value = value.detach().cpu()
+        if dtype is not None and value.is_floating_point():
+            value = value.to(dtype)
+        tensors[key] = value.contiguous()
+    metadata = {"format": tag, "config": json.dumps(asdict(model.config))}
+    write_atomic(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
+
+
+def weights_file(path: PathLike) -> str:
+    """``path`` itself, or the weights file of a run folder."""
+    file = os.path.join(path, RUN_WEIGHTS) if os.path.isdir(path) else os.fspath(path)
+    if not os.path.isfile(file):
+        raise FileNotFoundError(f"no such weights file ({file})")
+    return file
+
+
+def read_metadata(path: PathLike) -> Dict[str, str]:
+    """The metadata of a weights file (``format`` and ``config``); :class:`CheckpointError` when the file
+    is not one of this package's."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(os.fspath(path), framework="pt") as f:
+            metadata = f.metadata() or {}
+    except (SafetensorError, OSError) as e:
+        raise CheckpointError(f"{path} is not a safetensors weights file ({e})") from None
+    if metadata.get("format") not in _FORMATS or "config" not in metadata:
+        known = ", ".join(sorted(_FORMATS))
+        raise CheckpointError(f"{path} is not an s2cnet weights file (format {metadata.get('format')!r}; known: {known})")
+    return metadata
+
+
+def _build(path: str, map_location: Optional[str]) -> Tuple[nn.Module, _Format]:
+    from safetensors.torch import load_file
+
+    metadata = read_metadata(path)
+    fmt = _FORMATS[metadata["format"]]
+    try:
+        config = fmt.config(**json.loads(metadata["config"]))
+    except (TypeError, ValueError) as e:
+        raise CheckpointError(f"{path}: the stored config does not fit {fmt.description}: {e}") from None
+    model = fmt.cls(config)
+    load_state(model, load_file(path, device=str(map_location or "cpu")), True, path)
+    return model.eval(), fmt
+
+
+def load_model(cls: Type[M], path: PathLike, map_location: Optional[str] = "cpu") -> M:
+    """A model of class ``cls`` from a weights file (or run folder); :class:`CheckpointError` when the file
+    holds another kind of model."""
+    file = weights_file(path)
+    model, fmt = _build(file, map_location)
+    if not isinstance(model, cls):
+        raise CheckpointError(f"{file} holds a {fmt.description}, not a {cls.__name__}")
+    return model
+
+
+def load_weights(path: PathLike, map_location: Optional[str] = "cpu") -> Tuple[nn.Module, str]:
+    """Any model saved by this package (an S2CNet, a geometry prior, ...), told apart by the file's
+    metadata. ``path`` may be a run folder holding ``model.safetensors`` (what ``s2c train`` writes).
+    Returns ``(model, description)``."""
+    file = weights_file(path)
+    model, fmt = _build(file, map_location)
+    return model, f"{fmt.description} ({file})"

@@ -1,0 +1,69 @@
+"""s2c_ops.files.write_atomic: renamed into place, unique temporary names, no clobbering, no leftovers."""
+import os
+import threading
+
+import pytest
+
+from s2c_ops.files import write_atomic, write_json_atomic, write_text_atomic
+
+
+def _write(text):
+    def writer(tmp):
+        with open(tmp, "w") as f:
+            f.write(text)
+
+    return writer
+
+
+def test_replaces_and_creates_folders(tmp_path):
+    path = tmp_path / "a" / "b" / "out.txt"
+    write_atomic(path, _write("one"))
+    write_atomic(path, _write("two"), durable=True)
+    assert path.read_text() == "two"
+    assert os.listdir(path.parent) == ["out.txt"]
+
+
+def test_no_clobber(tmp_path):
+    path = tmp_path / "out.txt"
+    write_text_atomic(path, "first")
+    with pytest.raises(FileExistsError, match="out.txt exists"):
+        write_atomic(path, _write("second"), overwrite=False)
+    assert path.read_text() == "first" and os.listdir(tmp_path) == ["out.txt"]
+
+
+def test_failed_writer_leaves_nothing(tmp_path):
+    def broken(tmp):
+        with open(tmp, "w") as f:
+            f.write("half")
+        raise OSError(28, "No space left on device")
+
+    with pytest.raises(OSError, match="No space"):
+        write_atomic(tmp_path / "out.txt", broken)
+    assert os.listdir(tmp_path) == []
+
+
+def test_concurrent_writers_use_their_own_temporary_files(tmp_path):
+    path, seen, barrier = tmp_path / "same.json", [], threading.Barrier(8)
+
+    def writer(i):
+        def write(tmp):
+            seen.append(tmp)
+            barrier.wait()  # all eight temporary files exist at once
+            with open(tmp, "w") as f:
+                f.write(str(i))
+
+        write_atomic(path, write)
+
+    threads = [threading.Thread(target=writer, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(set(seen)) == 8
+    assert path.read_text() in {str(i) for i in range(8)}
+    assert os.listdir(tmp_path) == ["same.json"]
+
+
+def test_json(tmp_path):
+    write_json_atomic(tmp_path / "x.json", {"a": [1, 2]})
+    assert (tmp_path / "x.json").read_text().replace(" ", "").replace("\n", "") == '{"a":[1,2]}'
