@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from PIL import Image, ImageDraw
 
 from s2c_kornia import AestheticCrop
-from s2c_ops.cropping.transforms import to_uint8_tensor
+from s2c_ops.cropping.images import image_to_tensor
 
 HERE = Path(__file__).resolve().parent
 PHOTOS = HERE.parent / "s2c_ops" / "demo_photos"
@@ -16,7 +16,7 @@ PHOTOS = HERE.parent / "s2c_ops" / "demo_photos"
 def main() -> None:
     photos = [Image.open(p) for p in sorted(PHOTOS.glob("*")) if p.suffix in (".png", ".jpg")]
     batch = torch.stack([
-        F.interpolate(to_uint8_tensor(p)[None].float() / 255, size=(256, 384), mode="bilinear", align_corners=False)[0]
+        F.interpolate(image_to_tensor(p)[None].float() / 255, size=(256, 384), mode="bilinear", align_corners=False)[0]
         for p in photos
     ])
     crop = AestheticCrop(ratio=1.0, size=192)

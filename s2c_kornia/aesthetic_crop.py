@@ -21,7 +21,6 @@ within one pixel of the continuous candidate box the model scored.
 """
 from __future__ import annotations
 
-import copy
 import inspect
 import math
 import numbers
@@ -32,11 +31,10 @@ import torch
 from kornia.augmentation import GeometricAugmentationBase2D
 from kornia.constants import Resample
 from kornia.geometry.transform import crop_by_indices, crop_by_transform_mat
-from torch import Tensor, nn
+from torch import Tensor
 
 from s2c_ops.cropping.candidates import parse_ratio, ratio_anchors
-from s2c_ops.cropping.cropper import Cropper
-from s2c_ops.models.s2cnet import S2CNet
+from s2c_ops.cropping.cropper import Cropper, default_model
 from s2c_ops.cropping.proposals import get_proposer
 
 __all__ = ["AestheticCrop"]
@@ -46,29 +44,7 @@ Scorer = Callable[..., Tensor]
 #: The smallest crop side ``ratio_anchors`` makes (its ``min_size``): an image that cannot hold a crop of
 #: the ratio with both sides at least this long is rejected.
 MIN_CROP_SIDE = float(inspect.signature(ratio_anchors).parameters["min_size"].default)
-#: Object boxes given to a scorer that has no ``config.bbox_num`` (GAICv1's count).
-DEFAULT_NUM_BOXES = 10
 _MODES = ("resample", "slice")
-
-
-class _DeviceCropper(Cropper):
-    """A Cropper that scores on a given device (the images'), also for scorers without parameters."""
-
-    def __init__(self, model: Scorer, proposer, num_boxes: int, device: torch.device) -> None:
-        super().__init__(model, proposer, num_boxes=num_boxes)
-        self._device = device
-
-    @property
-    def device(self) -> torch.device:
-        return self._device
-
-
-def _module_device(module: nn.Module) -> Optional[torch.device]:
-    for tensor in module.parameters():
-        return tensor.device
-    for tensor in module.buffers():
-        return tensor.device
-    return None
 
 
 def _check_size(size: Any) -> Optional[Tuple[int, int]]:
@@ -169,8 +145,8 @@ class AestheticCrop(GeometricAugmentationBase2D):
         keepdim: keep the input's rank (``(C, H, W)`` in, ``(C, h, w)`` out).
         cropping_mode: ``"resample"`` warps with the 3x3 matrix (bilinear, ``align_corners=True``,
             differentiable in the image); ``"slice"`` slices the crop and resizes it with ``interpolate``.
-        num_boxes: object boxes per image for the scorer; default ``model.config.bbox_num``, or
-            ``DEFAULT_NUM_BOXES`` (10) for a scorer without a config.
+        num_boxes: object boxes per image for the scorer; default ``model.bbox_num`` (a scorer without
+            ``bbox_num`` needs it).
 
     Shape:
         - Input: :math:`(C, H, W)` or :math:`(B, C, H, W)` float RGB in [0, 1], ``C = 3``.
@@ -278,34 +254,17 @@ class AestheticCrop(GeometricAugmentationBase2D):
     def model(self) -> Scorer:
         """The scorer as given, or the package's default model (loaded on first access)."""
         if self._model is None:
-            from s2c_ops.models.prior import GeometryPrior
-
-            object.__setattr__(self, "_model", GeometryPrior.default())
+            object.__setattr__(self, "_model", default_model())
         return self._model
 
     def cropper(self, device: Union[str, torch.device]) -> Cropper:
-        """The :class:`~s2c_ops.Cropper` that scores images on ``device`` (made on first use)."""
+        """The :class:`~s2c_ops.Cropper` that scores images on ``device`` (made on first use; a module that
+        must move there is copied, never moved)."""
         device = torch.device(device)
         key = str(device)
-        cropper = self._croppers.get(key)
-        if cropper is not None:
-            return cropper
-        model = self.model
-        num_boxes = self._num_boxes
-        if num_boxes is None:
-            num_boxes = getattr(getattr(model, "config", None), "bbox_num", None) or DEFAULT_NUM_BOXES
-        proposer = self._proposer if self._proposer is not None else get_proposer("saliency")
-        cropper = _DeviceCropper(model, proposer, num_boxes, device)
-        scorer = cropper.model
-        if isinstance(scorer, nn.Module):
-            current = _module_device(scorer)
-            if current is not None and current != device:
-                # The fused copy of an S2CNet is the cropper's own; anything else is copied, never moved.
-                if not isinstance(model, S2CNet):
-                    scorer = copy.deepcopy(scorer)
-                cropper.model = scorer.to(device)
-        self._croppers[key] = cropper
-        return cropper
+        if key not in self._croppers:
+            self._croppers[key] = Cropper(self.model, self._proposer, num_boxes=self._num_boxes, device=device)
+        return self._croppers[key]
 
     # -- parameters ------------------------------------------------------------------------------
     def generate_parameters(self, batch_shape: Tuple[int, ...]) -> Dict[str, Tensor]:

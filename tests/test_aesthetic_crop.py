@@ -18,15 +18,14 @@ class Brightness:
     """A crop's score is the mean (normalised) brightness inside it: deterministic, content-aware,
     cheap. Counts its calls."""
 
-    class config:
-        bbox_num = 2
+    bbox_num = 2  # the Scorer contract (s2c_ops.models.scorer)
 
     def __init__(self):
         self.calls = 0
 
     def __call__(self, images, crop_boxes, object_boxes):
         self.calls += 1
-        assert len(object_boxes) == len(images) and all(len(o) == self.config.bbox_num for o in object_boxes)
+        assert len(object_boxes) == len(images) and all(len(o) == self.bbox_num for o in object_boxes)
         gray = images.mean(1)
         integral = torch.nn.functional.pad(gray.cumsum(1).cumsum(2), (1, 0, 1, 0))
         scores = []

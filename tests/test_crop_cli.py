@@ -17,6 +17,8 @@ from PIL import Image, ImageCms, ImageOps
 from s2c_ops import Cropper, cli
 from s2c_ops.cli import crop as crop_cli
 from s2c_ops.cropping.candidates import parse_ratio
+from s2c_ops.cropping.images import to_rgb
+from s2c_ops.cropping.transforms import OfficialPreprocess
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO = REPO / "s2c_ops" / "demo_photos"
@@ -271,7 +273,7 @@ def test_no_temporary_files_left(zoo_run):
 # ---------------------------------------------------------------------------------------------------
 def test_sixteen_bit_is_scaled_not_clipped():
     ramp = np.tile(np.linspace(0, 65535, 256).astype(np.uint16), (8, 1))
-    rgb = np.asarray(crop_cli.to_rgb(Image.fromarray(ramp)))
+    rgb = np.asarray(to_rgb(Image.fromarray(ramp)))
     assert rgb.shape == (8, 256, 3)
     assert rgb[0, 0, 0] == 0 and rgb[0, -1, 0] == 255 and 120 <= rgb[0, 128, 0] <= 135
     assert np.all(np.diff(rgb[0, :, 0].astype(int)) >= 0)
@@ -279,9 +281,9 @@ def test_sixteen_bit_is_scaled_not_clipped():
 
 def test_alpha_over_white_and_cmyk_to_rgb():
     rgba = Image.new("RGBA", (4, 4), (0, 0, 0, 0))
-    assert np.asarray(crop_cli.to_rgb(rgba)).min() == 255
+    assert np.asarray(to_rgb(rgba)).min() == 255
     cmyk = Image.new("CMYK", (4, 4), (0, 255, 255, 0))  # red
-    assert tuple(np.asarray(crop_cli.to_rgb(cmyk))[0, 0]) == (255, 0, 0)
+    assert tuple(np.asarray(to_rgb(cmyk))[0, 0]) == (255, 0, 0)
 
 
 def test_decompression_bomb_warning_level_fails_too(tmp_path, monkeypatch, capsys):
@@ -319,9 +321,9 @@ def test_draft_decode_boxes_in_full_resolution(tmp_path, capsys, monkeypatch):
     exif = Image.Exif()
     exif[0x0112] = 6
     big.save(tmp_path / "big.jpg", quality=90, exif=exif.tobytes())
-    model_size = Cropper().preprocess.output_size
-    drafted = crop_cli.decode(str(tmp_path / "big.jpg"), model_size, keep_full=True, use_draft=True)
-    full = crop_cli.decode(str(tmp_path / "big.jpg"), model_size, keep_full=True, use_draft=False)
+    preprocess = OfficialPreprocess()
+    drafted = crop_cli.decode(str(tmp_path / "big.jpg"), preprocess, keep_full=True, use_draft=True)
+    full = crop_cli.decode(str(tmp_path / "big.jpg"), preprocess, keep_full=True, use_draft=False)
     assert (drafted.width, drafted.height) == (full.width, full.height) == (1200, 1600)
     assert drafted.image is None and full.image is not None  # the draft is not the full image
     assert drafted.pixels.shape == full.pixels.shape == (3, 352, 256)
@@ -347,13 +349,36 @@ def test_same_boxes_as_cropper_for_png(tmp_path, capsys):
                         "--top-k", "3", "--json", tmp_path / "r.jsonl"], capsys)
     assert rc == 0
     records = read_jsonl(tmp_path / "r.jsonl")
-    images = [Image.open(DEMO / n).convert("RGB") for n in ("chelsea.png", "coffee.png")]
+    images = [Image.open(DEMO / n) for n in ("chelsea.png", "coffee.png")]
     expected = Cropper().crop_ratios(images, ["16:9", "3:4"], top_k=3)
     for rec in records:
         i = 0 if rec["file"].endswith("chelsea.png") else 1
         result = expected[i][parse_ratio(rec["ratio_text"])]
         assert np.allclose(rec["boxes"], result.boxes.numpy(), atol=1e-3)
         assert np.allclose(rec["scores"], result.scores.numpy(), atol=1e-5)
+
+
+KINDS = ["rgb.jpg", "cmyk.jpg", "gray.png", "rgba.png", "palette.png", "sixteen.png", "rotated.jpg"]
+
+
+def test_same_boxes_as_cropper_for_every_file_kind(zoo, tmp_path, capsys):
+    """The library (a PIL image as Image.open gives it) and the command line see the same pixels: EXIF
+    orientation, alpha over white, 16-bit scaled, CMYK through its profile, palette, grayscale."""
+    rc, _, _ = run_cli(["crop", *(zoo / k for k in KINDS), "--ratio", "16:9", "--ratio", "4:5", "--top-k", "2",
+                        "--json", tmp_path / "r.jsonl"], capsys)
+    assert rc == 0
+    records = by_file_and_ratio(read_jsonl(tmp_path / "r.jsonl"))
+    expected = Cropper().crop_ratios([Image.open(zoo / k) for k in KINDS], ["16:9", "4:5"], top_k=2)
+    for kind, result in zip(KINDS, expected):
+        for text in ("16:9", "4:5"):
+            rec = records[kind, text]
+            assert np.allclose(rec["boxes"], result[parse_ratio(text)].boxes.numpy(), atol=1e-3), kind
+            assert np.allclose(rec["scores"], result[parse_ratio(text)].scores.numpy(), atol=1e-5), kind
+    assert (records["rotated.jpg", "16:9"]["width"], records["rotated.jpg", "16:9"]["height"]) == (160, 240)
+
+
+def by_file_and_ratio(records):
+    return {(Path(r["file"]).name, r["ratio_text"]): r for r in records}
 
 
 # ---------------------------------------------------------------------------------------------------

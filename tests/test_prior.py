@@ -100,3 +100,27 @@ def test_cli_errors(tmp_path, capsys):
     assert "--official needs --config" in capsys.readouterr().err
     assert cli.main(["eval", "--data", str(tmp_path / "nowhere"), "--model", "prior"]) == 2
     assert "error" in capsys.readouterr().err
+
+
+def test_scorer_contract_and_shared_checks():
+    from s2c_ops import Cropper, S2CNet
+    from s2c_ops.models.scorer import Scorer
+
+    prior = GeometryPrior.default()
+    assert isinstance(prior, Scorer) and isinstance(S2CNet("GAICv2"), Scorer)
+    assert prior.bbox_num == 10 and prior.device == torch.device("cpu")
+    images = torch.zeros(1, 3, 64, 96)
+    objects = [torch.tensor([[0.0, 0, 10, 10]] * 10)]
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        prior(images, [torch.tensor([[0.0, 0, float("nan"), 30]])], objects)
+    with pytest.raises(ValueError, match="outside the 96x64 image"):
+        prior(images, [torch.tensor([[0.0, 0, 97, 30]])], objects)
+    with pytest.raises(ValueError, match="exactly bbox_num=10"):
+        prior(images, [torch.tensor([[0.0, 0, 50, 30]])], [objects[0][:3]])
+    # a Cropper on another device copies the scorer there; the caller's module stays where it is
+    cropper = Cropper(prior, device="meta")
+    assert cropper.device == torch.device("meta") and cropper.model is not prior
+    assert next(cropper.model.parameters()).is_meta and not next(prior.parameters()).is_meta
+    assert Cropper(prior).model is prior
+    with pytest.raises(TypeError, match="pass num_boxes"):
+        Cropper(lambda images, crops, objects: torch.zeros(1))

@@ -27,13 +27,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
 
-import numpy as np
 import torch
-import torch.nn.functional as F
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
 from ..files import write_atomic as write_file_atomic
 from ..cropping.candidates import parse_ratio, ratio_anchors
+from ..cropping.images import ImageTooLarge, check_pixels, exif_orientation, image_to_tensor, to_rgb, upright
+from ..cropping.transforms import OfficialPreprocess, Resize
 from ..models.config import OFFICIAL
 
 MIN_SIDE = 32  # smallest image side accepted, in pixels
@@ -41,7 +41,6 @@ SHOW_MAX_SIDE = 1280  # --show previews are scaled down to this long side
 USE_DRAFT = True  # JPEG draft decoding for the model's input (benchmarks switch it off to compare)
 DRAFT_MIN_FACTOR = 2  # draft only when it at least halves each side
 JPEG_FORMATS = ("JPEG", "MPO")
-EXIF_ORIENTATION = 0x0112
 
 EPILOG = """\
 inputs:
@@ -362,30 +361,14 @@ class Decoded:
     width: int  # upright, full resolution
     height: int
     pixels: torch.Tensor  # (3, h, w) uint8: the model's input (the official resize of the upright RGB image)
+    geometry: Resize  # full resolution -> model input
     format: Optional[str]
     image: Optional[Image.Image] = None  # the upright full-resolution image, when kept for writing
     params: dict = field(default_factory=dict)  # how to write crops in the source's format
 
 
-def _orientation(im: Image.Image) -> int:
-    try:
-        value = im.getexif().get(EXIF_ORIENTATION, 1)
-        return int(value) if value in (1, 2, 3, 4, 5, 6, 7, 8) else 1
-    except Exception:  # a broken EXIF block: ignore the orientation
-        return 1
-
-
-def _check_pixels(width: int, height: int) -> None:
-    limit = Image.MAX_IMAGE_PIXELS
-    if limit is not None and width * height > limit:
-        raise InputError(
-            f"image is {width}x{height} = {width * height} pixels, past Pillow's decompression-bomb limit "
-            f"of {int(limit)} (PIL.Image.MAX_IMAGE_PIXELS)"
-        )
-
-
 def _describe(error: Exception) -> str:
-    if isinstance(error, InputError):
+    if isinstance(error, (InputError, ImageTooLarge)):
         return str(error)
     if isinstance(error, Image.DecompressionBombError):
         return f"past Pillow's decompression-bomb limit: {error}"
@@ -397,59 +380,6 @@ def _describe(error: Exception) -> str:
             return f"cannot read: {text}"
         return f"corrupt or truncated image: {text}"
     return f"{type(error).__name__}: {error}"
-
-
-def _to_8bit_gray(im: Image.Image) -> Image.Image:
-    a = np.asarray(im)
-    if im.mode.startswith("I;16"):
-        a = (a.astype(np.uint32) * 255 + 32767) // 65535
-    elif im.mode == "F":
-        a = np.nan_to_num(a.astype(np.float64))
-        hi = float(a.max()) if a.size else 0.0
-        a = np.clip(a * (255.0 if hi <= 1.0 else 1.0), 0, 255).round()
-    else:  # "I": 8-bit or 16-bit data in 32-bit ints, else stretched
-        a = a.astype(np.int64)
-        lo, hi = (int(a.min()), int(a.max())) if a.size else (0, 0)
-        if lo >= 0 and hi <= 255:
-            pass
-        elif lo >= 0 and hi <= 65535:
-            a = (a * 255 + 32767) // 65535
-        else:
-            a = (a - lo) * 255 // max(1, hi - lo)
-    return Image.fromarray(a.astype(np.uint8), "L")
-
-
-def _cmyk_to_rgb(im: Image.Image) -> Image.Image:
-    icc = im.info.get("icc_profile")
-    if icc:
-        try:
-            import io
-
-            from PIL import ImageCms
-
-            return ImageCms.profileToProfile(im, io.BytesIO(icc), ImageCms.createProfile("sRGB"), outputMode="RGB")
-        except Exception:  # no littlecms, or a profile it cannot use: the plain conversion
-            pass
-    return im.convert("RGB")
-
-
-def to_rgb(im: Image.Image) -> Image.Image:
-    """8-bit RGB for the model: alpha composited over white, 16-bit and 32-bit data scaled (not
-    clipped), CMYK through its ICC profile when there is one."""
-    mode = im.mode
-    if mode == "RGB":
-        return im
-    if mode.startswith("I;16") or mode in ("I", "F"):
-        return _to_8bit_gray(im).convert("RGB")
-    if mode == "CMYK":
-        return _cmyk_to_rgb(im)
-    if mode in ("RGBA", "LA", "PA", "RGBa", "La") or (mode == "P" and "transparency" in im.info) or (
-        mode in ("L", "RGB") and "transparency" in im.info
-    ):
-        rgba = im.convert("RGBA")
-        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return Image.alpha_composite(white, rgba).convert("RGB")
-    return im.convert("RGB")
 
 
 def _jpeg_params(im: Image.Image) -> dict:
@@ -484,8 +414,8 @@ def _open(path: str) -> Tuple[Image.Image, int, int, int]:
     """Opens ``path`` (header only): the image, its upright width and height, its EXIF orientation."""
     im = Image.open(path)
     try:
-        _check_pixels(*im.size)
-        orientation = _orientation(im)
+        check_pixels(*im.size)
+        orientation = exif_orientation(im)
         w, h = im.size
         if orientation in (5, 6, 7, 8):
             w, h = h, w
@@ -495,14 +425,14 @@ def _open(path: str) -> Tuple[Image.Image, int, int, int]:
         raise
 
 
-def decode(path: str, model_size, keep_full: bool, use_draft: bool) -> Decoded:
-    """Decodes ``path`` for the model (``model_size(height, width) -> (h, w)``) and, with
-    ``keep_full``, keeps the upright full image for writing when the model's decode was a full one."""
+def decode(path: str, preprocess: OfficialPreprocess, keep_full: bool, use_draft: bool) -> Decoded:
+    """Decodes ``path`` for the model (the package's one image path and ``preprocess``'s resize) and,
+    with ``keep_full``, keeps the upright full image for writing when the model's decode was a full one."""
     im, width, height, orientation = _open(path)
     try:
         if min(width, height) < MIN_SIDE:
             raise InputError(f"image is {width}x{height} px; both sides must be at least {MIN_SIDE} px")
-        h_m, w_m = model_size(height, width)
+        h_m, w_m = preprocess.output_size(height, width)
         fmt = im.format
         params = _jpeg_params(im) if fmt in JPEG_FORMATS else {}
         drafted = False
@@ -514,14 +444,11 @@ def decode(path: str, model_size, keep_full: bool, use_draft: bool) -> Decoded:
                 drafted = im.size != before
         im.load()
         params.update(_png_text(im))
-        ImageOps.exif_transpose(im, in_place=True)
-        rgb = np.asarray(to_rgb(im))
-        pixels = torch.from_numpy(rgb.copy()).permute(2, 0, 1)[None].float()
-        # The official resize, exactly as OfficialPreprocess.resize does it (bilinear, rounded).
-        pixels = F.interpolate(pixels, size=(h_m, w_m), mode="bilinear", align_corners=False)
-        pixels = pixels.round().clamp(0, 255).to(torch.uint8)[0]
+        upright(im, in_place=True)
+        resized, _ = preprocess.resize(image_to_tensor(im))
         keep = keep_full and not drafted
-        decoded = Decoded(width, height, pixels, fmt, im if keep else None, params)
+        decoded = Decoded(width, height, resized.to(torch.uint8), Resize((height, width), (h_m, w_m)), fmt,
+                          im if keep else None, params)
         if not keep:
             im.close()
         return decoded
@@ -538,7 +465,7 @@ def decode_full(path: str) -> Tuple[Image.Image, dict, Optional[str]]:
         fmt = im.format
         im.load()
         params.update(_png_text(im))
-        ImageOps.exif_transpose(im, in_place=True)
+        upright(im, in_place=True)
         return im, params, fmt
     except BaseException:
         im.close()
@@ -563,10 +490,8 @@ class Outcome:
 
 @torch.no_grad()
 def score_outcomes(cropper, outcomes: List[Outcome], job: Job, given: Optional["BoxesFile"]) -> None:
-    """Scores the decoded inputs of ``outcomes`` (one call per group of same-size model inputs)."""
-    from ..cropping.cropper import Cropper
-    from ..cropping.transforms import Resize
-
+    """Scores the decoded inputs of ``outcomes`` (:meth:`Cropper.score_images`: one call per group of
+    same-size model inputs); when the model fails, every input of this batch fails with its message."""
     work = []  # (outcome, ok ratio specs, candidates, object boxes)
     for o in outcomes:
         if o.error or o.decoded is None:
@@ -587,28 +512,20 @@ def score_outcomes(cropper, outcomes: List[Outcome], job: Job, given: Optional["
                 o.results[r.text] = f"ratio {r.text}: {e}"
         if specs:
             work.append((o, specs, cands, objects))
-
-    groups: Dict[tuple, list] = {}
-    for item in work:
-        groups.setdefault(tuple(item[0].decoded.pixels.shape[-2:]), []).append(item)
-    for members in groups.values():
-        for start in range(0, len(members), cropper.batch_size):
-            batch = members[start : start + cropper.batch_size]
-            try:
-                resized = torch.stack([o.decoded.pixels for o, _, _, _ in batch]).float()
-                geometry = [Resize((o.decoded.height, o.decoded.width), tuple(resized.shape[-2:])) for o, *_ in batch]
-                objects = None
-                if given is not None:
-                    objects = [g.boxes_to_model(objs) for g, (_, _, _, objs) in zip(geometry, batch)]
-                scores = cropper.score_resized(resized, geometry, [torch.cat(c) for _, _, c, _ in batch], objects)
-            except Exception as e:  # the model failed on this batch (e.g. out of memory): its inputs fail
-                for o, *_ in batch:
-                    o.error = f"model failed on this batch: {type(e).__name__}: {e}".splitlines()[0]
-                continue
-            for (o, specs, cands, _), s in zip(batch, scores):
-                best = Cropper.best_crops(cands, s.float().cpu(), [r.value for r in specs], job.top_k)
-                for r in specs:
-                    o.results[r.text] = (best[r.value].boxes, best[r.value].scores)
+    if not work:
+        return
+    try:
+        scores = cropper.score_images([o.decoded.pixels for o, *_ in work], [o.decoded.geometry for o, *_ in work],
+                                      [torch.cat(c) for _, _, c, _ in work],
+                                      None if given is None else [objs for *_, objs in work])
+    except Exception as e:  # the model failed (e.g. out of memory): these inputs fail, the run goes on
+        for o, *_ in work:
+            o.error = f"model failed on this batch: {type(e).__name__}: {e}".splitlines()[0]
+        return
+    for (o, specs, cands, _), s in zip(work, scores):
+        best = cropper.best_crops(cands, s, [r.value for r in specs], job.top_k)
+        for r in specs:
+            o.results[r.text] = (best[r.value].boxes, best[r.value].scores)
 
 
 class BoxesFile:
@@ -948,12 +865,12 @@ class _Done:
         return self.value
 
 
-def _safe_decode(entry: Entry, model_size, keep_full: bool, use_draft: bool) -> Outcome:
+def _safe_decode(entry: Entry, preprocess: OfficialPreprocess, keep_full: bool, use_draft: bool) -> Outcome:
     o = Outcome(entry)
     if entry.error:
         return o
     try:
-        o.decoded = decode(entry.path, model_size, keep_full, use_draft)
+        o.decoded = decode(entry.path, preprocess, keep_full, use_draft)
     except InputError as e:
         o.error = str(e)
     except MemoryError:
@@ -974,7 +891,6 @@ def _safe_write(o: Outcome, job: Job) -> Outcome:
 def process(entries: List[Entry], cropper, job: Job, reporter: Reporter, model: str, proposer: str,
             batch_size: int, workers: int, given: Optional[BoxesFile], use_draft: bool) -> None:
     """Decode (threads, one batch ahead) -> score (this thread) -> write (threads) -> report, in order."""
-    model_size = cropper.preprocess.output_size
     keep_full = job.out is not None
     pool = ThreadPoolExecutor(workers, thread_name_prefix="s2c-crop") if workers > 0 else None
 
@@ -992,10 +908,10 @@ def process(entries: List[Entry], cropper, job: Job, reporter: Reporter, model: 
 
     try:
         if batches:
-            decoding[0] = [submit(_safe_decode, e, model_size, keep_full, use_draft) for e in batches[0]]
+            decoding[0] = [submit(_safe_decode, e, cropper.preprocess, keep_full, use_draft) for e in batches[0]]
         for b in range(len(batches)):
             if b + 1 < len(batches):
-                decoding[b + 1] = [submit(_safe_decode, e, model_size, keep_full, use_draft) for e in batches[b + 1]]
+                decoding[b + 1] = [submit(_safe_decode, e, cropper.preprocess, keep_full, use_draft) for e in batches[b + 1]]
             outcomes = [f.result() for f in decoding.pop(b)]
             score_outcomes(cropper, outcomes, job, given)
             written = [submit(_safe_write, o, job) for o in outcomes]
@@ -1064,9 +980,8 @@ def run(args) -> int:
 
     model, model_name = _load_model(args)
     proposer_name = f"boxes ({args.boxes})" if given else (args.proposer or "saliency")
-    cropper = Cropper(model, get_proposer(args.proposer) if args.proposer else None, batch_size=args.batch_size)
-    if isinstance(cropper.model, torch.nn.Module):
-        cropper.model.to(device)
+    cropper = Cropper(model, get_proposer(args.proposer) if args.proposer else None, batch_size=args.batch_size,
+                      device=device)
 
     job = Job(ratios, args.top_k, args.out, args.size, args.show, args.overwrite)
     entries, notes = expand_inputs(args.inputs, skip=args.out)

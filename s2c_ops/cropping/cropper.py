@@ -1,22 +1,28 @@
 """Cropper: the best crops of photos for given aspect ratios, in the photos' own pixels.
 
-Per image: the official pre-processing, candidate crops of each ratio (made in original pixels so the
-ratio is exact there), object boxes from a proposer, one batched scoring call per group of images that
-share a resized size (S2CNet's RoDAlign samples the whole feature map, so images are never padded).
+Per image: the one image path (:mod:`~s2c_ops.cropping.images`: upright, 8-bit RGB), the official
+pre-processing, candidate crops of each ratio (made in original pixels so the ratio is exact there),
+object boxes from a proposer, and one batched scoring call per group of images that share a resized size
+(S2CNet's RoDAlign samples the whole feature map, so images are never padded). :meth:`Cropper.score_images`
+is that batched scoring, which ``s2c crop``, ``s2c eval`` and ``AestheticCrop`` call as well.
 """
+import copy
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
-from .candidates import parse_ratio, ratio_anchors
 from ..models.s2cnet import S2CNet
+from ..models.scorer import module_device
+from .candidates import parse_ratio, ratio_anchors
+from .images import ImageLike
 from .proposals import GivenBoxes, Proposer, get_proposer
-from .transforms import ImageLike, OfficialPreprocess, Resize
+from .transforms import OfficialPreprocess, Resize
 
 RatioLike = Union[float, str]
+DeviceLike = Union[str, torch.device]
 
 
 @dataclass
@@ -28,16 +34,27 @@ class CropResult:
     scores: Tensor  # (k,)
 
 
-class Cropper:
-    """``Cropper(model, proposer).crop(images, ratio=16/9, top_k=1)``.
+def default_model() -> nn.Module:
+    """The package's default crop scorer (see the README): the geometry prior's shipped weights."""
+    from ..models.prior import GeometryPrior
 
-    ``model(images, crop_rois, object_rois) -> Tensor[K]`` is any crop scorer with S2CNet's call
-    signature: an :class:`~s2c_ops.S2CNet`, or by default (``None``) the package's geometry prior
-    (:class:`~s2c_ops.prior.GeometryPrior`, shipped weights). It needs ``bbox_num`` object
-    boxes per image, read from ``model.config.bbox_num`` unless ``num_boxes`` is given. An S2CNet is
-    used through its :meth:`~s2c_ops.S2CNet.fused` inference copy, made here: later changes to the
-    model (weights, device) do not reach the Cropper. ``proposer`` defaults to the offline saliency
-    proposer.
+    return GeometryPrior.default()
+
+
+class Cropper:
+    """``Cropper(model, proposer, device=None).crop(images, ratio=16/9, top_k=1)``.
+
+    ``model`` is a crop scorer (:class:`~s2c_ops.models.scorer.Scorer`): an :class:`~s2c_ops.S2CNet`, the
+    geometry prior, or any callable with their call signature; ``None`` is the package's default model.
+    It needs ``num_boxes`` object boxes per image, ``model.bbox_num`` unless given (a scorer without
+    ``bbox_num`` needs ``num_boxes``). An S2CNet is used through its :meth:`~s2c_ops.S2CNet.fused`
+    inference copy, made here: later changes to the model (weights, device) do not reach the Cropper.
+
+    ``device``: where the scoring runs; ``None`` is the model's own device (the CPU for a scorer without
+    tensors). A module that must move there is copied first (the fused copy of an S2CNet is the Cropper's
+    own and is moved); the caller's model is never moved. ``proposer`` defaults to the saliency proposer.
+    ``apply_exif_orientation`` turns PIL images upright before anything else, as ``s2c crop`` does: boxes
+    are then in pixels of the upright photo.
     """
 
     def __init__(
@@ -48,24 +65,38 @@ class Cropper:
         preprocess: Optional[OfficialPreprocess] = None,
         num_boxes: Optional[int] = None,
         batch_size: int = 16,
+        device: Optional[DeviceLike] = None,
+        apply_exif_orientation: bool = True,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         if model is None:
-            from ..models.prior import GeometryPrior
-
-            model = GeometryPrior.default()
-        self.model = model.fused() if isinstance(model, S2CNet) else model
+            model = default_model()
+        if not callable(model):
+            raise TypeError(f"model must be a crop scorer (callable), got {type(model).__name__}")
+        if num_boxes is None:
+            num_boxes = getattr(model, "bbox_num", None)
+            if num_boxes is None:
+                raise TypeError(f"{type(model).__name__} has no bbox_num: pass num_boxes= (object boxes per image)")
+        scorer = model.fused() if isinstance(model, S2CNet) else model
+        own = scorer is not model
+        current = module_device(scorer) if isinstance(scorer, nn.Module) else None
+        if device is None:
+            device = current or torch.device("cpu")
+        device = torch.device(device)
+        if current is not None and current != device:
+            scorer = (scorer if own else copy.deepcopy(scorer)).to(device)
+        self.model = scorer
+        self.device = device
         self.proposer = proposer if proposer is not None else get_proposer("saliency")
         self.preprocess = preprocess or OfficialPreprocess()
-        self.num_boxes = num_boxes if num_boxes is not None else model.config.bbox_num
+        self.num_boxes = int(num_boxes)
         self.batch_size = batch_size
+        self.apply_exif_orientation = apply_exif_orientation
 
-    @property
-    def device(self) -> torch.device:
-        params = getattr(self.model, "parameters", None)
-        first = next(params(), None) if params else None
-        return first.device if first is not None else torch.device("cpu")
+    def prepare(self, image: ImageLike) -> Tuple[Tensor, Resize]:
+        """The model's pixels of one photo (the official resize, values in [0, 255]) and its geometry."""
+        return self.preprocess.resize(image, apply_exif_orientation=self.apply_exif_orientation)
 
     def crop(self, images: Union[ImageLike, Sequence[ImageLike]], ratio: RatioLike = 1.0, top_k: int = 1) -> List[CropResult]:
         """The ``top_k`` best crops of ``ratio`` for each image (fewer when fewer candidates exist)."""
@@ -86,30 +117,48 @@ class Cropper:
             images = list(images)
         elif not isinstance(images, (list, tuple)):
             images = [images]
-        prepared = [self.preprocess.resize(image) for image in images]
-        candidates = [self._candidates(i, geometry, values) for i, (_, geometry) in enumerate(prepared)]
+        prepared = [self.prepare(image) for image in images]
+        candidates = [self.candidates(geometry, values, index=i) for i, (_, geometry) in enumerate(prepared)]
+        scores = self.score_images([r for r, _ in prepared], [g for _, g in prepared],
+                                   [torch.cat(c) for c in candidates])
+        return [self.best_crops(c, s, values, top_k) for c, s in zip(candidates, scores)]
 
-        groups: Dict[tuple, List[int]] = defaultdict(list)
-        for i, (resized, _) in enumerate(prepared):
-            groups[tuple(resized.shape[-2:])].append(i)
-        results: List[Optional[Dict[float, CropResult]]] = [None] * len(images)
-        for members in groups.values():
-            for start in range(0, len(members), self.batch_size):
-                batch = members[start : start + self.batch_size]
-                scores = self._score([prepared[i] for i in batch], [candidates[i] for i in batch])
-                for i, image_scores in zip(batch, scores):
-                    results[i] = self.best_crops(candidates[i], image_scores, values, top_k)
-        return results
-
-    def _candidates(self, index: int, geometry: Resize, ratios: List[float]) -> List[Tensor]:
+    @staticmethod
+    def candidates(geometry: Resize, ratios: Sequence[float], index: Optional[int] = None) -> List[Tensor]:
+        """The candidate crops of each ratio (original pixels) of an image; a ratio the image cannot hold
+        raises ``ValueError`` naming the image (``index``) and its size."""
         h, w = geometry.original
         out = []
         for ratio in ratios:
             try:
                 out.append(ratio_anchors(h, w, ratio))
             except ValueError as e:
-                raise ValueError(f"image {index} ({w}x{h}): {e}") from None
+                where = f"image {index} ({w}x{h})" if index is not None else f"a {w}x{h} image"
+                raise ValueError(f"{where}: {e}") from None
         return out
+
+    @torch.no_grad()
+    def score_images(self, resized: Sequence[Tensor], geometries: Sequence[Resize], boxes: Sequence[Tensor],
+                     objects: Optional[Sequence[Tensor]] = None) -> List[Tensor]:
+        """Scores (float32, on the CPU) of each image's ``boxes`` (original pixels): ``resized`` are the
+        images as :meth:`prepare` gives them (any sizes; uint8 or float in [0, 255]), ``geometries``
+        their :class:`Resize`. Images of one size are scored together, ``batch_size`` per call.
+        ``objects`` (each image's object boxes in original pixels) replace the proposer's boxes."""
+        if not (len(resized) == len(geometries) == len(boxes)) or (objects is not None and len(objects) != len(boxes)):
+            raise ValueError("score_images needs one geometry, one box tensor (and one object-box tensor) per image")
+        groups: Dict[tuple, List[int]] = defaultdict(list)
+        for i, image in enumerate(resized):
+            groups[tuple(image.shape[-2:])].append(i)
+        results: List[Optional[Tensor]] = [None] * len(resized)
+        for members in groups.values():
+            for start in range(0, len(members), self.batch_size):
+                batch = members[start : start + self.batch_size]
+                pixels = torch.stack([resized[i] for i in batch]).float()
+                given = None if objects is None else [geometries[i].boxes_to_model(objects[i]) for i in batch]
+                scores = self.score_resized(pixels, [geometries[i] for i in batch], [boxes[i] for i in batch], given)
+                for i, s in zip(batch, scores):
+                    results[i] = s.float().cpu()
+        return results
 
     @torch.no_grad()
     def score_candidates(self, images: Tensor, ratio: RatioLike) -> Tuple[Tensor, Tensor]:
@@ -124,28 +173,24 @@ class Cropper:
         scores = self.score_resized(resized, geometry, [boxes] * len(images))
         return boxes, torch.stack(scores).to(images.device)
 
-    def _score(self, prepared, candidates) -> List[Tensor]:
-        resized = torch.stack([r for r, _ in prepared])
-        scores = self.score_resized(resized, [g for _, g in prepared], [torch.cat(b) for b in candidates])
-        return [s.float().cpu() for s in scores]
-
     def score_resized(
         self, resized: Tensor, geometry, boxes: List[Tensor], objects: Optional[List[Tensor]] = None
     ) -> List[Tensor]:
         """Scores of ``boxes`` (original pixels, one tensor per image) on ``resized`` images (one size,
-        values in [0, 255] as :meth:`OfficialPreprocess.resize` gives them); ``geometry`` is their
-        Resize, or one per image. ``objects`` (model pixels, one tensor per image) replace the
-        proposer's boxes when given."""
+        values in [0, 255] as :meth:`prepare` gives them), on the Cropper's device; ``geometry`` is their
+        Resize, or one per image. ``objects`` (model pixels, one tensor per image) replace the proposer's
+        boxes when given."""
         device = self.device
         resized = resized.to(device)
         geometries = geometry if isinstance(geometry, list) else [geometry] * len(boxes)
         height, width = resized.shape[-2:]
         bounds = torch.tensor([width, height, width, height], dtype=torch.float32, device=device)
         crop_boxes = [torch.minimum(g.boxes_to_model(b.to(device)), bounds) for g, b in zip(geometries, boxes)]
+        pixels = self.preprocess.unnormalised(resized)
         if objects is None:
-            objects = self.proposer(self.preprocess.unnormalised(resized), self.num_boxes)
+            objects = self.proposer(pixels, self.num_boxes)
         else:
-            objects = GivenBoxes([o.to(device) for o in objects])(self.preprocess.unnormalised(resized), self.num_boxes)
+            objects = GivenBoxes([o.to(device) for o in objects])(pixels, self.num_boxes)
         scores = self.model(self.preprocess.normalise(resized), crop_boxes, objects)
         return list(scores.split([len(b) for b in crop_boxes]))
 

@@ -6,33 +6,16 @@ Official rule: scale so the short side is 256, round each side to a multiple of 
 255), then normalise with the ImageNet mean and std.
 """
 from dataclasses import dataclass
-from typing import Tuple, Union
+from typing import Tuple
 
-import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
 from torch import Tensor
+
+from .images import ImageLike, image_to_tensor
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-
-ImageLike = Union[Tensor, Image.Image]
-
-
-def to_uint8_tensor(image: ImageLike) -> Tensor:
-    """A (3, H, W) uint8 RGB tensor from a PIL image or a (3, H, W) tensor (uint8, or float in [0, 1])."""
-    if isinstance(image, Image.Image):
-        return torch.from_numpy(np.asarray(image.convert("RGB")).copy()).permute(2, 0, 1)
-    if not isinstance(image, Tensor):
-        raise TypeError(f"expected a PIL image or a (3, H, W) tensor, got {type(image).__name__}")
-    if image.dim() != 3 or image.shape[0] != 3:
-        raise ValueError(f"expected a (3, H, W) RGB tensor, got shape {tuple(image.shape)}")
-    if image.dtype == torch.uint8:
-        return image
-    if image.is_floating_point():
-        return (image.clamp(0, 1) * 255).round().to(torch.uint8)
-    raise TypeError(f"expected a uint8 or floating-point image tensor, got {image.dtype}")
 
 
 @dataclass(frozen=True)
@@ -81,9 +64,11 @@ class OfficialPreprocess:
         m = self.multiple
         return max(m, round(height * scale / m) * m), max(m, round(width * scale / m) * m)
 
-    def resize(self, image: ImageLike) -> Tuple[Tensor, Resize]:
-        """The resized image as float values in [0, 255], rounded like OpenCV's uint8 output."""
-        resized, geometry = self.resize_batch(to_uint8_tensor(image)[None].float())
+    def resize(self, image: ImageLike, *, apply_exif_orientation: bool = True) -> Tuple[Tensor, Resize]:
+        """The resized image as float values in [0, 255], rounded like OpenCV's uint8 output; a PIL image
+        goes through :func:`~s2c_ops.cropping.images.image_to_tensor` first (upright, 8-bit RGB)."""
+        pixels = image_to_tensor(image, apply_exif_orientation=apply_exif_orientation)
+        resized, geometry = self.resize_batch(pixels[None].float())
         return resized[0], geometry
 
     def resize_batch(self, pixels: Tensor) -> Tuple[Tensor, Resize]:

@@ -41,11 +41,12 @@ from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 import torch
-from PIL import Image, ImageOps
+from PIL import Image
 from torch import Tensor
 from torch.utils.data import Dataset
 from torchvision.transforms import functional as TF
 
+from ..cropping.images import load_image, to_rgb
 from ..cropping.transforms import OfficialPreprocess
 
 __all__ = [
@@ -310,11 +311,10 @@ def find_image(root: PathLike, split: str, image_id: str) -> Optional[Path]:
 
 
 def _load_image(path: Path) -> Image.Image:
-    """RGB, with the EXIF orientation applied (as ``cv2.imread``, which the official code uses)."""
+    """The photo, upright and in 8-bit RGB: the package's one image path (EXIF orientation applied, as
+    ``cv2.imread``, which the official code uses, does)."""
     try:
-        with Image.open(path) as im:
-            im = ImageOps.exif_transpose(im)
-            return im.convert("RGB")
+        return to_rgb(load_image(path))
     except FileNotFoundError:
         raise GAICDError(path, "image is missing") from None
     except (OSError, ValueError, Image.DecompressionBombError) as e:

@@ -17,7 +17,8 @@ from typing import Optional
 import torch
 from torch import Tensor, nn
 
-from ..ops.boxes import BoxesLike, boxes_to_rois
+from ..ops.boxes import BoxesLike
+from .scorer import check_scorer_inputs
 from .weights import load_model, save_weights, weights_format
 
 WEIGHTS = "geometry_prior.safetensors"
@@ -95,22 +96,23 @@ class GeometryPrior(nn.Module):
         return self.head(torch.cat([cf, mean, peak, has], dim=-1)).squeeze(-1)
 
     def forward(self, images: Tensor, crop_boxes: BoxesLike, object_boxes: BoxesLike) -> Tensor:
-        if not isinstance(images, Tensor) or images.dim() != 4:
-            raise ValueError("images must be a (B, C, H, W) tensor (only its size is used)")
-        b, _, height, width = images.shape
-        crops = boxes_to_rois(crop_boxes).to(torch.float32)
-        objects = boxes_to_rois(object_boxes).to(torch.float32)
-        if len(crops) == 0:
-            raise ValueError("crop_boxes is empty: give at least one candidate crop")
         d = self.config.bbox_num
-        counts = torch.bincount(objects[:, 0].long(), minlength=b)
-        if len(objects) != b * d or bool((counts != d).any()):
-            raise ValueError(f"object_boxes must hold exactly bbox_num={d} boxes per image; got {counts.tolist()}")
-        objects = objects[torch.argsort(objects[:, 0], stable=True)]
+        crops, objects = check_scorer_inputs(images, crop_boxes, object_boxes, d)
+        b, _, height, width = images.shape
+        crops, objects = crops.to(torch.float32), objects.to(torch.float32)
         scale = crops.new_tensor([width, height, width, height])
         crop_n = crops[:, 1:] / scale
         obj_n = (objects[:, 1:] / scale).clamp(0, 1).reshape(b, d, 4)[crops[:, 0].long()]
         return self.score_normalised(crop_n, obj_n, real_objects(obj_n))
+
+    @property
+    def bbox_num(self) -> int:
+        """Object boxes per image (:class:`~s2c_ops.models.scorer.Scorer`)."""
+        return self.config.bbox_num
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
 
     # -- weights --------------------------------------------------------------------------------
     def save(self, path) -> None:

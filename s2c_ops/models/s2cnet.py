@@ -15,10 +15,11 @@ from torch import Tensor, nn
 
 from ..ops.align import gaic_roi_align_avg, rod_align_avg
 from .backbones import Backbone
-from ..ops.boxes import BoxesLike, boxes_to_rois
+from ..ops.boxes import BoxesLike
 from .config import ConfigLike, S2CNetConfig, resolve_config
 from .fusion import fold_batchnorm, fuse_layers
 from .official import load_official
+from .scorer import check_scorer_inputs
 from .weights import load_model, save_weights, weights_format
 
 # Feature map the align ops read: the stride-16 fused map.
@@ -282,31 +283,18 @@ class S2CNet(nn.Module):
 
     # -- input checks ---------------------------------------------------------------------------
     def check_inputs(self, images: Tensor, crop_boxes: BoxesLike, object_boxes: BoxesLike) -> Tuple[Tensor, Tensor]:
-        """Validated rois for crops and objects (objects sorted by image and clamped into it)."""
-        if not isinstance(images, Tensor) or images.dim() != 4 or images.shape[1] != 3:
-            shape = tuple(images.shape) if isinstance(images, Tensor) else type(images).__name__
-            raise ValueError(f"images must be a (B, 3, H, W) tensor, got {shape}")
-        if not images.is_floating_point():
-            raise TypeError(f"images must be floating point (normalised), got {images.dtype}")
-        b, _, h, w = images.shape
-        if h < 32 or w < 32:
-            raise ValueError(f"images must be at least 32x32 pixels, got {h}x{w}")
-        crops = _as_rois(crop_boxes, b, "crop_boxes").to(images.dtype)
-        objects = _as_rois(object_boxes, b, "object_boxes").to(images.dtype)
-        if len(crops) == 0:
-            raise ValueError("crop_boxes is empty: give at least one candidate crop")
-        d = self.config.bbox_num
-        counts = torch.bincount(objects[:, 0].long(), minlength=b)
-        if len(objects) != b * d or bool((counts != d).any()):
-            raise ValueError(
-                f"object_boxes must hold exactly bbox_num={d} boxes per image; got {counts.tolist()} for {b} images"
-            )
-        objects = objects[torch.argsort(objects[:, 0], stable=True)]
-        _check_boxes(crops, h, w, "crop_boxes", inside=True)
-        _check_boxes(objects, h, w, "object_boxes", inside=False)
-        bounds = objects.new_tensor([w, h, w, h])
-        objects = torch.cat([objects[:, :1], torch.minimum(objects[:, 1:].clamp(min=0), bounds)], dim=1)
-        return crops, objects
+        """Validated rois for crops and objects (:func:`~s2c_ops.models.scorer.check_scorer_inputs`;
+        images of at least 32x32 pixels)."""
+        return check_scorer_inputs(images, crop_boxes, object_boxes, self.config.bbox_num, min_side=32)
+
+    @property
+    def bbox_num(self) -> int:
+        """Object boxes per image (:class:`~s2c_ops.models.scorer.Scorer`)."""
+        return self.config.bbox_num
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
 
     # -- inference ------------------------------------------------------------------------------
     def fused(self) -> "S2CNet":
@@ -348,32 +336,3 @@ class S2CNet(nn.Module):
         """Loads a model written by :meth:`save` (a file or a run folder)."""
         return load_model(cls, path, map_location)
 
-
-def _as_rois(boxes: BoxesLike, num_images: int, name: str) -> Tensor:
-    if isinstance(boxes, (list, tuple)) and len(boxes) != num_images:
-        raise ValueError(f"{name} is a list of {len(boxes)} box tensors for {num_images} images")
-    try:
-        rois = boxes_to_rois(boxes)
-    except (TypeError, ValueError) as e:
-        raise type(e)(f"{name}: {e}") from None
-    if not torch.isfinite(rois).all():
-        raise ValueError(f"{name} holds NaN or infinite values")
-    index = rois[:, 0]
-    if len(rois) and bool(((index != index.round()) | (index < 0) | (index >= num_images)).any()):
-        raise ValueError(f"{name}: batch indices must be whole numbers in [0, {num_images})")
-    return rois
-
-
-def _check_boxes(rois: Tensor, height: int, width: int, name: str, inside: bool) -> None:
-    x1, y1, x2, y2 = rois[:, 1:].unbind(1)
-    inverted = (x2 <= x1) | (y2 <= y1)
-    if bool(inverted.any()):
-        row = int(inverted.nonzero()[0])
-        raise ValueError(f"{name}: box {row} {rois[row, 1:].tolist()} is empty or inverted (need x2 > x1, y2 > y1)")
-    if inside:
-        outside = (x1 < 0) | (y1 < 0) | (x2 > width) | (y2 > height)
-        if bool(outside.any()):
-            row = int(outside.nonzero()[0])
-            raise ValueError(
-                f"{name}: box {row} {rois[row, 1:].tolist()} lies outside the {width}x{height} image"
-            )

@@ -1,0 +1,134 @@
+"""The one path from a photo (a file or a PIL image) to the model's pixels, used by the Cropper, ``s2c crop``,
+``s2c eval`` and the data loaders, so that they all see the same pixels for the same file.
+
+* EXIF orientation is applied first (``apply_exif_orientation``, on by default, as ``s2c crop`` does and
+  as torchvision's ``decode_image(apply_exif_orientation=True)`` does on request): boxes are in pixels of
+  the upright photo. A broken EXIF block leaves the photo as stored.
+* Then 8-bit RGB (:func:`to_rgb`): alpha composited over white; 16-bit and 32-bit data scaled to 8 bits
+  (not clipped); CMYK through its embedded ICC profile when it has one; palette and grayscale expanded.
+"""
+import io
+from typing import Union
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps
+from torch import Tensor
+
+ImageLike = Union[Tensor, Image.Image]
+
+EXIF_ORIENTATION = 0x0112
+_ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
+
+
+def exif_orientation(im: Image.Image) -> int:
+    """The EXIF orientation (1..8) of ``im``; 1 when it has none or its EXIF block is broken."""
+    try:
+        value = im.getexif().get(EXIF_ORIENTATION, 1)
+        return int(value) if value in (1, 2, 3, 4, 5, 6, 7, 8) else 1
+    except Exception:  # a broken EXIF block: ignore the orientation
+        return 1
+
+
+def upright(im: Image.Image, *, in_place: bool = False) -> Image.Image:
+    """``im`` turned as its EXIF orientation says (``ImageOps.exif_transpose``); ``im`` itself when it
+    needs no turn or its EXIF block cannot be read. ``in_place`` turns a loaded image in place."""
+    if exif_orientation(im) == 1:
+        return im
+    if in_place:
+        ImageOps.exif_transpose(im, in_place=True)
+        return im
+    return ImageOps.exif_transpose(im)
+
+
+def _to_8bit_gray(im: Image.Image) -> Image.Image:
+    a = np.asarray(im)
+    if im.mode.startswith("I;16"):
+        a = (a.astype(np.uint32) * 255 + 32767) // 65535
+    elif im.mode == "F":
+        a = np.nan_to_num(a.astype(np.float64))
+        hi = float(a.max()) if a.size else 0.0
+        a = np.clip(a * (255.0 if hi <= 1.0 else 1.0), 0, 255).round()
+    else:  # "I": 8-bit or 16-bit data in 32-bit ints, else stretched
+        a = a.astype(np.int64)
+        lo, hi = (int(a.min()), int(a.max())) if a.size else (0, 0)
+        if lo >= 0 and hi <= 255:
+            pass
+        elif lo >= 0 and hi <= 65535:
+            a = (a * 255 + 32767) // 65535
+        else:
+            a = (a - lo) * 255 // max(1, hi - lo)
+    return Image.fromarray(a.astype(np.uint8), "L")
+
+
+def _cmyk_to_rgb(im: Image.Image) -> Image.Image:
+    icc = im.info.get("icc_profile")
+    if icc:
+        try:
+            from PIL import ImageCms
+
+            return ImageCms.profileToProfile(im, io.BytesIO(icc), ImageCms.createProfile("sRGB"), outputMode="RGB")
+        except Exception:  # no littlecms, or a profile it cannot use: the plain conversion
+            pass
+    return im.convert("RGB")
+
+
+def to_rgb(im: Image.Image) -> Image.Image:
+    """8-bit RGB for the model: alpha composited over white, 16-bit and 32-bit data scaled (not
+    clipped), CMYK through its ICC profile when there is one."""
+    mode = im.mode
+    if mode == "RGB" and "transparency" not in im.info:
+        return im
+    if mode.startswith("I;16") or mode in ("I", "F"):
+        return _to_8bit_gray(im).convert("RGB")
+    if mode == "CMYK":
+        return _cmyk_to_rgb(im)
+    if mode in _ALPHA_MODES or (mode in ("P", "L", "RGB") and "transparency" in im.info):
+        rgba = im.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(white, rgba).convert("RGB")
+    return im.convert("RGB")
+
+
+def image_to_tensor(image: ImageLike, *, apply_exif_orientation: bool = True) -> Tensor:
+    """A (3, H, W) uint8 RGB tensor from a PIL image (upright unless ``apply_exif_orientation=False``,
+    then :func:`to_rgb`) or from a (3, H, W) tensor, uint8 or float in [0, 1] (taken as it is)."""
+    if isinstance(image, Image.Image):
+        if apply_exif_orientation:
+            image = upright(image)
+        return torch.from_numpy(np.array(to_rgb(image))).permute(2, 0, 1)
+    if not isinstance(image, Tensor):
+        raise TypeError(f"expected a PIL image or a (3, H, W) tensor, got {type(image).__name__}")
+    if image.dim() != 3 or image.shape[0] != 3:
+        raise ValueError(f"expected a (3, H, W) RGB tensor, got shape {tuple(image.shape)}")
+    if image.dtype == torch.uint8:
+        return image
+    if image.is_floating_point():
+        return (image.clamp(0, 1) * 255).round().to(torch.uint8)
+    raise TypeError(f"expected a uint8 or floating-point image tensor, got {image.dtype}")
+
+
+class ImageTooLarge(ValueError):
+    """An image past Pillow's decompression-bomb limit (``PIL.Image.MAX_IMAGE_PIXELS``)."""
+
+
+def check_pixels(width: int, height: int) -> None:
+    """Raises :class:`ImageTooLarge` for an image past Pillow's decompression-bomb limit (checked from the
+    header, before any pixel is decoded; Pillow itself only warns below twice the limit)."""
+    limit = Image.MAX_IMAGE_PIXELS
+    if limit is not None and width * height > limit:
+        raise ImageTooLarge(
+            f"image is {width}x{height} = {width * height} pixels, past Pillow's decompression-bomb limit "
+            f"of {int(limit)} (PIL.Image.MAX_IMAGE_PIXELS)"
+        )
+
+
+def load_image(path, *, apply_exif_orientation: bool = True) -> Image.Image:
+    """The photo at ``path`` decoded, upright unless ``apply_exif_orientation=False``, in its own mode
+    (:func:`image_to_tensor` or :func:`to_rgb` make the model's RGB). Raises :class:`ImageTooLarge` past
+    the decompression-bomb limit and Pillow's errors (``OSError`` and its kin) for unreadable files."""
+    with Image.open(path) as im:
+        check_pixels(*im.size)
+        im.load()
+        out = upright(im) if apply_exif_orientation else im
+        return out.copy() if out is im else out  # closing the file leaves ``im`` unusable

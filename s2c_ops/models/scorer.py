@@ -1,0 +1,102 @@
+"""The scorer contract: what the Cropper, ``s2c crop``, ``s2c eval`` and ``AestheticCrop`` call, and the
+input checks every scorer of the package runs.
+
+A scorer is called as ``scorer(images, crop_boxes, object_boxes) -> Tensor[K]``: ``images`` a float
+(B, 3, H, W) batch (normalised as :mod:`s2c_ops.transforms` does; scorers that need only the size may
+ignore the pixels), ``crop_boxes`` ``Tensor[K, 5]`` rois or a list of B ``Tensor[Ki, 4]``, ``object_boxes``
+exactly ``bbox_num`` boxes per image in the same formats, all ``(x1, y1, x2, y2)`` in pixels of ``images``.
+It returns one score per crop (higher is better), in the order of ``crop_boxes``.
+"""
+from typing import Optional, Protocol, Tuple, runtime_checkable
+
+import torch
+from torch import Tensor, nn
+
+from ..ops.boxes import BoxesLike, boxes_to_rois
+
+
+@runtime_checkable
+class Scorer(Protocol):
+    """A crop scorer (S2CNet, the geometry prior, ...): see the module docstring."""
+
+    @property
+    def bbox_num(self) -> int:
+        """Object boxes it needs per image."""
+
+    @property
+    def device(self) -> torch.device:
+        """Where it computes (its parameters' device)."""
+
+    def __call__(self, images: Tensor, crop_boxes: BoxesLike, object_boxes: BoxesLike) -> Tensor:
+        ...
+
+
+def module_device(module: nn.Module) -> Optional[torch.device]:
+    """The device of a module's first parameter or buffer; ``None`` for a module without tensors."""
+    for tensor in module.parameters():
+        return tensor.device
+    for tensor in module.buffers():
+        return tensor.device
+    return None
+
+
+def check_scorer_inputs(images: Tensor, crop_boxes: BoxesLike, object_boxes: BoxesLike, bbox_num: int, *,
+                        min_side: int = 1) -> Tuple[Tensor, Tensor]:
+    """Validated rois ``(crops (K, 5), objects (B * bbox_num, 5))`` in ``images``' dtype: crops inside
+    their image; objects sorted by image (stable) and clamped into it. Raises ``ValueError`` /
+    ``TypeError`` naming the problem: images not a float (B, 3, H, W) batch with sides of at least
+    ``min_side``, no crop, a count of object boxes other than ``bbox_num`` per image, NaN or infinite
+    values, batch indices that are not whole numbers in range, empty or inverted boxes."""
+    if not isinstance(images, Tensor) or images.dim() != 4 or images.shape[1] != 3:
+        shape = tuple(images.shape) if isinstance(images, Tensor) else type(images).__name__
+        raise ValueError(f"images must be a (B, 3, H, W) tensor, got {shape}")
+    if not images.is_floating_point():
+        raise TypeError(f"images must be floating point (normalised), got {images.dtype}")
+    b, _, h, w = images.shape
+    if h < min_side or w < min_side:
+        raise ValueError(f"images must be at least {min_side}x{min_side} pixels, got {h}x{w}")
+    crops = _as_rois(crop_boxes, b, "crop_boxes").to(images.dtype)
+    objects = _as_rois(object_boxes, b, "object_boxes").to(images.dtype)
+    if len(crops) == 0:
+        raise ValueError("crop_boxes is empty: give at least one candidate crop")
+    counts = torch.bincount(objects[:, 0].long(), minlength=b)
+    if len(objects) != b * bbox_num or bool((counts != bbox_num).any()):
+        raise ValueError(
+            f"object_boxes must hold exactly bbox_num={bbox_num} boxes per image; got {counts.tolist()} for {b} images"
+        )
+    objects = objects[torch.argsort(objects[:, 0], stable=True)]
+    _check_boxes(crops, h, w, "crop_boxes", inside=True)
+    _check_boxes(objects, h, w, "object_boxes", inside=False)
+    bounds = objects.new_tensor([w, h, w, h])
+    objects = torch.cat([objects[:, :1], torch.minimum(objects[:, 1:].clamp(min=0), bounds)], dim=1)
+    return crops, objects
+
+
+def _as_rois(boxes: BoxesLike, num_images: int, name: str) -> Tensor:
+    if isinstance(boxes, (list, tuple)) and len(boxes) != num_images:
+        raise ValueError(f"{name} is a list of {len(boxes)} box tensors for {num_images} images")
+    try:
+        rois = boxes_to_rois(boxes)
+    except (TypeError, ValueError) as e:
+        raise type(e)(f"{name}: {e}") from None
+    if not torch.isfinite(rois).all():
+        raise ValueError(f"{name} holds NaN or infinite values")
+    index = rois[:, 0]
+    if len(rois) and bool(((index != index.round()) | (index < 0) | (index >= num_images)).any()):
+        raise ValueError(f"{name}: batch indices must be whole numbers in [0, {num_images})")
+    return rois
+
+
+def _check_boxes(rois: Tensor, height: int, width: int, name: str, inside: bool) -> None:
+    x1, y1, x2, y2 = rois[:, 1:].unbind(1)
+    inverted = (x2 <= x1) | (y2 <= y1)
+    if bool(inverted.any()):
+        row = int(inverted.nonzero()[0])
+        raise ValueError(f"{name}: box {row} {rois[row, 1:].tolist()} is empty or inverted (need x2 > x1, y2 > y1)")
+    if inside:
+        outside = (x1 < 0) | (y1 < 0) | (x2 > width) | (y2 > height)
+        if bool(outside.any()):
+            row = int(outside.nonzero()[0])
+            raise ValueError(
+                f"{name}: box {row} {rois[row, 1:].tolist()} lies outside the {width}x{height} image"
+            )
