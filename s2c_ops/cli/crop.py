@@ -34,6 +34,7 @@ from ..files import write_atomic as write_file_atomic
 from ..cropping.candidates import parse_ratio, ratio_anchors
 from ..cropping.images import ImageTooLarge, check_pixels, exif_orientation, image_to_tensor, to_rgb, upright
 from ..cropping.transforms import OfficialPreprocess, Resize
+from ..distributed import init_process_group, rank_device, torchrun_ranks
 from ..models.config import OFFICIAL
 
 MIN_SIDE = 32  # smallest image side accepted, in pixels
@@ -925,13 +926,6 @@ def process(entries: List[Entry], cropper, job: Job, reporter: Reporter, model: 
             pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _distributed() -> Tuple[int, int, int]:
-    rank = int(os.environ.get("RANK", "0"))
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    local = int(os.environ.get("LOCAL_RANK", str(rank)))
-    return rank, world, local
-
-
 def run(args) -> int:
     parser: argparse.ArgumentParser = args.crop_parser
     if args.official and not args.config:
@@ -942,9 +936,15 @@ def run(args) -> int:
         parser.error("--show needs --out (the previews are written there)")
     if args.out and os.path.exists(args.out) and not os.path.isdir(args.out):
         parser.error(f"--out {args.out} exists and is not a folder")
-    rank, world, local_rank = _distributed()
-    if world < 1 or not 0 <= rank < world:
-        parser.error(f"bad torchrun environment: RANK={rank}, WORLD_SIZE={world}")
+    try:
+        ranks = torchrun_ranks()
+    except ValueError as e:
+        parser.error(str(e))
+    try:
+        device = rank_device(args.device, ranks)
+    except ValueError as e:
+        parser.error(f"--{e}")  # "--device cuda: CUDA is not available here"
+    rank, world = ranks.rank, ranks.world
     if args.json and os.path.exists(args.json) and not args.overwrite:
         parser.error(f"--json {args.json} exists (pass --overwrite to replace it)")
     if args.json and os.path.isdir(args.json):
@@ -961,18 +961,6 @@ def run(args) -> int:
                 print(f"s2c crop: note: --size {args.size[0]}x{args.size[1]} (ratio {target:.4g}) differs from "
                       f"--ratio {r.text} ({r.value:.4g}); those crops are stretched to exactly that size",
                       file=sys.stderr)
-
-    if args.device:
-        try:
-            device = torch.device(args.device)
-        except RuntimeError as e:
-            parser.error(f"--device {args.device}: {e}")
-        if device.type == "cuda" and not torch.cuda.is_available():
-            parser.error(f"--device {args.device}: CUDA is not available here")
-    else:
-        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.type == "cuda" and device.index is None and world > 1:
-        device = torch.device("cuda", local_rank % torch.cuda.device_count())
 
     given = BoxesFile(args.boxes) if args.boxes else None
     from ..cropping.cropper import Cropper
@@ -996,13 +984,8 @@ def run(args) -> int:
     check_existing(mine, job)
 
     dist = None
-    if world > 1:
+    if init_process_group(ranks, "gloo"):  # a group someone else started is not ours to use or tear down
         import torch.distributed as dist
-
-        if not dist.is_initialized():
-            dist.init_process_group("gloo")
-        else:
-            dist = None  # someone else's group: not ours to use or tear down
 
     to_stdout = not args.json and not sys.stdout.isatty()
     reporter = Reporter(len(mine), show_bar=rank == 0, to_stdout=to_stdout)

@@ -1,0 +1,66 @@
+"""torchrun and devices: the one place that reads torchrun's environment and picks a rank's device (used
+by ``s2c crop`` and training)."""
+import os
+from dataclasses import dataclass
+from typing import Optional, Union
+
+import torch
+
+
+@dataclass(frozen=True)
+class Ranks:
+    """This process's place in a torchrun job (rank 0 of 1 outside torchrun)."""
+
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world > 1
+
+
+def torchrun_ranks() -> Ranks:
+    """``RANK``, ``WORLD_SIZE`` and ``LOCAL_RANK`` as torchrun sets them; ``ValueError`` when they are not
+    whole numbers or the rank is out of range."""
+    try:
+        rank = int(os.environ.get("RANK", "0"))
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        local = int(os.environ.get("LOCAL_RANK", str(rank)))
+    except ValueError:
+        raise ValueError(
+            f"bad torchrun environment: RANK={os.environ.get('RANK')!r}, WORLD_SIZE={os.environ.get('WORLD_SIZE')!r}, "
+            f"LOCAL_RANK={os.environ.get('LOCAL_RANK')!r}"
+        ) from None
+    if world < 1 or not 0 <= rank < world or local < 0:
+        raise ValueError(f"bad torchrun environment: RANK={rank}, WORLD_SIZE={world}, LOCAL_RANK={local}")
+    return Ranks(rank, world, local)
+
+
+def rank_device(device: Optional[Union[str, torch.device]], ranks: Ranks) -> torch.device:
+    """The device a rank computes on: ``device`` as given (default: CUDA when available, else the CPU);
+    a CUDA device without an index becomes ``cuda:LOCAL_RANK`` (modulo the visible cards) under
+    torchrun. ``ValueError`` for a device name torch does not know or CUDA asked for without CUDA."""
+    if device is None:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        device = torch.device(device)
+    except RuntimeError as e:
+        raise ValueError(f"device {device!r}: {e}") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {device}: CUDA is not available here")
+        if device.index is None and ranks.distributed:
+            device = torch.device("cuda", ranks.local_rank % torch.cuda.device_count())
+    return device
+
+
+def init_process_group(ranks: Ranks, backend: str) -> bool:
+    """Starts torch.distributed for a torchrun job. Returns whether this call started it (and so owns
+    it and tears it down); ``False`` outside torchrun or when a group already exists."""
+    import torch.distributed as dist
+
+    if not ranks.distributed or dist.is_initialized():
+        return False
+    dist.init_process_group(backend)
+    return True
