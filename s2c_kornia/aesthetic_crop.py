@@ -263,7 +263,8 @@ class AestheticCrop(GeometricAugmentationBase2D):
         device = torch.device(device)
         key = str(device)
         if key not in self._croppers:
-            self._croppers[key] = Cropper(self.model, self._proposer, num_boxes=self._num_boxes, device=device)
+            proposer = self._proposer if self._proposer is not None else get_proposer("saliency")
+            self._croppers[key] = Cropper(self.model, proposer, num_boxes=self._num_boxes, device=device)
         return self._croppers[key]
 
     # -- parameters ------------------------------------------------------------------------------

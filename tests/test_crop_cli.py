@@ -18,6 +18,7 @@ from s2c_ops import Cropper, cli
 from s2c_ops.cli import crop as crop_cli
 from s2c_ops.cropping.candidates import parse_ratio
 from s2c_ops.cropping.images import to_rgb
+from s2c_ops.cropping.proposals import default_name
 from s2c_ops.cropping.transforms import OfficialPreprocess
 
 REPO = Path(__file__).resolve().parents[1]
@@ -214,7 +215,7 @@ def test_zoo_crops_keep_format_and_mode(zoo_run, zoo, name, mode, fmt):
     source = ImageOps.exif_transpose(Image.open(zoo / name))
     for r in mine:
         assert (r["width"], r["height"]) == source.size
-        assert r["model"] == "geometry prior (default)" and r["proposer"] == "saliency"
+        assert r["model"] == "geometry prior (default)" and r["proposer"] == default_name()
         assert len(r["boxes"]) == len(r["scores"]) == len(r["outputs"]) == 2
         assert r["scores"][0] >= r["scores"][1]
         stem, ext = os.path.splitext(name)

@@ -162,7 +162,7 @@ def _int_arg(minimum: int):
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     """Registers ``crop`` (and its options) on the ``s2c`` sub-command parsers."""
-    from ..cropping.proposals import available_proposers
+    from ..cropping.proposals import available
 
     p = subparsers.add_parser(
         "crop",
@@ -183,7 +183,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--config", choices=sorted(OFFICIAL), help="official config of --official")
     objects = p.add_mutually_exclusive_group()
     objects.add_argument("--boxes", metavar="FILE", help="JSON object boxes per input (see below)")
-    objects.add_argument("--proposer", choices=available_proposers(), help="object-box proposer (default saliency)")
+    objects.add_argument("--proposer", choices=available(), help="object-box proposer (default: faces, then salient regions)")
     p.add_argument("--out", metavar="DIR", help="write the crops here (created if missing)")
     p.add_argument("--json", metavar="FILE", help="write the JSON Lines records here")
     p.add_argument("--show", action="store_true", help="also write a PNG preview with the top-k boxes (needs --out)")
@@ -964,10 +964,10 @@ def run(args) -> int:
 
     given = BoxesFile(args.boxes) if args.boxes else None
     from ..cropping.cropper import Cropper
-    from ..cropping.proposals import get_proposer
+    from ..cropping.proposals import default_name, get_proposer
 
     model, model_name = _load_model(args)
-    proposer_name = f"boxes ({args.boxes})" if given else (args.proposer or "saliency")
+    proposer_name = f"boxes ({args.boxes})" if given else (args.proposer or default_name())
     cropper = Cropper(model, get_proposer(args.proposer) if args.proposer else None, batch_size=args.batch_size,
                       device=device)
 

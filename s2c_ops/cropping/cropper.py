@@ -18,7 +18,7 @@ from ..models.s2cnet import S2CNet
 from ..models.scorer import module_device
 from .candidates import parse_ratio, ratio_anchors
 from .images import ImageLike
-from .proposals import GivenBoxes, Proposer, get_proposer
+from .proposals import GivenBoxes, ProposedObjects, Proposer, default_proposer
 from .transforms import OfficialPreprocess, Resize
 
 RatioLike = Union[float, str]
@@ -32,6 +32,22 @@ class CropResult:
     ratio: float
     boxes: Tensor  # (k, 4) float (x1, y1, x2, y2)
     scores: Tensor  # (k,)
+
+
+#: What a candidate's score loses per face it cuts (far more than scores differ: a hard rule).
+FACE_CUT_PENALTY = 100.0
+#: A face is cut when a crop keeps more than this share of its box and less than one minus it.
+FACE_CUT_MARGIN = 0.05
+
+
+def faces_cut(crops: Tensor, faces: Tensor, margin: float = FACE_CUT_MARGIN) -> Tensor:
+    """How many of ``faces`` (F, 4) each crop of ``crops`` (K, 4) cuts: keeps more than ``margin`` of
+    the face's box but less than ``1 - margin`` (a face wholly inside or wholly outside is not cut)."""
+    ix = (torch.minimum(crops[:, None, 2], faces[None, :, 2]) - torch.maximum(crops[:, None, 0], faces[None, :, 0]))
+    iy = (torch.minimum(crops[:, None, 3], faces[None, :, 3]) - torch.maximum(crops[:, None, 1], faces[None, :, 1]))
+    area = ((faces[:, 2] - faces[:, 0]) * (faces[:, 3] - faces[:, 1])).clamp(min=1e-6)
+    kept = ix.clamp(min=0) * iy.clamp(min=0) / area[None]
+    return ((kept > margin) & (kept < 1 - margin)).sum(1)
 
 
 def default_model() -> nn.Module:
@@ -52,9 +68,12 @@ class Cropper:
 
     ``device``: where the scoring runs; ``None`` is the model's own device (the CPU for a scorer without
     tensors). A module that must move there is copied first (the fused copy of an S2CNet is the Cropper's
-    own and is moved); the caller's model is never moved. ``proposer`` defaults to the saliency proposer.
+    own and is moved); the caller's model is never moved. ``proposer`` defaults to
+    :func:`~s2c_ops.cropping.proposals.default_proposer` (faces, then salient regions).
     ``apply_exif_orientation`` turns PIL images upright before anything else, as ``s2c crop`` does: boxes
-    are then in pixels of the upright photo.
+    are then in pixels of the upright photo. ``keep_faces``: a candidate that cuts a face the proposer
+    found loses :data:`FACE_CUT_PENALTY` of its score per face cut (:func:`faces_cut`), so a crop that
+    keeps every face whole (inside or out) wins whenever there is one.
     """
 
     def __init__(
@@ -67,6 +86,7 @@ class Cropper:
         batch_size: int = 16,
         device: Optional[DeviceLike] = None,
         apply_exif_orientation: bool = True,
+        keep_faces: bool = True,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
@@ -88,11 +108,12 @@ class Cropper:
             scorer = (scorer if own else copy.deepcopy(scorer)).to(device)
         self.model = scorer
         self.device = device
-        self.proposer = proposer if proposer is not None else get_proposer("saliency")
+        self.proposer = proposer if proposer is not None else default_proposer()
         self.preprocess = preprocess or OfficialPreprocess()
         self.num_boxes = int(num_boxes)
         self.batch_size = batch_size
         self.apply_exif_orientation = apply_exif_orientation
+        self.keep_faces = keep_faces
 
     def prepare(self, image: ImageLike) -> Tuple[Tensor, Resize]:
         """The model's pixels of one photo (the official resize, values in [0, 255]) and its geometry."""
@@ -187,12 +208,18 @@ class Cropper:
         bounds = torch.tensor([width, height, width, height], dtype=torch.float32, device=device)
         crop_boxes = [torch.minimum(g.boxes_to_model(b.to(device)), bounds) for g, b in zip(geometries, boxes)]
         pixels = self.preprocess.unnormalised(resized)
-        if objects is None:
-            objects = self.proposer(pixels, self.num_boxes)
-        else:
-            objects = GivenBoxes([o.to(device) for o in objects])(pixels, self.num_boxes)
-        scores = self.model(self.preprocess.normalise(resized), crop_boxes, objects)
-        return list(scores.split([len(b) for b in crop_boxes]))
+        if objects is not None:
+            found = GivenBoxes([o.to(device) for o in objects]).propose_objects(pixels, self.num_boxes)
+        elif isinstance(self.proposer, Proposer):
+            found = self.proposer.propose_objects(pixels, self.num_boxes)
+        else:  # any callable of the proposer's form: no faces
+            found = ProposedObjects(self.proposer(pixels, self.num_boxes), [])
+        scores = self.model(self.preprocess.normalise(resized), crop_boxes, found.boxes)
+        per_image = list(scores.split([len(b) for b in crop_boxes]))
+        if self.keep_faces and found.faces:
+            per_image = [s - FACE_CUT_PENALTY * faces_cut(b, f).to(s.dtype) if len(f) else s
+                         for s, b, f in zip(per_image, crop_boxes, found.faces)]
+        return per_image
 
     @staticmethod
     def best_crops(candidates: List[Tensor], scores: Tensor, ratios: List[float], top_k: int) -> Dict[float, CropResult]:

@@ -1,0 +1,351 @@
+"""The saliency proposer: boxes around salient regions, from torch alone (no weights).
+
+The map is spectral residual saliency plus global colour contrast under a centre prior; boxes are the
+connected components of the map thresholded at several levels, ranked by saliency mass, after non-maximum
+suppression.
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from .base import Proposer, check_images
+
+
+def _gaussian_blur(x: Tensor, sigma: float) -> Tensor:
+    """Separable Gaussian blur of ``x`` ``[N, C, h, w]`` with reflect padding (replicate when tiny).
+
+    Written as a sum of shifted copies rather than a convolution: convolution back ends pick their
+    algorithm by batch size, which would make an image's result depend on its batch.
+    """
+    if sigma <= 0:
+        return x
+    radius = max(1, int(math.ceil(2.5 * sigma)))
+    t = torch.arange(-radius, radius + 1, dtype=torch.float64)
+    k = torch.exp(-0.5 * (t / sigma) ** 2)
+    k = (k / k.sum()).tolist()
+    mode = "reflect" if min(x.shape[-2:]) > radius else "replicate"
+    h, w = x.shape[-2:]
+    p = F.pad(x, (radius, radius, 0, 0), mode=mode)
+    x = sum(k[i] * p[..., :, i : i + w] for i in range(len(k)))
+    p = F.pad(x, (0, 0, radius, radius), mode=mode)
+    return sum(k[i] * p[..., i : i + h, :] for i in range(len(k)))
+
+
+def _normalise(x: Tensor, eps: float = 1e-6) -> Tensor:
+    """Per-image min-max to [0, 1] of ``[N, 1, h, w]``; a flat map becomes 0."""
+    flat = x.flatten(1)
+    lo = flat.min(dim=1).values.view(-1, 1, 1, 1)
+    hi = flat.max(dim=1).values.view(-1, 1, 1, 1)
+    rng = hi - lo
+    return torch.where(rng > eps, (x - lo) / rng.clamp_min(eps), torch.zeros_like(x))
+
+
+def _rgb_to_lab(rgb: Tensor) -> Tensor:
+    """sRGB in [0, 1] ``[N, 3, h, w]`` to CIE L*a*b* (D65)."""
+    lin = torch.where(rgb > 0.04045, ((rgb + 0.055) / 1.055) ** 2.4, rgb / 12.92)
+    m = torch.tensor(
+        [[0.412453, 0.357580, 0.180423], [0.212671, 0.715160, 0.072169], [0.019334, 0.119193, 0.950227]],
+        dtype=rgb.dtype,
+        device=rgb.device,
+    )
+    xyz = torch.einsum("ij,njhw->nihw", m, lin)
+    white = torch.tensor([0.950456, 1.0, 1.088754], dtype=rgb.dtype, device=rgb.device).view(1, 3, 1, 1)
+    t = xyz / white
+    f = torch.where(t > 0.008856, t.clamp_min(1e-12) ** (1.0 / 3.0), 7.787 * t + 16.0 / 116.0)
+    l = 116.0 * f[:, 1:2] - 16.0
+    a = 500.0 * (f[:, 0:1] - f[:, 1:2])
+    b = 200.0 * (f[:, 1:2] - f[:, 2:3])
+    return torch.cat([l, a, b], dim=1)
+
+
+def spectral_residual_saliency(gray: Tensor, sigma: float = 2.0) -> Tensor:
+    """Spectral residual saliency (Hou & Zhang, CVPR 2007) of ``gray`` ``[N, 1, h, w]``.
+
+    ``log|FFT|`` minus its 3x3 local mean is the "spectral residual"; transformed back with the
+    original phase, squared and blurred, it marks the parts of the image that are not predicted by the
+    smooth average spectrum of natural images. Returns ``[N, 1, h, w]`` normalised to [0, 1] per image
+    (all 0 for a flat image).
+    """
+    gray = gray.to(torch.float32)
+    # One image at a time: batched FFTs may round differently from single ones, and an image's
+    # boxes must not depend on the rest of its batch.
+    spec = torch.cat([torch.fft.fft2(g) for g in gray.split(1)], dim=0)
+    log_amp = torch.log(spec.abs() + 1e-8)
+    phase = torch.angle(spec)
+    # The 3x3 mean is taken on the spectrum as a periodic signal.
+    smooth = F.avg_pool2d(F.pad(log_amp, (1, 1, 1, 1), mode="circular"), 3, stride=1)
+    residual = torch.polar(torch.exp(log_amp - smooth), phase)
+    sal = torch.cat([torch.fft.ifft2(r) for r in residual.split(1)], dim=0).abs() ** 2
+    # A flat image has no structure: its map would be rounding noise blown up by the normalisation.
+    flat = gray.flatten(1)
+    textured = (flat.max(dim=1).values - flat.min(dim=1).values) > 1e-3
+    return _normalise(_gaussian_blur(sal, sigma)) * textured.view(-1, 1, 1, 1)
+
+
+def global_contrast_saliency(images: Tensor, resolution: int = 32, sigma: float = 0.2) -> Tensor:
+    """Spatially weighted global colour contrast (after Cheng et al., "Global contrast based salient
+    region detection", CVPR 2011) of ``images`` ``[B, 3, H, W]`` (RGB in [0, 1]).
+
+    The images are area-resized to ``resolution`` pixels on the long side; each pixel's saliency is
+    its mean L*a*b* distance to all other pixels, weighted by ``exp(-d^2 / (2 sigma^2))`` of their
+    distance ``d`` (a fraction of the long side), so colours that are rare in their surroundings
+    stand out. Returns ``[B, 1, h, w]`` in [0, 1] per image (``h, w`` the reduced size). The
+    ``(h w)^2`` pairwise distances are computed a few images at a time (about 4 MB at once).
+    """
+    b, _, h, w = images.shape
+    scale = resolution / max(h, w)
+    sh, sw = max(1, round(h * scale)), max(1, round(w * scale))
+    x = F.interpolate(images, size=(sh, sw), mode="area") if (sh, sw) != (h, w) else images
+    lab = _rgb_to_lab(x).flatten(2).transpose(1, 2)  # [B, N, 3]
+    ys, xs = torch.meshgrid(
+        torch.arange(sh, dtype=x.dtype, device=x.device), torch.arange(sw, dtype=x.dtype, device=x.device), indexing="ij"
+    )
+    pos = torch.stack([xs.reshape(-1), ys.reshape(-1)], dim=1) / max(sh, sw)  # [N, 2]
+    d2 = (pos[:, None, :] - pos[None, :, :]).pow(2).sum(-1)
+    weight = torch.exp(-d2 / (2.0 * sigma * sigma))
+    weight = weight / weight.sum(dim=1, keepdim=True)
+    n = sh * sw
+    # About 4 MB of float32 per [chunk, N, N] temporary: larger ones were slower on the CPU (page faults).
+    chunk = max(1, (1 << 20) // (n * n))
+    out = []
+    for start in range(0, b, chunk):
+        part = lab[start : start + chunk]
+        # Direct differences, not the |a|^2 + |b|^2 - 2ab expansion (whose cancellation is coarse).
+        dist = torch.cdist(part, part, compute_mode="donot_use_mm_for_euclid_dist")
+        out.append((dist * weight).sum(-1))
+    return _normalise(torch.cat(out, dim=0).view(b, 1, sh, sw))
+
+
+def saliency_map(
+    images: Tensor,
+    resolution: int = 64,
+    spectral_weight: float = 1.0,
+    colour_weight: float = 1.0,
+    centre_sigma: Optional[float] = 0.4,
+    blur: float = 0.03,
+) -> Tensor:
+    """A saliency map ``[B, 1, h, w]`` in [0, 1] of ``images`` ``[B, 3, H, W]`` (RGB in [0, 1]).
+
+    ``h, w``: the images area-resized so that their long side is ``resolution``. The map is a
+    weighted sum of
+
+    * spectral residual saliency of the grey image (:func:`spectral_residual_saliency`): small,
+      distinctive structures (eyes, logos, edges of objects);
+    * spatially weighted global colour contrast (:func:`global_contrast_saliency`, at half the
+      resolution): regions whose colour is rare around them;
+
+    each normalised to [0, 1] per image, multiplied by a Gaussian centre prior (``centre_sigma`` a
+    fraction of the image's width and height; ``None`` switches it off) and normalised again.
+    ``blur`` is the smoothing of the spectral residual, a fraction of the long side. Values outside
+    [0, 1] are clamped and NaN counts as 0.
+    """
+    b, h, w = check_images(images)
+    if not isinstance(resolution, int) or resolution < 8:
+        raise ValueError(f"resolution must be an int >= 8, got {resolution!r}")
+    scale = resolution / max(h, w)
+    sh, sw = max(1, round(h * scale)), max(1, round(w * scale))
+    x = torch.nan_to_num(images.detach().to(torch.float32), nan=0.0).clamp_(0.0, 1.0)  # clamps the copy
+    x = F.interpolate(x, size=(sh, sw), mode="area") if (sh, sw) != (h, w) else x
+
+    sal = x.new_zeros((b, 1, sh, sw))
+    if spectral_weight:
+        gray = 0.299 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3]
+        sal = sal + spectral_weight * spectral_residual_saliency(gray, sigma=blur * max(sh, sw))
+    if colour_weight:
+        contrast = global_contrast_saliency(x, resolution=max(8, resolution // 2))
+        if contrast.shape[-2:] != (sh, sw):
+            contrast = F.interpolate(contrast, size=(sh, sw), mode="bilinear", align_corners=False)
+        sal = sal + colour_weight * contrast
+    if centre_sigma is not None and centre_sigma > 0:
+        ys = (torch.arange(sh, dtype=x.dtype, device=x.device) + 0.5) / sh - 0.5
+        xs = (torch.arange(sw, dtype=x.dtype, device=x.device) + 0.5) / sw - 0.5
+        prior = torch.exp(-0.5 * ((ys[:, None] / centre_sigma) ** 2 + (xs[None, :] / centre_sigma) ** 2))
+        sal = sal * prior
+    return _normalise(sal)
+
+
+def label_components(mask: Tensor) -> Tensor:
+    """8-connected components of ``mask`` ``[N, h, w]`` (bool), each map on its own.
+
+    Returns ``int64`` labels ``[N, h, w]`` on ``mask``'s device: 0 for background, and for foreground
+    the largest ``1 + flat index`` of the component's pixels (so labels are unique within each map,
+    not dense, and do not depend on the labelling order). Computed with ``scipy.ndimage.label`` on the
+    CPU: one C pass, where label propagation in torch took most of the proposer's time.
+    """
+    from scipy import ndimage
+
+    n, h, w = mask.shape
+    maps = mask.detach().cpu().numpy().astype(bool)
+    structure = np.zeros((3, 3, 3), dtype=bool)
+    structure[1] = True  # 8-connected within a map, never across maps
+    ids, count = ndimage.label(maps, structure=structure)
+    if count == 0:
+        return torch.zeros((n, h, w), dtype=torch.int64, device=mask.device)
+    # Each component's largest 1 + flat index, by a scatter-max (ndimage.maximum sorts every pixel).
+    ids = torch.from_numpy(ids.astype(np.int64)).view(-1)
+    flat = torch.arange(1, h * w + 1).repeat(n)
+    top = torch.zeros(count + 1, dtype=torch.int64).scatter_reduce(0, ids, flat, "amax")
+    top[0] = 0
+    return top[ids].view(n, h, w).to(mask.device)
+
+
+def _component_boxes(sal: Tensor, masks: Tensor, image_index: Tensor) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Boxes (map cells, x2/y2 exclusive), saliency mass, area and image index of every component.
+
+    ``sal``: ``[M, h, w]`` saliency of each mask's image; ``masks``: ``[M, h, w]`` bool;
+    ``image_index``: ``[M]``.
+    """
+    m, h, w = masks.shape
+    labels = label_components(masks)
+    size = h * w
+    # The foreground cells (flat indices, in row-major order), found once for every gather below.
+    cells = masks.flatten().nonzero().squeeze(1)
+    if cells.numel() == 0:
+        z = sal.new_zeros((0,))
+        return sal.new_zeros((0, 4)), z, z, torch.zeros((0,), dtype=torch.long, device=sal.device)
+    within = cells % size
+    key = torch.div(cells, size, rounding_mode="floor") * (size + 1) + labels.flatten()[cells]
+    uniq, comp = torch.unique(key, return_inverse=True)
+    k = uniq.numel()
+    xs = (within % w).to(torch.float32)
+    ys = torch.div(within, w, rounding_mode="floor").to(torch.float32)
+    big = float(size)
+    x1 = torch.full((k,), big, device=sal.device).scatter_reduce(0, comp, xs, "amin")
+    y1 = torch.full((k,), big, device=sal.device).scatter_reduce(0, comp, ys, "amin")
+    x2 = torch.full((k,), -1.0, device=sal.device).scatter_reduce(0, comp, xs, "amax") + 1
+    y2 = torch.full((k,), -1.0, device=sal.device).scatter_reduce(0, comp, ys, "amax") + 1
+    mass = torch.zeros((k,), device=sal.device).index_add(0, comp, sal.flatten()[cells])
+    area = torch.bincount(comp, minlength=k).to(torch.float32)
+    owner = image_index[torch.div(uniq, size + 1, rounding_mode="floor")]
+    return torch.stack([x1, y1, x2, y2], dim=1), mass, area, owner
+
+
+class SaliencyProposer(Proposer):
+    """The offline default: boxes around salient regions, from torch and scipy alone (no weights).
+
+    For each image:
+
+    1. :func:`saliency_map` at ``resolution`` pixels on the long side: spectral residual saliency
+       (Hou & Zhang 2007) plus L*a*b* colour contrast (Achanta et al. 2009), times a centre prior.
+    2. The map is thresholded at each of ``levels`` (fractions of its maximum, 1.0 being the maximum),
+       giving nested regions from large (low threshold) to small and distinctive (high threshold): whole
+       objects and their parts, much like the object and part boxes of a Visual Genome detector.
+    3. The 8-connected components of each mask (:func:`label_components`, ``scipy.ndimage.label``);
+       components smaller than ``min_area`` (a fraction of the image) are dropped, and so is the
+       whole image (a component whose box covers more than ``max_area`` of it).
+    4. Each component's bounding box, scored by its saliency mass (the sum of the map inside the
+       component, so large, strongly salient regions come first).
+    5. Non-maximum suppression at IoU ``nms_threshold`` (``torchvision.ops.nms``), best first;
+       then :func:`pad_boxes` (whole-image boxes fill up the rest).
+
+    Boxes are mapped back to the pixels of ``images``. Everything runs batched on the images' device
+    and is deterministic; each image's boxes do not depend on the rest of the batch.
+
+    ``faces``: a :class:`~s2c_ops.cropping.proposals.faces.FaceDetector` (or any callable of the same
+    form); the faces it finds come first, as head boxes, then the saliency boxes.
+    """
+
+    def __init__(
+        self,
+        resolution: int = 64,
+        levels: Sequence[float] = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8),
+        nms_threshold: float = 0.5,
+        min_area: float = 0.002,
+        max_area: float = 0.95,
+        spectral_weight: float = 1.0,
+        colour_weight: float = 1.0,
+        centre_sigma: Optional[float] = 0.4,
+        blur: float = 0.03,
+        faces: Optional[Callable[[Tensor], List[Tensor]]] = None,
+    ) -> None:
+        if not isinstance(resolution, int) or resolution < 8:
+            raise ValueError(f"resolution must be an int >= 8, got {resolution!r}")
+        levels = tuple(float(v) for v in levels)
+        if not levels or not all(0.0 < v < 1.0 for v in levels):
+            raise ValueError(f"levels must be fractions of the maximum in (0, 1), got {levels}")
+        if not 0.0 < nms_threshold <= 1.0:
+            raise ValueError(f"nms_threshold must be in (0, 1], got {nms_threshold}")
+        if not 0.0 <= min_area < max_area <= 1.0:
+            raise ValueError(f"need 0 <= min_area < max_area <= 1, got {min_area}, {max_area}")
+        if spectral_weight < 0 or colour_weight < 0 or spectral_weight + colour_weight <= 0:
+            raise ValueError("spectral_weight and colour_weight must be >= 0, not both 0")
+        self.resolution = resolution
+        self.levels = levels
+        self.nms_threshold = float(nms_threshold)
+        self.min_area = float(min_area)
+        self.max_area = float(max_area)
+        self.spectral_weight = float(spectral_weight)
+        self.colour_weight = float(colour_weight)
+        self.centre_sigma = centre_sigma
+        self.blur = float(blur)
+        if faces is not None and not callable(faces):
+            raise TypeError(f"faces must be a face detector (callable), got {type(faces).__name__}")
+        self.faces = faces
+
+    def propose_faces(self, images: Tensor) -> List[Tensor]:
+        return super().propose_faces(images) if self.faces is None else self.faces(images)
+
+    def saliency(self, images: Tensor) -> Tensor:
+        """The saliency map ``[B, 1, h, w]`` this proposer thresholds (at its working resolution)."""
+        return saliency_map(
+            images,
+            resolution=self.resolution,
+            spectral_weight=self.spectral_weight,
+            colour_weight=self.colour_weight,
+            centre_sigma=self.centre_sigma,
+            blur=self.blur,
+        )
+
+    def propose_scored(self, images: Tensor) -> List[Tuple[Tensor, Tensor]]:
+        """Each image's ``(boxes Tensor[L, 4], scores Tensor[L])`` best first, before padding, on the CPU
+        (where they are computed).
+
+        The score of a box is its component's saliency mass as a fraction of the map's area.
+        """
+        from torchvision.ops import nms
+
+        b, h, w = check_images(images)
+        # The map is made on the images' device; the rest works on a few thousand cells and runs
+        # on the CPU, where every step is deterministic.
+        sal = self.saliency(images)[:, 0].cpu()  # [B, sh, sw]
+        sh, sw = sal.shape[-2:]
+        cells = float(sh * sw)
+        t = len(self.levels)
+        levels = torch.tensor(self.levels, dtype=sal.dtype)
+        peak = sal.flatten(1).max(dim=1).values  # [B]
+        thresholds = levels.view(1, -1) * peak.view(-1, 1)  # [B, T]
+        masks = (sal[:, None] > thresholds[:, :, None, None]) & (peak.view(-1, 1, 1, 1) > 0)
+        image_index = torch.arange(b).repeat_interleave(t)
+        boxes, mass, area, owner = _component_boxes(
+            sal[:, None].expand(b, t, sh, sw).reshape(b * t, sh, sw), masks.reshape(b * t, sh, sw), image_index
+        )
+        box_area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]) / cells
+        keep = (area / cells >= self.min_area) & (box_area <= self.max_area)
+        boxes, score, owner = boxes[keep], mass[keep] / cells, owner[keep]
+        boxes = boxes * torch.tensor([w / sw, h / sh, w / sw, h / sh], dtype=torch.float32)  # to pixels
+        # Each image's components best first (ties keep their order): a stable sort by score, then a
+        # stable sort by image, and the images' runs split off without a mask per image.
+        order = torch.sort(score, descending=True, stable=True).indices
+        order = order[torch.sort(owner[order], stable=True).indices]
+        counts = torch.bincount(owner, minlength=b).tolist()
+        out = []
+        for bi, si in zip(boxes[order].split(counts), score[order].split(counts)):
+            # One image at a time (batched_nms offsets each image's boxes, which rounds differently).
+            kept = nms(bi, -torch.arange(bi.shape[0], dtype=torch.float32), self.nms_threshold)
+            out.append((bi[kept], si[kept]))
+        return out
+
+    def propose(self, images: Tensor) -> List[Tensor]:
+        return [boxes for boxes, _ in self.propose_scored(images)]
+
+    def extra_repr(self) -> str:
+        return (
+            f"resolution={self.resolution}, levels={self.levels}, nms_threshold={self.nms_threshold}, "
+            f"min_area={self.min_area}, max_area={self.max_area}" + (f", faces={self.faces}" if self.faces else "")
+        )

@@ -1,0 +1,112 @@
+"""Evaluating crop scorers: the loops ``s2c eval`` and training share.
+
+* GAICD (rated crops): :func:`evaluate_gaicd`, the published ranking metrics (SRCC, PCC, Acc, wAcc).
+* FCDB (one human crop per photo): :func:`evaluate_fcdb`, IoU and BDE of the top-1 crop under two
+  protocols, ``"ratio"`` (the candidates of the human crop's aspect ratio, as ``Cropper.crop(photo, ratio)``
+  makes them) and ``"free"`` (the official 12x12 grid of the photo, scored by ``Cropper.score_images``),
+  with the whole photo and the centred largest crop of the ratio as baselines on the same photos.
+"""
+import math
+from typing import Any, Callable, Dict, Iterable, List, Optional
+
+import torch
+
+from .cropping.candidates import grid_anchors
+from .data.metrics import GAICMetrics, bde, iou
+
+PROTOCOLS = ("ratio", "free")
+#: The baselines :func:`evaluate_fcdb` measures beside the model, and the protocol of each.
+BASELINES = {"whole photo": "free", "centred": "ratio"}
+
+
+def evaluate_gaicd(scorer: Callable, dataset: Iterable[Dict[str, Any]], device: torch.device,
+                   progress: Callable[[Iterable], Iterable] = iter) -> GAICMetrics:
+    """GAICD metrics of ``scorer`` on a pixel dataset (:class:`~s2c_ops.data.GAICD`), one image per call,
+    the annotated crops in file order."""
+    metrics = GAICMetrics()
+    with torch.no_grad():
+        for item in progress(dataset):
+            scores = scorer(item["image"][None].to(device), [item["crop_boxes"].float().to(device)],
+                            [item["object_boxes"].float().to(device)])
+            metrics.update(item["id"], scores.float().cpu(), item["mos"])
+    return metrics
+
+
+class BestCropMetrics:
+    """IoU and BDE of one chosen crop per photo and protocol, for several croppers (the model, the
+    baselines). ``to_dict()`` is the ``s2c eval --json`` layout on FCDB."""
+
+    def __init__(self) -> None:
+        self.photos: Dict[str, Dict[str, Any]] = {}
+
+    def update(self, file: str, method: str, protocol: str, box: torch.Tensor, truth: torch.Tensor,
+               size) -> None:
+        height, width = size
+        b, t = box.double().numpy(), truth.double().numpy()
+        entry = {"box": [round(float(v), 2) for v in b], "iou": float(iou(b, t)), "bde": float(bde(b, t, width, height))}
+        self.photos.setdefault(file, {}).setdefault(method, {})[protocol] = entry
+
+    def compute(self) -> Dict[str, Dict[str, Dict[str, float]]]:
+        """``{method: {protocol: {"iou", "bde", "photos"}}}``, means over photos."""
+        out: Dict[str, Dict[str, Dict[str, float]]] = {}
+        for methods in self.photos.values():
+            for method, protocols in methods.items():
+                for protocol, e in protocols.items():
+                    acc = out.setdefault(method, {}).setdefault(protocol, {"iou": [], "bde": []})
+                    acc["iou"].append(e["iou"])
+                    acc["bde"].append(e["bde"])
+        return {m: {p: {"iou": math.fsum(v["iou"]) / len(v["iou"]), "bde": math.fsum(v["bde"]) / len(v["bde"]),
+                        "photos": len(v["iou"])} for p, v in ps.items()} for m, ps in out.items()}
+
+    def to_dict(self) -> Dict[str, Any]:
+        return {"metrics": self.compute(), "photos": self.photos}
+
+
+def evaluate_fcdb(cropper, dataset, *, method: str = "model", baselines: bool = True,
+                  progress: Callable[[Iterable], Iterable] = iter,
+                  metrics: Optional[BestCropMetrics] = None) -> BestCropMetrics:
+    """IoU and BDE of ``cropper``'s top-1 crop on each photo of ``dataset`` (:class:`~s2c_ops.data.FCDB`
+    with pixels) under both protocols, with the baselines (:data:`BASELINES`) unless ``baselines=False``.
+    Photos whose human crop was dropped are left out. Photos are scored ``cropper.batch_size`` at a time."""
+    metrics = metrics if metrics is not None else BestCropMetrics()
+    batch: List[Dict[str, Any]] = []
+
+    def flush() -> None:
+        candidates = []
+        for item in batch:
+            truth = item["crop"]
+            ratio = float((truth[2] - truth[0]) / (truth[3] - truth[1]))
+            candidates.append((cropper.candidates(item["geometry"], [ratio])[0], grid_anchors(*item["size"])))
+        scores = cropper.score_images([item["resized"] for item in batch], [item["geometry"] for item in batch],
+                                      [torch.cat(c) for c in candidates])
+        for item, (by_ratio, grid), s in zip(batch, candidates, scores):
+            for protocol, boxes, part in (("ratio", by_ratio, s[: len(by_ratio)]), ("free", grid, s[len(by_ratio):])):
+                best = boxes[int(torch.argmax(part))]
+                metrics.update(item["file"], method, protocol, best, item["crop"], item["size"])
+            if baselines:
+                height, width = item["size"]
+                whole = torch.tensor([0.0, 0.0, float(width), float(height)])
+                metrics.update(item["file"], "whole photo", "free", whole, item["crop"], item["size"])
+                metrics.update(item["file"], "centred", "ratio", by_ratio[0], item["crop"], item["size"])
+        batch.clear()
+
+    with torch.no_grad():
+        for item in progress(dataset):
+            if item["crop"] is None:
+                continue
+            batch.append(item)
+            if len(batch) == cropper.batch_size:
+                flush()
+        if batch:
+            flush()
+    return metrics
+
+
+def format_fcdb(result: Dict[str, Dict[str, Dict[str, float]]]) -> List[str]:
+    """The FCDB metrics as a Markdown table (IoU / BDE per protocol)."""
+    lines = ["| cropper | ratio given: IoU / BDE | free form: IoU / BDE | photos |", "| --- | ---: | ---: | ---: |"]
+    for method, protocols in result.items():
+        cells = [f"{protocols[p]['iou']:.3f} / {protocols[p]['bde']:.4f}" if p in protocols else "" for p in PROTOCOLS]
+        photos = max(v["photos"] for v in protocols.values())
+        lines.append(f"| {method} | {cells[0]} | {cells[1]} | {photos} |")
+    return lines
