@@ -7,9 +7,10 @@ new one, never a part. The temporary file is removed when writing fails.
 """
 import json
 import os
+import re
 import tempfile
 import threading
-from typing import Any, Callable, Union
+from typing import Any, Callable, Dict, List, Union
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -49,6 +50,25 @@ def write_atomic(path: PathLike, writer: Callable[[str], None], *, overwrite: bo
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+# write_atomic's temporary names: "." + the target's name + "." + mkstemp's 8 random characters + ".tmp"
+_TEMPORARY = re.compile(r"\.(.+)\.[a-z0-9_]{8}\.tmp")
+
+
+def temporaries_in(folder: PathLike) -> Dict[str, List[str]]:
+    """The temporary files of :func:`write_atomic` in ``folder`` (a killed process leaves them), by the
+    name of the file each was to become: ``{"a.jpg": [".a.jpg.k2j_9x0q.tmp"]}``."""
+    found: Dict[str, List[str]] = {}
+    try:
+        names = os.listdir(folder)
+    except FileNotFoundError:
+        return found
+    for name in names:
+        m = _TEMPORARY.fullmatch(name)
+        if m:
+            found.setdefault(m.group(1), []).append(name)
+    return found
 
 
 def write_text_atomic(path: PathLike, text: str, **kwargs: Any) -> None:

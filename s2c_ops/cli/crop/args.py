@@ -2,8 +2,8 @@
 the run derives from them (:class:`Job`: ratios, output names)."""
 import argparse
 import os
-from dataclasses import dataclass
-from typing import List, Optional, Tuple
+from dataclasses import dataclass, field
+from typing import Any, List, Optional, Tuple
 
 from ...cropping.candidates import parse_ratio
 from ...models.config import OFFICIAL
@@ -217,6 +217,7 @@ class Job:
     size: Optional[Tuple[int, int]]
     show: bool
     overwrite: bool
+    leftovers: Any = field(default=None, compare=False)  # a write.Leftovers: killed runs' temporary files
 
     def _base(self, entry, ratio: RatioSpec) -> str:
         stem = os.path.splitext(os.path.basename(entry.path or entry.file))[0]

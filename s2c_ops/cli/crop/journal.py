@@ -17,7 +17,7 @@ import os
 import re
 from typing import Callable, Dict, Iterator, List, NamedTuple, Optional, Tuple
 
-from ...files import DurableAppender, write_atomic
+from ...files import DurableAppender, temporaries_in, write_atomic
 from .args import Job
 from .inputs import Entry
 from .score import ModelChoice, Outcome
@@ -126,10 +126,11 @@ def _complete_size(path: str) -> int:
         return 0
 
 
-def _show(value) -> str:
-    if isinstance(value, list):
-        return " ".join(map(str, value)) if value else "none"
-    return "none" if value is None else str(value)
+_OPTIONS = {  # option in the records -> (flag, how to show its value)
+    "ratios": ("--ratio", lambda v: " ".join(v) if isinstance(v, list) else str(v)),
+    "top_k": ("--top-k", str),
+    "size": ("--size", lambda v: "none" if v is None else "x".join(map(str, v)) if isinstance(v, list) else str(v)),
+}
 
 
 def check_stamp(rec: dict, stamp: Stamp, path: str) -> None:
@@ -137,11 +138,10 @@ def check_stamp(rec: dict, stamp: Stamp, path: str) -> None:
     options = rec.get("options")
     if not isinstance(options, dict):
         raise JournalError(f"its records do not name their options (written before --resume existed?): {rec['file']}")
-    names = {"ratios": "--ratio", "top_k": "--top-k", "size": "--size"}
-    for key, flag in names.items():
+    for key, (flag, show) in _OPTIONS.items():
         if options.get(key) != stamp.options[key]:
-            raise JournalError(f"{flag}: {path} was made with {_show(options.get(key))}, this run asks for "
-                               f"{_show(stamp.options[key])}")
+            raise JournalError(f"{flag}: {path} was made with {show(options.get(key))}, this run asks for "
+                               f"{show(stamp.options[key])}")
     if rec.get("model") != stamp.model or options.get("weights") != stamp.options["weights"]:
         raise JournalError(f"model: {path} was made with {rec.get('model')} (weights {options.get('weights')}), "
                            f"this run uses {stamp.model} (weights {stamp.options['weights']})")
@@ -168,6 +168,8 @@ def _index(sources: List[str]) -> Dict[Key, Tuple[int, int]]:
 def _rewrite(path: str, sources: List[str], sort: Optional[Callable[[Key], tuple]] = None) -> Dict[Key, Tuple[int, int]]:
     """Writes FILE (atomically, synced) with the latest record of each key of ``sources``, in first-seen
     order or sorted by ``sort``; returns the index it wrote."""
+    folder, name = os.path.split(path)
+    _remove([os.path.join(folder, tmp) for tmp in temporaries_in(folder or ".").get(name, [])])  # a killed rewrite's
     index = _index(sources)
     keys = sorted(index, key=sort) if sort is not None else list(index)
     handles = [open(s, "rb") for s in sources]

@@ -32,7 +32,7 @@ from .journal import (Finished, JournalError, Stamp, consolidate, merge, open_jo
                       run_stamp, start_fresh, validate)
 from .report import Reporter
 from .score import BoxesFile, Outcome, load_model, score_outcomes
-from .write import safe_write
+from .write import Leftovers, safe_write
 
 SIGNAL_NAMES = {signal.SIGINT: "SIGINT", signal.SIGTERM: "SIGTERM"}
 
@@ -220,7 +220,7 @@ def run(args) -> int:
     cropper = Cropper(model.module, get_proposer(args.proposer) if args.proposer else None, batch_size=args.batch_size,
                       device=device)
     # --resume replaces the outputs of the inputs it processes again: a killed run may have written them.
-    job = Job(ratios, args.top_k, args.out, args.size, args.show, args.overwrite or args.resume)
+    job = Job(ratios, args.top_k, args.out, args.size, args.show, args.overwrite or args.resume, Leftovers())
     stamp = run_stamp(job, model, proposer_name)
     if args.resume:
         try:

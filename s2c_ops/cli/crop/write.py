@@ -2,12 +2,13 @@
 resizing and ``--show`` previews, each file atomically (:func:`s2c_ops.files.write_atomic`)."""
 import errno
 import os
-from typing import List, Optional, Tuple
+import threading
+from typing import Dict, List, Optional, Tuple
 
 from PIL import Image
 
 from ...cropping.images import to_rgb
-from ...files import write_atomic as write_file_atomic
+from ...files import temporaries_in, write_atomic as write_file_atomic
 from .args import Job
 from .decode import JPEG_FORMATS, InputError, decode_full, describe
 from .score import Outcome
@@ -73,10 +74,34 @@ def _save_options(im: Image.Image, fmt: str, params: dict) -> dict:
     return opts
 
 
-def write_atomic(path: str, writer, overwrite: bool) -> None:
+class Leftovers:
+    """The temporary files that a killed run left beside outputs: each is removed when its output is
+    written again. Every folder is listed once, at its first output."""
+
+    def __init__(self) -> None:
+        self._found: Dict[str, Dict[str, List[str]]] = {}
+        self._lock = threading.Lock()
+
+    def remove(self, path: str) -> None:
+        folder, name = os.path.split(path)
+        folder = folder or "."
+        with self._lock:
+            if folder not in self._found:
+                self._found[folder] = temporaries_in(folder)
+            stale = self._found[folder].pop(name, [])
+        for tmp in stale:
+            try:
+                os.unlink(os.path.join(folder, tmp))
+            except FileNotFoundError:
+                pass
+
+
+def write_atomic(path: str, writer, job: Job) -> None:
     """:func:`s2c_ops.files.write_atomic`, an existing output being this input's error."""
+    if job.leftovers is not None:
+        job.leftovers.remove(path)
     try:
-        write_file_atomic(path, writer, overwrite=overwrite)
+        write_file_atomic(path, writer, overwrite=job.overwrite)
     except FileExistsError:
         raise InputError(f"output {path} exists (pass --overwrite to replace it)") from None
 
@@ -137,13 +162,13 @@ def _write_ratio(o: Outcome, job: Job, ratio, boxes, scores, image: Image.Image,
             if job.size is not None and crop.size != job.size:
                 crop = _resizable(crop).resize(job.size, Image.Resampling.LANCZOS)
             opts = _save_options(crop, out_fmt, params)
-            write_atomic(path, lambda tmp, c=crop, o_=opts: c.save(tmp, format=out_fmt, **o_), job.overwrite)
+            write_atomic(path, lambda tmp, c=crop, o_=opts: c.save(tmp, format=out_fmt, **o_), job)
             written.append(path)
         o.outputs[ratio.text] = paths
         if job.show:
             path = job.show_path(o.entry, ratio)
             preview = _draw_show(image, boxes, scores)
-            write_atomic(path, lambda tmp, p=preview: p.save(tmp, format="PNG"), job.overwrite)
+            write_atomic(path, lambda tmp, p=preview: p.save(tmp, format="PNG"), job)
             o.shows[ratio.text] = path
     except Exception as e:  # this ratio fails as a whole: no outputs of it are left behind
         for done in written:
