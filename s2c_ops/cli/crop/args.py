@@ -79,8 +79,8 @@ stopping (SIGINT, i.e. Ctrl-C, or SIGTERM):
   The run stops taking new inputs and finishes the ones being written (inputs decoded but not yet
   scored are dropped: no record, no file). No partial crop or temporary file is left; the journal
   is kept and synced. One line says what is done and how to resume; the exit status is 130
-  (SIGINT) or 143 (SIGTERM). A second Ctrl-C stops without waiting for the writes in flight (still
-  no partial file; their inputs are redone by --resume).
+  (SIGINT) or 143 (SIGTERM). A second Ctrl-C stops sooner: writes not yet started are dropped
+  (still no partial file; those inputs are done again by --resume).
 
 disk full, no permission:
   An output that cannot be written (no space left, quota exceeded, read-only file system, no

@@ -32,7 +32,7 @@ from .journal import (Finished, JournalError, Stamp, consolidate, merge, open_jo
                       run_stamp, start_fresh, validate)
 from .report import Reporter
 from .score import BoxesFile, Outcome, load_model, score_outcomes
-from .write import Leftovers, safe_write
+from .write import Leftovers, os_error_text, safe_write
 
 SIGNAL_NAMES = {signal.SIGINT: "SIGINT", signal.SIGTERM: "SIGTERM"}
 
@@ -235,6 +235,7 @@ def run(args) -> int:
     merging = bool(args.json) and (args.resume or world > 1)
     inputs = Inputs(args, job, rank, world, note, keep_order=merging and rank == 0)
     if inputs.empty:
+        reporter.close()
         print("s2c crop: error: no input images", file=sys.stderr)
         return 1
     stop = Stop()
@@ -248,10 +249,19 @@ def _run(args, cropper, job: Job, stamp: Stamp, given: Optional[BoxesFile], rank
     dist = None
     if init_process_group(ranks, "gloo"):  # a group someone else started is not ours to use or tear down
         import torch.distributed as dist
-    if args.json and rank == 0:
-        consolidate(args.json) if args.resume else start_fresh(args.json, world)
-    if dist is not None:
-        dist.barrier()
+    try:
+        if args.json and rank == 0:
+            consolidate(args.json) if args.resume else start_fresh(args.json, world)
+        if dist is not None:
+            dist.barrier()
+        if args.json:
+            reporter.journal = open_journal(args.json, rank, world, args.resume)
+    except OSError as e:
+        reporter.close()
+        print(f"s2c crop: error: cannot write the journal {args.json}: {os_error_text(e)}", file=sys.stderr)
+        if dist is not None:
+            dist.destroy_process_group()
+        return 1
     finished = inputs.finished = Finished(args.json) if args.resume else None
     if reporter.bar is not None:  # a first pass over the listing, for the bar's total
         counting = Inputs(args, job, rank, world)
@@ -259,8 +269,6 @@ def _run(args, cropper, job: Job, stamp: Stamp, given: Optional[BoxesFile], rank
         reporter.bar.total = sum(1 for _ in counting)
         reporter.bar.refresh()
     try:
-        if args.json:
-            reporter.journal = open_journal(args.json, rank, world, args.resume)
         with warnings.catch_warnings():
             # Pillow warns for images past MAX_IMAGE_PIXELS; they fail here with a clear message instead.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -283,7 +291,11 @@ def _run(args, cropper, job: Job, stamp: Stamp, given: Optional[BoxesFile], rank
     if dist is not None:
         dist.barrier()
     if merging and rank == 0:
-        problems = merge(args.json, world, inputs.order, job)
+        try:
+            problems = merge(args.json, world, inputs.order, job)
+        except OSError as e:  # FILE and the parts are as they were
+            problems = [f"cannot write {args.json}: {os_error_text(e)}; the records are kept in the journal: "
+                        "run the same command with --resume once it can be written"]
     failed, skipped, seen = reporter.failed_inputs, inputs.skipped, inputs.seen
     if dist is not None:
         total = torch.tensor([failed, skipped, len(problems)], dtype=torch.int64)
