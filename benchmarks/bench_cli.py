@@ -32,7 +32,9 @@ import torch
 from PIL import Image
 
 from s2c_ops import cli
-from s2c_ops.cli import crop as crop_cli
+from s2c_ops.cli.crop import decode as crop_decode, score as crop_score
+from s2c_ops.cli.crop.args import Job, ratio_arg
+from s2c_ops.cli.crop.inputs import Entry
 from s2c_ops.cropping.cropper import Cropper
 
 REPO = Path(__file__).resolve().parents[1]
@@ -84,12 +86,12 @@ def main():
 
         def in_process(write: bool, draft: bool):
             def go():
-                crop_cli.USE_DRAFT = draft
+                crop_decode.USE_DRAFT = draft
                 try:
                     argv = ["crop", *common, "--json", str(records)] + (["--out", str(out)] if write else [])
                     assert cli.main(argv) == 0
                 finally:
-                    crop_cli.USE_DRAFT = True
+                    crop_decode.USE_DRAFT = True
             return go
 
         def program():
@@ -99,12 +101,12 @@ def main():
 
         # The bare forward: the same images, decoded and resized beforehand.
         cropper = Cropper(batch_size=args.batch_size)
-        job = crop_cli.Job([crop_cli.ratio_arg("16:9")], 1, None, None, False, True)
-        decoded = [crop_cli.decode(str(f), cropper.preprocess.output_size, False, True) for f in files]
+        job = Job([ratio_arg("16:9")], 1, None, None, False, True)
+        decoded = [crop_decode.decode(str(f), cropper.preprocess, False, True) for f in files]
 
         def scoring():
-            outcomes = [crop_cli.Outcome(crop_cli.Entry(str(f), str(f)), d) for f, d in zip(files, decoded)]
-            crop_cli.score_outcomes(cropper, outcomes, job, None)
+            outcomes = [crop_score.Outcome(Entry(str(f), str(f)), d) for f, d in zip(files, decoded)]
+            crop_score.score_outcomes(cropper, outcomes, job, None)
             assert all(o.results for o in outcomes)
 
         # The model call alone, on exactly the inputs scoring() gives it.
@@ -120,7 +122,7 @@ def main():
                 model(*a)
 
         def decode_only(draft: bool):
-            return lambda: [crop_cli.decode(str(f), cropper.preprocess.output_size, False, draft) for f in files]
+            return lambda: [crop_decode.decode(str(f), cropper.preprocess, False, draft) for f in files]
 
         rows = {
             "s2c crop (new process, --out + --json)": program,

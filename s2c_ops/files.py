@@ -1,5 +1,5 @@
 """Writing files atomically: the one helper every writer of the package uses (weights, records, crops,
-previews, logs).
+previews, logs); and :class:`DurableAppender`, for files that grow a line at a time (``s2c crop``'s journal).
 
 The content goes to a temporary file with a unique name in the target's folder (so concurrent writers,
 e.g. torchrun ranks, never share one) and is then renamed into place: readers see the old file or the
@@ -7,8 +7,10 @@ new one, never a part. The temporary file is removed when writing fails.
 """
 import json
 import os
+import re
 import tempfile
-from typing import Any, Callable, Union
+import threading
+from typing import Any, Callable, Dict, List, Union
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -50,6 +52,25 @@ def write_atomic(path: PathLike, writer: Callable[[str], None], *, overwrite: bo
             os.unlink(tmp)
 
 
+# write_atomic's temporary names: "." + the target's name + "." + mkstemp's 8 random characters + ".tmp"
+_TEMPORARY = re.compile(r"\.(.+)\.[a-z0-9_]{8}\.tmp")
+
+
+def temporaries_in(folder: PathLike) -> Dict[str, List[str]]:
+    """The temporary files of :func:`write_atomic` in ``folder`` (a killed process leaves them), by the
+    name of the file each was to become: ``{"a.jpg": [".a.jpg.k2j_9x0q.tmp"]}``."""
+    found: Dict[str, List[str]] = {}
+    try:
+        names = os.listdir(folder)
+    except FileNotFoundError:
+        return found
+    for name in names:
+        m = _TEMPORARY.fullmatch(name)
+        if m:
+            found.setdefault(m.group(1), []).append(name)
+    return found
+
+
 def write_text_atomic(path: PathLike, text: str, **kwargs: Any) -> None:
     """:func:`write_atomic` of a UTF-8 text."""
 
@@ -63,6 +84,75 @@ def write_text_atomic(path: PathLike, text: str, **kwargs: Any) -> None:
 def write_json_atomic(path: PathLike, payload: Any, **kwargs: Any) -> None:
     """:func:`write_atomic` of ``payload`` as indented JSON."""
     write_text_atomic(path, json.dumps(payload, indent=1), **kwargs)
+
+
+class DurableAppender:
+    """Appends text to ``path`` (created, or emptied with ``truncate=True``). Every :meth:`write` reaches
+    the operating system at once, so a killed process loses nothing it wrote; a thread syncs the file to
+    the disk (fsync) within ``interval`` seconds of a write, and :meth:`close` syncs it too, so a crash
+    of the machine loses at most the last ``interval`` seconds. A write that fails part-way (a full
+    disk) is cut off again: the file never ends in a part of one."""
+
+    def __init__(self, path: PathLike, *, truncate: bool = False, interval: float = 2.0) -> None:
+        self.path = os.fspath(path)
+        folder = os.path.dirname(self.path) or "."
+        os.makedirs(folder, exist_ok=True)
+        new = truncate or not os.path.exists(self.path)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | (os.O_TRUNC if truncate else 0)
+        self._fd = os.open(self.path, flags, 0o666)
+        self._dirty = False
+        self._lock = threading.Lock()
+        self._closing = threading.Event()
+        if new:
+            _fsync_folder(folder)
+        self._syncer = threading.Thread(target=self._sync_every, args=(interval,), daemon=True, name="fsync")
+        self._syncer.start()
+
+    def write(self, text: str) -> None:
+        data = memoryview(text.encode("utf-8"))
+        start = os.lseek(self._fd, 0, os.SEEK_END)
+        try:
+            while data:
+                data = data[os.write(self._fd, data):]
+        except OSError:
+            try:
+                os.ftruncate(self._fd, start)
+            except OSError:
+                pass
+            raise
+        with self._lock:
+            self._dirty = True
+
+    def sync(self) -> None:
+        with self._lock:
+            if self._dirty and self._fd >= 0:
+                os.fsync(self._fd)
+                self._dirty = False
+
+    def _sync_every(self, interval: float) -> None:
+        while not self._closing.wait(interval):
+            try:
+                self.sync()
+            except OSError:  # close() syncs again and raises it
+                pass
+
+    def close(self) -> None:
+        if self._closing.is_set():
+            return
+        self._closing.set()
+        self._syncer.join()
+        try:
+            self.sync()
+        finally:
+            with self._lock:
+                os.close(self._fd)
+                self._fd = -1
+
+    def __enter__(self) -> "DurableAppender":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
 
 
 def _fsync(path: str) -> None:

@@ -15,8 +15,8 @@ import torch
 from PIL import Image, ImageCms, ImageOps
 
 from s2c_ops import Cropper, cli
-from s2c_ops.cli import crop as crop_cli
-from s2c_ops.cropping.candidates import parse_ratio
+from s2c_ops.cli.crop import decode as crop_decode
+from s2c_ops.cropping.candidates import parse_ratio, ratio_anchors
 from s2c_ops.cropping.images import to_rgb
 from s2c_ops.cropping.proposals import default_name
 from s2c_ops.cropping.transforms import OfficialPreprocess
@@ -323,8 +323,8 @@ def test_draft_decode_boxes_in_full_resolution(tmp_path, capsys, monkeypatch):
     exif[0x0112] = 6
     big.save(tmp_path / "big.jpg", quality=90, exif=exif.tobytes())
     preprocess = OfficialPreprocess()
-    drafted = crop_cli.decode(str(tmp_path / "big.jpg"), preprocess, keep_full=True, use_draft=True)
-    full = crop_cli.decode(str(tmp_path / "big.jpg"), preprocess, keep_full=True, use_draft=False)
+    drafted = crop_decode.decode(str(tmp_path / "big.jpg"), preprocess, keep_full=True, use_draft=True)
+    full = crop_decode.decode(str(tmp_path / "big.jpg"), preprocess, keep_full=True, use_draft=False)
     assert (drafted.width, drafted.height) == (full.width, full.height) == (1200, 1600)
     assert drafted.image is None and full.image is not None  # the draft is not the full image
     assert drafted.pixels.shape == full.pixels.shape == (3, 352, 256)
@@ -509,8 +509,19 @@ def test_weights_and_proposer(tmp_path, capsys):
     rc, out, _ = run_cli(["crop", DEMO / "coffee.png", DEMO / "chelsea.png", "--ratio", "1:1", "--weights",
                           tmp_path / "s2c.safetensors", "--device", "cpu"], capsys)
     recs = [json.loads(line) for line in out.splitlines()]
-    assert rc == 0 and [r["status"] for r in recs] == ["ok", "ok"]
-    assert recs[0]["model"].startswith("S2CNet (")
+    assert rc == 0
+    assert [(Path(r["file"]).name, r["status"]) for r in recs] == [("coffee.png", "ok"), ("chelsea.png", "ok")]
+    for r in recs:
+        assert r["model"] == f"S2CNet ({tmp_path / 's2c.safetensors'})" and r["proposer"] == default_name()
+        assert (r["width"], r["height"]) == Image.open(r["file"]).size
+        box, = r["boxes"]  # one square crop inside the image: one of the candidates the model scored
+        x1, y1, x2, y2 = box
+        assert 0 <= x1 < x2 <= r["width"] and 0 <= y1 < y2 <= r["height"]
+        assert (x2 - x1) / (y2 - y1) == pytest.approx(1.0, rel=1e-4)
+        candidates = ratio_anchors(r["height"], r["width"], 1.0)
+        assert (candidates - torch.tensor(box)).abs().amax(1).min() < 1e-2
+        score, = r["scores"]
+        assert np.isfinite(score)
     rc, _, err = run_cli(["crop", DEMO / "coffee.png", "--ratio", "1:1", "--weights", tmp_path / "none"], capsys)
     assert rc == 2 and "no such weights file" in err
 

@@ -1,0 +1,243 @@
+"""``s2c crop``'s arguments: the parser, its help text (``EPILOG``: the user documentation) and the settings
+the run derives from them (:class:`Job`: ratios, output names)."""
+import argparse
+import os
+from dataclasses import dataclass, field
+from typing import Any, List, Optional, Tuple
+
+from ...cropping.candidates import parse_ratio
+from ...models.config import OFFICIAL
+
+EPILOG = """\
+inputs:
+  Files, folders (searched recursively for files with an image extension Pillow knows; hidden
+  files and the --out folder are skipped) and glob patterns (quoted, ** allowed). A file listed
+  twice is processed once. Inputs are listed and processed as a stream: memory does not grow with
+  their number (beyond a path or two per input). EXIF orientation is applied before anything else:
+  boxes and sizes are those of the upright image. Images need both sides >= 32 px and at most
+  Image.MAX_IMAGE_PIXELS pixels (Pillow's decompression-bomb limit). CMYK, grayscale, palette,
+  16-bit and alpha images are converted to 8-bit RGB for the model (alpha over white, 16-bit
+  scaled, CMYK through its ICC profile when it has one); the crops keep the original pixels and mode.
+
+ratios:
+  "16:9", "16/9" or "1.778" (width / height, positive and finite). Repeat --ratio for several;
+  all ratios of an image are scored in one model call.
+
+outputs (with --out DIR):
+  DIR/<stem>_<ratio>.<ext>, the ratio written with "x" ("16:9" -> 16x9, "4/3" -> 4x3, "1.5" -> 1.5);
+  with --top-k K > 1: DIR/<stem>_<ratio>_<rank>.<ext>, rank 1 the best. Files found in a folder
+  INPUT keep their sub-folder below DIR. Crops are cut from the full-resolution upright image
+  (box corners rounded to whole pixels) and written in the input's format and extension (MPO as
+  JPEG; a format Pillow cannot write, or an extension that does not match the content, as the
+  format's own extension, PNG when Pillow cannot write it): JPEG with the source's quantisation
+  tables and chroma subsampling (its quality), ICC profile, EXIF (orientation removed, the pixels are
+  upright), DPI and comment; PNG with its mode (alpha, palette, 16-bit), ICC profile, EXIF and text.
+  --size WxH resizes every crop to exactly W x H pixels (Lanczos); when W/H differs from a ratio by
+  more than 1% the crop is stretched to it (a note says so at the start). --show also writes
+  DIR/<stem>_<ratio>_show.png: the upright image (long side <= 1280 px) with the top-k boxes drawn,
+  the best in red. Every file is written to a temporary file in the same folder and renamed into
+  place; an existing output is an error for that input unless --overwrite is given. Without --out
+  nothing but the records is written (--show needs --out).
+
+records (JSON Lines, one per input and ratio, in input order):
+  {"file": "photos/a.jpg", "status": "ok", "width": 4032, "height": 3024, "ratio": 1.7778,
+   "ratio_text": "16:9", "boxes": [[x1, y1, x2, y2], ...], "scores": [...], "outputs": [...],
+   "show": null, "model": "...", "proposer": "...",
+   "options": {"ratios": ["16:9"], "top_k": 1, "size": null, "weights": "sha256:..."}}
+  boxes: the top-k crops, best first, in pixels of the upright full-resolution image (floats, x2/y2
+  exclusive); outputs: the files written for them (empty without --out); show: the preview or null;
+  options: what the records depend on besides model and proposer (the ratios as written, --top-k,
+  --size as [W, H], a digest of the model's weights).
+  A failure: {"file": ..., "status": "error", "ratio": ..., "ratio_text": ..., "error": "one line",
+  "model": ..., "proposer": ..., "options": ..., and "width"/"height" when known}. A file that
+  cannot be read gets an error record for each ratio; a ratio the image cannot hold fails alone.
+  Without --json the records go to stdout when stdout is not a terminal (one line per record,
+  flushed), and nowhere when it is.
+
+--json FILE, the journal:
+  Each record is appended to FILE as soon as its input is finished, and flushed; FILE is synced to
+  the disk every 2 s and at exit. A run that is killed keeps every record it finished (a torn last
+  line, from a kill in the middle of a write, is dropped when FILE is read back). Under torchrun
+  each rank appends to FILE.rank<r>; rank 0 merges the parts into FILE at the end (input order,
+  one record per input and ratio) and removes them. An existing FILE is an error unless --resume
+  (continue it) or --overwrite (start it again) is given.
+
+--resume (needs --json FILE):
+  Continues the run that wrote FILE (and its FILE.rank<r> parts, if it was killed under torchrun).
+  An input is skipped when its latest records are ok for every ratio and, with --out, its outputs
+  (and with --show its previews) are this run's file names and exist; the others are processed
+  (again), replacing outputs of theirs that a killed run left. At the end FILE is rewritten
+  atomically with one record per input and ratio, in input order (records of files that are no
+  longer among the inputs are kept, after them). The records must have been made with the same
+  ratios (as written, in order), --top-k, --size, model (its description and weights digest) and
+  object boxes (--proposer, or the --boxes file's name); otherwise nothing is done and the run ends
+  with a usage error naming the difference. Not compared: --out and --show (inputs whose outputs
+  are not there are processed again), --device, --batch-size, --workers and the inputs themselves
+  (new inputs are processed). Works under torchrun, with any number of ranks.
+
+stopping (SIGINT, i.e. Ctrl-C, or SIGTERM):
+  The run stops taking new inputs and finishes the ones being written (inputs decoded but not yet
+  scored are dropped: no record, no file). No partial crop or temporary file is left; the journal
+  is kept and synced. One line says what is done and how to resume; the exit status is 130
+  (SIGINT) or 143 (SIGTERM). A second Ctrl-C stops sooner: writes not yet started are dropped
+  (still no partial file; those inputs are done again by --resume).
+
+disk full, no permission:
+  An output that cannot be written (no space left, quota exceeded, read-only file system, no
+  permission) fails that input's ratio with a record naming the file and the reason; nothing
+  partial is left. Then, as nothing more can be written, the run stops taking new inputs and ends
+  with one line saying how to resume once the cause is fixed. A journal that cannot be written
+  stops the run the same way.
+
+messages (stderr):
+  On a terminal: a progress bar and one line per input ("ok FILE: 16:9 -> DIR/a_16x9.jpg" or
+  "error FILE: reason"), and a summary. Otherwise quiet: only one "error FILE: reason" line per
+  failed input (and a count at the end when any failed).
+
+torchrun:
+  torchrun --nproc_per_node=N -m s2c_ops.cli crop ... gives rank r the inputs r, r+N, r+2N, ...
+  (of the de-duplicated list, in order); CUDA ranks use cuda:LOCAL_RANK. Ranks agree on the exit
+  status. Use --json to get one merged record file.
+
+--boxes FILE:
+  A JSON object mapping an input to its object boxes, [[x1, y1, x2, y2], ...] in pixels of the
+  upright image, best first (the model takes the first bbox_num, whole-image boxes fill up the
+  rest; [] for none). Keys are matched against the file as written in the records, then its
+  absolute path, then its base name (when no other key has that base name). An input with no
+  entry fails.
+
+--weights RUN:
+  A .safetensors file written by S2CNet.save (or by GeometryPrior.save), or a folder holding
+  model.safetensors.
+
+exit status: 0 when every input and ratio succeeded; 1 when any failed, or the run stopped because
+  it could not write; 2 for usage errors (a --resume with other options among them); 130 or 143
+  when stopped by SIGINT or SIGTERM.
+"""
+
+
+@dataclass(frozen=True)
+class RatioSpec:
+    text: str  # as given, stripped
+    value: float
+
+    @property
+    def tag(self) -> str:
+        """The ratio in file names: "16:9" -> "16x9", "4/3" -> "4x3", "1.5" -> "1.5"."""
+        return "".join(self.text.split()).replace(":", "x").replace("/", "x")
+
+
+def ratio_arg(text: str) -> RatioSpec:
+    try:
+        value = parse_ratio(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return RatioSpec(text.strip(), value)
+
+
+def size_arg(text: str) -> Tuple[int, int]:
+    parts = text.strip().lower().split("x")
+    try:
+        if len(parts) != 2:
+            raise ValueError
+        w, h = int(parts[0]), int(parts[1])
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid size {text!r}: expected WxH in whole pixels, e.g. 1280x720") from None
+    if not (0 < w <= 65500 and 0 < h <= 65500):
+        raise argparse.ArgumentTypeError(f"invalid size {text!r}: width and height must be 1..65500 px")
+    return w, h
+
+
+def _int_arg(minimum: int):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"invalid int value {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+        return value
+
+    return parse
+
+
+def add_arguments(subparsers) -> argparse.ArgumentParser:
+    """Registers ``crop`` and its options on the ``s2c`` sub-command parsers."""
+    from ...cropping.proposals import available
+
+    p = subparsers.add_parser(
+        "crop",
+        help="best crops of photos for aspect ratios (files, folders, globs)",
+        description="Finds the best crops of each input for each --ratio and writes the crops, "
+        "a JSON Lines record per input and ratio, and optionally previews.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders (recursive) or glob patterns")
+    p.add_argument("--ratio", action="append", required=True, type=ratio_arg, metavar="R",
+                   help="aspect ratio width:height, width/height or a number; repeat for several")
+    p.add_argument("--size", type=size_arg, metavar="WxH", help="resize each crop to exactly W x H pixels")
+    p.add_argument("--top-k", type=_int_arg(1), default=1, metavar="K", help="best K crops per ratio (default 1)")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--official", metavar="CKPT", help="an official S2CNet checkpoint (needs --config)")
+    which.add_argument("--weights", metavar="RUN", help="weights saved by this package (file or folder)")
+    p.add_argument("--config", choices=sorted(OFFICIAL), help="official config of --official")
+    objects = p.add_mutually_exclusive_group()
+    objects.add_argument("--boxes", metavar="FILE", help="JSON object boxes per input (see below)")
+    objects.add_argument("--proposer", choices=available(), help="object-box proposer (default: faces, then salient regions)")
+    p.add_argument("--out", metavar="DIR", help="write the crops here (created if missing)")
+    p.add_argument("--json", metavar="FILE", help="append the JSON Lines records here as they are made (a journal)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run that wrote --json FILE: skip the inputs it finished (see below)")
+    p.add_argument("--show", action="store_true", help="also write a PNG preview with the top-k boxes (needs --out)")
+    p.add_argument("--device", help="torch device for the model (default: cuda when available, else cpu)")
+    p.add_argument("--batch-size", type=_int_arg(1), default=16, metavar="N", help="images per model call (default 16)")
+    p.add_argument("--workers", type=_int_arg(0), default=min(4, os.cpu_count() or 1), metavar="N",
+                   help="decode/write threads; 0 does everything in the main thread (default min(4, CPUs))")
+    p.add_argument("--overwrite", action="store_true", help="replace existing outputs (and an existing --json FILE)")
+    return p
+
+
+def unique_ratios(ratios: List[RatioSpec]) -> List[RatioSpec]:
+    """The same ratio twice (16:9 and 32:18) is scored once, under its first spelling."""
+    out: List[RatioSpec] = []
+    for r in ratios:
+        if all(r.value != q.value for q in out):
+            out.append(r)
+    return out
+
+
+@dataclass
+class Job:
+    """What the run writes: settings shared by all inputs, and the names of an input's outputs."""
+
+    ratios: List[RatioSpec]
+    top_k: int
+    out: Optional[str]
+    size: Optional[Tuple[int, int]]
+    show: bool
+    overwrite: bool
+    leftovers: Any = field(default=None, compare=False)  # a write.Leftovers: killed runs' temporary files
+
+    def _base(self, entry, ratio: RatioSpec) -> str:
+        stem = os.path.splitext(os.path.basename(entry.path or entry.file))[0]
+        return os.path.join(self.out, entry.sub, f"{stem}_{ratio.tag}")
+
+    def crop_paths(self, entry, ratio: RatioSpec, ext: str, count: int) -> List[str]:
+        base = self._base(entry, ratio)
+        if self.top_k == 1:
+            return [base + ext][:count]
+        return [f"{base}_{k + 1}{ext}" for k in range(count)]
+
+    def show_path(self, entry, ratio: RatioSpec) -> str:
+        return self._base(entry, ratio) + "_show.png"
+
+    def planned_paths(self, entry) -> List[str]:
+        """The outputs an input would get, assuming its extension names its format."""
+        ext = os.path.splitext(entry.path or "")[1]
+        paths = []
+        for ratio in self.ratios:
+            paths += self.crop_paths(entry, ratio, ext, self.top_k)
+            if self.show:
+                paths.append(self.show_path(entry, ratio))
+        return paths

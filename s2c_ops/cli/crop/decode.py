@@ -1,0 +1,150 @@
+"""Opening and decoding ``s2c crop``'s inputs: for the model (the package's one image path,
+:mod:`s2c_ops.cropping.images`, and :class:`~s2c_ops.cropping.transforms.OfficialPreprocess`'s resize; JPEG
+``draft()`` at a reduced size when the image is at least twice the model's input size) and in full for
+writing crops, with the source's writing options."""
+from dataclasses import dataclass, field
+from typing import Optional, Tuple
+
+import torch
+from PIL import Image, UnidentifiedImageError
+
+from ...cropping.images import ImageTooLarge, check_pixels, exif_orientation, image_to_tensor, upright
+from ...cropping.transforms import OfficialPreprocess, Resize
+
+MIN_SIDE = 32  # smallest image side accepted, in pixels
+USE_DRAFT = True  # JPEG draft decoding for the model's input (benchmarks switch it off to compare)
+DRAFT_MIN_FACTOR = 2  # draft only when it at least halves each side
+JPEG_FORMATS = ("JPEG", "MPO")
+
+
+class InputError(Exception):
+    """A problem with one input, reported as its one-line outcome."""
+
+
+@dataclass
+class Decoded:
+    width: int  # upright, full resolution
+    height: int
+    pixels: torch.Tensor  # (3, h, w) uint8: the model's input (the official resize of the upright RGB image)
+    geometry: Resize  # full resolution -> model input
+    format: Optional[str]
+    image: Optional[Image.Image] = None  # the upright full-resolution image, when kept for writing
+    params: dict = field(default_factory=dict)  # how to write crops in the source's format
+
+
+def describe(error: Exception) -> str:
+    """A reading or decoding failure in words."""
+    if isinstance(error, (InputError, ImageTooLarge)):
+        return str(error)
+    if isinstance(error, Image.DecompressionBombError):
+        return f"past Pillow's decompression-bomb limit: {error}"
+    if isinstance(error, UnidentifiedImageError):
+        return "not an image Pillow can read (cannot identify image file)"
+    if isinstance(error, (OSError, SyntaxError, EOFError, ValueError)) and not isinstance(error, FileNotFoundError):
+        text = str(error) or type(error).__name__
+        if isinstance(error, PermissionError):
+            return f"cannot read: {text}"
+        return f"corrupt or truncated image: {text}"
+    return f"{type(error).__name__}: {error}"
+
+
+def _jpeg_params(im: Image.Image) -> dict:
+    """JPEG writing options that keep the source's quality: its quantisation tables and subsampling."""
+    params = {}
+    tables = getattr(im, "quantization", None)
+    if tables:
+        params["qtables"] = {k: list(v) for k, v in tables.items()}
+        try:
+            from PIL import JpegImagePlugin
+
+            sampling = JpegImagePlugin.get_sampling(im)
+            if sampling != -1:
+                params["subsampling"] = sampling
+        except Exception:
+            pass
+    else:
+        params["quality"] = 95
+    if im.info.get("progressive") or im.info.get("progression"):
+        params["progressive"] = True
+    return params
+
+
+def _png_text(im: Image.Image) -> dict:
+    """A PNG's text chunks (names only: the values are read from the crop's info, which exif_transpose
+    may have updated)."""
+    text = getattr(im, "text", None) if im.format == "PNG" else None
+    return {"png_text": [k for k, v in text.items() if isinstance(v, str)]} if text else {}
+
+
+def _open(path: str) -> Tuple[Image.Image, int, int, int]:
+    """Opens ``path`` (header only): the image, its upright width and height, its EXIF orientation."""
+    im = Image.open(path)
+    try:
+        check_pixels(*im.size)
+        orientation = exif_orientation(im)
+        w, h = im.size
+        if orientation in (5, 6, 7, 8):
+            w, h = h, w
+        return im, w, h, orientation
+    except BaseException:
+        im.close()
+        raise
+
+
+def decode(path: str, preprocess: OfficialPreprocess, keep_full: bool, use_draft: bool) -> Decoded:
+    """Decodes ``path`` for the model (the package's one image path and ``preprocess``'s resize) and,
+    with ``keep_full``, keeps the upright full image for writing when the model's decode was a full one."""
+    im, width, height, orientation = _open(path)
+    try:
+        if min(width, height) < MIN_SIDE:
+            raise InputError(f"image is {width}x{height} px; both sides must be at least {MIN_SIDE} px")
+        h_m, w_m = preprocess.output_size(height, width)
+        fmt = im.format
+        params = _jpeg_params(im) if fmt in JPEG_FORMATS else {}
+        drafted = False
+        if use_draft and fmt in JPEG_FORMATS:
+            want = (h_m, w_m) if orientation in (5, 6, 7, 8) else (w_m, h_m)  # stored orientation (w, h)
+            if im.size[0] // want[0] >= DRAFT_MIN_FACTOR and im.size[1] // want[1] >= DRAFT_MIN_FACTOR:
+                before = im.size
+                im.draft(None, want)
+                drafted = im.size != before
+        im.load()
+        params.update(_png_text(im))
+        upright(im, in_place=True)
+        resized, _ = preprocess.resize(image_to_tensor(im))
+        keep = keep_full and not drafted
+        decoded = Decoded(width, height, resized.to(torch.uint8), Resize((height, width), (h_m, w_m)), fmt,
+                          im if keep else None, params)
+        if not keep:
+            im.close()
+        return decoded
+    except BaseException:
+        im.close()
+        raise
+
+
+def decode_full(path: str) -> Tuple[Image.Image, dict, Optional[str]]:
+    """The upright full-resolution image (for writing crops), its writing options and format."""
+    im, _, _, _ = _open(path)
+    try:
+        params = _jpeg_params(im) if im.format in JPEG_FORMATS else {}
+        fmt = im.format
+        im.load()
+        params.update(_png_text(im))
+        upright(im, in_place=True)
+        return im, params, fmt
+    except BaseException:
+        im.close()
+        raise
+
+
+def try_decode(path: str, preprocess: OfficialPreprocess, keep_full: bool, use_draft: bool) -> Tuple[Optional[Decoded], Optional[str]]:
+    """:func:`decode`, a failure being ``(None, one line)`` instead of an exception."""
+    try:
+        return decode(path, preprocess, keep_full, use_draft), None
+    except InputError as e:
+        return None, str(e)
+    except MemoryError:
+        return None, "not enough memory to decode this image"
+    except Exception as e:
+        return None, (describe(e).splitlines() or [type(e).__name__])[0]

@@ -1,0 +1,143 @@
+"""Scoring in ``s2c crop``: which model (the one place that chooses it and names it), the object boxes given
+with ``--boxes``, and the batched scoring of decoded inputs (:meth:`Cropper.score_images`)."""
+import hashlib
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from typing import Dict, List, NamedTuple, Optional
+
+import torch
+from torch import nn
+
+from ...cropping.candidates import ratio_anchors
+from .args import Job
+from .decode import Decoded
+from .inputs import Entry
+
+
+class ModelChoice(NamedTuple):
+    module: nn.Module
+    description: str  # in every record
+    digest: str  # of the weights: what --resume compares besides the description
+
+
+def weights_digest(module: nn.Module) -> str:
+    """sha256 of a model's state (names, dtypes, shapes and values)."""
+    h = hashlib.sha256()
+    for name, t in module.state_dict().items():
+        t = t.detach().cpu().contiguous()
+        h.update(f"{name}:{t.dtype}:{tuple(t.shape)};".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return "sha256:" + h.hexdigest()
+
+
+def load_model(args) -> ModelChoice:
+    """The model ``s2c crop`` scores with: an official checkpoint, ``--weights`` or the package's default."""
+    from ...models.s2cnet import S2CNet
+
+    if args.official:
+        module = S2CNet.from_official(args.official, args.config)
+        description = f"S2CNet {args.config} (official checkpoint {args.official})"
+    elif args.weights:
+        from ...models.weights import load_weights
+
+        try:
+            module, description = load_weights(args.weights)
+        except FileNotFoundError as e:
+            raise FileNotFoundError(f"--weights {args.weights}: {e}") from None
+    else:
+        from ...cropping.cropper import default_model
+
+        module, description = default_model(), "geometry prior (default)"
+    return ModelChoice(module, description, weights_digest(module))
+
+
+@dataclass
+class Outcome:
+    """One input on its way through: decoded pixels, then per ratio text either ``(boxes, scores)``
+    or an error message, then the files written."""
+
+    entry: Entry
+    decoded: Optional[Decoded] = None
+    error: Optional[str] = None  # the whole input failed
+    results: Dict[str, tuple] = field(default_factory=dict)  # ratio text -> (boxes, scores) or error str
+    outputs: Dict[str, List[str]] = field(default_factory=dict)
+    shows: Dict[str, str] = field(default_factory=dict)
+    unwritable: Optional[str] = None  # a write failed for want of space or permission: the run stops
+
+
+class BoxesFile:
+    """``--boxes FILE``: object boxes per input, in upright original pixels."""
+
+    def __init__(self, path: str) -> None:
+        try:
+            with open(path, encoding="utf-8") as f:
+                data = json.load(f)
+        except (OSError, ValueError) as e:
+            raise ValueError(f"--boxes {path}: cannot read it as JSON: {e}") from None
+        if not isinstance(data, dict):
+            raise ValueError(f"--boxes {path}: expected a JSON object mapping file names to box lists")
+        self.path = path
+        self.boxes: Dict[str, torch.Tensor] = {}
+        for key, value in data.items():
+            ok = isinstance(value, list) and all(
+                isinstance(b, list) and len(b) == 4 and all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                                          and math.isfinite(v) for v in b)
+                for b in value
+            )
+            if not ok:
+                raise ValueError(f"--boxes {path}: entry {key!r} must be a list of [x1, y1, x2, y2] number lists")
+            self.boxes[key] = torch.tensor(value, dtype=torch.float32).reshape(-1, 4)
+        self.absolute = {os.path.abspath(k): k for k in self.boxes}
+        names: Dict[str, List[str]] = {}
+        for k in self.boxes:
+            names.setdefault(os.path.basename(k), []).append(k)
+        self.by_name = {n: ks[0] for n, ks in names.items() if len(ks) == 1}
+
+    def lookup(self, entry: Entry):
+        """The input's boxes, or an error message."""
+        for key in (entry.file, self.absolute.get(os.path.abspath(entry.file)), self.by_name.get(os.path.basename(entry.file))):
+            if key is not None and key in self.boxes:
+                return self.boxes[key]
+        return f"no entry for this file in --boxes {self.path}"
+
+
+@torch.no_grad()
+def score_outcomes(cropper, outcomes: List[Outcome], job: Job, given: Optional[BoxesFile]) -> None:
+    """Scores the decoded inputs of ``outcomes`` (:meth:`Cropper.score_images`: one call per group of
+    same-size model inputs); when the model fails, every input of this batch fails with its message."""
+    work = []  # (outcome, ok ratio specs, candidates, object boxes)
+    for o in outcomes:
+        if o.error or o.decoded is None:
+            continue
+        d = o.decoded
+        objects = None
+        if given is not None:
+            objects = given.lookup(o.entry)
+            if isinstance(objects, str):
+                o.error = objects
+                continue
+        specs, cands = [], []
+        for r in job.ratios:
+            try:
+                cands.append(ratio_anchors(d.height, d.width, r.value))
+                specs.append(r)
+            except ValueError as e:
+                o.results[r.text] = f"ratio {r.text}: {e}"
+        if specs:
+            work.append((o, specs, cands, objects))
+    if not work:
+        return
+    try:
+        scores = cropper.score_images([o.decoded.pixels for o, *_ in work], [o.decoded.geometry for o, *_ in work],
+                                      [torch.cat(c) for _, _, c, _ in work],
+                                      None if given is None else [objs for *_, objs in work])
+    except Exception as e:  # the model failed (e.g. out of memory): these inputs fail, the run goes on
+        for o, *_ in work:
+            o.error = f"model failed on this batch: {type(e).__name__}: {e}".splitlines()[0]
+        return
+    for (o, specs, cands, _), s in zip(work, scores):
+        best = cropper.best_crops(cands, s, [r.value for r in specs], job.top_k)
+        for r in specs:
+            o.results[r.text] = (best[r.value].boxes, best[r.value].scores)

@@ -1,0 +1,221 @@
+"""Writing ``s2c crop``'s outputs: crops in the input's format (with its metadata and quality), ``--size``
+resizing and ``--show`` previews, each file atomically (:func:`s2c_ops.files.write_atomic`)."""
+import errno
+import os
+import threading
+from typing import Dict, List, Optional, Tuple
+
+from PIL import Image
+
+from ...cropping.images import to_rgb
+from ...files import temporaries_in, write_atomic as write_file_atomic
+from .args import Job
+from .decode import JPEG_FORMATS, InputError, decode_full, describe
+from .score import Outcome
+
+SHOW_MAX_SIDE = 1280  # --show previews are scaled down to this long side
+# Write failures that no other output on the same disk or folder escapes: the run stops after them.
+UNWRITABLE = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
+
+
+def unwritable(error: BaseException) -> bool:
+    return isinstance(error, OSError) and error.errno in UNWRITABLE
+
+
+def os_error_text(error: OSError) -> str:
+    """"No space left on device [ENOSPC]": the reason without the (temporary) file name."""
+    name = errno.errorcode.get(error.errno, "")
+    return (error.strerror or str(error)) + (f" [{name}]" if name else "")
+
+
+def output_format(source_format: Optional[str], path: str) -> Tuple[str, str]:
+    """(Pillow format, extension) the crops of a ``source_format`` file named ``path`` are written in."""
+    ext = os.path.splitext(path)[1]
+    fmt = "JPEG" if source_format in JPEG_FORMATS else source_format
+    Image.init()
+    if fmt not in Image.SAVE:
+        return "PNG", ".png"
+    own = [e for e, f in Image.registered_extensions().items() if f == fmt]
+    if ext.lower() in own:
+        return fmt, ext
+    preferred = {"JPEG": ".jpg", "PNG": ".png", "TIFF": ".tif", "WEBP": ".webp", "GIF": ".gif", "BMP": ".bmp"}
+    return fmt, preferred.get(fmt, own[0] if own else ".img")
+
+
+def _save_options(im: Image.Image, fmt: str, params: dict) -> dict:
+    opts = {}
+    if im.info.get("icc_profile"):
+        opts["icc_profile"] = im.info["icc_profile"]
+    exif = im.info.get("exif")
+    if exif:
+        opts["exif"] = exif
+    if im.info.get("dpi"):
+        opts["dpi"] = im.info["dpi"]
+    if fmt == "JPEG":
+        opts.update(params)
+        if im.info.get("comment"):
+            opts["comment"] = im.info["comment"]
+        if im.info.get("xmp"):
+            opts["xmp"] = im.info["xmp"]
+    elif fmt == "PNG":
+        names = [k for k in params.get("png_text", []) if isinstance(im.info.get(k), (str, bytes))]
+        if names:
+            from PIL.PngImagePlugin import PngInfo
+
+            info = PngInfo()
+            for k in names:
+                v = im.info[k]
+                info.add_itxt(k, v.decode("utf-8", "replace") if isinstance(v, bytes) else v)
+            opts["pnginfo"] = info
+    elif fmt == "WEBP":
+        opts["quality"] = 95
+    elif fmt == "TIFF" and im.info.get("compression") not in (None, "raw"):
+        opts["compression"] = im.info["compression"]
+    return opts
+
+
+class Leftovers:
+    """The temporary files that a killed run left beside outputs: each is removed when its output is
+    written again. Every folder is listed once, at its first output."""
+
+    def __init__(self) -> None:
+        self._found: Dict[str, Dict[str, List[str]]] = {}
+        self._lock = threading.Lock()
+
+    def remove(self, path: str) -> None:
+        folder, name = os.path.split(path)
+        folder = folder or "."
+        with self._lock:
+            if folder not in self._found:
+                self._found[folder] = temporaries_in(folder)
+            stale = self._found[folder].pop(name, [])
+        for tmp in stale:
+            try:
+                os.unlink(os.path.join(folder, tmp))
+            except FileNotFoundError:
+                pass
+
+
+def write_atomic(path: str, writer, job: Job) -> None:
+    """:func:`s2c_ops.files.write_atomic`, an existing output being this input's error."""
+    if job.leftovers is not None:
+        job.leftovers.remove(path)
+    try:
+        write_file_atomic(path, writer, overwrite=job.overwrite)
+    except FileExistsError:
+        raise InputError(f"output {path} exists (pass --overwrite to replace it)") from None
+
+
+def _resizable(im: Image.Image) -> Image.Image:
+    if im.mode == "P":
+        return im.convert("RGBA" if "transparency" in im.info else "RGB")
+    if im.mode == "PA":
+        return im.convert("RGBA")
+    if im.mode == "1":
+        return im.convert("L")
+    return im
+
+
+def _pixel_box(box, width: int, height: int) -> Tuple[int, int, int, int]:
+    x1, y1, x2, y2 = (float(v) for v in box)
+    x1, x2 = min(max(round(x1), 0), width), min(max(round(x2), 0), width)
+    y1, y2 = min(max(round(y1), 0), height), min(max(round(y2), 0), height)
+    return x1, y1, max(x2, x1 + 1), max(y2, y1 + 1)
+
+
+def _draw_show(image: Image.Image, boxes, scores) -> Image.Image:
+    from PIL import ImageDraw, ImageFont
+
+    preview = to_rgb(image)
+    scale = min(1.0, SHOW_MAX_SIDE / max(preview.size))
+    if scale < 1.0:
+        preview = preview.resize((max(1, round(preview.width * scale)), max(1, round(preview.height * scale))),
+                                 Image.Resampling.BILINEAR, reducing_gap=2.0)
+    else:
+        preview = preview.copy()
+    draw = ImageDraw.Draw(preview)
+    width = max(2, round(max(preview.size) / 250))
+    try:
+        font = ImageFont.load_default(size=max(10, width * 6))
+    except TypeError:  # Pillow without FreeType sizes
+        font = ImageFont.load_default()
+    for k in reversed(range(len(boxes))):
+        x1, y1, x2, y2 = (float(v) * scale for v in boxes[k])
+        colour = (255, 40, 40) if k == 0 else (255, 220, 0)
+        draw.rectangle([x1, y1, x2 - 1, y2 - 1], outline=colour, width=width if k == 0 else max(1, width // 2))
+        label, at = f"{k + 1}: {float(scores[k]):.3f}", (x1 + width + 2, y1 + width + 2)
+        draw.rectangle(draw.textbbox(at, label, font=font), fill=(0, 0, 0))
+        draw.text(at, label, fill=colour, font=font)
+    return preview
+
+
+def _write_ratio(o: Outcome, job: Job, ratio, boxes, scores, image: Image.Image, out_fmt: str, ext: str,
+                 params: dict) -> None:
+    """Writes one ratio's crops (and preview); on failure removes those already written and records the
+    ratio's error (the file and the reason)."""
+    paths = job.crop_paths(o.entry, ratio, ext, len(boxes))
+    written: List[str] = []
+    path = None
+    try:
+        for box, path in zip(boxes, paths):
+            crop = image.crop(_pixel_box(box, image.width, image.height))
+            if job.size is not None and crop.size != job.size:
+                crop = _resizable(crop).resize(job.size, Image.Resampling.LANCZOS)
+            opts = _save_options(crop, out_fmt, params)
+            write_atomic(path, lambda tmp, c=crop, o_=opts: c.save(tmp, format=out_fmt, **o_), job)
+            written.append(path)
+        o.outputs[ratio.text] = paths
+        if job.show:
+            path = job.show_path(o.entry, ratio)
+            preview = _draw_show(image, boxes, scores)
+            write_atomic(path, lambda tmp, p=preview: p.save(tmp, format="PNG"), job)
+            o.shows[ratio.text] = path
+    except Exception as e:  # this ratio fails as a whole: no outputs of it are left behind
+        for done in written:
+            try:
+                os.unlink(done)
+            except OSError:
+                pass
+        o.outputs.pop(ratio.text, None)
+        if unwritable(e):
+            reason = f"cannot write {path}: {os_error_text(e)}"
+            o.unwritable = o.unwritable or reason
+        else:
+            reason = f"cannot write: {e if isinstance(e, InputError) else f'{type(e).__name__}: {e}'}"
+        o.results[ratio.text] = f"ratio {ratio.text}: {reason}".splitlines()[0]
+
+
+def write_outcome(o: Outcome, job: Job) -> None:
+    """Writes the crops (and previews) of one scored input; failures become per-ratio errors."""
+    ok = {t: r for t, r in o.results.items() if isinstance(r, tuple)}
+    if job.out is None or o.error or not ok:
+        return
+    d = o.decoded
+    try:
+        if d.image is not None:
+            image, params, fmt = d.image, d.params, d.format
+        else:
+            image, params, fmt = decode_full(o.entry.path)
+            if image.size != (d.width, d.height):
+                raise InputError(f"the image changed while it was processed ({d.width}x{d.height} -> {image.width}x{image.height})")
+    except Exception as e:
+        for text in ok:
+            o.results[text] = f"ratio {text}: cannot write: {describe(e)}"
+        return
+    try:
+        out_fmt, ext = output_format(fmt, o.entry.path)
+        for r in job.ratios:
+            if r.text in ok:
+                _write_ratio(o, job, r, *ok[r.text], image, out_fmt, ext, params)
+    finally:
+        image.close()
+        if o.decoded is not None:
+            o.decoded.image = None
+
+
+def safe_write(o: Outcome, job: Job) -> Outcome:
+    try:
+        write_outcome(o, job)
+    except Exception as e:  # a bug or an unexpected failure: this input fails, the run goes on
+        o.error = f"cannot write: {type(e).__name__}: {e}".splitlines()[0]
+    return o
