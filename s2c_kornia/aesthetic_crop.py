@@ -34,7 +34,8 @@ from kornia.geometry.transform import crop_by_indices, crop_by_transform_mat
 from torch import Tensor
 
 from s2c_ops.cropping.candidates import parse_ratio, ratio_anchors
-from s2c_ops.cropping.cropper import Cropper, default_model
+from s2c_ops.cropping.cropper import Cropper
+from s2c_ops.models.default import default_model
 from s2c_ops.cropping.proposals import get_proposer
 
 __all__ = ["AestheticCrop"]

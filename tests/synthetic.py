@@ -36,3 +36,47 @@ def make_gaicd(root, n_train=12, n_test=0, *, pixels=False, size=(400, 300), cro
     (root / "split.json").write_text(json.dumps(splits))
     (root / "image_sizes.json").write_text(json.dumps(sizes))
     return splits["train"], splits["test"]
+
+
+def make_fcdb(root, n=6, *, layout="shared", size=(320, 240), seed=0, past_border=False):
+    """Writes an FCDB folder (``layout`` "shared": train.json + images/; "release": the original release's
+    cropping_training_set.json, cropping_testing_set.json and ranking_annotation.json, photos in data/):
+    each photo a dark background with a bright square; the human crop is centred on the square, and in each
+    pair the crop holding the square wins. Returns the photo file names."""
+    g = torch.Generator().manual_seed(seed)
+    w, h = size
+    folder = root / ("images" if layout == "shared" else "data")
+    folder.mkdir(parents=True, exist_ok=True)
+    entries, files = [], []
+    for i in range(n):
+        file = f"{1000 + i}_abc_b.jpg"
+        ox, oy = (torch.rand(2, generator=g) * torch.tensor([w * 0.6, h * 0.6])).tolist()
+        side = min(w, h) * 0.3
+        image = Image.new("RGB", (w, h), (30, 40, 50))
+        image.paste((230, 200, 90), (int(ox), int(oy), int(ox + side), int(oy + side)))
+        image.save(folder / file, quality=92)
+        cw, ch = w * 0.6, h * 0.6
+        cx = min(max(ox + side / 2 - cw / 2, 0), w - cw)
+        cy = min(max(oy + side / 2 - ch / 2, 0), h - ch)
+        crop = [round(cx), round(cy), round(cw), round(ch)]
+        if past_border and i == 0:
+            crop = [w - round(cw) + 10, crop[1], round(cw), crop[3]]  # 10 px past the right border: clipped
+        away = [0 if cx > w / 2 else round(w - cw), 0 if cy > h / 2 else round(h - ch), round(cw), round(ch)]
+        pairs = [{"crop_0": crop, "crop_1": away, "votes_0": 4, "votes_1": 1}] * 3
+        if past_border and i == 1:
+            pairs = pairs + [{"crop_0": [-500, 0, 520, 100], "crop_1": crop, "votes_0": 0, "votes_1": 5}]  # dropped
+        entries.append({"file": file, "width": w, "height": h, "crop": crop, "pairs": pairs})
+        files.append(file)
+    if layout == "shared":
+        (root / "train.json").write_text(json.dumps(entries))
+    else:
+        url = "https://farm1.staticflickr.com/1/{}"
+        half = n // 2
+        crops = [{"url": url.format(e["file"]), "flickr_photo_id": i, "crop": e["crop"]} for i, e in enumerate(entries)]
+        (root / "cropping_training_set.json").write_text(json.dumps(crops[:half]))
+        (root / "cropping_testing_set.json").write_text(json.dumps(crops[half:]))
+        ranking = [{"url": url.format(e["file"]), "crops": [{"crop_0": p["crop_0"], "crop_1": p["crop_1"],
+                                                             "vote_for_0": p["votes_0"], "vote_for_1": p["votes_1"]}
+                                                            for p in e["pairs"]]} for e in entries]
+        (root / "ranking_annotation.json").write_text(json.dumps(ranking))
+    return files

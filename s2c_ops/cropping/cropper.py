@@ -14,6 +14,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 import torch
 from torch import Tensor, nn
 
+from ..models.default import default_model
 from ..models.s2cnet import S2CNet
 from ..models.scorer import module_device
 from .candidates import parse_ratio, ratio_anchors
@@ -48,13 +49,6 @@ def faces_cut(crops: Tensor, faces: Tensor, margin: float = FACE_CUT_MARGIN) -> 
     area = ((faces[:, 2] - faces[:, 0]) * (faces[:, 3] - faces[:, 1])).clamp(min=1e-6)
     kept = ix.clamp(min=0) * iy.clamp(min=0) / area[None]
     return ((kept > margin) & (kept < 1 - margin)).sum(1)
-
-
-def default_model() -> nn.Module:
-    """The package's default crop scorer (see the README): the geometry prior's shipped weights."""
-    from ..models.prior import GeometryPrior
-
-    return GeometryPrior.default()
 
 
 class Cropper:

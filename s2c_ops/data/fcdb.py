@@ -39,7 +39,7 @@ from torch.utils.data import Dataset
 from ..cropping.images import load_image, to_rgb
 from ..cropping.transforms import OfficialPreprocess
 
-__all__ = ["FCDB", "FCDBError", "FCDBPhoto", "BoxReport", "VALIDATION", "validation_files", "read_fcdb"]
+__all__ = ["FCDB", "FCDBError", "FCDBPhoto", "BoxReport", "VALIDATION", "is_fcdb", "read_fcdb", "validation_files"]
 
 PathLike = Union[str, "os.PathLike[str]"]
 #: The validation list's file inside the package (one photo file name a line).
@@ -160,10 +160,12 @@ def _photo_size(path: Path) -> Tuple[int, int]:
         raise FCDBError(f"{path}: cannot read the photo: {e}") from None
 
 
-def read_fcdb(root: PathLike, split: str = "train") -> Tuple[List[FCDBPhoto], BoxReport]:
+def read_fcdb(root: PathLike, split: str = "train", validation: Optional[Sequence[str]] = None
+              ) -> Tuple[List[FCDBPhoto], BoxReport]:
     """The photos of ``split`` (``"train"``, ``"test"``, ``"val"``, ``"fit"``) with their annotations, in the
     annotation file's order, and the report of boxes clipped or dropped. Photos whose file is missing are
-    an error naming the first."""
+    an error naming the first. ``validation``: the photo files of ``"val"`` (default: the package's list,
+    :func:`validation_files`)."""
     root = Path(root)
     base = "train" if split in ("val", "fit") else split
     report = BoxReport()
@@ -218,9 +220,15 @@ def read_fcdb(root: PathLike, split: str = "train") -> Tuple[List[FCDBPhoto], Bo
         raise FCDBError(f"{root}: {len(missing)} annotated photos are missing (first: {missing[0]}); "
                         f"photos go in {root / 'images'}")
     if split in ("val", "fit"):
-        chosen = set(validation_files())
+        chosen = set(validation_files() if validation is None else validation)
         photos = [p for p in photos if (p.file in chosen) == (split == "val")]
     return photos, report
+
+
+def is_fcdb(root: PathLike) -> bool:
+    """Whether ``root`` holds FCDB in one of the two layouts (rather than, say, GAICD)."""
+    root = Path(root)
+    return (root / _SHARED).is_file() or any((root / f).is_file() for f in _RELEASE.values())
 
 
 class FCDB(Dataset):
@@ -233,12 +241,12 @@ class FCDB(Dataset):
     """
 
     def __init__(self, root: PathLike, split: str = "train", *, pixels: bool = True,
-                 preprocess: Optional[OfficialPreprocess] = None) -> None:
+                 preprocess: Optional[OfficialPreprocess] = None, validation: Optional[Sequence[str]] = None) -> None:
         self.root = Path(root)
         self.split = split
         self.pixels = pixels
         self.preprocess = preprocess or OfficialPreprocess()
-        self.photos, self.report = read_fcdb(root, split)
+        self.photos, self.report = read_fcdb(root, split, validation)
 
     def __len__(self) -> int:
         return len(self.photos)

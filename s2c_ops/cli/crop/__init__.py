@@ -1,7 +1,7 @@
 """``s2c crop``: the best crops of photos for given aspect ratios, from the command line.
 
     s2c crop INPUT... --ratio R [--ratio R2 ...] [--size WxH] [--top-k K]
-             [--official CKPT --config C | --weights RUN] [--boxes FILE | --proposer NAME]
+             [--official CKPT --config C | --weights RUN | --model NAME] [--boxes FILE | --proposer NAME]
              [--out DIR] [--json FILE [--resume]] [--show] [--device D] [--batch-size N] [--workers N]
              [--overwrite]
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any, List, Optional, Tuple
 
 from ...cropping.candidates import parse_ratio
-from ...models.config import OFFICIAL
+from ..models import add_model_arguments
 
 EPILOG = """\
 inputs:
@@ -108,7 +108,11 @@ torchrun:
 
 --weights RUN:
   A .safetensors file written by S2CNet.save (or by GeometryPrior.save), or a folder holding
-  model.safetensors.
+  model.safetensors (what s2c train writes).
+
+--model NAME:
+  A model shipped in the package: "default" (what runs without --official, --weights or --model),
+  or "prior", the geometry prior.
 
 exit status: 0 when every input and ratio succeeded; 1 when any failed, or the run stopped because
   it could not write; 2 for usage errors (a --resume with other options among them); 130 or 143
@@ -178,10 +182,7 @@ def add_arguments(subparsers) -> argparse.ArgumentParser:
                    help="aspect ratio width:height, width/height or a number; repeat for several")
     p.add_argument("--size", type=size_arg, metavar="WxH", help="resize each crop to exactly W x H pixels")
     p.add_argument("--top-k", type=_int_arg(1), default=1, metavar="K", help="best K crops per ratio (default 1)")
-    which = p.add_mutually_exclusive_group()
-    which.add_argument("--official", metavar="CKPT", help="an official S2CNet checkpoint (needs --config)")
-    which.add_argument("--weights", metavar="RUN", help="weights saved by this package (file or folder)")
-    p.add_argument("--config", choices=sorted(OFFICIAL), help="official config of --official")
+    add_model_arguments(p)
     objects = p.add_mutually_exclusive_group()
     objects.add_argument("--boxes", metavar="FILE", help="JSON object boxes per input (see below)")
     objects.add_argument("--proposer", choices=available(), help="object-box proposer (default: faces, then salient regions)")

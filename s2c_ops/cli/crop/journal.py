@@ -20,7 +20,8 @@ from typing import Callable, Dict, Iterator, List, NamedTuple, Optional, Tuple
 from ...files import DurableAppender, temporaries_in, write_atomic
 from .args import Job
 from .inputs import Entry
-from .score import ModelChoice, Outcome
+from ..models import ModelChoice
+from .score import Outcome
 
 SYNC_INTERVAL_S = 2.0  # the journal reaches the disk at most this long after a record
 Key = Tuple[str, str]  # (file, ratio text)

@@ -31,7 +31,8 @@ from .inputs import Entry, check_existing, iter_inputs, mark_clashes
 from .journal import (Finished, JournalError, Stamp, consolidate, merge, open_journal, parts_of, records_of,
                       run_stamp, start_fresh, validate)
 from .report import Reporter
-from .score import BoxesFile, Outcome, load_model, score_outcomes
+from ..models import check_model_arguments, load_model
+from .score import BoxesFile, Outcome, score_outcomes
 from .write import Leftovers, os_error_text, safe_write
 
 SIGNAL_NAMES = {signal.SIGINT: "SIGINT", signal.SIGTERM: "SIGTERM"}
@@ -153,10 +154,7 @@ class Inputs:
 
 
 def check_arguments(args, parser: argparse.ArgumentParser) -> None:
-    if args.official and not args.config:
-        parser.error("--official needs --config (GAICv1 or GAICv2)")
-    if args.config and not args.official:
-        parser.error("--config goes with --official")
+    check_model_arguments(parser, args)
     if args.show and not args.out:
         parser.error("--show needs --out (the previews are written there)")
     if args.out and os.path.exists(args.out) and not os.path.isdir(args.out):

@@ -1,56 +1,17 @@
-"""Scoring in ``s2c crop``: which model (the one place that chooses it and names it), the object boxes given
-with ``--boxes``, and the batched scoring of decoded inputs (:meth:`Cropper.score_images`)."""
-import hashlib
+"""Scoring in ``s2c crop``: the object boxes given with ``--boxes``, and the batched scoring of decoded
+inputs (:meth:`Cropper.score_images`). The model is chosen by :mod:`s2c_ops.cli.models`."""
 import json
 import math
 import os
 from dataclasses import dataclass, field
-from typing import Dict, List, NamedTuple, Optional
+from typing import Dict, List, Optional
 
 import torch
-from torch import nn
 
 from ...cropping.candidates import ratio_anchors
 from .args import Job
 from .decode import Decoded
 from .inputs import Entry
-
-
-class ModelChoice(NamedTuple):
-    module: nn.Module
-    description: str  # in every record
-    digest: str  # of the weights: what --resume compares besides the description
-
-
-def weights_digest(module: nn.Module) -> str:
-    """sha256 of a model's state (names, dtypes, shapes and values)."""
-    h = hashlib.sha256()
-    for name, t in module.state_dict().items():
-        t = t.detach().cpu().contiguous()
-        h.update(f"{name}:{t.dtype}:{tuple(t.shape)};".encode())
-        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
-    return "sha256:" + h.hexdigest()
-
-
-def load_model(args) -> ModelChoice:
-    """The model ``s2c crop`` scores with: an official checkpoint, ``--weights`` or the package's default."""
-    from ...models.s2cnet import S2CNet
-
-    if args.official:
-        module = S2CNet.from_official(args.official, args.config)
-        description = f"S2CNet {args.config} (official checkpoint {args.official})"
-    elif args.weights:
-        from ...models.weights import load_weights
-
-        try:
-            module, description = load_weights(args.weights)
-        except FileNotFoundError as e:
-            raise FileNotFoundError(f"--weights {args.weights}: {e}") from None
-    else:
-        from ...cropping.cropper import default_model
-
-        module, description = default_model(), "geometry prior (default)"
-    return ModelChoice(module, description, weights_digest(module))
 
 
 @dataclass

@@ -1,0 +1,105 @@
+"""``s2c eval``: a model's quality on GAICD (the published ranking metrics) or FCDB (IoU and BDE of the top-1
+crop, ratio given and free form, beside the whole photo and the centred crop), told apart by the folder."""
+import argparse
+import sys
+from pathlib import Path
+
+from ..distributed import Ranks, rank_device
+from ..files import write_json_atomic
+from .models import add_model_arguments, check_model_arguments, load_model
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    p = subparsers.add_parser(
+        "eval", help="evaluate a model on GAICD (ranking metrics) or FCDB (IoU/BDE of the best crop)",
+        description="GAICD (annotations/, bbox/, split.json, images/): SRCC, PCC, Acc and wAcc of the scores of "
+        "the rated crops. FCDB (train.json, or the original release's cropping_*_set.json): IoU and BDE of the "
+        "top-1 crop, with the candidates of the human crop's ratio and with the official 12x12 grid, beside the "
+        "whole photo and the centred largest crop of the ratio.")
+    p.add_argument("--data", required=True, help="a GAICD or FCDB folder")
+    p.add_argument("--split", default="test",
+                   help="GAICD: train or test; FCDB: train, test (original release), val (the package's validation "
+                        "list) or fit (train without val) (default test)")
+    add_model_arguments(p)
+    p.add_argument("--proposer", help="object-box proposer on FCDB (default: the default proposer)")
+    p.add_argument("--json", metavar="OUT", help="write the metrics and per-image results here")
+    p.add_argument("--device", help="torch device (default: cuda when available, else cpu)")
+    p.add_argument("--batch-size", type=int, default=16, help="photos per model call on FCDB (default 16)")
+    p.set_defaults(func=run, eval_parser=p)
+    return p
+
+
+def _progress(desc: str):
+    from tqdm import tqdm
+
+    return lambda items: tqdm(items, desc=desc, unit="image", disable=not sys.stderr.isatty())
+
+
+def _print_gaicd(metrics: dict, label: str) -> None:
+    print(f"{label}: {metrics['images']} images")
+    keys = ["srcc", "pcc", "acc1_5", "acc2_5", "acc3_5", "acc4_5", "acc5", "acc1_10", "acc2_10", "acc3_10", "acc4_10", "acc10"]
+    print("| " + " | ".join(k.replace("_", "/") for k in keys) + " |")
+    print("| " + " | ".join(["---:"] * len(keys)) + " |")
+    print("| " + " | ".join(f"{metrics[k]:.3f}" if k in ("srcc", "pcc") else f"{metrics[k]:.1f}" for k in keys) + " |")
+
+
+def run(args: argparse.Namespace) -> int:
+    check_model_arguments(args.eval_parser, args)
+    from ..data.fcdb import is_fcdb
+
+    try:
+        device = rank_device(args.device, Ranks())
+    except ValueError as e:
+        args.eval_parser.error(f"--{e}")
+    choice = load_model(args)
+    if is_fcdb(args.data):
+        result = _fcdb(args, choice, device)
+    else:
+        result = _gaicd(args, choice, device)
+    if args.json:
+        write_json_atomic(args.json, result)
+    return 0
+
+
+def _fcdb(args, choice, device) -> dict:
+    from ..cropping.cropper import Cropper
+    from ..cropping.proposals import get_proposer
+    from ..data.fcdb import FCDB
+    from ..evaluation import evaluate_fcdb, format_fcdb
+
+    dataset = FCDB(args.data, args.split)
+    print(f"FCDB {args.split}: {len(dataset)} photos; {dataset.report}", file=sys.stderr)
+    proposer = get_proposer(args.proposer) if args.proposer else None
+    cropper = Cropper(choice.module, proposer, batch_size=args.batch_size, device=device)
+    metrics = evaluate_fcdb(cropper, dataset, method=choice.description, progress=_progress("eval"))
+    result = metrics.to_dict()
+    print("\n".join(format_fcdb(result["metrics"])))
+    return result
+
+
+def _gaicd(args, choice, device) -> dict:
+    from ..data.gaicd import GAICD, read_split
+    from ..models.prior import GeometryPrior
+
+    if args.split not in ("train", "test"):
+        raise ValueError(f"GAICD splits are train and test, not {args.split!r}")
+    if isinstance(choice.module, GeometryPrior):  # geometry only: every rated image, no pixels needed
+        from ..data.metrics import GAICMetrics
+        from ..training.prior import load_geometry, prior_scores
+
+        metrics = GAICMetrics()
+        for image in _progress("eval prior")(load_geometry(args.data, args.split)):
+            metrics.update(image["id"], prior_scores(choice.module, image), image["mos"])
+    else:
+        from ..evaluation import evaluate_gaicd
+
+        model = choice.module.fused() if hasattr(choice.module, "fused") else choice.module
+        dataset = GAICD.with_images(args.data, args.split)
+        missing = len(read_split(Path(args.data) / "split.json")[args.split]) - len(dataset)
+        if missing:
+            print(f"note: {missing} images of the {args.split} split have no pixels here; evaluating {len(dataset)}",
+                  file=sys.stderr)
+        metrics = evaluate_gaicd(model.to(device), dataset, device, progress=_progress("eval"))
+    result = metrics.to_dict()
+    _print_gaicd(result["metrics"], choice.description)
+    return result

@@ -1,0 +1,91 @@
+"""FCDB: both layouts, boxes past the border, the validation list, s2c eval's IoU / BDE and its baselines."""
+import json
+
+import pytest
+import torch
+
+from conftest import SHARED
+from s2c_ops import cli
+from s2c_ops.data.fcdb import FCDB, FCDBError, is_fcdb, read_fcdb, validation_files
+from synthetic import make_fcdb
+
+FCDB_DIR = SHARED / "data" / "FCDB"
+
+
+def test_shared_layout_and_border_boxes(tmp_path):
+    files = make_fcdb(tmp_path, 4, past_border=True)
+    photos, report = read_fcdb(tmp_path, "train")
+    assert [p.file for p in photos] == files
+    assert report.clipped == 4 and report.dropped == 1 and sorted(report.photos) == sorted(files[:2])  # crop + 3 pairs
+    first = photos[0]
+    assert float(first.crop[2]) == 320.0  # clipped to the border
+    assert len(photos[1].pairs) == 3 and photos[1].votes.tolist()[0] == [4.0, 1.0]  # the dropped pair is gone
+    item = FCDB(tmp_path, "train")[0]
+    assert item["image"].shape == (3, 256, 352) and item["resized"].max() <= 255
+    assert item["geometry"].original == (240, 320)
+    with pytest.raises(FCDBError, match="training split only"):
+        read_fcdb(tmp_path, "test")
+
+
+def test_release_layout_joins_rankings(tmp_path):
+    files = make_fcdb(tmp_path, 6, layout="release")
+    assert is_fcdb(tmp_path)
+    train, _ = read_fcdb(tmp_path, "train")
+    test, _ = read_fcdb(tmp_path, "test")
+    assert [p.file for p in train] == files[:3] and [p.file for p in test] == files[3:]
+    assert all(len(p.pairs) == 3 for p in train + test)
+    assert (train[0].crop[2:] - train[0].crop[:2]).tolist() == [192.0, 144.0]
+
+
+def test_validation_split_and_errors(tmp_path):
+    files = make_fcdb(tmp_path, 5)
+    val, _ = read_fcdb(tmp_path, "val", validation=files[:2])
+    fit, _ = read_fcdb(tmp_path, "fit", validation=files[:2])
+    assert [p.file for p in val] == files[:2] and [p.file for p in fit] == files[2:]
+    (tmp_path / "images" / files[3]).unlink()
+    with pytest.raises(FCDBError, match=f"1 annotated photos are missing \\(first: {files[3]}\\)"):
+        read_fcdb(tmp_path)
+    (tmp_path / "train.json").write_text("[{")
+    with pytest.raises(FCDBError, match="not valid JSON"):
+        read_fcdb(tmp_path)
+    (tmp_path / "train.json").write_text(json.dumps([{"file": files[0], "width": 3, "height": 4, "crop": [1, 2]}]))
+    with pytest.raises(FCDBError, match=r"expected \[x, y, w, h\]"):
+        read_fcdb(tmp_path)
+    assert not is_fcdb(tmp_path / "images")
+
+
+def test_the_packaged_validation_list():
+    names = validation_files()
+    assert len(names) == 200 == len(set(names)) and names == sorted(names)
+    if FCDB_DIR.exists():
+        photos, report = read_fcdb(FCDB_DIR, "train")
+        assert len(photos) == 1338 and report.clipped == 47 and report.dropped == 0
+        assert {p.file for p in read_fcdb(FCDB_DIR, "val")[0]} == set(names)
+        assert len(read_fcdb(FCDB_DIR, "fit")[0]) == 1138
+
+
+def test_eval_on_fcdb_reports_both_protocols_and_baselines(tmp_path, capsys):
+    make_fcdb(tmp_path / "fcdb", 4)
+    out = tmp_path / "eval.json"
+    assert cli.main(["eval", "--data", str(tmp_path / "fcdb"), "--split", "train", "--model", "prior",
+                     "--json", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "| whole photo |" in printed and "| centred |" in printed
+    result = json.loads(out.read_text())
+    methods = result["metrics"]
+    model = next(m for m in methods if m.startswith("geometry prior"))
+    assert set(methods[model]) == {"ratio", "free"} and set(methods["whole photo"]) == {"free"}
+    assert methods["centred"]["ratio"]["photos"] == 4
+    photos, _ = read_fcdb(tmp_path / "fcdb")
+    for p in photos:
+        entry = result["photos"][p.file]
+        h, w = p.size
+        whole = entry["whole photo"]["free"]
+        area = float((p.crop[2] - p.crop[0]) * (p.crop[3] - p.crop[1]))
+        assert whole["box"] == [0, 0, w, h] and whole["iou"] == pytest.approx(area / (w * h))
+        x1, y1, x2, y2 = p.crop.tolist()
+        assert whole["bde"] == pytest.approx((x1 / w + (w - x2) / w + y1 / h + (h - y2) / h) / 4)
+        chosen = torch.tensor(entry[model]["ratio"]["box"])
+        ratio = (x2 - x1) / (y2 - y1)
+        assert float((chosen[2] - chosen[0]) / (chosen[3] - chosen[1])) == pytest.approx(ratio, rel=2e-3)
+        assert 0 <= entry[model]["free"]["iou"] <= 1
