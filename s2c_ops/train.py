@@ -1,8 +1,8 @@
-"""``s2c_ops.train`` is ``s2c_ops.training.s2cnet``; ``torchrun -m s2c_ops.train`` runs it."""
+"""``s2c_ops.train`` is ``s2c_ops.cli.train``; ``torchrun -m s2c_ops.train ...`` runs ``s2c train``."""
 import sys
 
-from .training import s2cnet
+from .cli import train
 
 if __name__ == "__main__":
-    sys.exit(s2cnet.main())
-sys.modules[__name__] = s2cnet
+    sys.exit(train.main())
+sys.modules[__name__] = train

@@ -13,7 +13,7 @@ ALIASES = {
     "s2c_ops.metrics": "s2c_ops.data.metrics",
     "s2c_ops.prior": "s2c_ops.models.prior",
     "s2c_ops.proposals": "s2c_ops.cropping.proposals",
-    "s2c_ops.train": "s2c_ops.training.s2cnet",
+    "s2c_ops.train": "s2c_ops.cli.train",
     "s2c_ops.transforms": "s2c_ops.cropping.transforms",
 }
 

@@ -70,7 +70,7 @@ def test_torchrun_two_cpu_ranks(tmp_path):
     make_gaicd(data, n_train=4, n_test=1, pixels=True, crops=12)
     run = tmp_path / "run"
     env = dict(os.environ, OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1")
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29531",
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
            "-m", "s2c_ops.train", "--data", str(data), "--out", str(run), "--epochs", "5", "--lr", "1e-3",
            "--backbone-weights", "none", "--device", "cpu"]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
@@ -79,3 +79,37 @@ def test_torchrun_two_cpu_ranks(tmp_path):
     assert summary["world_size"] == 2 and summary["ranks_in_sync"], summary["rank_digests"]
     losses = [float(r["loss"]) for r in read_log(run)]
     assert len(losses) == 5 and losses[-1] < losses[0]
+
+
+def test_fcdb_training_resume_and_finetune(tmp_path):
+    """s2c train on an FCDB folder: cached frozen stage, then fine-tuning on pixels; the loss falls, the run
+    resumes from its state, and the weights are float16."""
+    from s2c_ops.data.fcdb import read_fcdb
+    from s2c_ops.models.weights import read_metadata
+    from synthetic import make_fcdb
+
+    data = tmp_path / "fcdb"
+    make_fcdb(data, 6)
+    run = tmp_path / "run"
+    base = ["train", "--data", str(data), "--out", str(run), "--backbone-weights", "none", "--device", "cpu",
+            "--eval-split", "train", "--proposer", "saliency", "--sample", "8", "--photos-per-step", "2",
+            "--lr", "1e-3"]
+    assert cli.main(base + ["--epochs", "3"]) == 0
+    rows = read_log(run)
+    assert [r["stage"] for r in rows] == ["frozen"] * 3
+    assert float(rows[-1]["loss"]) < float(rows[0]["loss"])
+    assert 0 < float(rows[-1]["ratio_iou"]) <= 1 and 0 < float(rows[-1]["free_iou"]) <= 1
+    assert (run / "features.rank0.pt").exists() and (run / "curves.png").stat().st_size > 0
+    first = S2CNet.load(run)
+    assert read_metadata(run / "model.safetensors")["format"] == "s2cnet/1"
+    # float16 weights: every value survives a round trip through float16
+    assert all(torch.equal(v, v.half().float()) for v in first.state_dict().values() if v.is_floating_point())
+    assert cli.main(base + ["--epochs", "3", "--finetune-epochs", "1", "--resume"]) == 0
+    rows = read_log(run)
+    assert [r["epoch"] for r in rows] == ["1", "2", "3", "4"] and rows[-1]["stage"] == "finetune"
+    last = S2CNet.load(run)
+    assert not torch.equal(last.backbone.body.conv_stem.weight, first.backbone.body.conv_stem.weight)
+    torch.testing.assert_close(last.backbone.body.bn1.running_var, first.backbone.body.bn1.running_var)
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["last"]["epoch"] == 4 and summary["finetune_epochs"] == 1
+    assert len(read_fcdb(data)[0]) == 6

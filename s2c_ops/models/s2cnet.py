@@ -235,9 +235,15 @@ class S2CNet(nn.Module):
         images = images.contiguous(memory_format=self.memory_format)
         if images.device.type == "cpu" and len(images) > self.cpu_images_per_pass:
             return torch.cat([self.features(part) for part in images.split(self.cpu_images_per_pass)])
-        f3, f4, f5 = self.backbone(images)
+        return self.reduce(self.multi_scale(images)).contiguous()
+
+    def multi_scale(self, images: Tensor) -> Tensor:
+        """The backbone's stride-8, 16 and 32 maps at stride 16, before ``reduce``: (B, sum of the
+        channels, H/16, W/16), ``[bilinear(f3, x0.5), f4, 0.5 * bilinear(f5, x2)]``. With a frozen
+        backbone it can be computed once per image (training caches it)."""
+        f3, f4, f5 = self.backbone(images.contiguous(memory_format=self.memory_format))
         size = f4.shape[-2:]
-        fused = torch.cat(
+        return torch.cat(
             [
                 F.interpolate(f3, size=size, mode="bilinear", align_corners=True),
                 f4,
@@ -245,7 +251,6 @@ class S2CNet(nn.Module):
             ],
             dim=1,
         )
-        return self.reduce(fused).contiguous()
 
     def box_features(self, features: Tensor, rois: Tensor) -> Tensor:
         """Per box and channel, the a*a RoIAlignAvg values then the a*a RoDAlignAvg values."""

@@ -1,0 +1,96 @@
+"""``s2c train`` (S2CNet on GAICD, the GAIC recipe, or on FCDB's real photos; also under torchrun) and
+``s2c train-prior`` (the geometry prior on GAICD ratings). The command line only parses: the training
+itself is :func:`~s2c_ops.training.gaicd.train_gaicd`, :func:`~s2c_ops.training.fcdb.train_fcdb` and
+:func:`~s2c_ops.training.prior.train_prior`."""
+import argparse
+import sys
+from typing import List, Optional
+
+from ..models.config import OFFICIAL
+
+#: Defaults that differ between the two datasets (GAICD's are the GAIC recipe's).
+DEFAULTS = {"gaicd": {"epochs": 80, "lr": 1e-4, "split": "test"}, "fcdb": {"epochs": 10, "lr": 3e-4, "split": "val"}}
+
+
+def add_train_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", required=True, help="a GAICD folder (official layout) or an FCDB folder")
+    p.add_argument("--out", required=True, help="run folder (weights, state, log.csv, curves.png, summary.json)")
+    p.add_argument("--config", default="GAICv1", choices=sorted(OFFICIAL))
+    p.add_argument("--epochs", type=int, help="epochs (GAICD default 80; FCDB: epochs on the frozen backbone, default 10)")
+    p.add_argument("--lr", type=float, help="learning rate (GAICD default 1e-4, FCDB 3e-4)")
+    p.add_argument("--eval-split", help="evaluated every epoch (GAICD default test; FCDB default val)")
+    p.add_argument("--backbone-weights", default="imagenet",
+                   help="'imagenet' (torchvision's file via its hub cache), a path to a torchvision MobileNetV2 state dict, or 'none'")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", help="torch device (default: cuda when available, cuda:LOCAL_RANK under torchrun, else cpu)")
+    fcdb = p.add_argument_group("FCDB")
+    fcdb.add_argument("--finetune-epochs", type=int, default=0, help="epochs of the whole model on pixels after the frozen ones")
+    fcdb.add_argument("--finetune-lr", type=float, default=3e-5)
+    fcdb.add_argument("--temperature", type=float, default=0.05, help="of the listwise loss on the candidates' IoU")
+    fcdb.add_argument("--pair-weight", type=float, default=0.5, help="weight of the judged pairs' loss")
+    fcdb.add_argument("--sample", type=int, default=24, help="candidates of each protocol per photo and step")
+    fcdb.add_argument("--photos-per-step", type=int, default=4)
+    fcdb.add_argument("--proposer", default="default", help="object boxes (the same as at inference)")
+    gaicd = p.add_argument_group("GAICD")
+    gaicd.add_argument("--workers", type=int, default=0, help="DataLoader workers")
+
+
+def add_parsers(subparsers) -> None:
+    p = subparsers.add_parser("train", help="train S2CNet on GAICD or FCDB (also under torchrun)")
+    add_train_arguments(p)
+    p.set_defaults(func=run_train)
+
+    p = subparsers.add_parser("train-prior", help="train the geometry prior on GAICD ratings (minutes on a CPU)")
+    p.add_argument("--data", required=True)
+    p.add_argument("--out", required=True, help="weights file to write (.safetensors)")
+    p.add_argument("--epochs", type=int, default=40)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--val-fraction", type=float, default=0.2)
+    p.add_argument("--hidden", type=int, default=64)
+    p.set_defaults(func=run_train_prior)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from ..data.fcdb import is_fcdb
+
+    kind = "fcdb" if is_fcdb(args.data) else "gaicd"
+    defaults = DEFAULTS[kind]
+    common = dict(config=args.config, epochs=args.epochs if args.epochs is not None else defaults["epochs"],
+                  lr=args.lr if args.lr is not None else defaults["lr"], eval_split=args.eval_split or defaults["split"],
+                  backbone_weights=args.backbone_weights, resume=args.resume, seed=args.seed, device=args.device)
+    if kind == "fcdb":
+        from ..training.fcdb import train_fcdb
+
+        train_fcdb(args.data, args.out, finetune_epochs=args.finetune_epochs, finetune_lr=args.finetune_lr,
+                   temperature=args.temperature, pair_weight=args.pair_weight, sample=args.sample,
+                   photos_per_step=args.photos_per_step, proposer=args.proposer, log=_log, **common)
+    else:
+        from ..training.gaicd import train_gaicd
+
+        train_gaicd(args.data, args.out, workers=args.workers, log=_log, **common)
+    return 0
+
+
+def run_train_prior(args: argparse.Namespace) -> int:
+    from ..training.prior import train_prior
+
+    train_prior(args.data, args.out, epochs=args.epochs, seed=args.seed, val_fraction=args.val_fraction,
+                hidden=args.hidden)
+    return 0
+
+
+def _log(line: str) -> None:
+    print(line, flush=True)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """``python -m s2c_ops.train ...`` / ``torchrun -m s2c_ops.train ...``: ``s2c train``."""
+    parser = argparse.ArgumentParser(prog="s2c_ops.train", description="train S2CNet on GAICD or FCDB")
+    add_train_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        return run_train(args)
+    except (ValueError, FileNotFoundError) as e:
+        print(f"s2c train: error: {e}", file=sys.stderr)
+        return 2

@@ -1,0 +1,246 @@
+"""Training S2CNet on real photos: FCDB's human crops and judged crop pairs.
+
+1. **Cache** (:mod:`.features`): ImageNet MobileNetV2, frozen, runs once per photo and per mirror image; its
+   multi-scale map and the proposer's object boxes (the same proposer as at inference) are kept.
+2. **Frozen stage** (``epochs``): the rest of S2CNet trains on the cache. Per photo and step, the candidates
+   of both protocols (the official 12x12 grid and the candidates of the human crop's aspect ratio, ``sample``
+   of each, the best always among them) get a listwise loss towards their IoU with the human crop
+   (:func:`~.losses.listwise_loss`), and the judged pairs a vote-weighted logistic loss
+   (:func:`~.losses.pair_loss`); the mirror image half of the time.
+3. **Fine-tuning** (``finetune_epochs``, optional): the whole model on pixels, the backbone at a lower
+   learning rate, its BatchNorm frozen.
+
+Each epoch ends with IoU / BDE on the validation photos (the package's list), the weights (float16
+safetensors), the resumable state, ``log.csv`` and ``curves.png``. Under torchrun each rank caches and
+trains on its share of the photos and the gradients are averaged.
+"""
+import math
+import random
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+import torch
+import torch.distributed as dist
+
+from ..cropping.candidates import grid_anchors, ratio_anchors
+from ..cropping.proposals import get_proposer
+from ..cropping.transforms import OfficialPreprocess
+from ..data.fcdb import FCDB
+from ..data.gaicd import flip_boxes
+from ..data.metrics import iou
+from ..evaluation import BestCropMetrics
+from ..files import write_atomic
+from ..models.config import ConfigLike
+from ..models.official import load_imagenet_backbone
+from ..models.s2cnet import S2CNet
+from .features import CachedPhoto, cache_photos
+from .losses import listwise_loss, pair_loss
+from .run import Distributed, RunFolder, freeze_backbone_batchnorm, summary_of
+
+LOG_FIELDS = ["epoch", "stage", "loss", "ratio_iou", "ratio_bde", "free_iou", "free_bde", "seconds"]
+PROTOCOLS = ("ratio", "free")
+
+
+def candidates(photo: CachedPhoto) -> Dict[str, torch.Tensor]:
+    """Both protocols' candidates of a photo, in its pixels: ``"ratio"`` (the human crop's aspect ratio, as
+    the Cropper makes them) and ``"free"`` (the official grid)."""
+    height, width = photo.geometry.original
+    x1, y1, x2, y2 = photo.crop.tolist()
+    return {"ratio": ratio_anchors(height, width, (x2 - x1) / (y2 - y1)), "free": grid_anchors(height, width)}
+
+
+def score_view(model: S2CNet, photo: CachedPhoto, view: int, boxes: torch.Tensor, device: torch.device,
+               reduced: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """Scores of ``boxes`` (original pixels) on one view of a photo (1: the mirror image), from the cached
+    map, or from ``reduced`` (the model's own features of that view, when fine-tuning)."""
+    if reduced is None:
+        reduced = model.reduce(photo.features[view : view + 1].to(device).float())
+    h, w = photo.geometry.resized
+    model_boxes = photo.geometry.boxes_to_model(boxes.to(device))
+    if view:
+        model_boxes = flip_boxes(model_boxes, w)
+    bounds = torch.tensor([w, h, w, h], dtype=model_boxes.dtype, device=device)
+    model_boxes = torch.minimum(model_boxes.clamp(min=0), bounds)
+    zeros = model_boxes.new_zeros((len(model_boxes), 1))
+    objects = photo.objects[view].to(device)
+    return model.score(reduced, torch.cat([zeros, model_boxes], 1),
+                       torch.cat([objects.new_zeros((len(objects), 1)), objects], 1), (h, w))
+
+
+def photo_loss(model: S2CNet, photo: CachedPhoto, sets: Dict[str, torch.Tensor], view: int, *, sample: int,
+               temperature: float, pair_weight: float, generator: torch.Generator, device: torch.device,
+               reduced: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """The training loss of one photo view: listwise over ``sample`` candidates of each protocol (the best
+    one always among them) plus the pairs' loss."""
+    chosen, targets = [], []
+    for boxes in sets.values():
+        t = torch.as_tensor(iou(boxes.numpy(), photo.crop[None].numpy()), dtype=torch.float32)
+        if len(boxes) > sample:
+            best = int(t.argmax())
+            rest = torch.randperm(len(boxes), generator=generator)
+            index = torch.cat([torch.tensor([best]), rest[rest != best][: sample - 1]])
+            boxes, t = boxes[index], t[index]
+        chosen.append(boxes)
+        targets.append(t)
+    pairs = photo.pairs.reshape(-1, 4)
+    scores = score_view(model, photo, view, torch.cat(chosen + [pairs]), device, reduced)
+    loss = scores.new_zeros(())
+    start = 0
+    for boxes, t in zip(chosen, targets):
+        loss = loss + listwise_loss(scores[start : start + len(boxes)], t.to(device), temperature)
+        start += len(boxes)
+    if len(pairs) and pair_weight:
+        p = scores[start:].reshape(-1, 2)
+        loss = loss + pair_weight * pair_loss(p[:, 0], p[:, 1], photo.votes.to(device))
+    return loss
+
+
+@torch.no_grad()
+def evaluate_cached(model: S2CNet, photos: List[CachedPhoto], device: torch.device,
+                    features: Optional[callable] = None) -> Dict[str, float]:
+    """IoU and BDE of the top-1 crop of each protocol on ``photos`` (as :func:`~s2c_ops.evaluation.evaluate_fcdb`
+    measures them), from the cache, or with ``features(photo)`` the model's own reduced features."""
+    model.eval()
+    metrics = BestCropMetrics()
+    for photo in photos:
+        reduced = features(photo) if features is not None else None
+        for protocol, boxes in candidates(photo).items():
+            scores = score_view(model, photo, 0, boxes, device, reduced)
+            metrics.update(photo.file, "model", protocol, boxes[int(scores.argmax())], photo.crop,
+                           photo.geometry.original)
+    result = metrics.compute().get("model", {})
+    return {f"{p}_{k}": result[p][k] if p in result else float("nan") for p in PROTOCOLS for k in ("iou", "bde")}
+
+
+def _average_gradients(params: List[torch.nn.Parameter], world: int) -> None:
+    if world == 1:
+        return
+    for p in params:
+        if p.grad is not None:
+            dist.all_reduce(p.grad)
+            p.grad /= world
+
+
+def _load_cache(path: Path) -> Optional[Dict[str, List[CachedPhoto]]]:
+    if not path.exists():
+        return None
+    data = torch.load(path, map_location="cpu", weights_only=True)
+    return {k: [CachedPhoto.from_dict(d) for d in v] for k, v in data.items()}
+
+
+def train_fcdb(data, out, *, config: ConfigLike = "GAICv1", epochs: int = 10, finetune_epochs: int = 0,
+               lr: float = 3e-4, finetune_lr: float = 3e-5, weight_decay: float = 1e-4, temperature: float = 0.05,
+               pair_weight: float = 0.5, sample: int = 24, photos_per_step: int = 4, proposer: str = "default",
+               split: str = "fit", eval_split: str = "val", backbone_weights: str = "imagenet", seed: int = 0,
+               resume: bool = False, device: Optional[str] = None, log=print) -> Dict[str, Any]:
+    """Trains S2CNet on the FCDB folder ``data`` into the run folder ``out`` (see the module docstring) and
+    returns the summary. ``split`` is trained on (``"fit"``: the training photos without the validation
+    list); ``eval_split`` is measured every epoch. The cache goes to ``out/features.rank<r>.pt`` and is
+    reused on resume."""
+    run = Distributed(device)
+    folder = RunFolder(Path(out), LOG_FIELDS, ["loss", "ratio_iou", "free_iou"])
+    torch.manual_seed(seed)
+    rng = random.Random(seed + run.rank)
+    generator = torch.Generator().manual_seed(seed + run.rank)
+
+    saved = folder.load_state() if resume else None
+    model = S2CNet(saved["config"] if saved else config)
+    if saved is not None:
+        model.load_state_dict(saved["model"])  # float32: the weights file is float16
+    elif backbone_weights != "none":
+        load_imagenet_backbone(model, backbone_weights)
+    model.to(run.device)
+
+    cache_path = folder.path / f"features.rank{run.rank}.pt"
+    cache = _load_cache(cache_path) if resume else None
+    if cache is None:
+        started = time.time()
+        box_source = get_proposer(proposer)
+        train_items = FCDB(data, split)
+        mine = [train_items[i] for i in range(run.rank, len(train_items), run.world)]
+        cache = {"train": cache_photos(model, mine, box_source, model.bbox_num, run.device)}
+        if run.rank == 0:
+            evaluated = FCDB(data, eval_split)
+            cache["eval"] = cache_photos(model, evaluated, box_source, model.bbox_num, run.device, mirror=False)
+            log(f"cached {len(cache['train'])} photos to train on, {len(cache['eval'])} to evaluate "
+                f"({time.time() - started:.0f} s; {train_items.report})")
+        folder.path.mkdir(parents=True, exist_ok=True)
+        payload = {k: [p.to_dict() for p in v] for k, v in cache.items()}
+        write_atomic(cache_path, lambda tmp: torch.save(payload, tmp))
+    train_photos = cache["train"]
+    if not train_photos:
+        raise ValueError(f"no photos to train on in {data} (split {split!r})")
+    steps = math.ceil(max(run.gather(len(train_photos))) / photos_per_step)
+
+    rows: List[Dict[str, Any]] = list(saved["rows"]) if saved else []
+    done = int(saved["epoch"]) if saved else 0
+    total_epochs = epochs + finetune_epochs
+    freeze_backbone_batchnorm(model)
+    head = [p for n, p in model.named_parameters() if not n.startswith("backbone.") and p.requires_grad]
+    backbone = [p for n, p in model.named_parameters() if n.startswith("backbone.") and p.requires_grad]
+    preprocess = OfficialPreprocess()
+    optimiser, schedule, stage = None, None, None
+    for epoch in range(done, total_epochs):
+        fine = epoch >= epochs
+        if stage != ("finetune" if fine else "frozen"):
+            stage = "finetune" if fine else "frozen"
+            groups = [{"params": head, "lr": finetune_lr if fine else lr}]
+            if fine:
+                groups.append({"params": backbone, "lr": finetune_lr / 3})
+            optimiser = torch.optim.AdamW(groups, weight_decay=weight_decay)
+            length = (finetune_epochs if fine else epochs) * steps
+            schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, [g["lr"] for g in groups], total_steps=length,
+                                                           pct_start=0.1 if not fine else 0.05)
+            if saved is not None and saved.get("stage") == stage:
+                optimiser.load_state_dict(saved["optimiser"])
+                schedule.load_state_dict(saved["schedule"])
+        started = time.time()
+        model.train()
+        freeze_backbone_batchnorm(model)
+        for p in backbone:
+            p.requires_grad_(fine)
+        order = list(range(len(train_photos)))
+        rng.shuffle(order)
+        order = (order * math.ceil(steps * photos_per_step / len(order)))[: steps * photos_per_step]
+        total = torch.zeros(2, dtype=torch.float64)
+        for step in range(steps):
+            loss = 0.0
+            for index in order[step * photos_per_step : (step + 1) * photos_per_step]:
+                photo = train_photos[index]
+                view = int(rng.random() < 0.5)
+                reduced = None
+                if fine:
+                    pixels = photo.view(view, preprocess).to(run.device)
+                    reduced = model.features(pixels)
+                loss = loss + photo_loss(model, photo, candidates(photo), view, sample=sample,
+                                         temperature=temperature, pair_weight=pair_weight, generator=generator,
+                                         device=run.device, reduced=reduced)
+            loss = loss / photos_per_step
+            optimiser.zero_grad()
+            loss.backward()
+            _average_gradients(head + (backbone if fine else []), run.world)
+            optimiser.step()
+            schedule.step()
+            total += torch.tensor([float(loss.detach()), 1.0], dtype=torch.float64)
+        total = run.sum(total)
+        row: Dict[str, Any] = {"epoch": epoch + 1, "stage": stage, "loss": float(total[0] / total[1])}
+        if run.rank == 0:
+            own = (lambda photo: model.features(photo.view(0, preprocess).to(run.device))) if fine else None
+            row.update(evaluate_cached(model, cache["eval"], run.device, own))
+            row["seconds"] = round(time.time() - started, 1)
+            rows.append(row)
+            state = {"epoch": epoch + 1, "stage": stage, "optimiser": optimiser.state_dict(),
+                     "schedule": schedule.state_dict(), "model": model.state_dict(), "config": asdict(model.config)}
+            folder.save_epoch(model, state, rows, dtype=torch.float16)
+            log(f"epoch {epoch + 1}/{total_epochs} ({stage}) loss {row['loss']:.4f}  ratio given IoU "
+                f"{row['ratio_iou']:.3f} BDE {row['ratio_bde']:.4f}  free form IoU {row['free_iou']:.3f} BDE "
+                f"{row['free_bde']:.4f} ({row['seconds']} s)")
+        run.barrier()
+    summary = summary_of(model, run, rows, epochs=epochs, finetune_epochs=finetune_epochs)
+    if run.rank == 0:
+        folder.write_summary(summary)
+    run.close()
+    return summary
+

@@ -1,0 +1,156 @@
+"""What every training run of the package shares: the run folder (weights, resumable state, ``log.csv``,
+``curves.png``, ``summary.json``), torchrun set-up, and the backbone's frozen BatchNorm."""
+import csv
+import hashlib
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from ..distributed import Ranks, init_process_group, rank_device, torchrun_ranks
+from ..files import write_atomic, write_json_atomic
+
+
+def freeze_backbone_batchnorm(model: nn.Module) -> None:
+    """The backbone's BatchNorm statistics and affine parameters stay as initialised (GAIC trains one image
+    per step, too few for batch statistics)."""
+    for m in model.backbone.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.eval()
+            for p in m.parameters():
+                p.requires_grad_(False)
+
+
+def parameters_digest(model: nn.Module) -> str:
+    """A hash of every parameter and buffer (to check that ranks hold the same weights)."""
+    h = hashlib.sha256()
+    for name, t in sorted(model.state_dict().items()):
+        h.update(name.encode())
+        h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def plot_curves(rows: List[Dict[str, float]], path: Path, keys: Sequence[str]) -> None:
+    """The per-epoch values of ``keys`` (the loss, then quality figures) as a PNG drawn with Pillow."""
+    from PIL import Image, ImageDraw
+
+    width, height, pad = 640, 360, 40
+    image = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(image)
+    draw.rectangle([pad, pad, width - pad, height - pad], outline="black")
+    epochs = [r["epoch"] for r in rows]
+    colours = [(200, 40, 40), (40, 80, 200), (40, 160, 80), (160, 100, 20)]
+    for i, key in enumerate(keys):
+        points = [(r["epoch"], r[key]) for r in rows if isinstance(r.get(key), float) and r[key] == r[key]]
+        if not points:
+            continue
+        values = [v for _, v in points]
+        lo, hi = min(values), max(values)
+        span = (hi - lo) or 1.0
+        first, last = min(epochs), max(epochs)
+        xy = [(pad + (x - first) / max(last - first, 1) * (width - 2 * pad), height - pad - (v - lo) / span * (height - 2 * pad))
+              for x, v in points]
+        colour = colours[i % len(colours)]
+        if len(xy) > 1:
+            draw.line(xy, fill=colour, width=2)
+        for p in xy:
+            draw.ellipse([p[0] - 3, p[1] - 3, p[0] + 3, p[1] + 3], fill=colour)
+        draw.text((pad + 5 + 150 * i, 12), f"{key}: {values[-1]:.4f}", fill=colour)
+    draw.text((width // 2 - 20, height - pad + 10), f"epoch {min(epochs)}..{max(epochs)}", fill="black")
+    write_atomic(path, lambda tmp: image.save(tmp, format="PNG"))
+
+
+@dataclass
+class RunFolder:
+    """A run folder: ``model.safetensors`` (the latest weights), ``state.pt`` (what resuming needs),
+    ``log.csv`` and ``curves.png`` (one row per epoch), ``summary.json``. Every file is written atomically,
+    by rank 0 only."""
+
+    path: Path
+    fields: Sequence[str]
+    curves: Sequence[str]
+
+    @property
+    def weights(self) -> Path:
+        return self.path / "model.safetensors"
+
+    @property
+    def state(self) -> Path:
+        return self.path / "state.pt"
+
+    def load_state(self) -> Optional[Dict[str, Any]]:
+        """The saved state (``None`` when the run has none yet), read with ``weights_only=True``."""
+        if not self.state.exists():
+            return None
+        return torch.load(self.state, map_location="cpu", weights_only=True)
+
+    def save_epoch(self, model: nn.Module, state: Dict[str, Any], rows: List[Dict[str, Any]], **save) -> None:
+        """The epoch's weights, state (with ``rows``), log and curves."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        model.save(self.weights, **save)
+        state = dict(state, rows=rows)
+        write_atomic(self.state, lambda tmp: torch.save(state, tmp))
+
+        def table(tmp: str) -> None:
+            with open(tmp, "w", newline="") as f:
+                writer = csv.DictWriter(f, fieldnames=list(self.fields), extrasaction="ignore")
+                writer.writeheader()
+                writer.writerows(rows)
+
+        write_atomic(self.path / "log.csv", table)
+        plot_curves(rows, self.path / "curves.png", self.curves)
+
+    def write_summary(self, summary: Dict[str, Any]) -> None:
+        write_json_atomic(self.path / "summary.json", summary)
+
+
+class Distributed:
+    """torchrun for a training run: this rank's place and device; ``close()`` tears down what it started."""
+
+    def __init__(self, device: Optional[str]) -> None:
+        self.ranks: Ranks = torchrun_ranks()
+        self.device = rank_device(device, self.ranks)
+        if self.device.type == "cuda":
+            torch.cuda.set_device(self.device)
+        self.owned = init_process_group(self.ranks, "nccl" if self.device.type == "cuda" else "gloo")
+
+    @property
+    def rank(self) -> int:
+        return self.ranks.rank
+
+    @property
+    def world(self) -> int:
+        return self.ranks.world
+
+    def sum(self, values: torch.Tensor) -> torch.Tensor:
+        """``values`` summed over the ranks (float64 on the CPU; gloo and NCCL both take it on its device)."""
+        if self.world > 1:
+            values = values.to(self.device if self.device.type == "cuda" else "cpu")
+            dist.all_reduce(values)
+        return values.cpu()
+
+    def gather(self, value: Any) -> List[Any]:
+        if self.world == 1:
+            return [value]
+        out = [None] * self.world
+        dist.all_gather_object(out, value)
+        return out
+
+    def barrier(self) -> None:
+        if self.world > 1:
+            dist.barrier()
+
+    def close(self) -> None:
+        if self.owned:
+            dist.destroy_process_group()
+
+
+def summary_of(model: nn.Module, run: Distributed, rows: List[Dict[str, Any]], **extra: Any) -> Dict[str, Any]:
+    """What ``summary.json`` records: the config, the ranks' weight digests (equal when in sync), the last row."""
+    digests = run.gather(parameters_digest(model))
+    return {"world_size": run.world, "config": asdict(model.config),
+            "rank_digests": digests, "ranks_in_sync": len(set(digests)) == 1, "last": rows[-1] if rows else None,
+            **extra}
