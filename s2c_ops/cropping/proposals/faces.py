@@ -12,9 +12,11 @@ import numpy as np
 import torch
 from torch import Tensor
 
-#: The cascades used, from ``cv2.data.haarcascades``: (file, minNeighbors, mirrored as well).
+#: The cascades used, from ``cv2.data.haarcascades``: (file, minNeighbors, mirrored as well). Their union
+#: finds more faces than any one of them (frontal faces, tilted ones, profiles looking either way).
 CASCADES: Tuple[Tuple[str, int, bool], ...] = (
     ("haarcascade_frontalface_alt2.xml", 3, False),
+    ("haarcascade_frontalface_default.xml", 4, False),
     ("haarcascade_profileface.xml", 4, True),
 )
 INSTALL_HINT = "face detection needs OpenCV 4.x with its Haar cascades: pip install 's2cnet[faces]'"
@@ -46,12 +48,16 @@ def _cv2_with_cascades():
 class FaceDetector:
     """Face boxes of RGB images in [0, 1] (``Tensor[B, 3, H, W]``, any device; detection runs on the CPU).
 
-    Each image is turned to grey and histogram-equalised, then each cascade scans it (``scale_factor``
-    between window sizes, faces of at least ``min_size`` of the image's short side); the detections of
-    all cascades are merged by non-maximum suppression at IoU ``nms_threshold``, larger faces first.
+    Each image is turned to grey at ``resolution`` pixels on its short side and histogram-equalised, then
+    each cascade scans it (``scale_factor`` between window sizes, faces of at least ``min_size`` of the short
+    side); the detections of all cascades are merged by non-maximum suppression at IoU ``nms_threshold``,
+    larger faces first, and mapped back to the images' pixels.
     """
 
-    def __init__(self, scale_factor: float = 1.1, min_size: float = 0.06, nms_threshold: float = 0.3) -> None:
+    def __init__(self, resolution: int = 256, scale_factor: float = 1.1, min_size: float = 0.06,
+                 nms_threshold: float = 0.3) -> None:
+        if not isinstance(resolution, int) or resolution < 32:
+            raise ValueError(f"resolution must be an int >= 32, got {resolution!r}")
         if not scale_factor > 1.0:
             raise ValueError(f"scale_factor must be > 1, got {scale_factor}")
         if not 0.0 < min_size < 1.0:
@@ -59,6 +65,7 @@ class FaceDetector:
         cv2, folder = _cv2_with_cascades()
         import os
 
+        self.resolution = resolution
         self.scale_factor = float(scale_factor)
         self.min_size = float(min_size)
         self.nms_threshold = float(nms_threshold)
@@ -89,9 +96,16 @@ class FaceDetector:
         return boxes[nms(boxes, area, self.nms_threshold)]
 
     def __call__(self, images: Tensor) -> List[Tensor]:
-        gray = (0.299 * images[:, 0] + 0.587 * images[:, 1] + 0.114 * images[:, 2]).clamp(0, 1)
-        gray = (gray * 255).round().to(torch.uint8).cpu().numpy()
-        return [self.detect_gray(g).to(images.device) for g in gray]
+        height, width = images.shape[-2:]
+        scale = self.resolution / min(height, width)
+        size = (max(1, round(height * scale)), max(1, round(width * scale)))
+        gray = (0.299 * images[:, 0:1] + 0.587 * images[:, 1:2] + 0.114 * images[:, 2:3]).clamp(0, 1).float()
+        if size != (height, width):
+            gray = torch.nn.functional.interpolate(gray, size=size, mode="area" if scale < 1 else "bilinear")
+        gray = (gray[:, 0] * 255).round().to(torch.uint8).cpu().numpy()
+        back = torch.tensor([width / size[1], height / size[0]] * 2)
+        return [(self.detect_gray(g) * back).to(images.device) for g in gray]
 
     def __repr__(self) -> str:
-        return f"FaceDetector(scale_factor={self.scale_factor}, min_size={self.min_size})"
+        return (f"FaceDetector(resolution={self.resolution}, scale_factor={self.scale_factor}, "
+                f"min_size={self.min_size})")
