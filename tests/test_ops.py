@@ -1,13 +1,20 @@
 """The s2c align operators, in the style of torchvision's test_ops.py: one shared tester, one
-subclass per operator."""
+subclass per operator, each test run on both implementations: the compiled kernels (s2c_ops._C) and
+the pure-PyTorch fallback (s2c_ops/ops/fallback.py), registered by the function that registers it in
+place of the kernels, under a namespace of its own."""
 import pytest
 import torch
 import torch.nn.functional as F
 
 import s2c_ops
 from conftest import golden_path
+from s2c_ops.ops import _extension, fallback
 
 import reference
+
+FALLBACK_NAMESPACE = "s2c_fallback"
+fallback.register(FALLBACK_NAMESPACE)
+LOADED = torch.ops.s2c  # the compiled operators when s2c_ops._C loaded
 
 
 def make_rois(num_images, num_rois, img_h, img_w, dtype=torch.float32, device="cpu", seed=0):
@@ -32,6 +39,15 @@ class AlignTester:
     module = None
     reference = None
     golden: str
+
+    @pytest.fixture(autouse=True, params=["compiled", "fallback"])
+    def implementation(self, request, monkeypatch):
+        """torch.ops.s2c as the operators under test, for the raw ops and the Python fronts alike."""
+        if request.param == "compiled" and _extension.implementation() != "compiled":
+            pytest.skip(f"the compiled operators are not loaded: {_extension.FALLBACK_REASON}")
+        if request.param == "fallback":
+            monkeypatch.setattr(torch.ops, "s2c", getattr(torch.ops, FALLBACK_NAMESPACE))
+        return request.param
 
     @property
     def op(self):
@@ -156,13 +172,72 @@ class AlignTester:
             assert not r.is_contiguous() or r is wide
             torch.testing.assert_close(self.op(x, r, 0.25, 3, 4), self.op(x.contiguous(), rois, 0.25, 3, 4))
 
-    def test_deterministic_backward(self, device):
-        x = torch.randn(4, 8, 16, 24, device=device, requires_grad=True)
+    def test_implementation_under_test(self, implementation):
+        namespace = "s2c" if implementation == "compiled" else FALLBACK_NAMESPACE
+        assert self.op.default.namespace == namespace
+        python_kernel = torch._C._dispatch_has_kernel_for_dispatch_key(
+            f"{namespace}::{self.op_name}", "CompositeExplicitAutograd"
+        )
+        assert python_kernel == (implementation == "fallback")
+
+    @pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
+    def test_fallback_equals_compiled(self, device, implementation, dtype):
+        """The fallback rounds sample positions where the kernels do, so the same points are sampled,
+        zeroed and dropped: equal forwards on the CPU, also for boxes whose edges lie on grid points."""
+        if implementation != "fallback" or _extension.implementation() != "compiled":
+            pytest.skip("compares the fallback with the loaded compiled operators")
+        x = torch.randn(3, 4, 9, 13, generator=torch.Generator().manual_seed(2)).to(device, dtype)
+        rois = make_rois(3, 60, 72, 104, dtype=torch.float64)
+        grid = torch.arange(5, dtype=torch.float32) * torch.tensor(8.0 / 4, dtype=torch.float32)
+        rois[:3, 1:] = torch.stack([grid[[0, 1, 2]], grid[[1, 1, 0]], grid[[3, 4, 2]], grid[[2, 3, 4]]], 1).double() * 8
+        rois = rois.to(device, dtype)
+        xg = x.clone().requires_grad_()
+        out = self.op(xg, rois, 1 / 8, 7, 5)
+        expected = getattr(LOADED, self.op_name)(x, rois, 1 / 8, 7, 5)
+        if device == "cpu":
+            assert torch.equal(out, expected)
+        else:  # the CUDA kernels contract to FMAs
+            torch.testing.assert_close(out, expected, rtol=0, atol=5e-5 if dtype == torch.float32 else 1e-2)
+        go = torch.randn_like(out)
+        backward = getattr(LOADED, f"_{self.op_name}_backward")
+        torch.testing.assert_close(torch.autograd.grad(out, xg, go)[0], backward(go, rois, 1 / 8, 7, 5, *x.shape))
+
+    def _deterministic_case(self, device):
+        g = torch.Generator().manual_seed(5)
+        x = torch.randn(4, 8, 16, 24, generator=g).to(device).requires_grad_()
         rois = make_rois(4, 300, 256, 384, device=device)
-        go = torch.randn(300, 8, 10, 10, device=device)
-        grads = [torch.autograd.grad(self.op(x, rois, 1 / 16, 10, 10), x, go)[0] for _ in range(2)]
-        if self.op_name == "rod_align" or device == "cpu":
+        go = torch.randn(300, 8, 10, 10, generator=g).to(device)
+        return lambda: torch.autograd.grad(self.op(x, rois, 1 / 16, 10, 10), x, go)[0]
+
+    def test_repeated_backward(self, device, implementation):
+        """Runs agree bit for bit, except where the sums are made in any order: CUDA atomics in the
+        compiled gaic_roi_align backward, index_add_ in the fallback's backwards on CUDA. There they
+        agree to rounding, and with the CPU gradient."""
+        grad = self._deterministic_case(device)
+        grads = [grad() for _ in range(2)]
+        if device == "cuda" and (self.op_name == "gaic_roi_align" or implementation == "fallback"):
+            torch.testing.assert_close(grads[0], grads[1], rtol=1e-6, atol=1e-5)
+            torch.testing.assert_close(grads[0].cpu(), self._deterministic_case("cpu")(), rtol=1e-6, atol=1e-5)
+        else:
             assert torch.equal(grads[0], grads[1])
+
+    def test_deterministic_algorithms(self, device, implementation):
+        """Under torch.use_deterministic_algorithms(True) both operators give the same gradient on every
+        run, except the compiled CUDA gaic_roi_align backward, which has none and says so."""
+        grad = self._deterministic_case(device)
+        was_on, was_warn_only = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
+        try:
+            torch.use_deterministic_algorithms(True)
+            if device == "cuda" and self.op_name == "gaic_roi_align" and implementation == "compiled":
+                with pytest.raises(RuntimeError, match="_gaic_roi_align_backward .CUDA. does not have a deterministic"):
+                    grad()
+                torch.use_deterministic_algorithms(True, warn_only=True)
+                with pytest.warns(UserWarning, match="does not have a deterministic implementation"):
+                    grad()
+            else:
+                assert torch.equal(grad(), grad())
+        finally:
+            torch.use_deterministic_algorithms(was_on, warn_only=was_warn_only)
 
     # -- bad input -------------------------------------------------------------------------------
     @pytest.mark.parametrize(
