@@ -3,7 +3,7 @@
 Importing this package registers ``torch.ops.s2c``: the compiled kernels, or the pure-PyTorch ones when
 those cannot be used (see ``_extension.py``; ``implementation()`` says which).
 """
-from ._extension import implementation
+from ._extension import ExtensionWarning, implementation
 from .align import (
     GaicRoIAlign,
     GaicRoIAlignAvg,
@@ -18,6 +18,7 @@ from .boxes import BoxesLike, boxes_to_rois
 
 __all__ = [
     "BoxesLike",
+    "ExtensionWarning",
     "GaicRoIAlign",
     "GaicRoIAlignAvg",
     "RoDAlign",

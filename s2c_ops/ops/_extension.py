@@ -35,7 +35,10 @@ def rebuild_command() -> str:
 
 def _problem() -> Optional[str]:
     """Why the compiled library cannot be used, or None after loading it."""
-    spec = importlib.util.find_spec("s2c_ops._C")
+    try:
+        spec = importlib.util.find_spec("s2c_ops._C")
+    except (ImportError, ValueError) as e:
+        return f"s2c_ops._C cannot be found ({type(e).__name__}: {e})"
     if spec is None or spec.origin is None:
         return "s2c_ops._C is not built (it needs a C++ compiler and torch at install time)"
     info = Path(spec.origin).with_name("_build_info.json")
