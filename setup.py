@@ -4,7 +4,8 @@ The CUDA kernels are built when build_support/cuda_toolkit.py finds a CUDA toolk
 (nvcc, cudart, the headers torch's CUDA headers include) and matches torch's CUDA version; otherwise
 the CPU kernels are built and one line says why. FORCE_CUDA=1 makes a missing toolkit an error,
 FORCE_CUDA=0 builds the CPU kernels only. Without a visible GPU the CUDA code is compiled for
-TORCH_CUDA_ARCH_LIST, by default Ampere and Hopper (8.0;9.0+PTX).
+TORCH_CUDA_ARCH_LIST, by default Ampere and Hopper (8.0;9.0+PTX). Without a C++ compiler nothing is
+compiled: the package installs, and s2c_ops registers its pure-PyTorch operators instead.
 
 The torch version built against is written to s2c_ops/_build_info.json: s2c_ops compares it with the
 torch it imports before it loads _C, and uses its pure-PyTorch operators when they differ.
@@ -19,19 +20,29 @@ from setuptools import setup
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)  # build_support, also under PEP 517 builds that leave the source folder off sys.path
 
-import torch  # noqa: E402
+try:
+    import torch
+except ImportError:
+    sys.exit("error: s2cnet builds against torch: install torch first, or let pip build in isolation")
 
-from build_support.cuda_toolkit import CudaBuildError, choose  # noqa: E402
+from build_support.cuda_toolkit import CudaBuildError, choose, find_cxx  # noqa: E402
 
 CSRC = "csrc"
 BUILD_INFO = os.path.join(HERE, "s2c_ops", "_build_info.json")
 
+CXX = find_cxx(os.environ)
+if CXX is None and os.environ.get("FORCE_CUDA") == "1":
+    sys.exit("error: FORCE_CUDA=1 but there is no C++ compiler ($CXX, or c++ on the PATH)")
 try:
     DECISION = choose(os.environ, torch.version.cuda, os.path.dirname(torch.__file__))
 except CudaBuildError as e:
     sys.exit(f"error: {e}")
-print(DECISION.line, flush=True)
-if DECISION.toolkit is not None:
+if CXX is None:
+    print("s2cnet: no C++ compiler ($CXX, or c++ on the PATH): installing without s2c_ops._C; "
+          "the pure-PyTorch operators will stand in", flush=True)
+else:
+    print(DECISION.line, flush=True)
+if DECISION.toolkit is not None and CXX is not None:
     # torch guesses CUDA_HOME from the first nvcc on the PATH, which may be a wrapper script.
     os.environ["CUDA_HOME"] = DECISION.toolkit.home
 
@@ -67,6 +78,6 @@ def _write_build_info():
 
 _write_build_info()
 setup(
-    ext_modules=[_extension()],
+    ext_modules=[] if CXX is None else [_extension()],
     cmdclass={"build_ext": cpp_extension.BuildExtension.with_options(use_ninja=True)},
 )

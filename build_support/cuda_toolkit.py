@@ -1,5 +1,5 @@
-"""Whether setup.py compiles the CUDA kernels: only with a CUDA toolkit that is complete and consistent
-with the torch it builds against.
+"""What setup.py compiles: the CUDA kernels only with a CUDA toolkit that is complete and consistent
+with the torch it builds against; nothing without a C++ compiler.
 
 Everything here takes its inputs as arguments (environment, torch's CUDA version and folder), so the
 tests run it on fake toolkits in temporary folders. setup.py calls :func:`choose`.
@@ -137,6 +137,11 @@ def find_toolkit(environ: Mapping[str, str], torch_cuda: Optional[str], torch_di
         )
     cudart_dir(home)
     return Toolkit(home, nvcc, version, header_dirs(home, torch_dir, torch_major))
+
+
+def find_cxx(environ: Mapping[str, str]) -> Optional[str]:
+    """The C++ compiler torch's cpp_extension would call ($CXX, else c++), if it is there."""
+    return shutil.which(environ.get("CXX") or "c++", path=environ.get("PATH", os.defpath))
 
 
 def choose(environ: Mapping[str, str], torch_cuda: Optional[str], torch_dir: str) -> Decision:

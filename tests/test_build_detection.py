@@ -212,3 +212,35 @@ def test_this_machine(monkeypatch):
     assert decision.toolkit is not None, decision.reason
     assert decision.toolkit.home == "/usr/local/cuda-13.0"
     assert any(os.path.exists(os.path.join(d, "cusparse.h")) for d in decision.toolkit.include_dirs)
+
+
+def test_find_cxx(tmp_path):
+    assert cuda_toolkit.find_cxx(path_with(tmp_path)) is None
+    cxx = tmp_path / "c++"
+    cxx.write_text("#!/bin/sh\n")
+    cxx.chmod(0o755)
+    assert cuda_toolkit.find_cxx(path_with(tmp_path)) == str(cxx)
+    assert cuda_toolkit.find_cxx({"CXX": str(tmp_path / "none"), **path_with(tmp_path)}) is None
+
+
+def test_no_compiler_builds_a_wheel_without_c(tmp_path):
+    """With no C++ compiler, a wheel without s2c_ops._C; it carries the weights and demo photos."""
+    import zipfile
+
+    src = tmp_path / "src"
+    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO, capture_output=True,
+                           text=True, check=True).stdout.split()
+    for name in files:
+        if (REPO / name).is_file():
+            (src / name).parent.mkdir(parents=True, exist_ok=True)
+            (src / name).write_bytes((REPO / name).read_bytes())
+    env = {**os.environ, "CXX": str(tmp_path / "no-compiler")}
+    env.pop("FORCE_CUDA", None)
+    done = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-build-isolation", "--no-deps", "-v", "-w",
+                           str(tmp_path / "dist"), str(src)], env=env, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "s2cnet: no C++ compiler" in done.stdout + done.stderr
+    (wheel,) = (tmp_path / "dist").glob("s2cnet-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert not any("_C" in n and n.endswith(".so") for n in names)
+    assert "s2c_ops/weights/geometry_prior.safetensors" in names and "s2c_ops/demo_photos/coffee.png" in names
