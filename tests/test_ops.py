@@ -131,7 +131,9 @@ class AlignTester:
             return F.avg_pool2d(type(self).fn(t * 2 + 1, r, 10, 1 / 16), 2, 1).relu().flatten(1).sum(1)
 
         compiled = torch.compile(head, fullgraph=True)
-        torch.testing.assert_close(compiled(x, rois), head(x, rois))
+        # Inductor sums each row's 648 values in its own order (another one again once deterministic
+        # algorithms have been switched on in the process): float32 rounding of a sum near 700.
+        torch.testing.assert_close(compiled(x, rois), head(x, rois), rtol=1e-5, atol=1e-5)
 
     def test_autocast(self, device):
         x = torch.randn(1, 3, 10, 10, device=device)
