@@ -32,6 +32,23 @@ def make_rois(num_images, num_rois, img_h, img_w, dtype=torch.float32, device="c
     return rois.to(dtype=dtype, device=device)
 
 
+BAD_INPUTS = [
+    (lambda d: (torch.randn(1, 2, 8, 8, device=d), torch.zeros(3, 4, device=d), 4), ValueError, "shape \\(K, 5\\)"),
+    (lambda d: (torch.randn(1, 2, 8, 8, device=d), torch.zeros(5, device=d), 4), ValueError, "shape \\(K, 5\\)"),
+    (lambda d: (torch.randn(2, 8, 8, device=d), torch.zeros(1, 5, device=d), 4), ValueError, "4-D"),
+    (lambda d: (torch.randn(1, 2, 8, 8, device=d), torch.zeros(1, 5, device=d, dtype=torch.float64), 4), TypeError, "dtype"),
+    (lambda d: (torch.randn(1, 2, 8, 8, device=d), torch.zeros(1, 5, device=d), 1), ValueError, "at least 2"),
+    (lambda d: (torch.randn(1, 2, 1, 8, device=d), torch.zeros(1, 5, device=d), 4), ValueError, "at least 2x2"),
+    (lambda d: (torch.randn(1, 2, 8, 8, device=d).long(), torch.zeros(1, 5, device=d).long(), 4), TypeError, "floating"),
+    (lambda d: (torch.randn(2, 2, 8, 8, device=d), torch.tensor([[0.0, 1, 1, 4, 4], [2.0, 1, 1, 4, 4]], device=d), 4), IndexError, "row 1"),
+    (lambda d: (torch.randn(2, 2, 8, 8, device=d), torch.tensor([[-1.0, 1, 1, 4, 4]], device=d), 4), IndexError, "out of range"),
+    (lambda d: (torch.randn(2, 2, 8, 8, device=d), torch.tensor([[0.5, 1, 1, 4, 4]], device=d), 4), ValueError, "whole number"),
+    (lambda d: (torch.randn(1, 2, 8, 8, device=d), torch.tensor([[0.0, float("nan"), 1, 4, 4]], device=d), 4), ValueError, "finite"),
+    (lambda d: (torch.randn(1, 2, 8, 8, device=d), torch.tensor([[0.0, 1, 1, float("inf"), 4]], device=d), 4), ValueError, "finite"),
+    (lambda d: (torch.randn(0, 2, 8, 8, device=d), torch.tensor([[0.0, 1, 1, 4, 4]], device=d), 4), IndexError, "out of range"),
+]
+
+
 class AlignTester:
     op_name: str
     fn = None
@@ -242,24 +259,26 @@ class AlignTester:
             torch.use_deterministic_algorithms(was_on, warn_only=was_warn_only)
 
     # -- bad input -------------------------------------------------------------------------------
-    @pytest.mark.parametrize(
-        "make, error, match",
-        [
-            (lambda d: (torch.randn(1, 2, 8, 8, device=d), torch.zeros(3, 4, device=d), 4), ValueError, "shape \\(K, 5\\)"),
-            (lambda d: (torch.randn(1, 2, 8, 8, device=d), torch.zeros(5, device=d), 4), ValueError, "shape \\(K, 5\\)"),
-            (lambda d: (torch.randn(2, 8, 8, device=d), torch.zeros(1, 5, device=d), 4), ValueError, "4-D"),
-            (lambda d: (torch.randn(1, 2, 8, 8, device=d), torch.zeros(1, 5, device=d, dtype=torch.float64), 4), TypeError, "dtype"),
-            (lambda d: (torch.randn(1, 2, 8, 8, device=d), torch.zeros(1, 5, device=d), 1), ValueError, "at least 2"),
-            (lambda d: (torch.randn(1, 2, 1, 8, device=d), torch.zeros(1, 5, device=d), 4), ValueError, "at least 2x2"),
-            (lambda d: (torch.randn(1, 2, 8, 8, device=d).long(), torch.zeros(1, 5, device=d).long(), 4), TypeError, "floating"),
-            (lambda d: (torch.randn(2, 2, 8, 8, device=d), torch.tensor([[0.0, 1, 1, 4, 4], [2.0, 1, 1, 4, 4]], device=d), 4), IndexError, "row 1"),
-            (lambda d: (torch.randn(2, 2, 8, 8, device=d), torch.tensor([[-1.0, 1, 1, 4, 4]], device=d), 4), IndexError, "out of range"),
-            (lambda d: (torch.randn(2, 2, 8, 8, device=d), torch.tensor([[0.5, 1, 1, 4, 4]], device=d), 4), ValueError, "whole number"),
-            (lambda d: (torch.randn(1, 2, 8, 8, device=d), torch.tensor([[0.0, float("nan"), 1, 4, 4]], device=d), 4), ValueError, "finite"),
-            (lambda d: (torch.randn(1, 2, 8, 8, device=d), torch.tensor([[0.0, 1, 1, float("inf"), 4]], device=d), 4), ValueError, "finite"),
-            (lambda d: (torch.randn(0, 2, 8, 8, device=d), torch.tensor([[0.0, 1, 1, 4, 4]], device=d), 4), IndexError, "out of range"),
-        ],
-    )
+    @pytest.mark.parametrize("make", [case[0] for case in BAD_INPUTS])
+    def test_fallback_errors_equal_compiled(self, device, implementation, make):
+        """The same exception type and message from both implementations, forward and backward."""
+        if implementation != "fallback" or _extension.implementation() != "compiled":
+            pytest.skip("compares the fallback with the loaded compiled operators")
+        x, rois, size = make(device)
+        grad = torch.zeros(max(1, rois.shape[0]), 2, size, size, device=device, dtype=x.dtype)
+        calls = [(self.op_name, (x, rois, 1.0, size, size)),
+                 (f"_{self.op_name}_backward", (grad, rois, 1.0, size, size, *x.shape[:4]))]
+        if x.dim() != 4:
+            calls = calls[:1]
+        for name, args in calls:
+            errors = []
+            for ops in (torch.ops.s2c, LOADED):
+                with pytest.raises(Exception) as caught:
+                    getattr(ops, name)(*args)
+                errors.append((caught.type, str(caught.value)))
+            assert errors[0] == errors[1]
+
+    @pytest.mark.parametrize("make, error, match", BAD_INPUTS)
     def test_bad_input(self, device, make, error, match):
         x, rois, size = make(device)
         with pytest.raises(error, match=match):
