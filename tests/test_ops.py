@@ -32,6 +32,14 @@ def make_rois(num_images, num_rois, img_h, img_w, dtype=torch.float32, device="c
     return rois.to(dtype=dtype, device=device)
 
 
+def test_fallback_schemas_equal_compiled():
+    if _extension.implementation() != "compiled":
+        pytest.skip("compares the fallback with the loaded compiled operators")
+    for name in fallback.SCHEMAS:
+        theirs = str(getattr(getattr(torch.ops, FALLBACK_NAMESPACE), name).default._schema)
+        assert theirs.replace(f"{FALLBACK_NAMESPACE}::", "s2c::") == str(getattr(LOADED, name).default._schema)
+
+
 BAD_INPUTS = [
     (lambda d: (torch.randn(1, 2, 8, 8, device=d), torch.zeros(3, 4, device=d), 4), ValueError, "shape \\(K, 5\\)"),
     (lambda d: (torch.randn(1, 2, 8, 8, device=d), torch.zeros(5, device=d), 4), ValueError, "shape \\(K, 5\\)"),
