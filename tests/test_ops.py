@@ -216,7 +216,8 @@ class AlignTester:
         x = torch.randn(3, 4, 9, 13, generator=torch.Generator().manual_seed(2)).to(device, dtype)
         rois = make_rois(3, 60, 72, 104, dtype=torch.float64)
         grid = torch.arange(5, dtype=torch.float32) * torch.tensor(8.0 / 4, dtype=torch.float32)
-        rois[:3, 1:] = torch.stack([grid[[0, 1, 2]], grid[[1, 1, 0]], grid[[3, 4, 2]], grid[[2, 3, 4]]], 1).double() * 8
+        edges = torch.stack([grid[[0, 1, 2]], grid[[1, 1, 0]], grid[[3, 4, 2]], grid[[2, 3, 4]]], 1)
+        rois[:3, 1:] = edges.double() * 8
         rois = rois.to(device, dtype)
         xg = x.clone().requires_grad_()
         out = self.op(xg, rois, 1 / 8, 7, 5)
@@ -252,7 +253,8 @@ class AlignTester:
         """Under torch.use_deterministic_algorithms(True) both operators give the same gradient on every
         run, except the compiled CUDA gaic_roi_align backward, which has none and says so."""
         grad = self._deterministic_case(device)
-        was_on, was_warn_only = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
+        was_on = torch.are_deterministic_algorithms_enabled()
+        was_warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
         try:
             torch.use_deterministic_algorithms(True)
             if device == "cuda" and self.op_name == "gaic_roi_align" and implementation == "compiled":

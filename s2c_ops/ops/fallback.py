@@ -133,7 +133,8 @@ def rod_align(input: Tensor, rois: Tensor, spatial_scale: float, pooled_height: 
     ypos, y = _rod_axis(H, pooled_height, acc, input.device)
     xpos, x = _rod_axis(W, pooled_width, acc, input.device)
     # Every image sampled once on the grid they all share, then each ROI zeroes the points it holds.
-    sampled = _Grid(y, x, H, W).gather(input.permute(0, 2, 3, 1), torch.arange(N, device=input.device)[:, None, None], acc)
+    images = torch.arange(N, device=input.device)[:, None, None]
+    sampled = _Grid(y, x, H, W).gather(input.permute(0, 2, 3, 1), images, acc)
     r = _Rois(rois, spatial_scale, N, acc)
     inside = _inside(ypos, xpos, r)
     return _output(torch.where(inside, 0, sampled[r.batch]), r, input.dtype)
