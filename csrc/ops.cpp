@@ -1,5 +1,6 @@
 // The s2c operator library: every schema lives here; kernels are registered per device in cpu/ and
-// cuda/, fake kernels and autograd in s2c_ops/_library.py.
+// cuda/, fake kernels and autograd in s2c_ops/ops/_registration.py. s2c_ops/ops/fallback.py defines the
+// same schemas in Python when this library cannot be loaded: keep the two in step.
 #include <Python.h>
 #include <torch/library.h>
 

@@ -4,10 +4,7 @@ Subpackages: ``ops`` (the s2c operators), ``models`` (S2CNet, backbones, the geo
 ``cropping`` (pre-processing, candidates, proposers, Cropper), ``data`` (datasets, metrics),
 ``training`` and ``cli``.
 """
-import torch  # noqa: F401  (loads the libraries _C links against)
-
-from . import _C  # noqa: F401  (registers the torch.ops.s2c operators)
-from .ops import _registration  # noqa: F401  (their fake kernels and autograd)
+from .ops import _extension  # noqa: F401  (registers torch.ops.s2c: compiled, or the pure-PyTorch fallback)
 from . import backbones, candidates, proposals, transforms
 from .ops import (
     GaicRoIAlign,

@@ -1,5 +1,7 @@
 // GAIC RoIAlign on CUDA: one thread per output element; the backward scatters the true gradient with
-// atomic adds (each ROI samples its own points, so there is no shared grid to exploit).
+// atomic adds (each ROI samples its own points, so there is no shared grid to exploit). The order of
+// those adds varies from run to run, so the backward alerts under torch.use_deterministic_algorithms.
+#include <ATen/Context.h>
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
 #include <ATen/cuda/CUDAContext.h>
@@ -114,6 +116,7 @@ at::Tensor gaic_roi_align_forward(const at::Tensor& input_, const at::Tensor& ro
 at::Tensor gaic_roi_align_backward(const at::Tensor& grad_, const at::Tensor& rois_, double spatial_scale,
                                    int64_t ph, int64_t pw, int64_t N, int64_t C, int64_t H, int64_t W) {
   check_backward_cuda(kBackward, grad_, rois_, spatial_scale, ph, pw, N, C, H, W);
+  at::globalContext().alertNotDeterministic("s2c::_gaic_roi_align_backward (CUDA)");
   c10::cuda::CUDAGuard guard(grad_.device());
   RoiValueCheck check(kBackward, rois_, N);
   const int64_t K = rois_.size(0);

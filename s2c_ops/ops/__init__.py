@@ -1,4 +1,9 @@
-"""The s2c operators: RoDAlign and GAIC's RoIAlign (``torch.ops.s2c``), their Python fronts and modules."""
+"""The s2c operators: RoDAlign and GAIC's RoIAlign (``torch.ops.s2c``), their Python fronts and modules.
+
+Importing this package registers ``torch.ops.s2c``: the compiled kernels, or the pure-PyTorch ones when
+those cannot be used (see ``_extension.py``; ``implementation()`` says which).
+"""
+from ._extension import ExtensionWarning, implementation
 from .align import (
     GaicRoIAlign,
     GaicRoIAlignAvg,
@@ -13,6 +18,7 @@ from .boxes import BoxesLike, boxes_to_rois
 
 __all__ = [
     "BoxesLike",
+    "ExtensionWarning",
     "GaicRoIAlign",
     "GaicRoIAlignAvg",
     "RoDAlign",
@@ -20,6 +26,7 @@ __all__ = [
     "boxes_to_rois",
     "gaic_roi_align",
     "gaic_roi_align_avg",
+    "implementation",
     "rod_align",
     "rod_align_avg",
 ]

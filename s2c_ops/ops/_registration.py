@@ -1,4 +1,5 @@
-"""Fake (meta) kernels and autograd for the s2c operators defined in csrc/ops.cpp."""
+"""Fake (meta) kernels and autograd of the s2c operators, whichever implementation defines them: the
+compiled library (csrc/ops.cpp) or the pure-PyTorch one (fallback.py)."""
 import torch
 from torch import Tensor
 
@@ -13,16 +14,17 @@ def _check_ranks(op: str, features: Tensor, rois: Tensor) -> None:
     )
 
 
-def _register(name: str) -> None:
-    forward = getattr(torch.ops.s2c, name)
-    backward = getattr(torch.ops.s2c, f"_{name}_backward")
+def _register(namespace: str, name: str) -> None:
+    ops = getattr(torch.ops, namespace)
+    forward = getattr(ops, name)
+    backward = getattr(ops, f"_{name}_backward")
 
-    @torch.library.register_fake(f"s2c::{name}")
+    @torch.library.register_fake(f"{namespace}::{name}")
     def _forward_fake(input, rois, spatial_scale, pooled_height, pooled_width):
         _check_ranks(name, input, rois)
         return input.new_empty((rois.shape[0], input.shape[1], pooled_height, pooled_width))
 
-    @torch.library.register_fake(f"s2c::_{name}_backward")
+    @torch.library.register_fake(f"{namespace}::_{name}_backward")
     def _backward_fake(grad, rois, spatial_scale, pooled_height, pooled_width, batch_size, channels, height, width):
         _check_ranks(f"_{name}_backward", grad, rois)
         return grad.new_empty((batch_size, channels, height, width))
@@ -36,7 +38,7 @@ def _register(name: str) -> None:
         (rois,) = ctx.saved_tensors
         return backward(grad, rois, *ctx.args), None, None, None, None
 
-    torch.library.register_autograd(f"s2c::{name}", forward_backward, setup_context=forward_setup)
+    torch.library.register_autograd(f"{namespace}::{name}", forward_backward, setup_context=forward_setup)
 
     # The backward is linear in `grad`, and its adjoint is the forward: that gives double backward.
     def backward_setup(ctx, inputs, output):
@@ -49,9 +51,11 @@ def _register(name: str) -> None:
         return (forward(grad_grad_input, rois, *ctx.args),) + (None,) * 8
 
     torch.library.register_autograd(
-        f"s2c::_{name}_backward", backward_backward, setup_context=backward_setup
+        f"{namespace}::_{name}_backward", backward_backward, setup_context=backward_setup
     )
 
 
-for _name in ALIGN_OPS:
-    _register(_name)
+def register(namespace: str) -> None:
+    """Fake kernels and autograd of the align operators defined in `namespace`."""
+    for name in ALIGN_OPS:
+        _register(namespace, name)
