@@ -103,7 +103,7 @@ class Cropper:
         self.model = scorer
         self.device = device
         self.proposer = proposer if proposer is not None else default_proposer()
-        self.preprocess = preprocess or OfficialPreprocess()
+        self.preprocess = preprocess or OfficialPreprocess.for_model(model)
         self.num_boxes = int(num_boxes)
         self.batch_size = batch_size
         self.apply_exif_orientation = apply_exif_orientation

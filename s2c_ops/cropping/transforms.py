@@ -47,13 +47,20 @@ class Resize:
 
 class OfficialPreprocess:
     """``preprocess(image) -> (tensor (3, h, w) normalised, Resize)``; ``unnormalised`` gives the resized
-    RGB in [0, 1] (what object proposers take)."""
+    RGB in [0, 1] (what object proposers take).
 
-    def __init__(self, short_side: int = 256, multiple: int = 32, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> None:
+    ``antialias=True`` low-pass filters before shrinking (as PIL and ``torchvision.transforms.v2.Resize``
+    do): not the official code's resize (OpenCV's ``INTER_LINEAR`` aliases), so official checkpoints keep
+    the default ``False``; the package's FCDB-trained model is trained with it, and detectors such as the
+    face proposer's need it (aliasing erases small faces)."""
+
+    def __init__(self, short_side: int = 256, multiple: int = 32, mean=IMAGENET_MEAN, std=IMAGENET_STD, *,
+                 antialias: bool = False) -> None:
         if short_side < multiple:
             raise ValueError(f"short_side ({short_side}) must be at least multiple ({multiple})")
         self.short_side = short_side
         self.multiple = multiple
+        self.antialias = bool(antialias)
         self.mean = torch.tensor(mean).view(3, 1, 1)
         self.std = torch.tensor(std).view(3, 1, 1)
 
@@ -75,7 +82,7 @@ class OfficialPreprocess:
         """The same for a (B, 3, H, W) float batch of values in [0, 255], on its device."""
         h, w = pixels.shape[-2:]
         size = self.output_size(h, w)
-        resized = F.interpolate(pixels, size=size, mode="bilinear", align_corners=False)
+        resized = F.interpolate(pixels, size=size, mode="bilinear", align_corners=False, antialias=self.antialias)
         return resized.round().clamp(0, 255), Resize((h, w), size)
 
     def normalise(self, resized: Tensor) -> Tensor:
@@ -83,6 +90,11 @@ class OfficialPreprocess:
 
     def unnormalised(self, resized: Tensor) -> Tensor:
         return resized / 255.0
+
+    @classmethod
+    def for_model(cls, model) -> "OfficialPreprocess":
+        """The pre-processing a scorer was made for: its ``config.antialias`` (official S2CNet configs: no)."""
+        return cls(antialias=bool(getattr(getattr(model, "config", None), "antialias", False)))
 
     def __call__(self, image: ImageLike) -> Tuple[Tensor, Resize]:
         resized, geometry = self.resize(image)

@@ -9,7 +9,7 @@ class S2CNetConfig:
 
     ``bbox_num`` object boxes per image join every crop's graph; ``align_size`` is the side of the
     RoI/RoD feature grids; ``only_crop`` scores from the crop node alone (GAICv1) instead of a conv head
-    over all nodes (GAICv2).
+    over all nodes (GAICv2); ``antialias`` is how its input is resized.
     """
 
     bbox_num: int = 10
@@ -22,6 +22,9 @@ class S2CNetConfig:
     num_heads: int = 4
     mlp_dim: int = 1024
     backbone: str = "mobilenetv2_100"
+    #: Resize its input with antialiasing (:class:`~s2c_ops.cropping.transforms.OfficialPreprocess`): not
+    #: the official code's resize, so the official configs leave it off.
+    antialias: bool = False
 
     def __post_init__(self) -> None:
         for f in ("bbox_num", "align_size", "reduced_dim", "num_feature_node", "num_features_relation",

@@ -30,6 +30,8 @@ OBJECT_FEATURES = 12
 class PriorConfig:
     bbox_num: int = 10
     hidden: int = 64
+    #: The prior reads no pixels; its proposer does, and finds more (faces) in an antialiased image.
+    antialias: bool = True
 
 
 def crop_features(crops: Tensor) -> Tensor:

@@ -17,7 +17,7 @@ trains on its share of the photos and the gradients are averaged.
 import math
 import random
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
@@ -32,7 +32,7 @@ from ..data.gaicd import flip_boxes
 from ..data.metrics import iou
 from ..evaluation import BestCropMetrics
 from ..files import write_atomic
-from ..models.config import ConfigLike
+from ..models.config import ConfigLike, resolve_config
 from ..models.official import load_imagenet_backbone
 from ..models.s2cnet import S2CNet
 from .features import CachedPhoto, cache_photos
@@ -130,15 +130,17 @@ def _load_cache(path: Path) -> Optional[Dict[str, List[CachedPhoto]]]:
     return {k: [CachedPhoto.from_dict(d) for d in v] for k, v in data.items()}
 
 
-def train_fcdb(data, out, *, config: ConfigLike = "GAICv1", epochs: int = 10, finetune_epochs: int = 0,
+def train_fcdb(data, out, *, config: ConfigLike = "GAICv1", antialias: bool = True, epochs: int = 10,
+               finetune_epochs: int = 0,
                lr: float = 3e-4, finetune_lr: float = 3e-5, weight_decay: float = 1e-4, temperature: float = 0.05,
                pair_weight: float = 0.5, sample: int = 24, photos_per_step: int = 4, proposer: str = "default",
                split: str = "fit", eval_split: str = "val", backbone_weights: str = "imagenet", seed: int = 0,
                resume: bool = False, device: Optional[str] = None, log=print) -> Dict[str, Any]:
     """Trains S2CNet on the FCDB folder ``data`` into the run folder ``out`` (see the module docstring) and
     returns the summary. ``split`` is trained on (``"fit"``: the training photos without the validation
-    list); ``eval_split`` is measured every epoch. The cache goes to ``out/features.rank<r>.pt`` and is
-    reused on resume."""
+    list); ``eval_split`` is measured every epoch. ``antialias``: the model's input is resized with
+    antialiasing (``config.antialias``; the face proposer needs it). The cache goes to
+    ``out/features.rank<r>.pt`` and is reused on resume."""
     run = Distributed(device)
     folder = RunFolder(Path(out), LOG_FIELDS, ["loss", "ratio_iou", "free_iou"])
     torch.manual_seed(seed)
@@ -146,24 +148,26 @@ def train_fcdb(data, out, *, config: ConfigLike = "GAICv1", epochs: int = 10, fi
     generator = torch.Generator().manual_seed(seed + run.rank)
 
     saved = folder.load_state() if resume else None
-    model = S2CNet(saved["config"] if saved else config)
+    model = S2CNet(saved["config"] if saved else replace(resolve_config(config), antialias=antialias))
     if saved is not None:
         model.load_state_dict(saved["model"])  # float32: the weights file is float16
     elif backbone_weights != "none":
         load_imagenet_backbone(model, backbone_weights)
     model.to(run.device)
+    preprocess = OfficialPreprocess.for_model(model)
 
     cache_path = folder.path / f"features.rank{run.rank}.pt"
     cache = _load_cache(cache_path) if resume else None
     if cache is None:
         started = time.time()
         box_source = get_proposer(proposer)
-        train_items = FCDB(data, split)
+        train_items = FCDB(data, split, preprocess=preprocess)
         mine = [train_items[i] for i in range(run.rank, len(train_items), run.world)]
-        cache = {"train": cache_photos(model, mine, box_source, model.bbox_num, run.device)}
+        cache = {"train": cache_photos(model, mine, box_source, model.bbox_num, run.device, preprocess=preprocess)}
         if run.rank == 0:
-            evaluated = FCDB(data, eval_split)
-            cache["eval"] = cache_photos(model, evaluated, box_source, model.bbox_num, run.device, mirror=False)
+            evaluated = FCDB(data, eval_split, preprocess=preprocess)
+            cache["eval"] = cache_photos(model, evaluated, box_source, model.bbox_num, run.device, mirror=False,
+                                         preprocess=preprocess)
             log(f"cached {len(cache['train'])} photos to train on, {len(cache['eval'])} to evaluate "
                 f"({time.time() - started:.0f} s; {train_items.report})")
         folder.path.mkdir(parents=True, exist_ok=True)
@@ -180,7 +184,6 @@ def train_fcdb(data, out, *, config: ConfigLike = "GAICv1", epochs: int = 10, fi
     freeze_backbone_batchnorm(model)
     head = [p for n, p in model.named_parameters() if not n.startswith("backbone.") and p.requires_grad]
     backbone = [p for n, p in model.named_parameters() if n.startswith("backbone.") and p.requires_grad]
-    preprocess = OfficialPreprocess()
     optimiser, schedule, stage = None, None, None
     for epoch in range(done, total_epochs):
         fine = epoch >= epochs
