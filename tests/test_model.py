@@ -9,6 +9,7 @@ import s2c_ops
 from conftest import REPO, golden_path
 from s2c_ops.models import backbones
 from s2c_ops.models.weights import CheckpointError
+from s2c_ops.cropping.candidates import ratio_anchors
 from s2c_ops.cropping.cropper import Cropper
 from s2c_ops.models.s2cnet import S2CNet
 from s2c_ops.cropping.proposals import GivenBoxes
@@ -346,7 +347,14 @@ def test_cropper_given_boxes_and_errors(small_model):
     image = torch.rand(3, 120, 200)
     cropper = Cropper(small_model, GivenBoxes([torch.tensor([[10.0, 10, 50, 50], [60.0, 20, 150, 100]])]))
     (result,) = cropper.crop([image], ratio=1.0, top_k=500)
-    assert 1 <= len(result.boxes) <= 500
+    candidates = ratio_anchors(120, 200, 1.0)
+    # top_k past the candidates gives them all, best first, each once, with the model's own scores
+    assert len(result.boxes) == len(candidates)
+    assert bool((result.scores[:-1] >= result.scores[1:]).all())
+    assert sorted(map(tuple, result.boxes.tolist())) == sorted(map(tuple, candidates.tolist()))
+    resized, geometry = cropper.prepare(image)
+    direct = cropper.score_resized(resized[None], geometry, [candidates])[0]
+    torch.testing.assert_close(result.scores, direct.sort(descending=True).values, rtol=0, atol=1e-6)
     with pytest.raises(ValueError, match="top_k"):
         cropper.crop([image], ratio=1.0, top_k=0)
     with pytest.raises(ValueError, match="ratio"):
