@@ -154,17 +154,21 @@ def _is_constant(a: np.ndarray) -> bool:
     return bool(np.all(a == a[0]))
 
 
+def _correlation(name: str, p: Any, g: Any) -> float:
+    import scipy.stats
+
+    p, g = _pair(p, g)
+    if _is_constant(p) or _is_constant(g):
+        return 0.0
+    return float(getattr(scipy.stats, name)(p, g).statistic)
+
+
 def srcc(p: Any, g: Any) -> float:
     """Spearman rank correlation between predictions ``p`` and MOS ``g`` of one image.
 
     Returns 0.0 when either input is constant (the correlation is undefined there).
     """
-    from scipy.stats import spearmanr
-
-    p, g = _pair(p, g)
-    if _is_constant(p) or _is_constant(g):
-        return 0.0
-    return float(spearmanr(p, g).statistic)
+    return _correlation("spearmanr", p, g)
 
 
 def pcc(p: Any, g: Any) -> float:
@@ -172,12 +176,7 @@ def pcc(p: Any, g: Any) -> float:
 
     Returns 0.0 when either input is constant (the correlation is undefined there).
     """
-    from scipy.stats import pearsonr
-
-    p, g = _pair(p, g)
-    if _is_constant(p) or _is_constant(g):
-        return 0.0
-    return float(pearsonr(p, g).statistic)
+    return _correlation("pearsonr", p, g)
 
 
 def _acc(p: np.ndarray, g: np.ndarray, k: int, n: int) -> float:

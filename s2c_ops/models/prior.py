@@ -18,7 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from ..ops.boxes import BoxesLike
-from .scorer import check_scorer_inputs
+from .scorer import ScorerModule, check_scorer_inputs
 from .weights import load_model, save_weights, weights_format
 
 WEIGHTS = "geometry_prior.safetensors"
@@ -69,7 +69,7 @@ def object_features(crops: Tensor, objects: Tensor) -> Tensor:
 
 
 @weights_format("s2cnet-geometry-prior/1", PriorConfig, "geometry prior")
-class GeometryPrior(nn.Module):
+class GeometryPrior(ScorerModule):
     """Scores crops from geometry: per object, an MLP of the crop's and the object's features; the
     objects are pooled (mean and max over the real ones) and an MLP of crop features and the pooled
     objects gives the score."""
@@ -106,15 +106,6 @@ class GeometryPrior(nn.Module):
         crop_n = crops[:, 1:] / scale
         obj_n = (objects[:, 1:] / scale).clamp(0, 1).reshape(b, d, 4)[crops[:, 0].long()]
         return self.score_normalised(crop_n, obj_n, real_objects(obj_n))
-
-    @property
-    def bbox_num(self) -> int:
-        """Object boxes per image (:class:`~s2c_ops.models.scorer.Scorer`)."""
-        return self.config.bbox_num
-
-    @property
-    def device(self) -> torch.device:
-        return next(self.parameters()).device
 
     # -- weights --------------------------------------------------------------------------------
     def save(self, path) -> None:

@@ -19,7 +19,7 @@ from ..ops.boxes import BoxesLike
 from .config import ConfigLike, S2CNetConfig, resolve_config
 from .fusion import fold_batchnorm, fuse_layers
 from .official import load_official
-from .scorer import check_scorer_inputs
+from .scorer import ScorerModule, check_scorer_inputs
 from .weights import load_model, save_weights, weights_format
 
 # Feature map the align ops read: the stride-16 fused map.
@@ -192,7 +192,7 @@ class CropNodeHead(nn.Linear):
 
 
 @weights_format("s2cnet/1", S2CNetConfig, "S2CNet")
-class S2CNet(nn.Module):
+class S2CNet(ScorerModule):
     """S2CNet. ``S2CNet("GAICv1")`` / ``S2CNet("GAICv2")`` build the official configurations (random
     weights); :meth:`from_official` loads the authors' checkpoints.
 
@@ -291,15 +291,6 @@ class S2CNet(nn.Module):
         """Validated rois for crops and objects (:func:`~s2c_ops.models.scorer.check_scorer_inputs`;
         images of at least 32x32 pixels)."""
         return check_scorer_inputs(images, crop_boxes, object_boxes, self.config.bbox_num, min_side=32)
-
-    @property
-    def bbox_num(self) -> int:
-        """Object boxes per image (:class:`~s2c_ops.models.scorer.Scorer`)."""
-        return self.config.bbox_num
-
-    @property
-    def device(self) -> torch.device:
-        return next(self.parameters()).device
 
     # -- inference ------------------------------------------------------------------------------
     def fused(self) -> "S2CNet":

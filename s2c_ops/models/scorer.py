@@ -31,6 +31,20 @@ class Scorer(Protocol):
         ...
 
 
+class ScorerModule(nn.Module):
+    """Base of the package's scorers (S2CNet, the geometry prior): the :class:`Scorer` properties from
+    ``config.bbox_num`` and the parameters."""
+
+    @property
+    def bbox_num(self) -> int:
+        """Object boxes per image."""
+        return self.config.bbox_num
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+
 def module_device(module: nn.Module) -> Optional[torch.device]:
     """The device of a module's first parameter or buffer; ``None`` for a module without tensors."""
     for tensor in module.parameters():

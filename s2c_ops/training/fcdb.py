@@ -28,7 +28,7 @@ from ..cropping.candidates import grid_anchors, ratio_anchors
 from ..cropping.proposals import get_proposer
 from ..cropping.transforms import OfficialPreprocess
 from ..data.fcdb import FCDB
-from ..data.gaicd import flip_boxes
+from ..cropping.transforms import flip_boxes
 from ..data.metrics import iou
 from ..evaluation import BestCropMetrics
 from ..files import write_atomic
