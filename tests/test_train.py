@@ -113,3 +113,17 @@ def test_fcdb_training_resume_and_finetune(tmp_path):
     summary = json.loads((run / "summary.json").read_text())
     assert summary["last"]["epoch"] == 4 and summary["finetune_epochs"] == 1
     assert len(read_fcdb(data)[0]) == 6
+    # the blend with the geometry priors: every setting of the grid measured, the best one written
+    from s2c_ops.models.blend import S2CNetWithPriors
+    from s2c_ops.training.fcdb import BLEND_GRID
+
+    blend = S2CNetWithPriors.load(run / "blend.safetensors")
+    measured = json.loads((run / "blend.json").read_text())
+    assert len(measured["measured"]) == len(BLEND_GRID[0]) * len(BLEND_GRID[1]) * len(BLEND_GRID[2])
+    best = max(measured["measured"], key=lambda r: r["ratio_iou"] + r["free_iou"])
+    assert blend.config.geometry_weight == best["geometry_weight"] == summary["blend"]["geometry_weight"]
+    assert blend.config.temperature == best["temperature"] and blend.config.gaicd_weight == best["gaicd_weight"]
+    torch.testing.assert_close(blend.s2cnet.head.weight, last.head.weight)
+    scores = blend(torch.zeros(1, 3, 64, 96), [torch.tensor([[0.0, 0, 96, 64], [10.0, 5, 70, 50]])],
+                   [torch.tensor([[0.0, 0, 96, 64]] * 10)])
+    assert scores.shape == (2,) and bool(torch.isfinite(scores).all())

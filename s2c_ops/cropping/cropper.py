@@ -15,7 +15,6 @@ import torch
 from torch import Tensor, nn
 
 from ..models.default import default_model
-from ..models.s2cnet import S2CNet
 from ..models.scorer import module_device
 from .candidates import parse_ratio, ratio_anchors
 from .images import ImageLike
@@ -57,12 +56,13 @@ class Cropper:
     ``model`` is a crop scorer (:class:`~s2c_ops.models.scorer.Scorer`): an :class:`~s2c_ops.S2CNet`, the
     geometry prior, or any callable with their call signature; ``None`` is the package's default model.
     It needs ``num_boxes`` object boxes per image, ``model.bbox_num`` unless given (a scorer without
-    ``bbox_num`` needs ``num_boxes``). An S2CNet is used through its :meth:`~s2c_ops.S2CNet.fused`
-    inference copy, made here: later changes to the model (weights, device) do not reach the Cropper.
+    ``bbox_num`` needs ``num_boxes``). A scorer with a ``fused()`` inference copy (S2CNet, the default
+    model) is used through it, made here: later changes to the model (weights, device) do not reach the
+    Cropper.
 
     ``device``: where the scoring runs; ``None`` is the model's own device (the CPU for a scorer without
-    tensors). A module that must move there is copied first (the fused copy of an S2CNet is the Cropper's
-    own and is moved); the caller's model is never moved. ``proposer`` defaults to
+    tensors). A module that must move there is copied first (a fused copy is the Cropper's own and is
+    moved); the caller's model is never moved. ``proposer`` defaults to
     :func:`~s2c_ops.cropping.proposals.default_proposer` (faces, then salient regions).
     ``apply_exif_orientation`` turns PIL images upright before anything else, as ``s2c crop`` does: boxes
     are then in pixels of the upright photo. ``keep_faces``: a candidate that cuts a face the proposer
@@ -92,7 +92,7 @@ class Cropper:
             num_boxes = getattr(model, "bbox_num", None)
             if num_boxes is None:
                 raise TypeError(f"{type(model).__name__} has no bbox_num: pass num_boxes= (object boxes per image)")
-        scorer = model.fused() if isinstance(model, S2CNet) else model
+        scorer = model.fused() if callable(getattr(model, "fused", None)) else model
         own = scorer is not model
         current = module_device(scorer) if isinstance(scorer, nn.Module) else None
         if device is None:

@@ -26,14 +26,14 @@ import torch.distributed as dist
 
 from ..cropping.candidates import grid_anchors, ratio_anchors
 from ..cropping.proposals import get_proposer
-from ..cropping.transforms import OfficialPreprocess
+from ..cropping.transforms import OfficialPreprocess, flip_boxes
 from ..data.fcdb import FCDB
-from ..cropping.transforms import flip_boxes
 from ..data.metrics import iou
 from ..evaluation import BestCropMetrics
-from ..files import write_atomic
+from ..files import write_atomic, write_json_atomic
 from ..models.config import ConfigLike, resolve_config
 from ..models.official import load_imagenet_backbone
+from ..models.prior import GeometryPrior, PriorConfig, real_objects
 from ..models.s2cnet import S2CNet
 from .features import CachedPhoto, cache_photos
 from .losses import listwise_loss, pair_loss
@@ -114,6 +114,75 @@ def evaluate_cached(model: S2CNet, photos: List[CachedPhoto], device: torch.devi
     return {f"{p}_{k}": result[p][k] if p in result else float("nan") for p in PROTOCOLS for k in ("iou", "bde")}
 
 
+def prior_scores(prior, photo: CachedPhoto, view: int, boxes: torch.Tensor) -> torch.Tensor:
+    """A geometry prior's scores of ``boxes`` (original pixels) on one view of a photo, with its cached
+    object boxes."""
+    height, width = photo.geometry.original
+    h, w = photo.geometry.resized
+    crops = boxes / torch.tensor([width, height, width, height], dtype=torch.float32)
+    if view:
+        crops = flip_boxes(crops, 1.0)
+    objects = (photo.objects[view] / torch.tensor([w, h, w, h], dtype=torch.float32)).clamp(0, 1)
+    k = len(crops)
+    return prior.score_normalised(crops, objects[None].expand(k, -1, -1), real_objects(objects)[None].expand(k, -1))
+
+
+def train_fcdb_prior(photos: List[CachedPhoto], *, epochs: int, lr: float, temperature: float, seed: int,
+                     log) -> GeometryPrior:
+    """The geometry prior's network trained on FCDB's human crops: the same listwise loss on both
+    protocols' candidates as S2CNet, on geometry alone (crop boxes and the cached object boxes)."""
+    prior = GeometryPrior(PriorConfig())
+    optimiser = torch.optim.Adam(prior.parameters(), lr=lr, weight_decay=1e-5)
+    rng = random.Random(seed)
+    sets = [(photo, [(boxes, torch.as_tensor(iou(boxes.numpy(), photo.crop[None].numpy()), dtype=torch.float32))
+                     for boxes in candidates(photo).values()]) for photo in photos]
+    for epoch in range(epochs):
+        rng.shuffle(sets)
+        total = 0.0
+        for start in range(0, len(sets), 16):
+            loss = sum(listwise_loss(prior_scores(prior, photo, int(rng.random() < 0.5), boxes), t, temperature)
+                       for photo, targets in sets[start : start + 16] for boxes, t in targets) / 16
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+            total += float(loss.detach())
+    log(f"FCDB geometry prior: {epochs} epochs, last loss {total / math.ceil(len(sets) / 16):.4f}")
+    return prior.eval()
+
+
+#: The blends measured at the end of training: FCDB-prior weights, GAICD-prior weights, temperatures.
+BLEND_GRID = ((0.0, 0.5, 1.0), (0.0, 0.25, 0.5, 1.0), (None, 0.5, 1.0, 2.0))
+
+
+@torch.no_grad()
+def measure_blends(model: S2CNet, fcdb_prior, gaicd_prior, photos: List[CachedPhoto], device: torch.device,
+                   preprocess: OfficialPreprocess, grid=BLEND_GRID) -> Dict[tuple, Dict[str, float]]:
+    """IoU and BDE on ``photos`` of :class:`~s2c_ops.models.blend.S2CNetWithPriors` for each
+    ``(geometry_weight, gaicd_weight, temperature)`` of ``grid``: S2CNet on the photo and its mirror image
+    (its own features: right after fine-tuning too), the weighted priors, the expected-IoU decoding."""
+    from ..models.blend import expected_iou
+
+    model.eval()
+    combos = [(g, p, t) for g in grid[0] for p in grid[1] for t in grid[2]]
+    per_combo = {c: BestCropMetrics() for c in combos}
+    for photo in photos:
+        views = [model.features(photo.view(v, preprocess).to(device)) for v in (0, 1)]
+        for protocol, boxes in candidates(photo).items():
+            s2c = (sum(score_view(model, photo, v, boxes, device, views[v]) for v in (0, 1)) / 2).cpu()
+            fcdb, gaicd = (prior_scores(p, photo, 0, boxes) for p in (fcdb_prior, gaicd_prior))
+            rois = torch.cat([torch.zeros(len(boxes), 1), boxes], 1)
+            for (g, p, t), metrics in per_combo.items():
+                raw = s2c + g * fcdb + p * gaicd
+                scores = raw if t is None else expected_iou(rois, raw, t)
+                metrics.update(photo.file, "blend", protocol, boxes[int(scores.argmax())], photo.crop,
+                               photo.geometry.original)
+    out = {}
+    for combo, metrics in per_combo.items():
+        result = metrics.compute().get("blend", {})
+        out[combo] = {f"{p}_{k}": result[p][k] if p in result else float("nan") for p in PROTOCOLS for k in ("iou", "bde")}
+    return out
+
+
 def _average_gradients(params: List[torch.nn.Parameter], world: int) -> None:
     if world == 1:
         return
@@ -135,10 +204,14 @@ def train_fcdb(data, out, *, config: ConfigLike = "GAICv1", antialias: bool = Tr
                lr: float = 3e-4, finetune_lr: float = 3e-5, weight_decay: float = 1e-4, temperature: float = 0.05,
                pair_weight: float = 0.5, sample: int = 24, photos_per_step: int = 4, proposer: str = "default",
                split: str = "fit", eval_split: str = "val", backbone_weights: str = "imagenet", seed: int = 0,
+               blend: bool = True,
                resume: bool = False, device: Optional[str] = None, log=print) -> Dict[str, Any]:
     """Trains S2CNet on the FCDB folder ``data`` into the run folder ``out`` (see the module docstring) and
     returns the summary. ``split`` is trained on (``"fit"``: the training photos without the validation
-    list); ``eval_split`` is measured every epoch. ``antialias``: the model's input is resized with
+    list); ``eval_split`` is measured every epoch. At the end, with ``blend``, the geometry prior's network
+    is trained on FCDB too, and :class:`~s2c_ops.models.blend.S2CNetWithPriors` is measured on
+    ``eval_split`` for each setting of :data:`BLEND_GRID`; the best goes to ``out/blend.safetensors``
+    (``blend.json`` lists them all; rank 0). ``antialias``: the model's input is resized with
     antialiasing (``config.antialias``; the face proposer needs it). The cache goes to
     ``out/features.rank<r>.pt`` and is reused on resume."""
     run = Distributed(device)
@@ -166,7 +239,7 @@ def train_fcdb(data, out, *, config: ConfigLike = "GAICv1", antialias: bool = Tr
         cache = {"train": cache_photos(model, mine, box_source, model.bbox_num, run.device, preprocess=preprocess)}
         if run.rank == 0:
             evaluated = FCDB(data, eval_split, preprocess=preprocess)
-            cache["eval"] = cache_photos(model, evaluated, box_source, model.bbox_num, run.device, mirror=False,
+            cache["eval"] = cache_photos(model, evaluated, box_source, model.bbox_num, run.device,
                                          preprocess=preprocess)
             log(f"cached {len(cache['train'])} photos to train on, {len(cache['eval'])} to evaluate "
                 f"({time.time() - started:.0f} s; {train_items.report})")
@@ -241,9 +314,38 @@ def train_fcdb(data, out, *, config: ConfigLike = "GAICv1", antialias: bool = Tr
                 f"{row['ratio_iou']:.3f} BDE {row['ratio_bde']:.4f}  free form IoU {row['free_iou']:.3f} BDE "
                 f"{row['free_bde']:.4f} ({row['seconds']} s)")
         run.barrier()
-    summary = summary_of(model, run, rows, epochs=epochs, finetune_epochs=finetune_epochs)
+    extra: Dict[str, Any] = {}
+    if run.rank == 0 and blend and cache["eval"]:
+        extra = _write_blend(model, cache, run.device, preprocess, folder, seed=seed, temperature=temperature, log=log)
+    summary = summary_of(model, run, rows, epochs=epochs, finetune_epochs=finetune_epochs, **extra)
     if run.rank == 0:
         folder.write_summary(summary)
     run.close()
     return summary
 
+
+
+def _write_blend(model: S2CNet, cache: Dict[str, List[CachedPhoto]], device: torch.device,
+                 preprocess: OfficialPreprocess, folder: RunFolder, *, seed: int, temperature: float, log) -> Dict[str, Any]:
+    """The FCDB geometry prior trained, every blend of :data:`BLEND_GRID` measured on the evaluated photos,
+    the best (mean of the two protocols' IoU) written to ``blend.safetensors``, all of them to ``blend.json``."""
+    from ..models.blend import S2CNetWithPriors
+    from ..models.default import prior
+
+    fcdb_prior = train_fcdb_prior(cache["train"], epochs=20, lr=2e-3, temperature=temperature, seed=seed, log=log)
+    gaicd_prior = prior()
+    results = measure_blends(model, fcdb_prior, gaicd_prior, cache["eval"], device, preprocess)
+    best = max(results, key=lambda c: results[c]["ratio_iou"] + results[c]["free_iou"])
+    for combo in ((0.0, 0.0, None), best):
+        r = results[combo]
+        log(f"blend (FCDB prior {combo[0]:g}, GAICD prior {combo[1]:g}, temperature {combo[2]}): ratio given IoU "
+            f"{r['ratio_iou']:.3f} BDE {r['ratio_bde']:.4f}  free form IoU {r['free_iou']:.3f} BDE {r['free_bde']:.4f}")
+    g, p, t = best
+    S2CNetWithPriors.of(model.cpu(), fcdb_prior, gaicd_prior, geometry_weight=g, gaicd_weight=p,
+                        temperature=t).save(folder.path / "blend.safetensors")
+    model.to(device)
+    chosen = {"geometry_weight": g, "gaicd_weight": p, "temperature": t, **results[best]}
+    write_json_atomic(folder.path / "blend.json", {"chosen": chosen, "measured": [
+        {"geometry_weight": c[0], "gaicd_weight": c[1], "temperature": c[2], **r} for c, r in results.items()]})
+    log(f"wrote {folder.path / 'blend.safetensors'}")
+    return {"blend": chosen}

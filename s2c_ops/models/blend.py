@@ -1,0 +1,124 @@
+"""The package's default scorer: S2CNet and two geometry priors together, decoded for the expected IoU.
+
+Per image, over its candidate crops:
+
+1. ``raw = mean(S2CNet(photo), S2CNet(mirror image)) + geometry_weight * fcdb_prior + gaicd_weight *
+   gaicd_prior``. S2CNet (trained on FCDB's photos) judges what the crop holds; the FCDB prior (the
+   geometry prior's network trained on FCDB's human crops) where people put a crop; the GAICD prior
+   (the shipped geometry prior, trained on GAICD's ratings) where a crop sits and what it cuts. The mirror
+   image averages out S2CNet's left-right bias.
+2. With a ``temperature``, each candidate's score is its expected IoU with the best crop: ``IoU(candidates,
+   candidates) @ softmax(raw / temperature)`` (minimum-Bayes-risk decoding: a candidate that overlaps
+   the likely ones beats an isolated peak). Scores then lie in [0, 1] and depend on the candidate set.
+
+The weights and the temperature were chosen on the FCDB validation photos (``s2c train`` on FCDB writes the
+measurements to ``blend.json``; see the README).
+"""
+import copy
+from dataclasses import asdict, dataclass, field
+from typing import Any, Dict, Optional
+
+import torch
+from torch import Tensor
+from torchvision.ops import box_iou
+
+from ..cropping.transforms import flip_boxes
+from ..ops.boxes import BoxesLike
+from .config import S2CNetConfig, resolve_config
+from .prior import GeometryPrior, PriorConfig
+from .s2cnet import S2CNet
+from .scorer import ScorerModule, check_scorer_inputs
+from .weights import load_model, save_weights, weights_format
+
+
+@dataclass(frozen=True)
+class BlendConfig:
+    s2cnet: Dict[str, Any] = field(default_factory=lambda: asdict(S2CNetConfig(antialias=True)))
+    fcdb_prior: Dict[str, Any] = field(default_factory=lambda: asdict(PriorConfig()))
+    gaicd_prior: Dict[str, Any] = field(default_factory=lambda: asdict(PriorConfig()))
+    geometry_weight: float = 1.0
+    gaicd_weight: float = 0.5
+    mirror: bool = True
+    temperature: Optional[float] = 1.0
+
+    @property
+    def bbox_num(self) -> int:
+        return resolve_config(self.s2cnet).bbox_num
+
+    @property
+    def antialias(self) -> bool:
+        return resolve_config(self.s2cnet).antialias
+
+
+def expected_iou(crops: Tensor, raw: Tensor, temperature: float) -> Tensor:
+    """Each crop's expected IoU with the best crop of its image when the best is distributed as
+    ``softmax(raw / temperature)`` over the image's crops: ``crops`` rois (K, 5) of any images, ``raw``
+    (K,). Images are taken one at a time (their crop counts differ)."""
+    out = torch.empty_like(raw)
+    index = crops[:, 0]
+    for image in torch.unique(index):
+        mine = (index == image).nonzero().squeeze(1)
+        boxes = crops[mine, 1:]
+        out[mine] = box_iou(boxes, boxes) @ torch.softmax(raw[mine] / temperature, 0)
+    return out
+
+
+@weights_format("s2cnet-blend/1", BlendConfig, "S2CNet + geometry priors")
+class S2CNetWithPriors(ScorerModule):
+    """A scorer (:class:`~s2c_ops.models.scorer.Scorer`): see the module docstring. Its weights file holds
+    the three models (``save`` / ``load``, float16 by default)."""
+
+    def __init__(self, config: BlendConfig = BlendConfig()) -> None:
+        super().__init__()
+        self.config = config
+        self.s2cnet = S2CNet(resolve_config(config.s2cnet))
+        self.fcdb_prior = GeometryPrior(PriorConfig(**config.fcdb_prior))
+        self.gaicd_prior = GeometryPrior(PriorConfig(**config.gaicd_prior))
+        if not self.fcdb_prior.bbox_num == self.gaicd_prior.bbox_num == self.s2cnet.bbox_num:
+            raise ValueError("the priors and S2CNet must take the same number of object boxes")
+
+    @classmethod
+    def of(cls, s2cnet: S2CNet, fcdb_prior: GeometryPrior, gaicd_prior: GeometryPrior, *, geometry_weight: float,
+           gaicd_weight: float, temperature: Optional[float], mirror: bool = True) -> "S2CNetWithPriors":
+        """The blend of trained models (copied)."""
+        config = BlendConfig(asdict(s2cnet.config), asdict(fcdb_prior.config), asdict(gaicd_prior.config),
+                             float(geometry_weight), float(gaicd_weight), mirror,
+                             None if temperature is None else float(temperature))
+        blend = cls(config)
+        for mine, theirs in ((blend.s2cnet, s2cnet), (blend.fcdb_prior, fcdb_prior), (blend.gaicd_prior, gaicd_prior)):
+            mine.load_state_dict(theirs.state_dict())
+        return blend.eval()
+
+    def raw_scores(self, images: Tensor, crops: Tensor, objects: Tensor) -> Tensor:
+        """Step 1 of the module docstring on validated rois."""
+        net, c = self.s2cnet, self.config
+        size = images.shape[-2:]
+        scores = net.score(net.features(images), crops, objects, size)
+        if c.mirror:
+            width = images.shape[-1]
+            mirrored = [torch.cat([r[:, :1], flip_boxes(r[:, 1:], width)], 1) for r in (crops, objects)]
+            scores = (scores + net.score(net.features(images.flip(-1)), *mirrored, size)) / 2
+        for weight, prior in ((c.geometry_weight, self.fcdb_prior), (c.gaicd_weight, self.gaicd_prior)):
+            if weight:
+                scores = scores + weight * prior(images, crops, objects)
+        return scores
+
+    def forward(self, images: Tensor, crop_boxes: BoxesLike, object_boxes: BoxesLike) -> Tensor:
+        crops, objects = check_scorer_inputs(images, crop_boxes, object_boxes, self.bbox_num, min_side=32)
+        raw = self.raw_scores(images, crops, objects)
+        if self.config.temperature is None:
+            return raw
+        return expected_iou(crops, raw, self.config.temperature)
+
+    def fused(self) -> "S2CNetWithPriors":
+        """An inference copy with S2CNet's :meth:`~s2c_ops.S2CNet.fused` layers."""
+        blend = copy.deepcopy(self).eval()
+        blend.s2cnet = self.s2cnet.fused()
+        return blend
+
+    def save(self, path, *, dtype: torch.dtype = torch.float16) -> None:
+        save_weights(self, path, dtype=dtype)
+
+    @classmethod
+    def load(cls, path) -> "S2CNetWithPriors":
+        return load_model(cls, path)
