@@ -66,6 +66,46 @@ def wait_for_records(path: Path, count: int, proc: subprocess.Popen, timeout: fl
     raise AssertionError(f"no {count} records in {timeout} s")
 
 
+def descendants(pid: int) -> list:
+    """The processes below ``pid`` (from /proc): torchrun starts each worker in a session of its own, so
+    killing torchrun's process group leaves them running."""
+    children = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = [], [pid]
+    while todo:
+        kids = children.get(todo.pop(), [])
+        found += kids
+        todo += kids
+    return found
+
+
+def kill_tree(proc: subprocess.Popen) -> None:
+    """SIGKILL for ``proc`` and everything it started, as a job scheduler kills a job."""
+    doomed = [proc.pid] + descendants(proc.pid)
+    for pid in doomed:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    proc.wait(timeout=30)
+    deadline = time.monotonic() + 30
+    while any(Path(f"/proc/{pid}").exists() and "zombie" not in _state(pid) for pid in doomed[1:]):
+        assert time.monotonic() < deadline, "the killed workers did not go away"
+        time.sleep(0.1)
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return "zombie"
+
+
 def check_complete(records, photos, out, ratios=("16:9", "1:1")):
     """One ok record per photo and ratio, in input order; every output listed once, present, decodable,
     and nothing else in ``out``."""
@@ -362,8 +402,7 @@ def test_torchrun_killed_then_resumed(tmp_path):
     try:
         wait_for_records(journal, 16, proc, timeout=240)
     finally:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=30)
+        kill_tree(proc)
     parts = sorted(p.name for p in tmp_path.glob("records.jsonl.rank*"))
     assert parts == ["records.jsonl.rank0", "records.jsonl.rank1"] and not journal.exists()
     proc = subprocess.run(cmd + ["--resume"], env=ENV, cwd=tmp_path, capture_output=True, text=True, timeout=300)
