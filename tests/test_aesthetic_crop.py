@@ -11,6 +11,7 @@ import torch
 
 import s2c_ops
 from s2c_kornia import AestheticCrop
+from s2c_ops.models.default import FCDB_WEIGHTS
 from s2c_kornia.aesthetic_crop import MIN_CROP_SIDE, pixel_crops
 
 
@@ -401,9 +402,7 @@ def test_default_model_is_lazy():
 
 
 def test_default_model(device):
-    weights = resources.files("s2c_ops") / "weights" / "geometry_prior.safetensors"
-    if not weights.is_file():
-        pytest.skip(f"the default model's weights ({weights}) are not built yet")
+    assert (resources.files("s2c_ops") / "weights" / FCDB_WEIGHTS).is_file(), "the default model's weights are missing"
     x = corner_images(batch=2, height=96, width=128, device=device)
     aug = AestheticCrop("4:3", size=(48, 64))
     out = aug(x)

@@ -20,10 +20,13 @@ from s2c_ops.cropping.candidates import parse_ratio, ratio_anchors
 from s2c_ops.cropping.images import to_rgb
 from s2c_ops.cropping.proposals import default_name
 from s2c_ops.cropping.transforms import OfficialPreprocess
+from s2c_ops.models.default import DEFAULT, NAMED
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO = REPO / "s2c_ops" / "demo_photos"
 ENV = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
+
+DEFAULT_DESCRIPTION = NAMED[DEFAULT][1] + " (default)"
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -215,7 +218,7 @@ def test_zoo_crops_keep_format_and_mode(zoo_run, zoo, name, mode, fmt):
     source = ImageOps.exif_transpose(Image.open(zoo / name))
     for r in mine:
         assert (r["width"], r["height"]) == source.size
-        assert r["model"] == "geometry prior (default)" and r["proposer"] == default_name()
+        assert r["model"] == DEFAULT_DESCRIPTION and r["proposer"] == default_name()
         assert len(r["boxes"]) == len(r["scores"]) == len(r["outputs"]) == 2
         assert r["scores"][0] >= r["scores"][1]
         stem, ext = os.path.splitext(name)

@@ -19,6 +19,9 @@ from PIL import Image
 
 from s2c_ops import cli, files
 from s2c_ops.files import DurableAppender, temporaries_in
+from s2c_ops.models.default import DEFAULT, NAMED
+
+DEFAULT_DESCRIPTION = NAMED[DEFAULT][1] + " (default)"
 
 REPO = Path(__file__).resolve().parents[1]
 ENV = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1")
@@ -348,7 +351,7 @@ def test_damaged_journal_is_not_resumed(tmp_path, capsys):
     ([*RATIOS, "--top-k", "2"], "--top-k: {j} was made with 1, this run asks for 2"),
     ([*RATIOS, "--size", "64x36"], "--size: {j} was made with none, this run asks for 64x36"),
     ([*RATIOS, "--proposer", "saliency"], "object boxes: {j} was made with image, this run uses saliency"),
-    ([*RATIOS, "--weights", "{w}"], "model: {j} was made with geometry prior (default) (weights sha256:"),
+    ([*RATIOS, "--weights", "{w}"], "model: {j} was made with " + DEFAULT_DESCRIPTION + " (weights sha256:"),
 ])
 def test_resume_with_changed_options_is_an_error(tmp_path, capsys, change, message):
     from s2c_ops.models.prior import GeometryPrior

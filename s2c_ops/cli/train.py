@@ -9,14 +9,14 @@ from typing import List, Optional
 from ..models.config import OFFICIAL
 
 #: Defaults that differ between the two datasets (GAICD's are the GAIC recipe's).
-DEFAULTS = {"gaicd": {"epochs": 80, "lr": 1e-4, "split": "test"}, "fcdb": {"epochs": 10, "lr": 3e-4, "split": "val"}}
+DEFAULTS = {"gaicd": {"epochs": 80, "lr": 1e-4, "split": "test"}, "fcdb": {"epochs": 2, "lr": 3e-4, "split": "val"}}
 
 
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", required=True, help="a GAICD folder (official layout) or an FCDB folder")
     p.add_argument("--out", required=True, help="run folder (weights, state, log.csv, curves.png, summary.json)")
     p.add_argument("--config", default="GAICv1", choices=sorted(OFFICIAL))
-    p.add_argument("--epochs", type=int, help="epochs (GAICD default 80; FCDB: epochs on the frozen backbone, default 10)")
+    p.add_argument("--epochs", type=int, help="epochs (GAICD default 80; FCDB: epochs on the frozen backbone, default 2)")
     p.add_argument("--lr", type=float, help="learning rate (GAICD default 1e-4, FCDB 3e-4)")
     p.add_argument("--eval-split", help="evaluated every epoch (GAICD default test; FCDB default val)")
     p.add_argument("--backbone-weights", default="imagenet",

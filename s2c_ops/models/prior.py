@@ -1,10 +1,11 @@
-"""The geometry prior: the package's offline default crop scorer.
+"""The geometry prior: a crop scorer that never looks at pixels (``--model prior``).
 
-No trained S2CNet weights can be shipped, so the default model scores a candidate crop from geometry
-alone: the crop box and the image's object boxes, normalised by the image size. Like S2CNet's spatial
-branch it looks at where the crop sits and how it treats each object (kept whole, cut, left out); it is
-trained on the human ratings (MOS) of the GAICv1 train images (``s2c train-prior``) and its weights ship
-inside the package (``s2c_ops/weights/geometry_prior.safetensors``).
+It scores a candidate crop from geometry alone: the crop box and the image's object boxes, normalised by
+the image size. Like S2CNet's spatial branch it looks at where the crop sits and how it treats each
+object (kept whole, cut, left out). The shipped weights (``s2c_ops/weights/geometry_prior.safetensors``)
+are trained on the human ratings (MOS) of the GAICv1 train images (``s2c train-prior``); the default
+model (:mod:`s2c_ops.models.blend`) uses this network twice, with those weights and with weights trained
+on FCDB's human crops.
 
 Call it like S2CNet: ``prior(images, crop_boxes, object_boxes) -> Tensor[K]``; the pixels of ``images``
 are not read, only their size. Object boxes that cover the whole image (the proposers' padding) carry no

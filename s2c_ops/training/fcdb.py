@@ -199,7 +199,7 @@ def _load_cache(path: Path) -> Optional[Dict[str, List[CachedPhoto]]]:
     return {k: [CachedPhoto.from_dict(d) for d in v] for k, v in data.items()}
 
 
-def train_fcdb(data, out, *, config: ConfigLike = "GAICv1", antialias: bool = True, epochs: int = 10,
+def train_fcdb(data, out, *, config: ConfigLike = "GAICv1", antialias: bool = True, epochs: int = 2,
                finetune_epochs: int = 0,
                lr: float = 3e-4, finetune_lr: float = 3e-5, weight_decay: float = 1e-4, temperature: float = 0.05,
                pair_weight: float = 0.5, sample: int = 24, photos_per_step: int = 4, proposer: str = "default",

@@ -112,7 +112,8 @@ torchrun:
 
 --model NAME:
   A model shipped in the package: "default" (what runs without --official, --weights or --model),
-  or "prior", the geometry prior.
+  "fcdb" (the default: S2CNet trained on FCDB's photos, blended with the geometry priors), or "prior",
+  the geometry prior alone (no pixels: faster, and the default of earlier releases).
 
 exit status: 0 when every input and ratio succeeded; 1 when any failed, or the run stopped because
   it could not write; 2 for usage errors (a --resume with other options among them); 130 or 143
