@@ -208,7 +208,9 @@ class Cropper:
             found = self.proposer.propose_objects(pixels, self.num_boxes)
         else:  # any callable of the proposer's form: no faces
             found = ProposedObjects(self.proposer(pixels, self.num_boxes), [])
-        scores = self.model(self.preprocess.normalise(resized), crop_boxes, found.boxes)
+        # A scorer that reads only the size (the geometry prior) is spared the normalisation.
+        images = self.preprocess.normalise(resized) if getattr(self.model, "reads_pixels", True) else resized
+        scores = self.model(images, crop_boxes, found.boxes)
         per_image = list(scores.split([len(b) for b in crop_boxes]))
         if self.keep_faces and found.faces:
             per_image = [s - FACE_CUT_PENALTY * faces_cut(b, f).to(s.dtype) if len(f) else s

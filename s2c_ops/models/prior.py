@@ -74,6 +74,8 @@ class GeometryPrior(ScorerModule):
     objects are pooled (mean and max over the real ones) and an MLP of crop features and the pooled
     objects gives the score."""
 
+    reads_pixels = False
+
     def __init__(self, config: Optional[PriorConfig] = None) -> None:
         super().__init__()
         self.config = config or PriorConfig()

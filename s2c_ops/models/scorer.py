@@ -35,6 +35,9 @@ class ScorerModule(nn.Module):
     """Base of the package's scorers (S2CNet, the geometry prior): the :class:`Scorer` properties from
     ``config.bbox_num`` and the parameters."""
 
+    #: False for a scorer that reads only the images' size: the Cropper then skips normalising them.
+    reads_pixels: bool = True
+
     @property
     def bbox_num(self) -> int:
         """Object boxes per image."""
