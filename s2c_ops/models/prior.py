@@ -18,6 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from ..ops.boxes import BoxesLike
+from ..ops.constants import constant
 from .scorer import ScorerModule, check_scorer_inputs
 from .weights import load_model, save_weights, weights_format
 
@@ -104,7 +105,7 @@ class GeometryPrior(ScorerModule):
         crops, objects = check_scorer_inputs(images, crop_boxes, object_boxes, d)
         b, _, height, width = images.shape
         crops, objects = crops.to(torch.float32), objects.to(torch.float32)
-        scale = crops.new_tensor([width, height, width, height])
+        scale = constant([width, height, width, height], crops.dtype, crops.device)
         crop_n = crops[:, 1:] / scale
         obj_n = (objects[:, 1:] / scale).clamp(0, 1).reshape(b, d, 4)[crops[:, 0].long()]
         return self.score_normalised(crop_n, obj_n, real_objects(obj_n))

@@ -15,6 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ...ops._checks import host_may_read
+
 
 def check_images(images: Any) -> Tuple[int, int, int]:
     """Validates a proposer's ``images`` argument and returns ``(B, H, W)``.
@@ -46,9 +48,10 @@ def check_value_range(images: Tensor, low: float = -0.5, high: float = 1.5) -> N
 
     Catches the two usual mistakes: images already normalised with a mean and std (most pixels
     then go well below 0) and images in 0..255. The margins leave room for the small overshoot of
-    bicubic resizing; NaN is not checked here.
+    bicubic resizing; NaN is not checked here. Skipped where :func:`~s2c_ops.ops._checks.host_may_read`
+    says no (a CUDA graph being captured, sync debug mode "error").
     """
-    if images.numel() == 0:
+    if images.numel() == 0 or not host_may_read(images):
         return
     lo, hi = torch.aminmax(images.detach())
     lo, hi = float(lo), float(hi)

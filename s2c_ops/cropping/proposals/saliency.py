@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ...ops.constants import constant
 from .base import ProposedObjects, Proposer, check_images, pad_ranked_boxes
 from .components import component_stats, label_components
 from .nms import greedy_nms
@@ -51,13 +52,11 @@ def _normalise(x: Tensor, eps: float = 1e-6) -> Tensor:
 def _rgb_to_lab(rgb: Tensor) -> Tensor:
     """sRGB in [0, 1] ``[N, 3, h, w]`` to CIE L*a*b* (D65)."""
     lin = torch.where(rgb > 0.04045, ((rgb + 0.055) / 1.055) ** 2.4, rgb / 12.92)
-    m = torch.tensor(
-        [[0.412453, 0.357580, 0.180423], [0.212671, 0.715160, 0.072169], [0.019334, 0.119193, 0.950227]],
-        dtype=rgb.dtype,
-        device=rgb.device,
-    )
+    m = constant(
+        (0.412453, 0.357580, 0.180423, 0.212671, 0.715160, 0.072169, 0.019334, 0.119193, 0.950227), rgb.dtype, rgb.device
+    ).view(3, 3)
     xyz = torch.einsum("ij,njhw->nihw", m, lin)
-    white = torch.tensor([0.950456, 1.0, 1.088754], dtype=rgb.dtype, device=rgb.device).view(1, 3, 1, 1)
+    white = constant((0.950456, 1.0, 1.088754), rgb.dtype, rgb.device).view(1, 3, 1, 1)
     t = xyz / white
     f = torch.where(t > 0.008856, t.clamp_min(1e-12) ** (1.0 / 3.0), 7.787 * t + 16.0 / 116.0)
     l = 116.0 * f[:, 1:2] - 16.0
