@@ -51,25 +51,36 @@ def label_components(mask: Tensor) -> Tensor:
     step that changes nothing; elsewhere it runs the whole budget, so the host never waits.
     """
     n, h, w = mask.shape
+    if mask.device.type != "cpu":
+        return _label(mask, stop=False)
+    # About 2**17 cells at a time: the steps then work in the caches, and each chunk stops on its own.
+    chunk = max(1, 2**17 // (h * w))
+    if n <= chunk:
+        return _label(mask, stop=True)
+    return torch.cat([_label(part, stop=True) for part in mask.split(chunk)])
+
+
+def _label(mask: Tensor, stop: bool) -> Tensor:
+    """:func:`label_components`; ``stop``: end at the first step that changes nothing."""
+    n, h, w = mask.shape
     size = h * w
     fg = mask.reshape(n, size).long()
     labels = F.pad(torch.arange(1, size + 1, device=mask.device).expand(n, size) * fg, (1, 0))
-    check = mask.device.type == "cpu"
     for _ in range(size):
         grown = _step(labels, fg, h)
-        if check and torch.equal(grown, labels):
+        if stop and torch.equal(grown, labels):
             break
         labels = grown
     return labels[:, 1:].reshape(n, h, w)
 
 
-def component_stats(values: Tensor, labels: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
+def component_stats(values: Tensor, labels: Tensor) -> Tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
     """Per-component box, value sum and area of labelled maps, in slots indexed by ``label - 1``.
 
     ``values``: ``[N, h, w]`` float32; ``labels``: ``[N, h, w]`` from :func:`label_components`. Returns
-    ``boxes`` ``[N, h * w, 4]`` ``(x1, y1, x2, y2)`` in map cells (x2/y2 exclusive), ``mass`` ``[N, h * w]``
-    (the sum of ``values`` over the component, added in row-major order) and ``area`` ``[N, h * w]``
-    (its cell count, float32); slots that hold no component have area 0.
+    ``x1, y1, x2, y2, mass, area``, each ``[N, h * w]`` float32: the box in map cells (x2/y2 exclusive),
+    the sum of ``values`` over the component (added in row-major order) and its cell count. Slots that
+    hold no component have area 0.
     """
     n, h, w = labels.shape
     size = h * w
@@ -86,13 +97,10 @@ def component_stats(values: Tensor, labels: Tensor) -> Tuple[Tensor, Tensor, Ten
         out = torch.full((n, size + 1), init, device=device, dtype=torch.float32)
         return out.scatter_reduce_(1, index, src, how)[:, 1:]
 
+    def total(src: Tensor) -> Tensor:
+        return torch.zeros((n, size + 1), device=device, dtype=torch.float32).scatter_add_(1, index, src)[:, 1:]
+
     big = float(size)
-    boxes = torch.stack(
-        [reduce(big, xs, "amin"), reduce(big, ys, "amin"), reduce(-1.0, xs, "amax") + 1, reduce(-1.0, ys, "amax") + 1],
-        dim=-1,
-    )
-    mass = torch.zeros((n, size + 1), device=device, dtype=torch.float32).scatter_add_(1, index, values.flatten(1))
-    area = torch.zeros((n, size + 1), device=device, dtype=torch.float32).scatter_add_(
-        1, index, torch.ones_like(values).flatten(1)
-    )
-    return boxes, mass[:, 1:], area[:, 1:]
+    x1, y1 = reduce(big, xs, "amin"), reduce(big, ys, "amin")
+    x2, y2 = reduce(-1.0, xs, "amax") + 1, reduce(-1.0, ys, "amax") + 1
+    return x1, y1, x2, y2, total(values.flatten(1)), total(torch.ones_like(values).flatten(1))

@@ -288,18 +288,20 @@ class SaliencyProposer(Proposer):
         thresholds = torch.stack([peak * level for level in self.levels], dim=1)  # [B, T]
         masks = (sal[:, None] > thresholds[:, :, None, None]) & (peak.view(-1, 1, 1, 1) > 0)
         sal = sal[:, None].expand(b, t, sh, sw).reshape(b * t, sh, sw)
-        boxes, mass, area = component_stats(sal, label_components(masks.reshape(b * t, sh, sw)))
-        box_area = (boxes[..., 2] - boxes[..., 0]) * (boxes[..., 3] - boxes[..., 1]) / cells
-        keep = (area > 0) & (area / cells >= self.min_area) & (box_area <= self.max_area)
-        x1, y1, x2, y2 = boxes.unbind(-1)
-        sx, sy = w / sw, h / sh
-        boxes = torch.stack([x1 * sx, y1 * sy, x2 * sx, y2 * sy], dim=-1).view(b, t * size, 4)  # to pixels
+        x1, y1, x2, y2, mass, area = component_stats(sal, label_components(masks.reshape(b * t, sh, sw)))
+        box_area = (x2 - x1) * (y2 - y1) / cells
+        keep = ((area > 0) & (area / cells >= self.min_area) & (box_area <= self.max_area)).view(b, t * size)
         score = (mass / cells).view(b, t * size)
-        keep = keep.view(b, t * size)
         # Slots run threshold by threshold, label by label: a stable sort keeps that order among ties.
         order = torch.sort(torch.where(keep, score, -math.inf), dim=1, descending=True, stable=True).indices
         order = order[:, : t * (size // self._min_cells(size))]
-        return boxes.gather(1, order[..., None].expand(-1, -1, 4)), score.gather(1, order), keep.gather(1, order)
+
+        def take(v: Tensor, scale: float) -> Tensor:
+            return v.reshape(b, t * size).gather(1, order) * scale  # to pixels
+
+        sx, sy = w / sw, h / sh
+        boxes = torch.stack([take(x1, sx), take(y1, sy), take(x2, sx), take(y2, sy)], dim=-1)
+        return boxes, score.gather(1, order), keep.gather(1, order)
 
     def _min_cells(self, size: int) -> int:
         """The fewest cells a component of a ``size``-cell map needs to pass ``min_area`` (at least 1)."""
