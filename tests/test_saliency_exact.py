@@ -46,22 +46,17 @@ def snake(height: int, width: int) -> torch.Tensor:
 
 
 def spiral(size: int) -> torch.Tensor:
-    """A square spiral of one-pixel walls with one-pixel gaps, from the border inwards."""
+    """A square spiral of one-pixel walls with one-pixel gaps, from the border inwards (``size`` odd)."""
     m = torch.zeros(size, size, dtype=torch.bool)
-    y, x, dy, dx = 0, 0, 0, 1
-    for _ in range(size * size):
-        m[y, x] = True
-        ny, nx = y + dy, x + dx
-        ahead = 0 <= ny < size and 0 <= nx < size and not m[ny, nx]
-        # Turn before running into the wall or touching the previous turn (two cells ahead).
-        fy, fx = ny + dy, nx + dx
-        if not ahead or (0 <= fy < size and 0 <= fx < size and m[fy, fx]):
-            dy, dx = dx, -dy
-            ny, nx = y + dy, x + dx
-            fy, fx = ny + dy, nx + dx
-            if not (0 <= ny < size and 0 <= nx < size) or m[ny, nx] or (0 <= fy < size and 0 <= fx < size and m[fy, fx]):
-                break
-        y, x = ny, nx
+    lo, hi = 0, size - 1
+    while lo <= hi:
+        m[lo, lo:hi + 1] = True  # top, right, bottom, then the left side up to the next ring's top
+        m[lo:hi + 1, hi] = True
+        m[hi, lo:hi + 1] = True
+        m[lo + 2:hi + 1, lo] = True
+        if lo + 2 <= hi - 2:
+            m[lo + 2, lo + 1] = True  # the step into the next ring
+        lo, hi = lo + 2, hi - 2
     return m
 
 

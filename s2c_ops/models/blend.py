@@ -57,7 +57,8 @@ def expected_iou(crops: Tensor, raw: Tensor, temperature: float, counts: Optiona
     images' crops image by image (as a list of per-image boxes gives them), is how many each has: known
     on the host, the images are then split off without reading the rois back (a GPU never waits)."""
     if counts is not None:
-        return torch.cat([_expected_iou(c[:, 1:], r, temperature) for c, r in zip(crops.split(counts), raw.split(counts))])
+        parts = zip(crops.split(counts), raw.split(counts))
+        return torch.cat([_expected_iou(c[:, 1:], r, temperature) for c, r in parts])
     out = torch.empty_like(raw)
     index = crops[:, 0]
     for image in torch.unique(index):

@@ -74,7 +74,9 @@ def host_may_read(tensor: Tensor) -> bool:
     """Whether a check may read ``tensor``'s values on the host: not for a CUDA tensor while a CUDA graph
     is captured (no synchronisation is allowed) or while CUDA's sync debug mode is "error" (the caller
     asked for none). Value checks are skipped then."""
-    return not (tensor.is_cuda and (torch.cuda.is_current_stream_capturing() or torch.cuda.get_sync_debug_mode() == 2))
+    if not tensor.is_cuda:
+        return True
+    return not torch.cuda.is_current_stream_capturing() and torch.cuda.get_sync_debug_mode() != 2
 
 
 def check_roi_values(op: str, rois: Tensor, batch_size: int) -> None:

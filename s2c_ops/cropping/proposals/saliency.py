@@ -53,7 +53,9 @@ def _rgb_to_lab(rgb: Tensor) -> Tensor:
     """sRGB in [0, 1] ``[N, 3, h, w]`` to CIE L*a*b* (D65)."""
     lin = torch.where(rgb > 0.04045, ((rgb + 0.055) / 1.055) ** 2.4, rgb / 12.92)
     m = constant(
-        (0.412453, 0.357580, 0.180423, 0.212671, 0.715160, 0.072169, 0.019334, 0.119193, 0.950227), rgb.dtype, rgb.device
+        (0.412453, 0.357580, 0.180423, 0.212671, 0.715160, 0.072169, 0.019334, 0.119193, 0.950227),
+        rgb.dtype,
+        rgb.device,
     ).view(3, 3)
     xyz = torch.einsum("ij,njhw->nihw", m, lin)
     white = constant((0.950456, 1.0, 1.088754), rgb.dtype, rgb.device).view(1, 3, 1, 1)
