@@ -79,8 +79,8 @@ def component_stats(values: Tensor, labels: Tensor) -> Tuple[Tensor, Tensor, Ten
 
     ``values``: ``[N, h, w]`` float32; ``labels``: ``[N, h, w]`` from :func:`label_components`. Returns
     ``x1, y1, x2, y2, mass, area``, each ``[N, h * w]`` float32: the box in map cells (x2/y2 exclusive),
-    the sum of ``values`` over the component (added in row-major order) and its cell count. Slots that
-    hold no component have area 0.
+    the sum of ``values`` over the component (on the CPU added in row-major order) and its cell count.
+    Slots that hold no component have area 0.
     """
     n, h, w = labels.shape
     size = h * w

@@ -212,7 +212,8 @@ class SaliencyProposer(Proposer):
        the rest).
 
     Boxes are mapped back to the pixels of ``images``. Everything runs batched on the images' device
-    in tensor operations and is deterministic; each image's boxes do not depend on the rest of the
+    in tensor operations and is deterministic on the CPU (a GPU sums a component's saliency in no fixed
+    order, so near-ties may rank differently there); each image's boxes do not depend on the rest of the
     batch. Without ``faces``, :meth:`propose_objects` works on fixed-size tensors throughout and never
     waits for the device (after :func:`check_value_range`).
 
