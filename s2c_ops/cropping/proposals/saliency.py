@@ -277,9 +277,9 @@ class SaliencyProposer(Proposer):
         are real ``[B, P]``: per image, the real ones first, best first (ties in the order of the
         thresholds, then of the labels), before non-maximum suppression; on the images' device.
 
-        ``P`` is fixed by the map size and the settings: no image can have more components left
-        after the ``min_area`` floor. The score of a box is its component's saliency mass as a
-        fraction of the map's area.
+        ``P`` is fixed by the map size and the settings (no image can have more components left after
+        the ``min_area`` floor); on the CPU it is the most any image of the batch has. The score of a
+        box is its component's saliency mass as a fraction of the map's area.
         """
         b, h, w = images.shape[0], images.shape[2], images.shape[3]
         sal = self.saliency(images)[:, 0]  # [B, sh, sw]
@@ -297,7 +297,10 @@ class SaliencyProposer(Proposer):
         score = (mass / cells).view(b, t * size)
         # Slots run threshold by threshold, label by label: a stable sort keeps that order among ties.
         order = torch.sort(torch.where(keep, score, -math.inf), dim=1, descending=True, stable=True).indices
-        order = order[:, : t * (size // self._min_cells(size))]
+        limit = t * (size // self._min_cells(size))
+        if sal.device.type == "cpu":  # reading the count costs nothing there, and spares the NMS most slots
+            limit = max(1, min(limit, int(keep.sum(1).max())))
+        order = order[:, :limit]
 
         def take(v: Tensor, scale: float) -> Tensor:
             return v.reshape(b, t * size).gather(1, order) * scale  # to pixels
