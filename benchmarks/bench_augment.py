@@ -1,25 +1,26 @@
 """AestheticCrop speed beside Kornia's RandomResizedCrop, measured in the same run.
 
     python benchmarks/bench_augment.py                  # CPU, 2 threads, batch 8 of 256x384 -> 192x256
-    python benchmarks/bench_augment.py --device cuda
+    python benchmarks/bench_augment.py --device cuda --batch 64
 
-Rows (time per batch, median of torch.utils.benchmark's blocked_autorange):
+Rows (time per batch, median of torch.utils.benchmark's blocked_autorange), each with the saliency proposer:
 - RandomResizedCrop((192, 256)), cropping_mode="resample": the baseline.
-- AestheticCrop("4:3", size=(192, 256)) with the package's default model (geometry prior) and the default
-  saliency proposer: scoring and cropping, what a training loop pays per batch.
+- AestheticCrop("4:3", size=(192, 256)) with the geometry prior (``GeometryPrior.default()``).
+- the same with the package's default model (``AestheticCrop(ratio, size=size)``, whatever it is).
 - the same with S2CNet's GAICv1 configuration (random weights: the official model's speed).
 - AestheticCrop replaying its params (the crop and resize alone, no scoring): the part that compares
   with RandomResizedCrop's work.
 """
 import argparse
 import os
-from importlib import resources
 
 import kornia.augmentation as K
 import torch
 
 import s2c_ops
 from s2c_kornia import AestheticCrop
+from s2c_ops.models.default import DEFAULT
+from s2c_ops.models.prior import GeometryPrior
 from timing import median_ms
 
 
@@ -33,7 +34,7 @@ def main():
     parser.add_argument("--size", type=int, nargs=2, default=(192, 256), metavar=("H", "W"))
     parser.add_argument("--min-run-time", type=float, default=1.0, help="seconds per measurement")
     parser.add_argument("--no-s2cnet", action="store_true", help="leave out the GAICv1 S2CNet row")
-    parser.add_argument("--profile", action="store_true", help="the default row's costliest operators")
+    parser.add_argument("--profile", action="store_true", help="the prior row's costliest operators")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     dev = torch.device(args.device)
@@ -44,23 +45,19 @@ def main():
     images = torch.rand(args.batch, 3, args.height, args.width, generator=g).to(dev)
 
     rrc = K.RandomResizedCrop(size, cropping_mode="resample")
-    rows = [("RandomResizedCrop (kornia), resample", lambda: rrc(images))]
-
-    weights = resources.files("s2c_ops") / "weights" / "geometry_prior.safetensors"
-    if weights.is_file():
-        default = AestheticCrop(ratio, size=size)
-        rows.append(("AestheticCrop, default model (geometry prior) + saliency", lambda: default(images)))
-    else:
-        default = None
-        print(f"(no default-model row: {weights} is not built)")
+    prior = AestheticCrop(ratio, size=size, model=GeometryPrior.default())
+    default = AestheticCrop(ratio, size=size)
+    rows = [
+        ("RandomResizedCrop (kornia), resample", lambda: rrc(images)),
+        ("AestheticCrop, geometry prior", lambda: prior(images)),
+        (f"AestheticCrop, package default ({DEFAULT})", lambda: default(images)),
+    ]
     if not args.no_s2cnet:
         s2cnet = AestheticCrop(ratio, size=size, model=s2c_ops.S2CNet("GAICv1").eval())
-        rows.append(("AestheticCrop, S2CNet GAICv1 + saliency", lambda: s2cnet(images)))
-    replay = default if default is not None else s2cnet if not args.no_s2cnet else None
-    if replay is not None:
-        replay(images)  # choose the crops once
-        params = replay._params
-        rows.append(("AestheticCrop, replaying params (crop + resize only)", lambda: replay(images, params=params)))
+        rows.append(("AestheticCrop, S2CNet GAICv1", lambda: s2cnet(images)))
+    prior(images)  # choose the crops once
+    params = prior._params
+    rows.append(("AestheticCrop, replaying params (crop + resize only)", lambda: prior(images, params=params)))
 
     for _, fn in rows:  # warm-up (the scorer is prepared at first use on a device)
         fn()
@@ -68,9 +65,11 @@ def main():
             torch.cuda.synchronize()
 
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    card = torch.cuda.get_device_name(dev) if dev.type == "cuda" else "CPU"
     print(
-        f"AestheticCrop vs RandomResizedCrop: {args.device}, {torch.get_num_threads()} threads, batch {args.batch} of "
-        f"{args.height}x{args.width} -> {size[0]}x{size[1]} (ratio {ratio:.4g}); load average {load:.2f}\n"
+        f"AestheticCrop vs RandomResizedCrop: {card}, torch {torch.__version__}, {torch.get_num_threads()} threads, "
+        f"batch {args.batch} of {args.height}x{args.width} -> {size[0]}x{size[1]} (ratio {ratio:.4g}); "
+        f"load average {load:.2f}\n"
     )
     print("| augmentation | ms / batch | vs RandomResizedCrop |")
     print("| --- | ---: | ---: |")
@@ -79,16 +78,16 @@ def main():
         ms = median_ms(fn, args.min_run_time)
         baseline = ms if baseline is None else baseline
         print(f"| {name} | {ms:.2f} | {ms / baseline:.1f}x |", flush=True)
-    if args.profile and default is not None:
+    if args.profile:
         from torch.profiler import ProfilerActivity, profile
 
         activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if dev.type == "cuda" else [])
         with profile(activities=activities) as prof:
-            default(images)
+            prior(images)
             if dev.type == "cuda":
                 torch.cuda.synchronize()
-        print("\n# one default-model call, costliest operators by their own CPU time")
-        print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=15, max_name_column_width=60))
+        print("\n# one prior-row call, costliest operators by their own CPU time")
+        print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=20, max_name_column_width=60))
 
 
 if __name__ == "__main__":

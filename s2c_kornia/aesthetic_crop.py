@@ -36,7 +36,7 @@ from torch import Tensor
 from s2c_ops.cropping.candidates import parse_ratio, ratio_anchors
 from s2c_ops.cropping.cropper import Cropper
 from s2c_ops.models.default import default_model
-from s2c_ops.cropping.proposals import get_proposer
+from s2c_ops.cropping.proposals import get_proposer, whole_image_boxes
 
 __all__ = ["AestheticCrop"]
 
@@ -319,17 +319,19 @@ class AestheticCrop(GeometricAugmentationBase2D):
                 f"would be {largest_w:.1f}x{largest_h:.1f} px (width x height), under the model's minimum side "
                 f"of {MIN_CROP_SIDE:g} px"
             )
-        gate = params.get("batch_prob")
+        gate = params.get("batch_prob")  # Kornia's, on the CPU
         cropped = b > 0 and (gate is None or self.p_batch == 1.0 or bool((gate > 0.5).any()))
+        # The crops stay on the images' device: nothing here waits for it.
+        device = images.device
         if cropped:
-            boxes, scores = self.cropper(images.device).score_candidates(images, ratio)
+            boxes, scores = self.cropper(device).score_candidates(images, ratio)
             chosen, score = self._pick(boxes, scores.float(), params.get("draw"))
-            chosen, score = chosen.cpu().float(), score.cpu().float()
+            chosen, score = chosen.float(), score.float()
             x0, y0, w, h = pixel_crops(chosen, ratio, height, width).unbind(1)
         else:  # a skipped batch keeps the whole image (the output is the input; this is what the matrix says)
-            chosen = torch.tensor([[0.0, 0.0, float(width), float(height)]]).expand(b, 4)
-            score = torch.full((b,), float("nan"))
-            x0, y0, w, h = torch.tensor([[0, 0, width, height]]).expand(b, 4).unbind(1)
+            chosen = whole_image_boxes(b, height, width, device=device)
+            score = torch.full((b,), float("nan"), device=device)
+            x0, y0, w, h = chosen.long().unbind(1)
 
         if self.flags["size"] is not None:
             out_h, out_w = self.flags["size"]
@@ -347,9 +349,11 @@ class AestheticCrop(GeometricAugmentationBase2D):
                 )
             out_h, out_w = int(sizes[0, 0]), int(sizes[0, 1])
 
-        zeros = torch.zeros(b, dtype=torch.float32)
+        zeros = torch.zeros(b, dtype=torch.float32, device=device)
         params["src"] = _corners(x0.float(), y0.float(), w.float(), h.float())
-        params["dst"] = _corners(zeros, zeros, torch.full((b,), float(out_w)), torch.full((b,), float(out_h)))
+        params["dst"] = _corners(
+            zeros, zeros, torch.full((b,), float(out_w), device=device), torch.full((b,), float(out_h), device=device)
+        )
         params["input_size"] = torch.tensor([height, width], dtype=torch.long).expand(b, 2).clone()
         params["output_size"] = torch.tensor([out_h, out_w], dtype=torch.long).expand(b, 2).clone()
         params["crop_box"] = chosen.clone()

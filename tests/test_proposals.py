@@ -17,7 +17,6 @@ from s2c_ops.cropping.proposals import (
     TorchvisionDetector,
     WholeImage,
     get_proposer,
-    label_components,
     pad_boxes,
 )
 
@@ -377,25 +376,6 @@ def test_saliency_bad_settings():
                    {"min_area": 0.5, "max_area": 0.4}, {"spectral_weight": 0.0, "colour_weight": 0.0}):
         with pytest.raises(ValueError):
             SaliencyProposer(**kwargs)
-
-
-def test_label_components_matches_scipy():
-    ndimage = pytest.importorskip("scipy.ndimage")
-    g = torch.Generator().manual_seed(0)
-    masks = torch.rand(4, 23, 31, generator=g) > 0.55
-    masks[3] = False
-    labels = label_components(masks)
-    for m, lab in zip(masks, labels):
-        ref, count = ndimage.label(m.numpy(), structure=np.ones((3, 3)))
-        assert ((lab > 0) == m).all()
-        # the same partition: a one-to-one map between our labels and scipy's
-        pairs = {(int(a), int(b)) for a, b in zip(lab[m].tolist(), ref[m.numpy()].tolist())}
-        assert len(pairs) == count == len({a for a, _ in pairs})
-        # each label is 1 + the largest flat index among its component's pixels
-        flat = torch.arange(1, m.numel() + 1).view_as(lab)
-        for value in lab.unique().tolist():
-            if value:
-                assert flat[lab == value].max().item() == value
 
 
 def iou(a, b):

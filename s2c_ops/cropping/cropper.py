@@ -7,6 +7,7 @@ object boxes from a proposer, and one batched scoring call per group of images t
 is that batched scoring, which ``s2c crop``, ``s2c eval`` and ``AestheticCrop`` call as well.
 """
 import copy
+import functools
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
@@ -16,6 +17,7 @@ from torch import Tensor, nn
 
 from ..models.default import default_model
 from ..models.scorer import module_device
+from ..ops.constants import constant
 from .candidates import parse_ratio, ratio_anchors
 from .images import ImageLike
 from .proposals import GivenBoxes, ProposedObjects, Proposer, default_proposer
@@ -48,6 +50,12 @@ def faces_cut(crops: Tensor, faces: Tensor, margin: float = FACE_CUT_MARGIN) -> 
     area = ((faces[:, 2] - faces[:, 0]) * (faces[:, 3] - faces[:, 1])).clamp(min=1e-6)
     kept = ix.clamp(min=0) * iy.clamp(min=0) / area[None]
     return ((kept > margin) & (kept < 1 - margin)).sum(1)
+
+
+@functools.lru_cache(maxsize=64)
+def _anchors(height: int, width: int, ratio: float, device: torch.device) -> Tensor:
+    """:func:`ratio_anchors` on ``device``, made once (a copy to a GPU makes the host wait). Never written to."""
+    return ratio_anchors(height, width, ratio).to(device)
 
 
 class Cropper:
@@ -183,7 +191,7 @@ class Cropper:
         if images.dim() != 4 or images.shape[1] != 3 or not images.is_floating_point():
             raise ValueError(f"images must be a float (B, 3, H, W) batch in [0, 1], got {tuple(images.shape)} {images.dtype}")
         h, w = images.shape[-2:]
-        boxes = ratio_anchors(h, w, parse_ratio(ratio)).to(images.device)
+        boxes = _anchors(h, w, parse_ratio(ratio), images.device)
         resized, geometry = self.preprocess.resize_batch(images.float() * 255)
         scores = self.score_resized(resized, geometry, [boxes] * len(images))
         return boxes, torch.stack(scores).to(images.device)
@@ -199,7 +207,7 @@ class Cropper:
         resized = resized.to(device)
         geometries = geometry if isinstance(geometry, list) else [geometry] * len(boxes)
         height, width = resized.shape[-2:]
-        bounds = torch.tensor([width, height, width, height], dtype=torch.float32, device=device)
+        bounds = constant([width, height, width, height], torch.float32, resized.device)
         crop_boxes = [torch.minimum(g.boxes_to_model(b.to(device)), bounds) for g, b in zip(geometries, boxes)]
         pixels = self.preprocess.unnormalised(resized)
         if objects is not None:
@@ -208,7 +216,9 @@ class Cropper:
             found = self.proposer.propose_objects(pixels, self.num_boxes)
         else:  # any callable of the proposer's form: no faces
             found = ProposedObjects(self.proposer(pixels, self.num_boxes), [])
-        scores = self.model(self.preprocess.normalise(resized), crop_boxes, found.boxes)
+        # A scorer that reads only the size (the geometry prior) is spared the normalisation.
+        images = self.preprocess.normalise(resized) if getattr(self.model, "reads_pixels", True) else resized
+        scores = self.model(images, crop_boxes, found.boxes)
         per_image = list(scores.split([len(b) for b in crop_boxes]))
         if self.keep_faces and found.faces:
             per_image = [s - FACE_CUT_PENALTY * faces_cut(b, f).to(s.dtype) if len(f) else s

@@ -16,7 +16,7 @@ measurements to ``blend.json``; see the README).
 """
 import copy
 from dataclasses import asdict, dataclass, field
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Sequence
 
 import torch
 from torch import Tensor
@@ -50,17 +50,26 @@ class BlendConfig:
         return resolve_config(self.s2cnet).antialias
 
 
-def expected_iou(crops: Tensor, raw: Tensor, temperature: float) -> Tensor:
+def expected_iou(crops: Tensor, raw: Tensor, temperature: float, counts: Optional[Sequence[int]] = None) -> Tensor:
     """Each crop's expected IoU with the best crop of its image when the best is distributed as
     ``softmax(raw / temperature)`` over the image's crops: ``crops`` rois (K, 5) of any images, ``raw``
-    (K,). Images are taken one at a time (their crop counts differ)."""
+    (K,). Images are taken one at a time (their crop counts differ). ``counts``, when ``crops`` hold the
+    images' crops image by image (as a list of per-image boxes gives them), is how many each has: known
+    on the host, the images are then split off without reading the rois back (a GPU never waits)."""
+    if counts is not None:
+        parts = zip(crops.split(counts), raw.split(counts))
+        return torch.cat([_expected_iou(c[:, 1:], r, temperature) for c, r in parts])
     out = torch.empty_like(raw)
     index = crops[:, 0]
     for image in torch.unique(index):
         mine = (index == image).nonzero().squeeze(1)
-        boxes = crops[mine, 1:]
-        out[mine] = box_iou(boxes, boxes) @ torch.softmax(raw[mine] / temperature, 0)
+        out[mine] = _expected_iou(crops[mine, 1:], raw[mine], temperature)
     return out
+
+
+def _expected_iou(boxes: Tensor, raw: Tensor, temperature: float) -> Tensor:
+    """:func:`expected_iou` of one image's crops ``boxes`` (N, 4)."""
+    return box_iou(boxes, boxes) @ torch.softmax(raw / temperature, 0)
 
 
 @weights_format("s2cnet-blend/1", BlendConfig, "S2CNet + geometry priors")
@@ -108,7 +117,8 @@ class S2CNetWithPriors(ScorerModule):
         raw = self.raw_scores(images, crops, objects)
         if self.config.temperature is None:
             return raw
-        return expected_iou(crops, raw, self.config.temperature)
+        counts = [len(b) for b in crop_boxes] if isinstance(crop_boxes, (list, tuple)) else None
+        return expected_iou(crops, raw, self.config.temperature, counts)
 
     def fused(self) -> "S2CNetWithPriors":
         """An inference copy with S2CNet's :meth:`~s2c_ops.S2CNet.fused` layers."""

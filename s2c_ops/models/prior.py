@@ -19,6 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from ..ops.boxes import BoxesLike
+from ..ops.constants import constant
 from .scorer import ScorerModule, check_scorer_inputs
 from .weights import load_model, save_weights, weights_format
 
@@ -75,6 +76,8 @@ class GeometryPrior(ScorerModule):
     objects are pooled (mean and max over the real ones) and an MLP of crop features and the pooled
     objects gives the score."""
 
+    reads_pixels = False
+
     def __init__(self, config: Optional[PriorConfig] = None) -> None:
         super().__init__()
         self.config = config or PriorConfig()
@@ -103,7 +106,7 @@ class GeometryPrior(ScorerModule):
         crops, objects = check_scorer_inputs(images, crop_boxes, object_boxes, d)
         b, _, height, width = images.shape
         crops, objects = crops.to(torch.float32), objects.to(torch.float32)
-        scale = crops.new_tensor([width, height, width, height])
+        scale = constant([width, height, width, height], crops.dtype, crops.device)
         crop_n = crops[:, 1:] / scale
         obj_n = (objects[:, 1:] / scale).clamp(0, 1).reshape(b, d, 4)[crops[:, 0].long()]
         return self.score_normalised(crop_n, obj_n, real_objects(obj_n))

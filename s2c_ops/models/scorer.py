@@ -12,7 +12,9 @@ from typing import Optional, Protocol, Tuple, runtime_checkable
 import torch
 from torch import Tensor, nn
 
+from ..ops._checks import host_may_read
 from ..ops.boxes import BoxesLike, boxes_to_rois
+from ..ops.constants import constant
 
 
 @runtime_checkable
@@ -34,6 +36,9 @@ class Scorer(Protocol):
 class ScorerModule(nn.Module):
     """Base of the package's scorers (S2CNet, the geometry prior): the :class:`Scorer` properties from
     ``config.bbox_num`` and the parameters."""
+
+    #: False for a scorer that reads only the images' size: the Cropper then skips normalising them.
+    reads_pixels: bool = True
 
     @property
     def bbox_num(self) -> int:
@@ -60,7 +65,9 @@ def check_scorer_inputs(images: Tensor, crop_boxes: BoxesLike, object_boxes: Box
     their image; objects sorted by image (stable) and clamped into it. Raises ``ValueError`` /
     ``TypeError`` naming the problem: images not a float (B, 3, H, W) batch with sides of at least
     ``min_side``, no crop, a count of object boxes other than ``bbox_num`` per image, NaN or infinite
-    values, batch indices that are not whole numbers in range, empty or inverted boxes."""
+    values, batch indices that are not whole numbers in range, empty or inverted boxes. The checks of
+    values are skipped where :func:`~s2c_ops.ops._checks.host_may_read` says no (a CUDA graph being
+    captured, sync debug mode "error")."""
     if not isinstance(images, Tensor) or images.dim() != 4 or images.shape[1] != 3:
         shape = tuple(images.shape) if isinstance(images, Tensor) else type(images).__name__
         raise ValueError(f"images must be a (B, 3, H, W) tensor, got {shape}")
@@ -69,30 +76,37 @@ def check_scorer_inputs(images: Tensor, crop_boxes: BoxesLike, object_boxes: Box
     b, _, h, w = images.shape
     if h < min_side or w < min_side:
         raise ValueError(f"images must be at least {min_side}x{min_side} pixels, got {h}x{w}")
-    crops = _as_rois(crop_boxes, b, "crop_boxes").to(images.dtype)
-    objects = _as_rois(object_boxes, b, "object_boxes").to(images.dtype)
+    read = host_may_read(images)
+    crops = _as_rois(crop_boxes, b, "crop_boxes", read).to(images.dtype)
+    objects = _as_rois(object_boxes, b, "object_boxes", read).to(images.dtype)
     if len(crops) == 0:
         raise ValueError("crop_boxes is empty: give at least one candidate crop")
-    counts = torch.bincount(objects[:, 0].long(), minlength=b)
-    if len(objects) != b * bbox_num or bool((counts != bbox_num).any()):
-        raise ValueError(
-            f"object_boxes must hold exactly bbox_num={bbox_num} boxes per image; got {counts.tolist()} for {b} images"
-        )
+    if read:
+        counts = torch.bincount(objects[:, 0].long(), minlength=b)
+        if len(objects) != b * bbox_num or bool((counts != bbox_num).any()):
+            raise ValueError(f"object_boxes must hold exactly bbox_num={bbox_num} boxes per image; got "
+                             f"{counts.tolist()} for {b} images")
+    elif len(objects) != b * bbox_num:
+        raise ValueError(f"object_boxes must hold exactly bbox_num={bbox_num} boxes per image; got {len(objects)} "
+                         f"for {b} images")
     objects = objects[torch.argsort(objects[:, 0], stable=True)]
-    _check_boxes(crops, h, w, "crop_boxes", inside=True)
-    _check_boxes(objects, h, w, "object_boxes", inside=False)
-    bounds = objects.new_tensor([w, h, w, h])
+    if read:
+        _check_boxes(crops, h, w, "crop_boxes", inside=True)
+        _check_boxes(objects, h, w, "object_boxes", inside=False)
+    bounds = constant([w, h, w, h], objects.dtype, objects.device)
     objects = torch.cat([objects[:, :1], torch.minimum(objects[:, 1:].clamp(min=0), bounds)], dim=1)
     return crops, objects
 
 
-def _as_rois(boxes: BoxesLike, num_images: int, name: str) -> Tensor:
+def _as_rois(boxes: BoxesLike, num_images: int, name: str, read: bool) -> Tensor:
     if isinstance(boxes, (list, tuple)) and len(boxes) != num_images:
         raise ValueError(f"{name} is a list of {len(boxes)} box tensors for {num_images} images")
     try:
         rois = boxes_to_rois(boxes)
     except (TypeError, ValueError) as e:
         raise type(e)(f"{name}: {e}") from None
+    if not read:
+        return rois
     if not torch.isfinite(rois).all():
         raise ValueError(f"{name} holds NaN or infinite values")
     index = rois[:, 0]

@@ -70,11 +70,20 @@ def check_backward(op: str, grad: Tensor, rois: Tensor, spatial_scale: float, po
     check_roi_values(op, rois, batch_size)
 
 
+def host_may_read(tensor: Tensor) -> bool:
+    """Whether a check may read ``tensor``'s values on the host: not for a CUDA tensor while a CUDA graph
+    is captured (no synchronisation is allowed) or while CUDA's sync debug mode is "error" (the caller
+    asked for none). Value checks are skipped then."""
+    if not tensor.is_cuda:
+        return True
+    return not torch.cuda.is_current_stream_capturing() and torch.cuda.get_sync_debug_mode() != 2
+
+
 def check_roi_values(op: str, rois: Tensor, batch_size: int) -> None:
     """Finite rois with whole batch indices in [0, batch_size); raises for the first row that is not.
-    Skipped while a CUDA graph is captured (no synchronisation allowed): the kernels then give NaN for
-    a bad batch index, as the CUDA kernels do."""
-    if rois.is_cuda and torch.cuda.is_current_stream_capturing():
+    Skipped where :func:`host_may_read` says no: the kernels then give NaN for a bad batch index, as the
+    CUDA kernels do."""
+    if not host_may_read(rois):
         return
     r = rois.detach().double()
     finite = torch.isfinite(r).all(dim=1)

@@ -31,8 +31,6 @@ def boxes_to_rois(boxes: BoxesLike) -> Tensor:
                 f"boxes[{i}] is {b.dtype} on {b.device} but boxes[0] is {boxes[0].dtype} on {boxes[0].device}"
             )
     cat = torch.cat(list(boxes), dim=0)
-    index = torch.repeat_interleave(
-        torch.arange(len(boxes), dtype=cat.dtype, device=cat.device),
-        torch.tensor([b.shape[0] for b in boxes], device=cat.device),
-    )
-    return torch.cat([index[:, None], cat], dim=1)
+    # Made on the device from the host's counts: a counts tensor would be a copy the host waits for.
+    index = torch.cat([torch.full((b.shape[0], 1), i, dtype=cat.dtype, device=cat.device) for i, b in enumerate(boxes)])
+    return torch.cat([index, cat], dim=1)

@@ -15,6 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ...ops._checks import host_may_read
+
 
 def check_images(images: Any) -> Tuple[int, int, int]:
     """Validates a proposer's ``images`` argument and returns ``(B, H, W)``.
@@ -46,9 +48,10 @@ def check_value_range(images: Tensor, low: float = -0.5, high: float = 1.5) -> N
 
     Catches the two usual mistakes: images already normalised with a mean and std (most pixels
     then go well below 0) and images in 0..255. The margins leave room for the small overshoot of
-    bicubic resizing; NaN is not checked here.
+    bicubic resizing; NaN is not checked here. Skipped where :func:`~s2c_ops.ops._checks.host_may_read`
+    says no (a CUDA graph being captured, sync debug mode "error").
     """
-    if images.numel() == 0:
+    if images.numel() == 0 or not host_may_read(images):
         return
     lo, hi = torch.aminmax(images.detach())
     lo, hi = float(lo), float(hi)
@@ -121,34 +124,45 @@ def pad_box_sets(box_sets: Sequence[Tensor], num_boxes: int, height: int, width:
         if boxes.is_complex() or boxes.dtype == torch.bool:
             raise TypeError(f"boxes must be real numbers, got dtype {boxes.dtype}")
     num_boxes = check_num_boxes(num_boxes)
+    n = len(box_sets)
+    if n == 0:
+        return pad_ranked_boxes(torch.zeros((0, 0, 4)), torch.zeros((0, 0), dtype=torch.bool), num_boxes, height, width)
+    device = box_sets[0].device
+    # Stacked with zero rows after each image's own; its row count is known here, so nothing waits.
+    counts = torch.tensor([int(boxes.shape[0]) for boxes in box_sets])
+    stacked = torch.nn.utils.rnn.pad_sequence(
+        [boxes.detach().to(device=device, dtype=torch.float32) for boxes in box_sets], batch_first=True
+    )
+    valid = torch.arange(stacked.shape[1]) < counts[:, None]
+    return pad_ranked_boxes(stacked, valid.to(device, non_blocking=True), num_boxes, height, width)
+
+
+def pad_ranked_boxes(boxes: Tensor, valid: Tensor, num_boxes: int, height: int, width: int) -> Tensor:
+    """:func:`pad_boxes` for a batch in one tensor: ``boxes`` ``[B, L, 4]`` ranked best first in each row,
+    of which ``valid`` ``[B, L]`` marks the real ones, to a ``float32`` ``Tensor[B, num_boxes, 4]`` on
+    ``boxes``' device, in a fixed number of tensor operations (no synchronisation on a GPU)."""
+    num_boxes = check_num_boxes(num_boxes)
     height, width = int(height), int(width)
     if height < 1 or width < 1:
         raise ValueError(f"height and width must be >= 1, got {height} x {width}")
-    n = len(box_sets)
-    device = box_sets[0].device if n else None
+    n = boxes.shape[0]
     # The output, plus one last row where the rows that are not kept are written.
-    out = whole_image_boxes(n * num_boxes + 1, height, width, device=device)
-    if n == 0:
-        return out[:0].view(0, num_boxes, 4)
-
-    b = torch.cat([boxes.detach().to(device=device, dtype=torch.float32) for boxes in box_sets])
-    finite = torch.isfinite(b).all(dim=1)
+    out = whole_image_boxes(n * num_boxes + 1, height, width, device=boxes.device)
+    b = boxes.detach().to(torch.float32)
+    finite = torch.isfinite(b).all(dim=-1)
     b = torch.nan_to_num(b, nan=0.0, posinf=0.0, neginf=0.0)
-    x1 = torch.minimum(b[:, 0], b[:, 2]).clamp(0.0, float(width))
-    x2 = torch.maximum(b[:, 0], b[:, 2]).clamp(0.0, float(width))
-    y1 = torch.minimum(b[:, 1], b[:, 3]).clamp(0.0, float(height))
-    y2 = torch.maximum(b[:, 1], b[:, 3]).clamp(0.0, float(height))
-    b = torch.stack([x1, y1, x2, y2], dim=1)
-    keep = finite & (x2 > x1) & (y2 > y1)
-    # Each row's image and its rank among its image's kept rows; the first num_boxes kept rows of
-    # each image overwrite its whole-image rows. The counts are known on the host, so nothing waits.
-    counts = [int(boxes.shape[0]) for boxes in box_sets]
-    starts = torch.tensor([0] + counts[:-1]).cumsum(0).to(b.device, non_blocking=True)
-    image = torch.repeat_interleave(torch.arange(n), torch.tensor(counts)).to(b.device, non_blocking=True)
-    kept_so_far = keep.long().cumsum(0)
-    rank = kept_so_far - 1 - F.pad(kept_so_far, (1, 0))[starts][image]
+    x1 = torch.minimum(b[..., 0], b[..., 2]).clamp(0.0, float(width))
+    x2 = torch.maximum(b[..., 0], b[..., 2]).clamp(0.0, float(width))
+    y1 = torch.minimum(b[..., 1], b[..., 3]).clamp(0.0, float(height))
+    y2 = torch.maximum(b[..., 1], b[..., 3]).clamp(0.0, float(height))
+    b = torch.stack([x1, y1, x2, y2], dim=-1)
+    keep = valid & finite & (x2 > x1) & (y2 > y1)
+    # Each row's rank among its image's kept rows; the first num_boxes kept rows of each image overwrite
+    # its whole-image rows.
+    rank = keep.long().cumsum(1) - 1
+    image = torch.arange(n, device=boxes.device)[:, None]
     row = torch.where(keep & (rank < num_boxes), image * num_boxes + rank, n * num_boxes)
-    out.index_put_((row,), b)
+    out.index_put_((row.flatten(),), b.flatten(0, 1))
     return out[:-1].view(n, num_boxes, 4)
 
 
@@ -195,15 +209,20 @@ class Proposer(abc.ABC):
 
     def propose_objects(self, images: Tensor, num_boxes: int) -> ProposedObjects:
         """The boxes of :meth:`__call__` and the faces found (:meth:`propose_faces`), from one pass."""
-        b, h, w = check_images(images)
+        b = check_images(images)[0]
         num_boxes = check_num_boxes(num_boxes)
         if b == 0:
             return ProposedObjects([], [])
         if self.uses_pixels:
             check_value_range(images)
         with torch.no_grad():
-            faces = self.propose_faces(images)
-            ranked = self.propose(images)
+            return self._propose_objects(images, num_boxes)
+
+    def _propose_objects(self, images: Tensor, num_boxes: int) -> ProposedObjects:
+        """:meth:`propose_objects` on checked images, without autograd: faces, then :meth:`propose`'s boxes."""
+        b, _, h, w = images.shape
+        faces = self.propose_faces(images)
+        ranked = self.propose(images)
         if len(ranked) != b or len(faces) != b:
             raise RuntimeError(f"{type(self).__name__} returned {len(ranked)} box sets and {len(faces)} face sets "
                                f"for {b} images")

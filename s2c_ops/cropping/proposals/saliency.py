@@ -6,15 +6,18 @@ suppression.
 """
 from __future__ import annotations
 
+import functools
 import math
 from typing import Callable, List, Optional, Sequence, Tuple
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .base import Proposer, check_images
+from ...ops.constants import constant
+from .base import ProposedObjects, Proposer, check_images, pad_ranked_boxes
+from .components import component_stats, label_components
+from .nms import greedy_nms
 
 
 def _gaussian_blur(x: Tensor, sigma: float) -> Tensor:
@@ -49,13 +52,13 @@ def _normalise(x: Tensor, eps: float = 1e-6) -> Tensor:
 def _rgb_to_lab(rgb: Tensor) -> Tensor:
     """sRGB in [0, 1] ``[N, 3, h, w]`` to CIE L*a*b* (D65)."""
     lin = torch.where(rgb > 0.04045, ((rgb + 0.055) / 1.055) ** 2.4, rgb / 12.92)
-    m = torch.tensor(
-        [[0.412453, 0.357580, 0.180423], [0.212671, 0.715160, 0.072169], [0.019334, 0.119193, 0.950227]],
-        dtype=rgb.dtype,
-        device=rgb.device,
-    )
+    m = constant(
+        (0.412453, 0.357580, 0.180423, 0.212671, 0.715160, 0.072169, 0.019334, 0.119193, 0.950227),
+        rgb.dtype,
+        rgb.device,
+    ).view(3, 3)
     xyz = torch.einsum("ij,njhw->nihw", m, lin)
-    white = torch.tensor([0.950456, 1.0, 1.088754], dtype=rgb.dtype, device=rgb.device).view(1, 3, 1, 1)
+    white = constant((0.950456, 1.0, 1.088754), rgb.dtype, rgb.device).view(1, 3, 1, 1)
     t = xyz / white
     f = torch.where(t > 0.008856, t.clamp_min(1e-12) ** (1.0 / 3.0), 7.787 * t + 16.0 / 116.0)
     l = 116.0 * f[:, 1:2] - 16.0
@@ -88,6 +91,19 @@ def spectral_residual_saliency(gray: Tensor, sigma: float = 2.0) -> Tensor:
     return _normalise(_gaussian_blur(sal, sigma)) * textured.view(-1, 1, 1, 1)
 
 
+@functools.lru_cache(maxsize=16)
+def _contrast_weights(sh: int, sw: int, sigma: float, dtype: torch.dtype, device: torch.device) -> Tensor:
+    """The ``[N, N]`` spatial weights of :func:`global_contrast_saliency` (rows sum to 1), made once per
+    map size; never written to."""
+    ys, xs = torch.meshgrid(
+        torch.arange(sh, dtype=dtype, device=device), torch.arange(sw, dtype=dtype, device=device), indexing="ij"
+    )
+    pos = torch.stack([xs.reshape(-1), ys.reshape(-1)], dim=1) / max(sh, sw)  # [N, 2]
+    d2 = (pos[:, None, :] - pos[None, :, :]).pow(2).sum(-1)
+    weight = torch.exp(-d2 / (2.0 * sigma * sigma))
+    return weight / weight.sum(dim=1, keepdim=True)
+
+
 def global_contrast_saliency(images: Tensor, resolution: int = 32, sigma: float = 0.2) -> Tensor:
     """Spatially weighted global colour contrast (after Cheng et al., "Global contrast based salient
     region detection", CVPR 2011) of ``images`` ``[B, 3, H, W]`` (RGB in [0, 1]).
@@ -103,13 +119,7 @@ def global_contrast_saliency(images: Tensor, resolution: int = 32, sigma: float 
     sh, sw = max(1, round(h * scale)), max(1, round(w * scale))
     x = F.interpolate(images, size=(sh, sw), mode="area") if (sh, sw) != (h, w) else images
     lab = _rgb_to_lab(x).flatten(2).transpose(1, 2)  # [B, N, 3]
-    ys, xs = torch.meshgrid(
-        torch.arange(sh, dtype=x.dtype, device=x.device), torch.arange(sw, dtype=x.dtype, device=x.device), indexing="ij"
-    )
-    pos = torch.stack([xs.reshape(-1), ys.reshape(-1)], dim=1) / max(sh, sw)  # [N, 2]
-    d2 = (pos[:, None, :] - pos[None, :, :]).pow(2).sum(-1)
-    weight = torch.exp(-d2 / (2.0 * sigma * sigma))
-    weight = weight / weight.sum(dim=1, keepdim=True)
+    weight = _contrast_weights(sh, sw, sigma, x.dtype, x.device)
     n = sh * sw
     # About 4 MB of float32 per [chunk, N, N] temporary: larger ones were slower on the CPU (page faults).
     chunk = max(1, (1 << 20) // (n * n))
@@ -120,6 +130,14 @@ def global_contrast_saliency(images: Tensor, resolution: int = 32, sigma: float 
         dist = torch.cdist(part, part, compute_mode="donot_use_mm_for_euclid_dist")
         out.append((dist * weight).sum(-1))
     return _normalise(torch.cat(out, dim=0).view(b, 1, sh, sw))
+
+
+def _in_unit_range(x: Tensor) -> bool:
+    """Whether every value of ``x`` lies in [0, 1] (NaN does not)."""
+    if x.numel() == 0:
+        return True
+    lo, hi = torch.aminmax(x)
+    return bool(lo >= 0) and bool(hi <= 1)
 
 
 def saliency_map(
@@ -150,7 +168,11 @@ def saliency_map(
         raise ValueError(f"resolution must be an int >= 8, got {resolution!r}")
     scale = resolution / max(h, w)
     sh, sw = max(1, round(h * scale)), max(1, round(w * scale))
-    x = torch.nan_to_num(images.detach().to(torch.float32), nan=0.0).clamp_(0.0, 1.0)  # clamps the copy
+    x = images.detach().to(torch.float32)
+    # On the CPU, checking costs less than a full-size copy, and images in [0, 1] need none; elsewhere
+    # the check would make the host wait.
+    if x.device.type != "cpu" or not _in_unit_range(x):
+        x = torch.nan_to_num(x, nan=0.0).clamp_(0.0, 1.0)  # clamps the copy
     x = F.interpolate(x, size=(sh, sw), mode="area") if (sh, sw) != (h, w) else x
 
     sal = x.new_zeros((b, 1, sh, sw))
@@ -170,64 +192,8 @@ def saliency_map(
     return _normalise(sal)
 
 
-def label_components(mask: Tensor) -> Tensor:
-    """8-connected components of ``mask`` ``[N, h, w]`` (bool), each map on its own.
-
-    Returns ``int64`` labels ``[N, h, w]`` on ``mask``'s device: 0 for background, and for foreground
-    the largest ``1 + flat index`` of the component's pixels (so labels are unique within each map,
-    not dense, and do not depend on the labelling order). Computed with ``scipy.ndimage.label`` on the
-    CPU: one C pass, where label propagation in torch took most of the proposer's time.
-    """
-    from scipy import ndimage
-
-    n, h, w = mask.shape
-    maps = mask.detach().cpu().numpy().astype(bool)
-    structure = np.zeros((3, 3, 3), dtype=bool)
-    structure[1] = True  # 8-connected within a map, never across maps
-    ids, count = ndimage.label(maps, structure=structure)
-    if count == 0:
-        return torch.zeros((n, h, w), dtype=torch.int64, device=mask.device)
-    # Each component's largest 1 + flat index, by a scatter-max (ndimage.maximum sorts every pixel).
-    ids = torch.from_numpy(ids.astype(np.int64)).view(-1)
-    flat = torch.arange(1, h * w + 1).repeat(n)
-    top = torch.zeros(count + 1, dtype=torch.int64).scatter_reduce(0, ids, flat, "amax")
-    top[0] = 0
-    return top[ids].view(n, h, w).to(mask.device)
-
-
-def _component_boxes(sal: Tensor, masks: Tensor, image_index: Tensor) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
-    """Boxes (map cells, x2/y2 exclusive), saliency mass, area and image index of every component.
-
-    ``sal``: ``[M, h, w]`` saliency of each mask's image; ``masks``: ``[M, h, w]`` bool;
-    ``image_index``: ``[M]``.
-    """
-    m, h, w = masks.shape
-    labels = label_components(masks)
-    size = h * w
-    # The foreground cells (flat indices, in row-major order), found once for every gather below.
-    cells = masks.flatten().nonzero().squeeze(1)
-    if cells.numel() == 0:
-        z = sal.new_zeros((0,))
-        return sal.new_zeros((0, 4)), z, z, torch.zeros((0,), dtype=torch.long, device=sal.device)
-    within = cells % size
-    key = torch.div(cells, size, rounding_mode="floor") * (size + 1) + labels.flatten()[cells]
-    uniq, comp = torch.unique(key, return_inverse=True)
-    k = uniq.numel()
-    xs = (within % w).to(torch.float32)
-    ys = torch.div(within, w, rounding_mode="floor").to(torch.float32)
-    big = float(size)
-    x1 = torch.full((k,), big, device=sal.device).scatter_reduce(0, comp, xs, "amin")
-    y1 = torch.full((k,), big, device=sal.device).scatter_reduce(0, comp, ys, "amin")
-    x2 = torch.full((k,), -1.0, device=sal.device).scatter_reduce(0, comp, xs, "amax") + 1
-    y2 = torch.full((k,), -1.0, device=sal.device).scatter_reduce(0, comp, ys, "amax") + 1
-    mass = torch.zeros((k,), device=sal.device).index_add(0, comp, sal.flatten()[cells])
-    area = torch.bincount(comp, minlength=k).to(torch.float32)
-    owner = image_index[torch.div(uniq, size + 1, rounding_mode="floor")]
-    return torch.stack([x1, y1, x2, y2], dim=1), mass, area, owner
-
-
 class SaliencyProposer(Proposer):
-    """The offline default: boxes around salient regions, from torch and scipy alone (no weights).
+    """The offline default: boxes around salient regions, from torch alone (no weights).
 
     For each image:
 
@@ -236,16 +202,20 @@ class SaliencyProposer(Proposer):
     2. The map is thresholded at each of ``levels`` (fractions of its maximum, 1.0 being the maximum),
        giving nested regions from large (low threshold) to small and distinctive (high threshold): whole
        objects and their parts, much like the object and part boxes of a Visual Genome detector.
-    3. The 8-connected components of each mask (:func:`label_components`, ``scipy.ndimage.label``);
+    3. The 8-connected components of each mask (:func:`label_components`);
        components smaller than ``min_area`` (a fraction of the image) are dropped, and so is the
        whole image (a component whose box covers more than ``max_area`` of it).
     4. Each component's bounding box, scored by its saliency mass (the sum of the map inside the
        component, so large, strongly salient regions come first).
-    5. Non-maximum suppression at IoU ``nms_threshold`` (``torchvision.ops.nms``), best first;
-       then :func:`pad_boxes` (whole-image boxes fill up the rest).
+    5. Non-maximum suppression at IoU ``nms_threshold`` (:func:`greedy_nms`, the boxes
+       ``torchvision.ops.nms`` keeps), best first; then :func:`pad_boxes` (whole-image boxes fill up
+       the rest).
 
     Boxes are mapped back to the pixels of ``images``. Everything runs batched on the images' device
-    and is deterministic; each image's boxes do not depend on the rest of the batch.
+    in tensor operations and is deterministic on the CPU (a GPU sums a component's saliency in no fixed
+    order, so near-ties may rank differently there); each image's boxes do not depend on the rest of the
+    batch. Without ``faces``, :meth:`propose_objects` works on fixed-size tensors throughout and never
+    waits for the device (after :func:`check_value_range`).
 
     ``faces``: a :class:`~s2c_ops.cropping.proposals.faces.FaceDetector` (or any callable of the same
     form); the faces it finds come first, as head boxes, then the saliency boxes.
@@ -302,44 +272,69 @@ class SaliencyProposer(Proposer):
             blur=self.blur,
         )
 
-    def propose_scored(self, images: Tensor) -> List[Tuple[Tensor, Tensor]]:
-        """Each image's ``(boxes Tensor[L, 4], scores Tensor[L])`` best first, before padding, on the CPU
-        (where they are computed).
+    def ranked_components(self, images: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
+        """Every image's component boxes in its pixels ``[B, P, 4]``, their scores ``[B, P]`` and which
+        are real ``[B, P]``: per image, the real ones first, best first (ties in the order of the
+        thresholds, then of the labels), before non-maximum suppression; on the images' device.
 
-        The score of a box is its component's saliency mass as a fraction of the map's area.
+        ``P`` is fixed by the map size and the settings (no image can have more components left after
+        the ``min_area`` floor); on the CPU it is the most any image of the batch has. The score of a
+        box is its component's saliency mass as a fraction of the map's area.
         """
-        from torchvision.ops import nms
-
-        b, h, w = check_images(images)
-        # The map is made on the images' device; the rest works on a few thousand cells and runs
-        # on the CPU, where every step is deterministic.
-        sal = self.saliency(images)[:, 0].cpu()  # [B, sh, sw]
+        b, h, w = images.shape[0], images.shape[2], images.shape[3]
+        sal = self.saliency(images)[:, 0]  # [B, sh, sw]
         sh, sw = sal.shape[-2:]
-        cells = float(sh * sw)
+        size = sh * sw
+        cells = float(size)
         t = len(self.levels)
-        levels = torch.tensor(self.levels, dtype=sal.dtype)
         peak = sal.flatten(1).max(dim=1).values  # [B]
-        thresholds = levels.view(1, -1) * peak.view(-1, 1)  # [B, T]
+        thresholds = torch.stack([peak * level for level in self.levels], dim=1)  # [B, T]
         masks = (sal[:, None] > thresholds[:, :, None, None]) & (peak.view(-1, 1, 1, 1) > 0)
-        image_index = torch.arange(b).repeat_interleave(t)
-        boxes, mass, area, owner = _component_boxes(
-            sal[:, None].expand(b, t, sh, sw).reshape(b * t, sh, sw), masks.reshape(b * t, sh, sw), image_index
-        )
-        box_area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]) / cells
-        keep = (area / cells >= self.min_area) & (box_area <= self.max_area)
-        boxes, score, owner = boxes[keep], mass[keep] / cells, owner[keep]
-        boxes = boxes * torch.tensor([w / sw, h / sh, w / sw, h / sh], dtype=torch.float32)  # to pixels
-        # Each image's components best first (ties keep their order): a stable sort by score, then a
-        # stable sort by image, and the images' runs split off without a mask per image.
-        order = torch.sort(score, descending=True, stable=True).indices
-        order = order[torch.sort(owner[order], stable=True).indices]
-        counts = torch.bincount(owner, minlength=b).tolist()
-        out = []
-        for bi, si in zip(boxes[order].split(counts), score[order].split(counts)):
-            # One image at a time (batched_nms offsets each image's boxes, which rounds differently).
-            kept = nms(bi, -torch.arange(bi.shape[0], dtype=torch.float32), self.nms_threshold)
-            out.append((bi[kept], si[kept]))
-        return out
+        sal = sal[:, None].expand(b, t, sh, sw).reshape(b * t, sh, sw)
+        x1, y1, x2, y2, mass, area = component_stats(sal, label_components(masks.reshape(b * t, sh, sw)))
+        box_area = (x2 - x1) * (y2 - y1) / cells
+        keep = ((area > 0) & (area / cells >= self.min_area) & (box_area <= self.max_area)).view(b, t * size)
+        score = (mass / cells).view(b, t * size)
+        # Slots run threshold by threshold, label by label: a stable sort keeps that order among ties.
+        order = torch.sort(torch.where(keep, score, -math.inf), dim=1, descending=True, stable=True).indices
+        limit = t * (size // self._min_cells(size))
+        if sal.device.type == "cpu":  # reading the count costs nothing there, and spares the NMS most slots
+            limit = max(1, min(limit, int(keep.sum(1).max())))
+        order = order[:, :limit]
+
+        def take(v: Tensor, scale: float) -> Tensor:
+            return v.reshape(b, t * size).gather(1, order) * scale  # to pixels
+
+        sx, sy = w / sw, h / sh
+        boxes = torch.stack([take(x1, sx), take(y1, sy), take(x2, sx), take(y2, sy)], dim=-1)
+        return boxes, score.gather(1, order), keep.gather(1, order)
+
+    def _min_cells(self, size: int) -> int:
+        """The fewest cells a component of a ``size``-cell map needs to pass ``min_area`` (at least 1)."""
+        passes = torch.arange(1, size + 1, dtype=torch.float32) / float(size) >= self.min_area
+        return int(passes.int().argmax()) + 1
+
+    def propose_scored(self, images: Tensor) -> List[Tuple[Tensor, Tensor]]:
+        """Each image's ``(boxes Tensor[L, 4], scores Tensor[L])`` best first, before padding, on the
+        images' device: :meth:`ranked_components` after non-maximum suppression (the number of boxes
+        kept is read back from the device)."""
+        check_images(images)
+        boxes, score, valid = self.ranked_components(images)
+        index, found = greedy_nms(boxes, valid, self.nms_threshold, boxes.shape[1])
+        counts = found.sum(1).tolist()
+        return [(bi[ii[:n]], si[ii[:n]]) for bi, si, ii, n in zip(boxes, score, index, counts)]
+
+    def _propose_objects(self, images: Tensor, num_boxes: int) -> ProposedObjects:
+        if self.faces is not None:
+            return super()._propose_objects(images, num_boxes)
+        # Without faces, only the first num_boxes boxes NMS keeps are needed: fixed sizes throughout.
+        b, _, h, w = images.shape
+        boxes, _, valid = self.ranked_components(images)
+        index, found = greedy_nms(boxes, valid, self.nms_threshold, num_boxes)
+        kept = boxes.gather(1, index[..., None].expand(-1, -1, 4))
+        padded = pad_ranked_boxes(kept, found, num_boxes, h, w)
+        empty = images.new_zeros((0, 4), dtype=torch.float32)
+        return ProposedObjects(list(padded.unbind(0)), [empty] * b)
 
     def propose(self, images: Tensor) -> List[Tensor]:
         return [boxes for boxes, _ in self.propose_scored(images)]
