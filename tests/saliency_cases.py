@@ -30,13 +30,14 @@ def model_size(image: Tensor, short: int = 256) -> Tensor:
     return F.interpolate(image, size=(round(h * s), round(w * s)), mode="bilinear", antialias=True)
 
 
-def blobs(batch: int, height: int, width: int, seed: int) -> Tensor:
+def blobs(batch: int = 3, height: int = 72, width: int = 104, seed: int = 0, count: int = 3, min_side: int = 6) -> Tensor:
+    """Synthetic images: a textured background with ``count`` bright, coloured rectangles each."""
     g = torch.Generator().manual_seed(seed)
     images = 0.3 + 0.1 * torch.rand(batch, 3, height, width, generator=g)
     for b in range(batch):
-        for _ in range(4):
-            h = int(torch.randint(4, height // 2, (1,), generator=g))
-            w = int(torch.randint(4, width // 2, (1,), generator=g))
+        for _ in range(count):
+            h = int(torch.randint(min_side, height // 2, (1,), generator=g))
+            w = int(torch.randint(min_side, width // 2, (1,), generator=g))
             y = int(torch.randint(0, height - h, (1,), generator=g))
             x = int(torch.randint(0, width - w, (1,), generator=g))
             images[b, :, y : y + h, x : x + w] = torch.rand(3, 1, 1, generator=g)
@@ -56,7 +57,7 @@ def cases() -> Dict[str, Tensor]:
         image = photo(name)
         out[f"{name}/native"] = image
         out[f"{name}/model"] = model_size(image)
-    out["blobs"] = blobs(6, 72, 104, seed=0)
+    out["blobs"] = blobs(6, 72, 104, seed=0, count=4, min_side=4)
     out["uniform"] = torch.rand(8, 3, 256, 384, generator=torch.Generator().manual_seed(0))
     for i, cells in enumerate(((4, 6), (9, 13), (17, 25))):
         out[f"smooth{cells[0]}"] = smooth_noise(6, 96, 144, cells, seed=10 + i)

@@ -9,6 +9,7 @@ from PIL import Image
 from torchvision.ops import box_iou
 
 from conftest import REPO
+from saliency_cases import blobs
 from s2c_ops.cropping import proposals
 from s2c_ops.cropping.proposals import (
     Proposer,
@@ -29,20 +30,6 @@ def load_photo(name: str) -> torch.Tensor:
     with Image.open(path) as im:
         array = np.asarray(im.convert("RGB")).copy()
     return torch.from_numpy(array).permute(2, 0, 1)[None].float() / 255
-
-
-def blobs(batch: int = 3, height: int = 72, width: int = 104, seed: int = 0) -> torch.Tensor:
-    """Synthetic images: a textured background with a few bright, coloured rectangles."""
-    g = torch.Generator().manual_seed(seed)
-    images = 0.3 + 0.1 * torch.rand(batch, 3, height, width, generator=g)
-    for b in range(batch):
-        for _ in range(3):
-            h = int(torch.randint(6, height // 2, (1,), generator=g))
-            w = int(torch.randint(6, width // 2, (1,), generator=g))
-            y = int(torch.randint(0, height - h, (1,), generator=g))
-            x = int(torch.randint(0, width - w, (1,), generator=g))
-            images[b, :, y : y + h, x : x + w] = torch.rand(3, 1, 1, generator=g)
-    return images
 
 
 class FakeDetector(torch.nn.Module):
