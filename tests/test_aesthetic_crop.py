@@ -315,6 +315,16 @@ def top_candidates(x, ratio, k):
     return boxes, torch.sort(scores, dim=1, descending=True, stable=True).indices[:, :k]
 
 
+def test_score_candidates_returns_its_own_boxes(device):
+    x = corner_images(device=device)
+    cropper = make_aug(4 / 3).cropper(x.device)
+    boxes, _ = cropper.score_candidates(x, 4 / 3)
+    expected = boxes.clone()
+    boxes.zero_()  # a caller's edit must not reach the next call (the anchors are cached per device)
+    again, _ = cropper.score_candidates(x, 4 / 3)
+    assert torch.equal(again, expected)
+
+
 def test_top_k_picks_among_the_k_best(device):
     x = corner_images(device=device)
     boxes, best = top_candidates(x, 4 / 3, 3)

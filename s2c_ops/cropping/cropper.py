@@ -194,7 +194,8 @@ class Cropper:
         boxes = _anchors(h, w, parse_ratio(ratio), images.device)
         resized, geometry = self.preprocess.resize_batch(images.float() * 255)
         scores = self.score_resized(resized, geometry, [boxes] * len(images))
-        return boxes, torch.stack(scores).to(images.device)
+        # A copy: the cached anchors must not change when a caller edits what it gets.
+        return boxes.clone(), torch.stack(scores).to(images.device)
 
     def score_resized(
         self, resized: Tensor, geometry, boxes: List[Tensor], objects: Optional[List[Tensor]] = None
