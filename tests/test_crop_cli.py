@@ -18,7 +18,6 @@ from s2c_ops import Cropper, cli
 from s2c_ops.cli.crop import decode as crop_decode
 from s2c_ops.cropping.candidates import parse_ratio, ratio_anchors
 from s2c_ops.cropping.images import to_rgb
-from s2c_ops.cropping.proposals import default_name
 from s2c_ops.cropping.transforms import OfficialPreprocess
 from s2c_ops.models.default import DEFAULT, NAMED
 
@@ -218,7 +217,7 @@ def test_zoo_crops_keep_format_and_mode(zoo_run, zoo, name, mode, fmt):
     source = ImageOps.exif_transpose(Image.open(zoo / name))
     for r in mine:
         assert (r["width"], r["height"]) == source.size
-        assert r["model"] == DEFAULT_DESCRIPTION and r["proposer"] == default_name()
+        assert r["model"] == DEFAULT_DESCRIPTION and r["proposer"] == "default"
         assert len(r["boxes"]) == len(r["scores"]) == len(r["outputs"]) == 2
         assert r["scores"][0] >= r["scores"][1]
         stem, ext = os.path.splitext(name)
@@ -515,7 +514,7 @@ def test_weights_and_proposer(tmp_path, capsys):
     assert rc == 0
     assert [(Path(r["file"]).name, r["status"]) for r in recs] == [("coffee.png", "ok"), ("chelsea.png", "ok")]
     for r in recs:
-        assert r["model"] == f"S2CNet ({tmp_path / 's2c.safetensors'})" and r["proposer"] == default_name()
+        assert r["model"] == f"S2CNet ({tmp_path / 's2c.safetensors'})" and r["proposer"] == "default"
         assert (r["width"], r["height"]) == Image.open(r["file"]).size
         box, = r["boxes"]  # one square crop inside the image: one of the candidates the model scored
         x1, y1, x2, y2 = box

@@ -107,8 +107,9 @@ def random_boxes(g, rows, count, size=100.0):
     return torch.cat([xy, xy + wh], -1)
 
 
+@pytest.mark.parametrize("host_reads", [True, False])
 @pytest.mark.parametrize("threshold", [0.3, 0.5, 0.7, 1.0, 0.1])
-def test_greedy_nms_is_torchvision_nms(threshold):
+def test_greedy_nms_is_torchvision_nms(threshold, host_reads):
     g = torch.Generator().manual_seed(int(threshold * 10))
     boxes = random_boxes(g, 5, 60)
     # Exact ties: repeated boxes, and boxes whose IoU with the first is exactly the threshold in float32.
@@ -117,15 +118,46 @@ def test_greedy_nms_is_torchvision_nms(threshold):
     boxes[:, 21] = torch.tensor([0.0, 0.0, 10.0, 10.0 * 0.3])
     valid = torch.rand(5, 60, generator=g) > 0.2
     valid[4] = False
-    index, found = greedy_nms(boxes, valid, threshold, 60)
+    index, found = greedy_nms(boxes, valid, threshold, 60, host_reads=host_reads)
     for row in range(5):
         real = valid[row].nonzero().squeeze(1)
         expected = real[nms(boxes[row, real], -torch.arange(len(real), dtype=torch.float32), threshold)]
         assert torch.equal(index[row, found[row]], expected)
         assert not found[row, len(expected):].any() and found[row, : len(expected)].all()
     # Asking for fewer gives the first of them.
-    few, few_found = greedy_nms(boxes, valid, threshold, 3)
+    few, few_found = greedy_nms(boxes, valid, threshold, 3, host_reads=host_reads)
     assert torch.equal(few[few_found], index[:, :3][found[:, :3]])
+
+
+@pytest.mark.parametrize("host_reads", [True, False])
+def test_greedy_nms_over_the_smaller_box(host_reads):
+    g = torch.Generator().manual_seed(3)
+    boxes = random_boxes(g, 3, 40)
+    boxes[:, 5] = torch.tensor([2.0, 2.0, 4.0, 4.0])  # inside the next one: IoU 0.04, but all of it covered
+    boxes[:, 6] = torch.tensor([0.0, 0.0, 40.0, 40.0])
+    valid = torch.rand(3, 40, generator=g) > 0.1
+    valid[:, 5:7] = True
+    index, found = greedy_nms(boxes, valid, 0.7, 40, overlap="min", host_reads=host_reads)
+    for row in range(3):
+        kept = []
+        for i in valid[row].nonzero().squeeze(1).tolist():  # greedy, written out
+            a = boxes[row, i]
+            if all(float(_intersection(a, boxes[row, j]) / torch.minimum(_area(a), _area(boxes[row, j]))) <= 0.7
+                   for j in kept):
+                kept.append(i)
+        assert index[row, found[row]].tolist() == kept
+    assert 5 in index[0, found[0]].tolist() and (6 not in index[0, found[0]].tolist())
+    with pytest.raises(ValueError, match="overlap"):
+        greedy_nms(boxes, valid, 0.7, 4, overlap="union")
+
+
+def _area(box):
+    return (box[2] - box[0]) * (box[3] - box[1])
+
+
+def _intersection(a, b):
+    w = (torch.minimum(a[2], b[2]) - torch.maximum(a[0], b[0])).clamp_min(0)
+    return w * (torch.minimum(a[3], b[3]) - torch.maximum(a[1], b[1])).clamp_min(0)
 
 
 def test_pad_ranked_boxes_is_pad_box_sets():

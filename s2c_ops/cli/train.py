@@ -34,6 +34,8 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     fcdb.add_argument("--proposer", default="default", help="object boxes (the same as at inference)")
     fcdb.add_argument("--no-blend", dest="blend", action="store_false",
                       help="skip the blend with the geometry priors at the end (blend.safetensors)")
+    fcdb.add_argument("--mirror", choices=("auto", "on", "off"), default="auto",
+                      help="the blend scores the mirror image too (on), not (off), or whichever measures best (auto)")
     gaicd = p.add_argument_group("GAICD")
     gaicd.add_argument("--workers", type=int, default=0, help="DataLoader workers")
 
@@ -67,6 +69,7 @@ def run_train(args: argparse.Namespace) -> int:
         train_fcdb(args.data, args.out, finetune_epochs=args.finetune_epochs, finetune_lr=args.finetune_lr,
                    temperature=args.temperature, pair_weight=args.pair_weight, sample=args.sample,
                    photos_per_step=args.photos_per_step, proposer=args.proposer, blend=args.blend,
+                   mirror={"auto": None, "on": True, "off": False}[args.mirror],
                    log=_log, **common)
     else:
         from ..training.gaicd import train_gaicd

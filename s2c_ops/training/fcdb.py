@@ -150,29 +150,31 @@ def train_fcdb_prior(photos: List[CachedPhoto], *, epochs: int, lr: float, tempe
     return prior.eval()
 
 
-#: The blends measured at the end of training: FCDB-prior weights, GAICD-prior weights, temperatures.
-BLEND_GRID = ((0.0, 0.5, 1.0), (0.0, 0.25, 0.5, 1.0), (None, 0.5, 1.0, 2.0))
+#: The blends measured at the end of training: FCDB-prior weights, GAICD-prior weights, temperatures, and
+#: whether S2CNet also scores the mirror image (twice the backbone's time).
+BLEND_GRID = ((0.0, 0.5, 1.0), (0.0, 0.25, 0.5, 1.0), (None, 0.5, 1.0, 2.0), (True, False))
 
 
 @torch.no_grad()
 def measure_blends(model: S2CNet, fcdb_prior, gaicd_prior, photos: List[CachedPhoto], device: torch.device,
                    preprocess: OfficialPreprocess, grid=BLEND_GRID) -> Dict[tuple, Dict[str, float]]:
     """IoU and BDE on ``photos`` of :class:`~s2c_ops.models.blend.S2CNetWithPriors` for each
-    ``(geometry_weight, gaicd_weight, temperature)`` of ``grid``: S2CNet on the photo and its mirror image
-    (its own features: right after fine-tuning too), the weighted priors, the expected-IoU decoding."""
+    ``(geometry_weight, gaicd_weight, temperature, mirror)`` of ``grid``: S2CNet on the photo (and its mirror
+    image; its own features: right after fine-tuning too), the weighted priors, the expected-IoU decoding."""
     from ..models.blend import expected_iou
 
     model.eval()
-    combos = [(g, p, t) for g in grid[0] for p in grid[1] for t in grid[2]]
+    combos = [(g, p, t, m) for g in grid[0] for p in grid[1] for t in grid[2] for m in grid[3]]
     per_combo = {c: BestCropMetrics() for c in combos}
     for photo in photos:
         views = [model.features(photo.view(v, preprocess).to(device)) for v in (0, 1)]
         for protocol, boxes in candidates(photo).items():
-            s2c = (sum(score_view(model, photo, v, boxes, device, views[v]) for v in (0, 1)) / 2).cpu()
+            own = score_view(model, photo, 0, boxes, device, views[0]).cpu()
+            both = (own + score_view(model, photo, 1, boxes, device, views[1]).cpu()) / 2
             fcdb, gaicd = (prior_scores(p, photo, 0, boxes) for p in (fcdb_prior, gaicd_prior))
             rois = torch.cat([torch.zeros(len(boxes), 1), boxes], 1)
-            for (g, p, t), metrics in per_combo.items():
-                raw = s2c + g * fcdb + p * gaicd
+            for (g, p, t, m), metrics in per_combo.items():
+                raw = (both if m else own) + g * fcdb + p * gaicd
                 scores = raw if t is None else expected_iou(rois, raw, t)
                 metrics.update(photo.file, "blend", protocol, boxes[int(scores.argmax())], photo.crop,
                                photo.geometry.original)
@@ -204,13 +206,14 @@ def train_fcdb(data, out, *, config: ConfigLike = "GAICv1", antialias: bool = Tr
                lr: float = 3e-4, finetune_lr: float = 3e-5, weight_decay: float = 1e-4, temperature: float = 0.05,
                pair_weight: float = 0.5, sample: int = 24, photos_per_step: int = 4, proposer: str = "default",
                split: str = "fit", eval_split: str = "val", backbone_weights: str = "imagenet", seed: int = 0,
-               blend: bool = True,
+               blend: bool = True, mirror: Optional[bool] = None,
                resume: bool = False, device: Optional[str] = None, log=print) -> Dict[str, Any]:
     """Trains S2CNet on the FCDB folder ``data`` into the run folder ``out`` (see the module docstring) and
     returns the summary. ``split`` is trained on (``"fit"``: the training photos without the validation
     list); ``eval_split`` is measured every epoch. At the end, with ``blend``, the geometry prior's network
     is trained on FCDB too, and :class:`~s2c_ops.models.blend.S2CNetWithPriors` is measured on
-    ``eval_split`` for each setting of :data:`BLEND_GRID`; the best goes to ``out/blend.safetensors``
+    ``eval_split`` for each setting of :data:`BLEND_GRID` (``mirror``: only those with, or without, the
+    mirror image; ``None``: both); the best goes to ``out/blend.safetensors``
     (``blend.json`` lists them all; rank 0). ``antialias``: the model's input is resized with
     antialiasing (``config.antialias``; the face proposer needs it). The cache goes to
     ``out/features.rank<r>.pt`` and is reused on resume."""
@@ -316,7 +319,8 @@ def train_fcdb(data, out, *, config: ConfigLike = "GAICv1", antialias: bool = Tr
         run.barrier()
     extra: Dict[str, Any] = {}
     if run.rank == 0 and blend and cache["eval"]:
-        extra = _write_blend(model, cache, run.device, preprocess, folder, seed=seed, temperature=temperature, log=log)
+        extra = _write_blend(model, cache, run.device, preprocess, folder, seed=seed, temperature=temperature,
+                             mirror=mirror, log=log)
     summary = summary_of(model, run, rows, epochs=epochs, finetune_epochs=finetune_epochs, **extra)
     if run.rank == 0:
         folder.write_summary(summary)
@@ -326,7 +330,8 @@ def train_fcdb(data, out, *, config: ConfigLike = "GAICv1", antialias: bool = Tr
 
 
 def _write_blend(model: S2CNet, cache: Dict[str, List[CachedPhoto]], device: torch.device,
-                 preprocess: OfficialPreprocess, folder: RunFolder, *, seed: int, temperature: float, log) -> Dict[str, Any]:
+                 preprocess: OfficialPreprocess, folder: RunFolder, *, seed: int, temperature: float,
+                 mirror: Optional[bool], log) -> Dict[str, Any]:
     """The FCDB geometry prior trained, every blend of :data:`BLEND_GRID` measured on the evaluated photos,
     the best (mean of the two protocols' IoU) written to ``blend.safetensors``, all of them to ``blend.json``."""
     from ..models.blend import S2CNetWithPriors
@@ -335,17 +340,20 @@ def _write_blend(model: S2CNet, cache: Dict[str, List[CachedPhoto]], device: tor
     fcdb_prior = train_fcdb_prior(cache["train"], epochs=20, lr=2e-3, temperature=temperature, seed=seed, log=log)
     gaicd_prior = prior()
     results = measure_blends(model, fcdb_prior, gaicd_prior, cache["eval"], device, preprocess)
-    best = max(results, key=lambda c: results[c]["ratio_iou"] + results[c]["free_iou"])
-    for combo in ((0.0, 0.0, None), best):
+    allowed = [c for c in results if mirror is None or c[3] == mirror]
+    best = max(allowed, key=lambda c: results[c]["ratio_iou"] + results[c]["free_iou"])
+    for combo in ((0.0, 0.0, None, True), (0.0, 0.0, None, False), best):
         r = results[combo]
-        log(f"blend (FCDB prior {combo[0]:g}, GAICD prior {combo[1]:g}, temperature {combo[2]}): ratio given IoU "
+        log(f"blend (FCDB prior {combo[0]:g}, GAICD prior {combo[1]:g}, temperature {combo[2]}, mirror "
+            f"{combo[3]}): ratio given IoU "
             f"{r['ratio_iou']:.3f} BDE {r['ratio_bde']:.4f}  free form IoU {r['free_iou']:.3f} BDE {r['free_bde']:.4f}")
-    g, p, t = best
+    g, p, t, m = best
     S2CNetWithPriors.of(model.cpu(), fcdb_prior, gaicd_prior, geometry_weight=g, gaicd_weight=p,
-                        temperature=t).save(folder.path / "blend.safetensors")
+                        temperature=t, mirror=m).save(folder.path / "blend.safetensors")
     model.to(device)
-    chosen = {"geometry_weight": g, "gaicd_weight": p, "temperature": t, **results[best]}
+    chosen = {"geometry_weight": g, "gaicd_weight": p, "temperature": t, "mirror": m, **results[best]}
     write_json_atomic(folder.path / "blend.json", {"chosen": chosen, "measured": [
-        {"geometry_weight": c[0], "gaicd_weight": c[1], "temperature": c[2], **r} for c, r in results.items()]})
+        {"geometry_weight": c[0], "gaicd_weight": c[1], "temperature": c[2], "mirror": c[3], **r}
+        for c, r in results.items()]})
     log(f"wrote {folder.path / 'blend.safetensors'}")
     return {"blend": chosen}

@@ -211,10 +211,10 @@ def run(args) -> int:
 
     given = BoxesFile(args.boxes) if args.boxes else None
     from ...cropping.cropper import Cropper
-    from ...cropping.proposals import default_name, get_proposer
+    from ...cropping.proposals import get_proposer
 
     model = load_model(args)
-    proposer_name = f"boxes ({args.boxes})" if given else (args.proposer or default_name())
+    proposer_name = f"boxes ({args.boxes})" if given else (args.proposer or "default")
     cropper = Cropper(model.module, get_proposer(args.proposer) if args.proposer else None, batch_size=args.batch_size,
                       device=device)
     # --resume replaces the outputs of the inputs it processes again: a killed run may have written them.

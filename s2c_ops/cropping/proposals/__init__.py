@@ -29,9 +29,9 @@ also returns the faces a proposer found (the Cropper keeps them whole).
 Proposers (:func:`get_proposer` builds them by name; :func:`register` adds names, :func:`available`
 lists them):
 
-* ``"default"``: :func:`default_proposer`, faces (:mod:`.faces`, OpenCV's Haar cascades, ``pip install
-  s2cnet[faces]``) as head boxes first, then salient regions; salient regions alone without OpenCV.
-* :class:`SaliencyProposer` (``"saliency"``; ``"faces"`` with a face detector): offline, no weights.
+* ``"default"`` (also ``"faces"``): :func:`default_proposer`, faces (:mod:`.faces`, MTCNN in PyTorch with
+  shipped weights) as head boxes first, then salient regions.
+* :class:`SaliencyProposer` (``"saliency"``): salient regions alone, offline, no weights.
 * :class:`TorchvisionDetector`: wraps a torchvision detection model the user brings.
 * :class:`GivenBoxes`: boxes the user already has (e.g. the official precomputed files).
 * :class:`WholeImage` (``"image"`` or ``"none"``): ``num_boxes`` copies of the whole-image box, a
@@ -51,8 +51,8 @@ from .base import (
     whole_image_boxes,
 )
 from .detectors import TorchvisionDetector
-from .faces import FaceDetector, faces_available
-from .registry import available, default_name, default_proposer, get_proposer, register
+from .faces import FaceBoxes, FaceDetector
+from .registry import available, default_proposer, get_proposer, register
 from .saliency import (
     SaliencyProposer,
     global_contrast_saliency,
@@ -62,6 +62,7 @@ from .saliency import (
 )
 
 __all__ = [
+    "FaceBoxes",
     "FaceDetector",
     "GivenBoxes",
     "ProposedObjects",
@@ -73,9 +74,7 @@ __all__ = [
     "check_images",
     "check_num_boxes",
     "check_value_range",
-    "default_name",
     "default_proposer",
-    "faces_available",
     "get_proposer",
     "global_contrast_saliency",
     "head_boxes",

@@ -1,137 +1,291 @@
-"""Faces: OpenCV's Haar cascades (the weights ship inside OpenCV 4.x wheels: ``pip install s2cnet[faces]``).
+"""Faces: MTCNN (Zhang et al., "Joint Face Detection and Alignment using Multi-task Cascaded Convolutional
+Networks", 2016) in PyTorch, with its published weights shipped in the package (``weights/mtcnn.safetensors``,
+MIT licence: ``weights/MTCNN_LICENSE.txt``; ``make mtcnn-weights`` converts them again).
 
-:class:`FaceDetector` finds frontal faces and faces in profile (looking either way). The default proposer
-(:func:`~s2c_ops.cropping.proposals.default_proposer`) puts the faces' head boxes before its saliency boxes,
-and the Cropper keeps the faces whole.
+Three small CNNs in a cascade: P-Net scans an image pyramid for face-like 12x12 windows, R-Net re-scores
+their 24x24 crops and O-Net their 48x48 crops; each stage corrects the boxes (regression) and drops the
+ones below its threshold, with non-maximum suppression between stages. Everything runs batched on the
+images' device in fixed-size tensors (each stage keeps a fixed number of candidates per image, with a
+mask of the real ones), so the detector itself never makes the host wait.
+
+The default proposer (:func:`~s2c_ops.cropping.proposals.default_proposer`) puts the faces' head boxes
+before its saliency boxes, and the Cropper keeps the faces whole.
 """
 from __future__ import annotations
 
-from typing import List, Tuple
+import functools
+from collections import OrderedDict
+import math
+from dataclasses import dataclass
+from importlib import resources
+from typing import Dict, List, Optional, Sequence, Tuple
 
-import numpy as np
 import torch
-from torch import Tensor
+import torch.nn.functional as F
+from torch import Tensor, nn
 
-#: The cascades used, from ``cv2.data.haarcascades``: (file, minNeighbors, mirrored as well). Their union
-#: finds more faces than any one of them (frontal faces, tilted ones, profiles looking either way).
-CASCADES: Tuple[Tuple[str, int, bool], ...] = (
-    ("haarcascade_frontalface_alt2.xml", 3, False),
-    ("haarcascade_frontalface_default.xml", 4, False),
-    ("haarcascade_profileface.xml", 4, True),
-)
-INSTALL_HINT = "face detection needs OpenCV 4.x with its Haar cascades: pip install 's2cnet[faces]'"
+from .nms import greedy_nms
+
+#: The weights file in ``s2c_ops/weights`` (converted by ``tools/convert_mtcnn.py``).
+WEIGHTS = "mtcnn.safetensors"
 
 
-def faces_available() -> bool:
-    """Whether OpenCV and its Haar cascades are installed."""
-    try:
-        _cv2_with_cascades()
-    except ImportError:
-        return False
-    return True
+def _stage(channels: Sequence[int], kernels: Sequence[int], pools: Sequence[Tuple[int, int]]) -> List[Tuple[str, nn.Module]]:
+    """conv -> PReLU (-> max pool) layers named ``conv{i}``, ``prelu{i}``, ``pool{i}`` (the published names)."""
+    layers: List[Tuple[str, nn.Module]] = []
+    for i, (cin, cout, k) in enumerate(zip(channels[:-1], channels[1:], kernels), start=1):
+        layers += [(f"conv{i}", nn.Conv2d(cin, cout, k)), (f"prelu{i}", nn.PReLU(cout))]
+        if i <= len(pools):
+            size, stride = pools[i - 1]
+            layers.append((f"pool{i}", nn.MaxPool2d(size, stride, ceil_mode=True)))
+    return layers
 
 
-def _cv2_with_cascades():
-    try:
-        import cv2
-    except ImportError:
-        raise ImportError(INSTALL_HINT) from None
-    import os
+class PNet(nn.Module):
+    """The proposal network: fully convolutional, one output cell per 12x12 window at stride 2. Returns the
+    face probability ``[B, h, w]`` and the box regression ``[B, 4, h, w]`` (offsets of x1, y1, x2, y2 as
+    fractions of the window's side)."""
 
-    folder = getattr(getattr(cv2, "data", None), "haarcascades", None)
-    if folder is None or not all(os.path.isfile(os.path.join(folder, name)) for name, _, _ in CASCADES):
-        raise ImportError(f"{INSTALL_HINT} (this OpenCV, {cv2.__version__}, has no Haar cascades: OpenCV 5 "
-                          "wheels dropped them)")
-    return cv2, folder
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = nn.Sequential(OrderedDict(_stage((3, 10, 16, 32), (3, 3, 3), [(2, 2)])))
+        self.conv4_1 = nn.Conv2d(32, 2, 1)
+        self.conv4_2 = nn.Conv2d(32, 4, 1)
 
-
-def _in_colour(rgb: np.ndarray) -> bool:
-    """Whether an RGB image has colour (a grey photo has no skin tone to check)."""
-    return float(np.abs(rgb[..., 0].astype(np.int16) - rgb[..., 2].astype(np.int16)).mean()) > 3
+    def forward(self, x: Tensor) -> Tuple[Tensor, Tensor]:
+        x = self.body(x)
+        return torch.softmax(self.conv4_1(x), 1)[:, 1], self.conv4_2(x)
 
 
-def skin_share(rgb: np.ndarray, box) -> float:
-    """The share of the central 60% of ``box`` (x1, y1, x2, y2) whose colour is a skin tone: in YCrCb,
-    Cr in [133, 180] and Cb in [77, 130] (a widened form of Chai and Ngan's rule)."""
-    import cv2
+class _Refine(nn.Module):
+    """R-Net and O-Net: a crop of fixed size in, the face probability ``[N]`` and regression ``[N, 4]`` out.
+    The dense layers read the last feature map in (width, height, channel) order: the published weights
+    come from a framework that stored images transposed."""
 
-    x1, y1, x2, y2 = (int(round(v)) for v in box)
-    dx, dy = (x2 - x1) // 5, (y2 - y1) // 5
-    patch = rgb[max(0, y1 + dy) : max(0, y2 - dy), max(0, x1 + dx) : max(0, x2 - dx)]
-    if patch.size == 0:
-        return 0.0
-    ycc = cv2.cvtColor(np.ascontiguousarray(patch), cv2.COLOR_RGB2YCrCb)
-    cr, cb = ycc[..., 1], ycc[..., 2]
-    return float(((cr >= 133) & (cr <= 180) & (cb >= 77) & (cb <= 130)).mean())
+    def __init__(self, channels, kernels, pools, dense: Tuple[int, int], heads: Dict[str, int]) -> None:
+        super().__init__()
+        self.body = nn.Sequential(OrderedDict(_stage(channels, kernels, pools)))
+        n = len(kernels) + 1
+        self.dense = nn.Sequential(OrderedDict([(f"dense{n}", nn.Linear(*dense)), (f"prelu{n}", nn.PReLU(dense[1]))]))
+        self.heads = nn.ModuleDict({name: nn.Linear(dense[1], size) for name, size in heads.items()})
+
+    def forward(self, x: Tensor) -> Tuple[Tensor, Tensor]:
+        x = self.dense(self.body(x).permute(0, 3, 2, 1).flatten(1))
+        prob, reg = (self.heads[name](x) for name in list(self.heads)[:2])
+        return torch.softmax(prob, 1)[:, 1], reg
 
 
-class FaceDetector:
-    """Face boxes of RGB images in [0, 1] (``Tensor[B, 3, H, W]``, any device; detection runs on the CPU).
+def rnet() -> _Refine:
+    """R-Net: 24x24 crops."""
+    return _Refine((3, 28, 48, 64), (3, 3, 2), [(3, 2), (3, 2)], (576, 128), {"dense5_1": 2, "dense5_2": 4})
 
-    Each image is turned to grey at ``resolution`` pixels on its short side and histogram-equalised, then
-    each cascade scans it (``scale_factor`` between window sizes, faces of at least ``min_size`` of the short
-    side); the detections of all cascades are merged by non-maximum suppression at IoU ``nms_threshold``,
-    larger faces first, and mapped back to the images' pixels. In a colour image a detection is kept only
-    when at least ``min_skin`` of its central part has a skin tone (:func:`skin_share`): that removes the
-    cascades' false faces in sky, foliage and water. Give it antialiased images (aliasing erases faces).
+
+def onet() -> _Refine:
+    """O-Net: 48x48 crops (its landmark head is not used here and not shipped)."""
+    return _Refine((3, 32, 64, 64, 128), (3, 3, 3, 2), [(3, 2), (3, 2), (2, 2)], (1152, 256),
+                   {"dense6_1": 2, "dense6_2": 4})
+
+
+def published_names(state: Dict[str, Tensor]) -> Dict[str, Tensor]:
+    """A state dict of :class:`MTCNNNets` from one in the published layout (``pnet.conv1.weight``,
+    ``rnet.dense4.weight``, ``onet.dense6_1.bias``, ...; O-Net's landmark head dropped)."""
+    out = {}
+    for key, value in state.items():
+        net, _, rest = key.partition(".")
+        layer = rest.split(".")[0]
+        if net == "pnet":
+            part = "" if layer.startswith("conv4_") else "body."
+        elif layer.startswith(("dense5_", "dense6_")):
+            part = "heads."
+        elif layer in ("dense4", "prelu4", "dense5", "prelu5") and (net, layer) != ("onet", "prelu4"):
+            part = "dense."
+        else:
+            part = "body."
+        if layer != "dense6_3":
+            out[f"{net}.{part}{rest}"] = value
+    return out
+
+
+class MTCNNNets(nn.Module):
+    """The three networks, as the weights file holds them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pnet, self.rnet, self.onet = PNet(), rnet(), onet()
+
+
+@functools.lru_cache(maxsize=8)
+def _shipped_nets(device: torch.device) -> MTCNNNets:
+    """The shipped networks on ``device``, loaded once per device (never trained or changed)."""
+    from safetensors.torch import load_file
+
+    nets = MTCNNNets()
+    with resources.as_file(resources.files("s2c_ops") / "weights" / WEIGHTS) as path:
+        nets.load_state_dict(load_file(str(path)))
+    return nets.eval().requires_grad_(False).to(device)
+
+
+@dataclass
+class FaceBoxes:
+    """Fixed-size detections of a batch: ``boxes`` ``[B, F, 4]`` ``(x1, y1, x2, y2)`` in the images' pixels,
+    ``scores`` ``[B, F]`` (O-Net's face probability) and ``valid`` ``[B, F]``; per image, the real faces
+    come first, best first."""
+
+    boxes: Tensor
+    scores: Tensor
+    valid: Tensor
+
+    def unpadded(self) -> List[Tensor]:
+        """Each image's real face boxes ``Tensor[F_i, 4]`` (reads the counts back from the device)."""
+        counts = self.valid.sum(1).tolist()
+        return [b[:n] for b, n in zip(self.boxes, counts)]
+
+
+def _square(boxes: Tensor) -> Tensor:
+    """The square of each box's longer side around its centre."""
+    centre = (boxes[..., :2] + boxes[..., 2:]) / 2
+    half = (boxes[..., 2:] - boxes[..., :2]).amax(-1, keepdim=True) / 2
+    return torch.cat([centre - half, centre + half], -1)
+
+
+def _regress(boxes: Tensor, reg: Tensor) -> Tensor:
+    """Boxes moved by a stage's regression (offsets of x1, y1, x2, y2 as fractions of width and height)."""
+    size = boxes[..., 2:] - boxes[..., :2]
+    return boxes + reg * torch.cat([size, size], -1)
+
+
+def _take(values: Tensor, index: Tensor) -> Tensor:
+    """``values`` ``[B, N]`` or ``[B, N, C]`` at ``index`` ``[B, K]`` of each row."""
+    if values.dim() == 2:
+        return values.gather(1, index)
+    return values.gather(1, index[..., None].expand(-1, -1, values.shape[-1]))
+
+
+def _nms(boxes: Tensor, scores: Tensor, valid: Tensor, threshold: float, keep: int, host_reads: bool,
+         overlap: str = "iou") -> Tuple[Tensor, Tensor]:
+    """Greedy NMS of each row's valid boxes by decreasing score: the first ``keep`` kept, as ``index``
+    ``[B, keep]`` into the row and ``found`` ``[B, keep]`` (:func:`greedy_nms`)."""
+    order = torch.sort(torch.where(valid, scores, -math.inf), dim=1, descending=True, stable=True).indices
+    index, found = greedy_nms(_take(boxes, order), _take(valid, order), threshold, keep, overlap,
+                              host_reads=host_reads)
+    return order.gather(1, index), found
+
+
+def _normalise(x: Tensor) -> Tensor:
+    """[0, 1] RGB to the networks' input: (value * 255 - 127.5) / 128."""
+    return (x * 255.0 - 127.5) * 0.0078125
+
+
+class FaceDetector(nn.Module):
+    """Face boxes of RGB images in [0, 1] (``Tensor[B, 3, H, W]``, any device) with MTCNN (module docstring).
+
+    Faces down to ``min_face`` of the images' short side are looked for (P-Net's 12-pixel window is scaled
+    to it, then the pyramid shrinks by ``factor`` until the short side is 12 pixels). ``thresholds`` are the
+    three stages' face probabilities (the published ones). Per image, P-Net keeps its ``candidates[0]`` best
+    windows of each scale, non-maximum suppression at IoU 0.5 within a scale and 0.7 across scales leaves
+    ``candidates[1]`` for R-Net, NMS at 0.7 ``candidates[2]`` for O-Net, and the faces are O-Net's boxes after
+    NMS at 0.7 of the smaller box. Give it antialiased images (aliasing erases small faces).
+    Calling it gives each image's faces (``List[Tensor[F_i, 4]]``); :meth:`detect` the fixed-size form.
     """
 
-    def __init__(self, resolution: int = 256, scale_factor: float = 1.1, min_size: float = 0.06,
-                 nms_threshold: float = 0.3, min_skin: float = 0.15) -> None:
-        if not isinstance(resolution, int) or resolution < 32:
-            raise ValueError(f"resolution must be an int >= 32, got {resolution!r}")
-        if not scale_factor > 1.0:
-            raise ValueError(f"scale_factor must be > 1, got {scale_factor}")
-        if not 0.0 < min_size < 1.0:
-            raise ValueError(f"min_size must be a fraction of the short side in (0, 1), got {min_size}")
-        cv2, folder = _cv2_with_cascades()
-        import os
+    def __init__(self, min_face: float = 0.06, thresholds: Sequence[float] = (0.6, 0.7, 0.7),
+                 factor: float = 0.709, candidates: Sequence[int] = (128, 64, 16)) -> None:
+        super().__init__()
+        if not 0.0 < min_face < 1.0:
+            raise ValueError(f"min_face must be a fraction of the short side in (0, 1), got {min_face}")
+        if not 0.0 < factor < 1.0:
+            raise ValueError(f"factor must be in (0, 1), got {factor}")
+        thresholds = tuple(float(t) for t in thresholds)
+        if len(thresholds) != 3 or not all(0.0 <= t < 1.0 for t in thresholds):
+            raise ValueError(f"thresholds must be three probabilities in [0, 1), got {thresholds}")
+        candidates = tuple(int(c) for c in candidates)
+        if len(candidates) != 3 or min(candidates) < 1:
+            raise ValueError(f"candidates must be three counts >= 1, got {candidates}")
+        self.min_face = float(min_face)
+        self.thresholds = thresholds
+        self.factor = float(factor)
+        self.candidates = candidates
 
-        self.resolution = resolution
-        self.scale_factor = float(scale_factor)
-        self.min_size = float(min_size)
-        self.nms_threshold = float(nms_threshold)
-        self.min_skin = float(min_skin)
-        self._cascades = [(cv2.CascadeClassifier(os.path.join(folder, name)), neighbours, mirrored)
-                          for name, neighbours, mirrored in CASCADES]
-        self._cv2 = cv2
+    def scales(self, height: int, width: int) -> List[float]:
+        """The pyramid's scales for an image of this size (empty when it is too small for a 12-pixel face)."""
+        short = min(height, width)
+        scale = 12.0 / max(self.min_face * short, 12.0)
+        out = []
+        while short * scale >= 12.0:
+            out.append(scale)
+            scale *= self.factor
+        return out
 
-    def detect(self, rgb: np.ndarray) -> Tensor:
-        """Face boxes ``(F, 4)`` float32 ``(x1, y1, x2, y2)`` of one uint8 RGB image (H, W, 3)."""
-        cv2 = self._cv2
-        gray = cv2.equalizeHist(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY))
-        side = max(8, int(round(self.min_size * min(gray.shape))))
+    def detect(self, images: Tensor, *, host_reads: Optional[bool] = None) -> FaceBoxes:
+        """The faces of ``images`` in fixed-size form (:class:`FaceBoxes`, ``F = candidates[2]``).
+
+        ``host_reads`` (default: on the CPU only, where it costs nothing): the refining stages look only at
+        the candidates still in the race and NMS reads its counts back. Without, every step works on the
+        fixed-size tensors and the host never waits. The faces are the same.
+        """
+        b, _, h, w = images.shape
+        nets = _shipped_nets(images.device)
+        x = images.detach().float()
+        reads = x.device.type == "cpu" if host_reads is None else bool(host_reads)
+        with torch.no_grad():
+            boxes, scores, valid = self._propose(nets.pnet, x, reads)
+            boxes, scores, valid = self._refine(nets.rnet, x, boxes, scores, valid, 24, 1, reads)
+            boxes, scores, valid = self._refine(nets.onet, x, boxes, scores, valid, 48, 2, reads)
+        bounds = torch.tensor([w, h, w, h], dtype=boxes.dtype, device=boxes.device)
+        return FaceBoxes(torch.minimum(boxes.clamp_min(0), bounds), scores, valid)
+
+    def _propose(self, pnet: PNet, x: Tensor, reads: bool) -> Tuple[Tensor, Tensor, Tensor]:
+        """Stage 1: P-Net's best windows of each scale, NMS within then across scales, regressed and squared."""
+        b, _, h, w = x.shape
         found = []
-        for cascade, neighbours, mirrored in self._cascades:
-            for flip in (False, True) if mirrored else (False,):
-                image = np.ascontiguousarray(gray[:, ::-1]) if flip else gray
-                hits = cascade.detectMultiScale(image, scaleFactor=self.scale_factor, minNeighbors=neighbours,
-                                                minSize=(side, side))
-                for x, y, w, h in (hits if len(hits) else []):
-                    x1 = gray.shape[1] - x - w if flip else x
-                    found.append([x1, y, x1 + w, y + h])
+        for level, scale in enumerate(self.scales(h, w)):
+            size = (max(12, math.ceil(h * scale)), max(12, math.ceil(w * scale)))
+            prob, reg = pnet(_normalise(F.interpolate(x, size=size, mode="area")))
+            score, index = prob.flatten(1).topk(min(self.candidates[0], prob[0].numel()), 1)
+            cy = torch.div(index, prob.shape[2], rounding_mode="floor")
+            corner = torch.stack([index - cy * prob.shape[2], cy], -1).to(x.dtype) * 2
+            back = torch.tensor([w / size[1], h / size[0]] * 2, dtype=x.dtype, device=x.device)
+            window = torch.cat([corner, corner + 12], -1) * back
+            offsets = _take(reg.flatten(2).transpose(1, 2), index)
+            found.append((window, score, offsets, torch.full_like(score, level)))
         if not found:
-            return torch.zeros((0, 4), dtype=torch.float32)
-        boxes = torch.tensor(found, dtype=torch.float32)
-        from torchvision.ops import nms
+            return x.new_zeros((b, 1, 4)), x.new_zeros((b, 1)), torch.zeros((b, 1), dtype=torch.bool, device=x.device)
+        window, score, offsets, level = (torch.cat(v, 1) for v in zip(*found))
+        # Within each scale first: the scales' boxes are moved apart, so only boxes of one scale overlap.
+        apart = window + (level * (2 * max(h, w) + 24))[..., None]
+        index, valid = _nms(apart, score, score >= self.thresholds[0], 0.5, 2 * self.candidates[1], reads)
+        window, score, offsets = _take(window, index), _take(score, index), _take(offsets, index)
+        index, valid = _nms(window, score, valid, 0.7, self.candidates[1], reads)
+        boxes = _regress(_take(window, index), _take(offsets, index))
+        return _square(boxes), _take(score, index), valid
 
-        area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-        boxes = boxes[nms(boxes, area, self.nms_threshold)]
-        if self.min_skin > 0 and _in_colour(rgb):
-            boxes = boxes[torch.tensor([skin_share(rgb, b) >= self.min_skin for b in boxes.tolist()], dtype=torch.bool)]
-        return boxes
+    def _refine(self, net: nn.Module, x: Tensor, boxes: Tensor, scores: Tensor, valid: Tensor, size: int,
+                stage: int, reads: bool) -> Tuple[Tensor, Tensor, Tensor]:
+        """Stage 2 (R-Net) or 3 (O-Net): each candidate's crop re-scored; those below the stage's threshold
+        dropped, NMS, boxes regressed (and squared for the next stage)."""
+        from torchvision.ops import roi_align
 
-    def __call__(self, images: Tensor) -> List[Tensor]:
-        height, width = images.shape[-2:]
-        scale = self.resolution / min(height, width)
-        size = (max(1, round(height * scale)), max(1, round(width * scale)))
-        rgb = images.detach().float().clamp(0, 1)
-        if size != (height, width):
-            rgb = torch.nn.functional.interpolate(rgb, size=size, mode="bilinear", antialias=True)
-        rgb = (rgb * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
-        back = torch.tensor([width / size[1], height / size[0]] * 2)
-        return [(self.detect(np.ascontiguousarray(a)) * back).to(images.device) for a in rgb]
+        b, k = boxes.shape[:2]
+        batch = torch.arange(b, dtype=boxes.dtype, device=boxes.device).repeat_interleave(k)[:, None]
+        rois = torch.cat([batch, boxes.reshape(-1, 4)], 1)
+        prob, reg = x.new_zeros(b * k), x.new_zeros((b * k, 4))
+        # Reading the mask back, only the candidates still in the race are looked at (most photos have few).
+        rows = valid.reshape(-1).nonzero().squeeze(1) if reads else slice(None)
+        # Sampled in [0, 1] and then normalised: outside the image is black, as the networks were trained.
+        crops = roi_align(x, rois[rows], size, 1.0, -1, aligned=True)
+        if len(crops):
+            prob[rows], reg[rows] = net(_normalise(crops))
+        prob, reg = prob.view(b, k), reg.view(b, k, 4)
+        valid = valid & (prob >= self.thresholds[stage])
+        if stage == 1:
+            index, valid = _nms(boxes, prob, valid, 0.7, self.candidates[2], reads)
+            return _square(_regress(_take(boxes, index), _take(reg, index))), _take(prob, index), valid
+        boxes = _regress(boxes, reg)
+        index, valid = _nms(boxes, prob, valid, 0.7, self.candidates[2], reads, overlap="min")
+        return _take(boxes, index), _take(prob, index), valid
 
-    def __repr__(self) -> str:
-        return (f"FaceDetector(resolution={self.resolution}, scale_factor={self.scale_factor}, "
-                f"min_size={self.min_size})")
+    def forward(self, images: Tensor) -> List[Tensor]:
+        return self.detect(images).unpadded()
+
+    def extra_repr(self) -> str:
+        return f"min_face={self.min_face}, thresholds={self.thresholds}, factor={self.factor}"

@@ -2,7 +2,7 @@
 from typing import Any, Callable, Dict, List
 
 from .base import Proposer, WholeImage
-from .faces import FaceDetector, faces_available
+from .faces import FaceDetector
 from .saliency import SaliencyProposer
 
 _REGISTRY: Dict[str, Callable[..., Proposer]] = {}
@@ -25,7 +25,7 @@ def available() -> List[str]:
 
 def get_proposer(name: str = "default", **kwargs: Any) -> Proposer:
     """A proposer by name; ``kwargs`` go to its factory. Built in: ``"default"`` (:func:`default_proposer`),
-    ``"faces"`` (faces first, then saliency; needs ``s2cnet[faces]``), ``"saliency"``
+    ``"faces"`` (the same: faces first, then saliency), ``"saliency"``
     (:class:`SaliencyProposer`), ``"image"`` / ``"none"`` (whole-image boxes only). Detectors and given
     boxes need an object (a model, the boxes): build ``TorchvisionDetector`` and ``GivenBoxes`` directly."""
     if not isinstance(name, str):
@@ -36,25 +36,14 @@ def get_proposer(name: str = "default", **kwargs: Any) -> Proposer:
     return _REGISTRY[key](**kwargs)
 
 
-def faces_and_saliency(**kwargs: Any) -> SaliencyProposer:
-    """Faces first (head boxes), then salient regions: ``kwargs`` go to :class:`SaliencyProposer`."""
+def default_proposer(**kwargs: Any) -> SaliencyProposer:
+    """The package's default: faces (:class:`FaceDetector`, MTCNN) as head boxes first, then salient regions;
+    ``kwargs`` go to :class:`SaliencyProposer`. The same on every device and in every install."""
     return SaliencyProposer(faces=FaceDetector(), **kwargs)
 
 
-def default_name() -> str:
-    """The registered name the default proposer stands for here: ``"faces"`` when OpenCV's face detection
-    is installed (``s2cnet[faces]``), else ``"saliency"``."""
-    return "faces" if faces_available() else "saliency"
-
-
-def default_proposer(**kwargs: Any) -> SaliencyProposer:
-    """The package's default: faces and saliency when OpenCV's face detection is installed, else saliency
-    alone (:func:`default_name`)."""
-    return get_proposer(default_name(), **kwargs)
-
-
 register("default", default_proposer)
-register("faces", faces_and_saliency)
+register("faces", default_proposer)
 register("saliency", SaliencyProposer)
 register("image", WholeImage)
 register("none", WholeImage)

@@ -1,0 +1,91 @@
+"""The face detector (MTCNN in PyTorch, shipped weights) and the faces-first default proposer."""
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torchvision.ops import box_iou
+from torchvision.transforms.functional import pil_to_tensor
+
+from s2c_ops import Cropper
+from s2c_ops.cropping.cropper import faces_cut
+from s2c_ops.cropping.proposals import FaceDetector, default_proposer, get_proposer, head_boxes
+from s2c_ops.cropping.proposals.faces import MTCNNNets, published_names
+
+PHOTOS = Path(__file__).resolve().parents[1] / "s2c_ops" / "demo_photos"
+#: The astronaut's face in astronaut.png (512 x 512), by eye.
+ASTRONAUT_FACE = torch.tensor([[172.0, 66.0, 278.0, 161.0]])
+
+
+def photo(name: str, short_side: int = 256) -> torch.Tensor:
+    x = pil_to_tensor(Image.open(PHOTOS / name).convert("RGB"))[None].float() / 255
+    h, w = x.shape[-2:]
+    scale = short_side / min(h, w)
+    return F.interpolate(x, size=(round(h * scale), round(w * scale)), mode="bilinear", antialias=True)
+
+
+def test_finds_the_astronaut_and_no_face_elsewhere():
+    detector = FaceDetector()
+    found = detector(photo("astronaut.png"))[0] * 2  # back to 512 pixels
+    assert found.shape == (1, 4)
+    assert float(box_iou(found, ASTRONAUT_FACE)) > 0.6
+    for name in ("chelsea.png", "coffee.png", "rocket.jpg"):
+        assert detector(photo(name))[0].shape == (0, 4), name
+
+
+def test_fixed_size_form_and_host_reads_agree():
+    images = torch.cat([photo("astronaut.png"), photo("chelsea.png")[..., :256]])
+    detector = FaceDetector()
+    fast = detector.detect(images)
+    fixed = detector.detect(images, host_reads=False)
+    assert fast.boxes.shape == (2, 16, 4) and fast.valid.shape == fast.scores.shape == (2, 16)
+    assert fast.valid.sum(1).tolist() == [1, 0]
+    assert torch.equal(fast.valid, fixed.valid)
+    assert torch.equal(fast.boxes[fast.valid], fixed.boxes[fixed.valid])
+    assert torch.equal(fast.scores[fast.valid], fixed.scores[fixed.valid])
+    assert (fast.scores[fast.valid] >= 0.7).all()
+
+
+def test_an_image_s_faces_do_not_depend_on_its_batch():
+    astronaut = photo("astronaut.png")
+    alone = FaceDetector()(astronaut)[0]
+    batched = FaceDetector()(torch.cat([torch.rand(2, 3, 256, 256, generator=torch.Generator().manual_seed(0)),
+                                        astronaut]))[2]
+    torch.testing.assert_close(batched, alone, rtol=0, atol=1e-3)
+
+
+def test_small_images_and_settings():
+    detector = FaceDetector()
+    assert detector.scales(11, 300) == []
+    assert detector(torch.rand(1, 3, 11, 300))[0].shape == (0, 4)
+    scales = detector.scales(256, 384)
+    assert scales[0] == pytest.approx(12 / (0.06 * 256)) and 256 * scales[-1] >= 12 > 256 * scales[-1] * 0.709
+    for bad in (dict(min_face=0), dict(factor=1.0), dict(thresholds=(0.5, 0.5)), dict(candidates=(0, 1, 1))):
+        with pytest.raises(ValueError):
+            FaceDetector(**bad)
+
+
+def test_published_names_map_onto_the_networks():
+    mine = set(MTCNNNets().state_dict())
+    published = {k.replace("body.", "").replace("dense.", "").replace("heads.", "") for k in mine}
+    published |= {"onet.dense6_3.weight", "onet.dense6_3.bias"}  # the landmark head, left out
+    assert set(published_names({k: torch.zeros(1) for k in published})) == mine
+
+
+def test_default_proposer_puts_the_head_first():
+    image = photo("astronaut.png")
+    proposer = default_proposer()
+    assert isinstance(get_proposer("faces").faces, FaceDetector)
+    found = proposer.propose_objects(image, 10)
+    face = found.faces[0]
+    assert face.shape == (1, 4)
+    assert torch.equal(found.boxes[0][0], head_boxes(face, 256, 256)[0])
+    saliency_only = get_proposer("saliency").propose_objects(image, 10)
+    assert saliency_only.faces[0].shape == (0, 4)
+
+
+@pytest.mark.parametrize("ratio", ["16:9", "1:1", "4:5"])
+def test_the_default_cropper_keeps_the_astronaut_s_face(ratio):
+    crop = Cropper().crop(Image.open(PHOTOS / "astronaut.png"), ratio)[0].boxes[:1]
+    assert int(faces_cut(crop, ASTRONAUT_FACE)[0]) == 0
