@@ -78,7 +78,7 @@ def evaluate_fcdb(cropper, dataset, *, method: str = "model", baselines: bool = 
             ratio = float((truth[2] - truth[0]) / (truth[3] - truth[1]))
             candidates.append((cropper.candidates(item["geometry"], [ratio])[0], grid_anchors(*item["size"])))
         scores = cropper.score_images([item["resized"] for item in batch], [item["geometry"] for item in batch],
-                                      [torch.cat(c) for c in candidates])
+                                      [list(c) for c in candidates])
         for item, (by_ratio, grid), s in zip(batch, candidates, scores):
             for protocol, boxes, part in (("ratio", by_ratio, s[: len(by_ratio)]), ("free", grid, s[len(by_ratio):])):
                 best = boxes[int(torch.argmax(part))]

@@ -361,6 +361,35 @@ def test_same_boxes_as_cropper_for_png(tmp_path, capsys):
         assert np.allclose(rec["scores"], result.scores.numpy(), atol=1e-5)
 
 
+def test_a_ratio_s_crop_does_not_depend_on_the_others(tmp_path, capsys):
+    """Each ratio's crops, asked for together (command line, crop_ratios), are those it gets alone; scored as
+    one candidate set (the default model's expected-IoU step mixing the ratios) they would not be."""
+    ratios = ["16:9", "1:1", "4:5"]
+    names = ("coffee.png", "chelsea.png", "astronaut.png")
+    rc, _, _ = run_cli(["crop", *(DEMO / n for n in names), *(a for r in ratios for a in ("--ratio", r)),
+                        "--top-k", "2", "--json", tmp_path / "r.jsonl"], capsys)
+    assert rc == 0
+    records = by_file_and_ratio(read_jsonl(tmp_path / "r.jsonl"))
+    cropper = Cropper()
+    together = cropper.crop_ratios([Image.open(DEMO / n) for n in names], ratios, top_k=2)
+    mixed = 0
+    for name, both in zip(names, together):
+        image = Image.open(DEMO / name)
+        for text in ratios:
+            alone = cropper.crop(image, text, top_k=2)[0]
+            for result in (both[parse_ratio(text)], records[name, text]):
+                boxes, scores = (result.boxes, result.scores) if hasattr(result, "boxes") else (
+                    torch.tensor(result["boxes"]), torch.tensor(result["scores"]))
+                assert torch.allclose(boxes, alone.boxes, atol=1e-3), (name, text)
+                assert torch.allclose(scores.float(), alone.scores, atol=1e-5), (name, text)
+        resized, geometry = cropper.prepare(image)
+        groups = cropper.candidates(geometry, [parse_ratio(r) for r in ratios])
+        one_set = cropper.score_images([resized], [geometry], [torch.cat(groups)])[0]
+        grouped = cropper.score_images([resized], [geometry], [groups])[0]
+        mixed += not torch.allclose(one_set, grouped)
+    assert mixed == len(names)  # the groups matter: the test would catch scoring them as one set
+
+
 KINDS = ["rgb.jpg", "cmyk.jpg", "gray.png", "rgba.png", "palette.png", "sixteen.png", "rotated.jpg"]
 
 

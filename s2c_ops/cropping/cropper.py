@@ -130,7 +130,8 @@ class Cropper:
     def crop_ratios(
         self, images: Union[ImageLike, Sequence[ImageLike]], ratios: Sequence[RatioLike], top_k: int = 1
     ) -> List[Dict[float, CropResult]]:
-        """For each image, ``{ratio: CropResult}``; all ratios of an image are scored in one call."""
+        """For each image, ``{ratio: CropResult}``; all ratios of an image are scored in one call, each
+        ratio's candidates as a group of their own (a ratio's crop never depends on the others asked for)."""
         if top_k < 1:
             raise ValueError(f"top_k must be at least 1, got {top_k}")
         values = [parse_ratio(r) for r in ratios]
@@ -142,8 +143,7 @@ class Cropper:
             images = [images]
         prepared = [self.prepare(image) for image in images]
         candidates = [self.candidates(geometry, values, index=i) for i, (_, geometry) in enumerate(prepared)]
-        scores = self.score_images([r for r, _ in prepared], [g for _, g in prepared],
-                                   [torch.cat(c) for c in candidates])
+        scores = self.score_images([r for r, _ in prepared], [g for _, g in prepared], candidates)
         return [self.best_crops(c, s, values, top_k) for c, s in zip(candidates, scores)]
 
     @staticmethod
@@ -161,24 +161,30 @@ class Cropper:
         return out
 
     @torch.no_grad()
-    def score_images(self, resized: Sequence[Tensor], geometries: Sequence[Resize], boxes: Sequence[Tensor],
+    def score_images(self, resized: Sequence[Tensor], geometries: Sequence[Resize],
+                     boxes: Sequence[Union[Tensor, Sequence[Tensor]]],
                      objects: Optional[Sequence[Tensor]] = None) -> List[Tensor]:
         """Scores (float32, on the CPU) of each image's ``boxes`` (original pixels): ``resized`` are the
         images as :meth:`prepare` gives them (any sizes; uint8 or float in [0, 255]), ``geometries``
-        their :class:`Resize`. Images of one size are scored together, ``batch_size`` per call.
-        ``objects`` (each image's object boxes in original pixels) replace the proposer's boxes."""
+        their :class:`Resize`. An image's boxes are one tensor, or a list of candidate groups (one per
+        ratio) whose scores never depend on each other; the scores come concatenated in that order.
+        Images of one size are scored together, ``batch_size`` per call. ``objects`` (each image's object
+        boxes in original pixels) replace the proposer's boxes."""
         if not (len(resized) == len(geometries) == len(boxes)) or (objects is not None and len(objects) != len(boxes)):
             raise ValueError("score_images needs one geometry, one box tensor (and one object-box tensor) per image")
-        groups: Dict[tuple, List[int]] = defaultdict(list)
+        groups = [[b] if isinstance(b, Tensor) else list(b) for b in boxes]
+        sizes: Dict[tuple, List[int]] = defaultdict(list)
         for i, image in enumerate(resized):
-            groups[tuple(image.shape[-2:])].append(i)
+            sizes[tuple(image.shape[-2:])].append(i)
         results: List[Optional[Tensor]] = [None] * len(resized)
-        for members in groups.values():
+        for members in sizes.values():
             for start in range(0, len(members), self.batch_size):
                 batch = members[start : start + self.batch_size]
                 pixels = torch.stack([resized[i] for i in batch]).float()
                 given = None if objects is None else [geometries[i].boxes_to_model(objects[i]) for i in batch]
-                scores = self.score_resized(pixels, [geometries[i] for i in batch], [boxes[i] for i in batch], given)
+                scores = self.score_resized(pixels, [geometries[i] for i in batch],
+                                            [torch.cat(groups[i]) for i in batch], given,
+                                            groups=[[len(g) for g in groups[i]] for i in batch])
                 for i, s in zip(batch, scores):
                     results[i] = s.float().cpu()
         return results
@@ -198,12 +204,14 @@ class Cropper:
         return boxes.clone(), torch.stack(scores).to(images.device)
 
     def score_resized(
-        self, resized: Tensor, geometry, boxes: List[Tensor], objects: Optional[List[Tensor]] = None
+        self, resized: Tensor, geometry, boxes: List[Tensor], objects: Optional[List[Tensor]] = None, *,
+        groups: Optional[List[List[int]]] = None,
     ) -> List[Tensor]:
         """Scores of ``boxes`` (original pixels, one tensor per image) on ``resized`` images (one size,
         values in [0, 255] as :meth:`prepare` gives them), on the Cropper's device; ``geometry`` is their
         Resize, or one per image. ``objects`` (model pixels, one tensor per image) replace the proposer's
-        boxes when given."""
+        boxes when given. ``groups``: per image, the sizes of consecutive candidate groups scored as if
+        alone (default: all of an image's boxes are one group)."""
         device = self.device
         resized = resized.to(device)
         geometries = geometry if isinstance(geometry, list) else [geometry] * len(boxes)
@@ -219,7 +227,10 @@ class Cropper:
             found = ProposedObjects(self.proposer(pixels, self.num_boxes), [])
         # A scorer that reads only the size (the geometry prior) is spared the normalisation.
         images = self.preprocess.normalise(resized) if getattr(self.model, "reads_pixels", True) else resized
-        scores = self.model(images, crop_boxes, found.boxes)
+        if getattr(self.model, "decodes_candidates", False) and groups is not None:
+            scores = self.model(images, crop_boxes, found.boxes, groups=groups)
+        else:
+            scores = self.model(images, crop_boxes, found.boxes)
         per_image = list(scores.split([len(b) for b in crop_boxes]))
         if self.keep_faces and found.faces:
             per_image = [s - FACE_CUT_PENALTY * faces_cut(b, f).to(s.dtype) if len(f) else s

@@ -9,7 +9,9 @@ Per image, over its candidate crops:
    image averages out S2CNet's left-right bias.
 2. With a ``temperature``, each candidate's score is its expected IoU with the best crop: ``IoU(candidates,
    candidates) @ softmax(raw / temperature)`` (minimum-Bayes-risk decoding: a candidate that overlaps
-   the likely ones beats an isolated peak). Scores then lie in [0, 1] and depend on the candidate set.
+   the likely ones beats an isolated peak). Scores then lie in [0, 1] and depend on the candidate set:
+   ``groups=`` splits an image's candidates into sets decoded on their own (one per ratio, so that a
+   ratio's crop never depends on the other ratios asked for).
 
 The weights and the temperature were chosen on the FCDB validation photos (``s2c train`` on FCDB writes the
 measurements to ``blend.json``; see the README).
@@ -37,7 +39,7 @@ class BlendConfig:
     fcdb_prior: Dict[str, Any] = field(default_factory=lambda: asdict(PriorConfig()))
     gaicd_prior: Dict[str, Any] = field(default_factory=lambda: asdict(PriorConfig()))
     geometry_weight: float = 1.0
-    gaicd_weight: float = 0.5
+    gaicd_weight: float = 0.25
     mirror: bool = True
     temperature: Optional[float] = 1.0
 
@@ -112,12 +114,22 @@ class S2CNetWithPriors(ScorerModule):
                 scores = scores + weight * prior(images, crops, objects)
         return scores
 
-    def forward(self, images: Tensor, crop_boxes: BoxesLike, object_boxes: BoxesLike) -> Tensor:
+    decodes_candidates = True
+
+    def forward(self, images: Tensor, crop_boxes: BoxesLike, object_boxes: BoxesLike, *,
+                groups: Optional[Sequence[Sequence[int]]] = None) -> Tensor:
+        """Scores of ``crop_boxes``; ``groups`` (with a list of per-image boxes): for each image, the sizes
+        of the consecutive groups its candidates are decoded in (default: one group per image)."""
         crops, objects = check_scorer_inputs(images, crop_boxes, object_boxes, self.bbox_num, min_side=32)
+        counts = [len(b) for b in crop_boxes] if isinstance(crop_boxes, (list, tuple)) else None
+        if groups is not None:
+            if counts is None or len(groups) != len(counts) or any(sum(g) != n for g, n in zip(groups, counts)):
+                raise ValueError("groups needs crop_boxes as a list, one list of group sizes per image, each "
+                                 "summing to that image's number of crops")
+            counts = [int(n) for g in groups for n in g]
         raw = self.raw_scores(images, crops, objects)
         if self.config.temperature is None:
             return raw
-        counts = [len(b) for b in crop_boxes] if isinstance(crop_boxes, (list, tuple)) else None
         return expected_iou(crops, raw, self.config.temperature, counts)
 
     def fused(self) -> "S2CNetWithPriors":

@@ -39,6 +39,10 @@ class ScorerModule(nn.Module):
 
     #: False for a scorer that reads only the images' size: the Cropper then skips normalising them.
     reads_pixels: bool = True
+    #: True for a scorer whose scores depend on the set of candidates scored together (the default model's
+    #: expected-IoU decoding): it takes ``groups=`` (per image, the sizes of consecutive candidate groups,
+    #: each scored on its own), and the Cropper gives each ratio's candidates as one group.
+    decodes_candidates: bool = False
 
     @property
     def bbox_num(self) -> int:

@@ -92,7 +92,7 @@ def score_outcomes(cropper, outcomes: List[Outcome], job: Job, given: Optional[B
         return
     try:
         scores = cropper.score_images([o.decoded.pixels for o, *_ in work], [o.decoded.geometry for o, *_ in work],
-                                      [torch.cat(c) for _, _, c, _ in work],
+                                      [c for _, _, c, _ in work],
                                       None if given is None else [objs for *_, objs in work])
     except Exception as e:  # the model failed (e.g. out of memory): these inputs fail, the run goes on
         for o, *_ in work:
