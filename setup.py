@@ -7,8 +7,10 @@ FORCE_CUDA=0 builds the CPU kernels only. Without a visible GPU the CUDA code is
 TORCH_CUDA_ARCH_LIST, by default Ampere and Hopper (8.0;9.0+PTX). Without a C++ compiler nothing is
 compiled: the package installs, and s2c_ops registers its pure-PyTorch operators instead.
 
-The torch version built against is written to s2c_ops/_build_info.json: s2c_ops compares it with the
-torch it imports before it loads _C, and uses its pure-PyTorch operators when they differ.
+The torch version built against is written to _build_info.json beside the built _C (in the build
+output; in the source tree only with _C itself, for in-place and editable builds), never at import of
+this file: s2c_ops compares it with the torch it imports before it loads _C, and uses its pure-PyTorch
+operators when they differ. So building one checkout against two torches leaves each install as built.
 """
 import glob
 import json
@@ -28,7 +30,7 @@ except ImportError:
 from build_support.cuda_toolkit import CudaBuildError, choose, find_cxx  # noqa: E402
 
 CSRC = "csrc"
-BUILD_INFO = os.path.join(HERE, "s2c_ops", "_build_info.json")
+BUILD_INFO = "_build_info.json"
 
 CXX = find_cxx(os.environ)
 if CXX is None and os.environ.get("FORCE_CUDA") == "1":
@@ -69,15 +71,18 @@ def _extension():
     )
 
 
-def _write_build_info():
-    info = {"torch": torch.__version__, "cuda": None if DECISION.toolkit is None else torch.version.cuda}
-    with open(BUILD_INFO, "w") as f:
-        json.dump(info, f)
-        f.write("\n")
+class BuildExt(cpp_extension.BuildExtension.with_options(use_ninja=True)):
+    """Writes the build record beside each extension it builds (where the wheel or the in-place copy of
+    the extension goes)."""
+
+    def run(self) -> None:
+        super().run()
+        info = {"torch": torch.__version__, "cuda": None if DECISION.toolkit is None else torch.version.cuda}
+        for ext in self.extensions:
+            path = os.path.join(os.path.dirname(self.get_ext_fullpath(ext.name)), BUILD_INFO)
+            with open(path, "w") as f:
+                json.dump(info, f)
+                f.write("\n")
 
 
-_write_build_info()
-setup(
-    ext_modules=[] if CXX is None else [_extension()],
-    cmdclass={"build_ext": cpp_extension.BuildExtension.with_options(use_ninja=True)},
-)
+setup(ext_modules=[] if CXX is None else [_extension()], cmdclass={"build_ext": BuildExt})

@@ -29,7 +29,9 @@ class Toolkit:
     home: str  # the real installation folder (links and wrapper scripts resolved)
     nvcc: str
     version: Tuple[int, int]
-    include_dirs: List[str] = field(default_factory=list)  # header folders beyond <home>/include
+    # -I folders in search order: empty when <home>/include has every header; else <home>/include first,
+    # then the torch wheels' folders for the headers it lacks (see header_dirs).
+    include_dirs: List[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -105,8 +107,11 @@ def cudart_dir(home: str) -> str:
 
 
 def header_dirs(home: str, torch_dir: str, cuda_major: int) -> List[str]:
-    """Folders, beyond <home>/include, that hold the headers of REQUIRED_HEADERS the toolkit lacks:
-    taken beside the torch being built against."""
+    """The -I folders for the headers of REQUIRED_HEADERS the toolkit lacks, taken beside the torch being
+    built against, after <home>/include. The wheels' folders also hold the CUDA runtime's headers of
+    torch's CUDA minor version (say 13.2); searched before the toolkit's own they would meet nvcc 13.0's
+    CCCL headers, which stop with "CUDA compiler and CUDA toolkit headers are incompatible". torch's
+    cpp_extension puts the extension's include_dirs ahead of <home>/include, so it is named first here."""
     site = os.path.dirname(os.path.realpath(torch_dir))
     candidates = [os.path.join(site, "nvidia", f"cu{cuda_major}", "include")]
     candidates += sorted(glob.glob(os.path.join(site, "nvidia", "*", "include")))
@@ -119,7 +124,7 @@ def header_dirs(home: str, torch_dir: str, cuda_major: int) -> List[str]:
             raise _Unusable(f"{header} is neither in {home}/include nor in {site}/nvidia/*/include")
         if found not in extra:
             extra.append(found)
-    return extra
+    return [os.path.join(home, "include"), *extra] if extra else []
 
 
 def find_toolkit(environ: Mapping[str, str], torch_cuda: Optional[str], torch_dir: str) -> Toolkit:

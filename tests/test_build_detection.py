@@ -1,6 +1,7 @@
 """setup.py's CUDA toolkit detection (build_support/cuda_toolkit.py) on fake toolkits in temporary
 folders: wrapper scripts and links, missing pieces, version mismatches, FORCE_CUDA."""
 import importlib.util
+import json
 import os
 import subprocess
 import sys
@@ -71,8 +72,9 @@ def test_wrapper_script_on_path(tmp_path):
     assert decision.toolkit is not None, decision.reason
     assert decision.toolkit.home == str(home)  # not the wrapper's folder
     assert decision.toolkit.version == (12, 4)
-    # cuda_runtime.h from the toolkit, the rest beside torch.
-    assert decision.toolkit.include_dirs == [str(torch_dir.parent / "nvidia" / "cu12" / "include")]
+    # cuda_runtime.h from the toolkit, the rest beside torch, searched after the toolkit's own headers.
+    wheel = str(torch_dir.parent / "nvidia" / "cu12" / "include")
+    assert decision.toolkit.include_dirs == [str(home / "include"), wheel]
     assert "CUDA 12.4 at" in decision.line
 
 
@@ -162,7 +164,20 @@ def test_older_wheel_layout(tmp_path):
         (torch_dir.parent / "nvidia" / lib / "include" / header).write_text("")
     decision = cuda_toolkit.choose(path_with(home / "bin"), "12.4", str(torch_dir))
     assert decision.toolkit is not None, decision.reason
-    assert len(decision.toolkit.include_dirs) == 3
+    assert len(decision.toolkit.include_dirs) == 4 and decision.toolkit.include_dirs[0] == str(home / "include")
+
+
+def test_toolkit_headers_before_a_newer_wheels_headers(tmp_path):
+    """An isolated build gets the newest torch (CUDA 13.2 wheels, whose nvidia/cu13/include holds the runtime's
+    13.2 headers too) while the toolkit is 13.0: the toolkit's own headers must be searched first, the wheel's
+    only for what the toolkit lacks, else nvcc 13.0 stops at "CUDA compiler and CUDA toolkit headers are
+    incompatible"."""
+    home = make_toolkit(tmp_path / "opt", release="13.0")
+    torch_dir = make_torch(tmp_path, cuda_major=13)  # cuda_runtime.h included
+    decision = cuda_toolkit.choose(path_with(home / "bin"), "13.2", str(torch_dir))
+    assert decision.toolkit is not None, decision.reason
+    wheel = str(torch_dir.parent / "nvidia" / "cu13" / "include")
+    assert decision.toolkit.include_dirs == [str(home / "include"), wheel]
 
 
 def test_major_version_mismatch(tmp_path):
@@ -223,17 +238,22 @@ def test_find_cxx(tmp_path):
     assert cuda_toolkit.find_cxx({"CXX": str(tmp_path / "none"), **path_with(tmp_path)}) is None
 
 
-def test_no_compiler_builds_a_wheel_without_c(tmp_path):
-    """With no C++ compiler, a wheel without s2c_ops._C; it carries the weights and demo photos."""
-    import zipfile
-
-    src = tmp_path / "src"
+def copy_checkout(dest: Path) -> Path:
+    """The checkout's files as git sees them (no build outputs), copied to `dest`."""
     files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO, capture_output=True,
                            text=True, check=True).stdout.split()
     for name in files:
         if (REPO / name).is_file():
-            (src / name).parent.mkdir(parents=True, exist_ok=True)
-            (src / name).write_bytes((REPO / name).read_bytes())
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            (dest / name).write_bytes((REPO / name).read_bytes())
+    return dest
+
+
+def test_no_compiler_builds_a_wheel_without_c(tmp_path):
+    """With no C++ compiler, a wheel without s2c_ops._C; it carries the weights and demo photos."""
+    import zipfile
+
+    src = copy_checkout(tmp_path / "src")
     env = {**os.environ, "CXX": str(tmp_path / "no-compiler")}
     env.pop("FORCE_CUDA", None)
     done = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-build-isolation", "--no-deps", "-v", "-w",
@@ -244,3 +264,33 @@ def test_no_compiler_builds_a_wheel_without_c(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     assert not any("_C" in n and n.endswith(".so") for n in names)
     assert "s2c_ops/weights/geometry_prior.safetensors" in names and "s2c_ops/demo_photos/coffee.png" in names
+
+
+def fake_build(src: Path, tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+    """`setup.py *args` in `src` with a C++ "compiler" that only creates what it is asked to (-o FILE): the
+    build commands run in seconds."""
+    cxx = tmp_path / "fake-bin" / "c++"
+    cxx.parent.mkdir(exist_ok=True)
+    cxx.write_text('#!/bin/sh\nwhile [ $# -gt 0 ]; do [ "$1" = -o ] && : > "$2"; shift; done\nexit 0\n')
+    cxx.chmod(0o755)
+    env = {**os.environ, "CXX": str(cxx), "LDSHARED": f"{cxx} -shared", "FORCE_CUDA": "0"}
+    return subprocess.run([sys.executable, "setup.py", *args], cwd=src, env=env, capture_output=True, text=True,
+                          timeout=300)
+
+
+def test_build_record_beside_the_built_extension(tmp_path):
+    """setup.py writes _build_info.json only where it builds _C: not into the source tree when it is merely
+    imported (metadata, --version), beside _C in the build output, and in the source tree with an in-place _C."""
+    src = copy_checkout(tmp_path / "src")
+    record = src / "s2c_ops" / "_build_info.json"
+    assert fake_build(src, tmp_path, "--version").returncode == 0 and not record.exists()
+    done = fake_build(src, tmp_path, "build_ext", "--build-lib", str(tmp_path / "lib"), "--build-temp",
+                      str(tmp_path / "temp"))
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert not record.exists()
+    (built,) = (tmp_path / "lib" / "s2c_ops").glob("_C*.so")
+    info = json.loads(built.with_name("_build_info.json").read_text())
+    assert info == {"torch": torch.__version__, "cuda": None}
+    done = fake_build(src, tmp_path, "build_ext", "--inplace", "--build-temp", str(tmp_path / "temp"))
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert list((src / "s2c_ops").glob("_C*.so")) and json.loads(record.read_text()) == info

@@ -1,8 +1,8 @@
 """Chooses the implementation of the torch.ops.s2c operators when s2c_ops is imported.
 
 The compiled library s2c_ops._C is loaded when it exists, was built against the imported torch
-(setup.py records that version in s2c_ops/_build_info.json; a library built for another torch may
-crash rather than fail to load, so it is not tried) and loads. Otherwise the pure-PyTorch operators of
+(setup.py's build_ext records that version in _build_info.json beside the _C it builds; a library built
+for another torch may crash rather than fail to load, so it is not tried) and loads. Otherwise the pure-PyTorch operators of
 fallback.py are registered under the same schemas, and one warning names the cause and the rebuild
 command; with S2C_REQUIRE_EXTENSION=1 that is an ImportError instead.
 """
