@@ -6,6 +6,8 @@
 Rows (time per batch, median of torch.utils.benchmark's blocked_autorange), each with the saliency proposer:
 - RandomResizedCrop((192, 256)), cropping_mode="resample": the baseline.
 - AestheticCrop("4:3", size=(192, 256)) with the geometry prior (``GeometryPrior.default()``).
+- the same with ``validate=False``: without the check of the pixels (in [0, 1], no NaN), which runs by
+  default on the CPU (``validate=None``); the difference is its cost.
 - the same with the package's default model (``AestheticCrop(ratio, size=size)``, whatever it is).
 - the same with S2CNet's GAICv1 configuration (random weights: the official model's speed).
 - AestheticCrop replaying its params (the crop and resize alone, no scoring): the part that compares
@@ -46,10 +48,12 @@ def main():
 
     rrc = K.RandomResizedCrop(size, cropping_mode="resample")
     prior = AestheticCrop(ratio, size=size, model=GeometryPrior.default())
+    unchecked = AestheticCrop(ratio, size=size, model=GeometryPrior.default(), validate=False)
     default = AestheticCrop(ratio, size=size)
     rows = [
         ("RandomResizedCrop (kornia), resample", lambda: rrc(images)),
         ("AestheticCrop, geometry prior", lambda: prior(images)),
+        ("AestheticCrop, geometry prior, validate=False", lambda: unchecked(images)),
         (f"AestheticCrop, package default ({DEFAULT})", lambda: default(images)),
     ]
     if not args.no_s2cnet:

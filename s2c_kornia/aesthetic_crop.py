@@ -149,6 +149,10 @@ class AestheticCrop(GeometricAugmentationBase2D):
             differentiable in the image); ``"slice"`` slices the crop and resizes it with ``interpolate``.
         num_boxes: object boxes per image for the scorer; default ``model.bbox_num`` (a scorer without
             ``bbox_num`` needs it).
+        validate: the check that the images are RGB values in [0, 1] with no NaN or infinity
+            (:func:`s2c_ops.cropping.pixels.check_unit_range`) before they are scored. ``None`` (the default)
+            checks images on the CPU only: on a GPU the check would make the host wait for the device each
+            call, so it is left to ``True``. ``False`` never checks.
 
     Shape:
         - Input: :math:`(C, H, W)` or :math:`(B, C, H, W)` float RGB in [0, 1], ``C = 3``.
@@ -166,8 +170,9 @@ class AestheticCrop(GeometricAugmentationBase2D):
         ValueError: at construction, for a ratio that is not positive and finite, a bad ``size``,
             ``top_k``, ``temperature``, ``p``, ``cropping_mode`` or ``num_boxes``; at call time, for an
             input that is not ``(C, H, W)`` / ``(B, C, H, W)`` with 3 channels, an image too small to hold
-            a crop of the ratio with both sides at least ``MIN_CROP_SIDE`` (16) pixels, or crops of
-            different sizes with ``size=None``.
+            a crop of the ratio with both sides at least ``MIN_CROP_SIDE`` (16) pixels, crops of
+            different sizes with ``size=None``, or (see ``validate``) NaN, infinite values or values outside
+            [0, 1], naming the range found and the fix.
         TypeError: a ``model`` or ``proposer`` that is not callable, an input that is not a float tensor.
 
     Example:
@@ -193,6 +198,7 @@ class AestheticCrop(GeometricAugmentationBase2D):
         cropping_mode: str = "resample",
         *,
         num_boxes: Optional[int] = None,
+        validate: Optional[bool] = None,
     ) -> None:
         ratio = parse_ratio(ratio)
         size = _check_size(size)
@@ -218,6 +224,8 @@ class AestheticCrop(GeometricAugmentationBase2D):
             isinstance(num_boxes, bool) or not isinstance(num_boxes, numbers.Integral) or num_boxes < 1
         ):
             raise ValueError(f"num_boxes must be None or an int >= 1, got {num_boxes!r}")
+        if validate not in (None, True, False):
+            raise ValueError(f"validate must be None, True or False, got {validate!r}")
         if size is not None:
             h, w = size
             if abs(w - h * ratio) > 1 and abs(h - w / ratio) > 1:
@@ -244,6 +252,7 @@ class AestheticCrop(GeometricAugmentationBase2D):
         object.__setattr__(self, "_model", model)
         object.__setattr__(self, "_proposer", proposer)
         self._num_boxes = None if num_boxes is None else int(num_boxes)
+        self.validate = validate
         self._croppers: Dict[str, Cropper] = {}
 
     def __repr__(self) -> str:
@@ -325,7 +334,7 @@ class AestheticCrop(GeometricAugmentationBase2D):
         # The crops stay on the images' device: nothing here waits for it.
         device = images.device
         if cropped:
-            boxes, scores = self.cropper(device).score_candidates(images, ratio)
+            boxes, scores = self.cropper(device).score_candidates(images, ratio, validate=self.validate)
             chosen, score = self._pick(boxes, scores.float(), params.get("draw"))
             chosen, score = chosen.float(), score.float()
             x0, y0, w, h = pixel_crops(chosen, ratio, height, width).unbind(1)

@@ -67,3 +67,11 @@ def test_labels_and_nms_match_the_cpu():
         gpu = greedy_nms(boxes.cuda(), valid.cuda(), threshold, 20)
         assert torch.equal(gpu[1].cpu(), cpu[1])
         assert torch.equal(gpu[0].cpu()[cpu[1]], cpu[0][cpu[1]])
+
+
+def test_pixel_check_on_request():
+    """On a GPU the [0, 1] check waits for the device, so it runs only with validate=True."""
+    x = images() * 255
+    assert AestheticCrop("4:3", size=(192, 256), model=GeometryPrior.default())(x).shape == (8, 3, 192, 256)
+    with pytest.raises(ValueError, match="divide 8-bit values"):
+        AestheticCrop("4:3", size=(192, 256), model=GeometryPrior.default(), validate=True)(x)

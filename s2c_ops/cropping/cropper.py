@@ -20,6 +20,7 @@ from ..models.scorer import module_device
 from ..ops.constants import constant
 from .candidates import parse_ratio, ratio_anchors
 from .images import ImageLike
+from .pixels import check_unit_range
 from .proposals import GivenBoxes, ProposedObjects, Proposer, default_proposer
 from .transforms import OfficialPreprocess, Resize
 
@@ -190,12 +191,16 @@ class Cropper:
         return results
 
     @torch.no_grad()
-    def score_candidates(self, images: Tensor, ratio: RatioLike) -> Tuple[Tensor, Tensor]:
+    def score_candidates(self, images: Tensor, ratio: RatioLike, *, validate: Optional[bool] = None
+                         ) -> Tuple[Tensor, Tensor]:
         """For a (B, 3, H, W) batch of RGB values in [0, 1] (one size, any device): the candidate crops
         of ``ratio`` in its pixels, (N, 4), and their scores, (B, N), both on the images' device.
-        Everything stays on the device (the batched path of the Kornia augmentation)."""
+        Everything stays on the device (the batched path of the Kornia augmentation). ``validate``: the
+        check of the values (:func:`~s2c_ops.cropping.pixels.check_unit_range`; ``None``: on the CPU only,
+        where it costs no wait for a device)."""
         if images.dim() != 4 or images.shape[1] != 3 or not images.is_floating_point():
             raise ValueError(f"images must be a float (B, 3, H, W) batch in [0, 1], got {tuple(images.shape)} {images.dtype}")
+        check_unit_range(images, validate)
         h, w = images.shape[-2:]
         boxes = _anchors(h, w, parse_ratio(ratio), images.device)
         resized, geometry = self.preprocess.resize_batch(images.float() * 255)

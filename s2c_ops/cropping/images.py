@@ -15,6 +15,8 @@ import torch
 from PIL import Image, ImageOps
 from torch import Tensor
 
+from .pixels import check_unit_range
+
 ImageLike = Union[Tensor, Image.Image]
 
 EXIF_ORIENTATION = 0x0112
@@ -92,7 +94,8 @@ def to_rgb(im: Image.Image) -> Image.Image:
 
 def image_to_tensor(image: ImageLike, *, apply_exif_orientation: bool = True) -> Tensor:
     """A (3, H, W) uint8 RGB tensor from a PIL image (upright unless ``apply_exif_orientation=False``,
-    then :func:`to_rgb`) or from a (3, H, W) tensor, uint8 or float in [0, 1] (taken as it is)."""
+    then :func:`to_rgb`) or from a (3, H, W) tensor, uint8 or float in [0, 1] (taken as it is; other
+    float values raise ``ValueError``, see :mod:`~s2c_ops.cropping.pixels`)."""
     if isinstance(image, Image.Image):
         if apply_exif_orientation:
             image = upright(image)
@@ -104,6 +107,7 @@ def image_to_tensor(image: ImageLike, *, apply_exif_orientation: bool = True) ->
     if image.dtype == torch.uint8:
         return image
     if image.is_floating_point():
+        check_unit_range(image)
         return (image.clamp(0, 1) * 255).round().to(torch.uint8)
     raise TypeError(f"expected a uint8 or floating-point image tensor, got {image.dtype}")
 
