@@ -4,6 +4,13 @@ pixels of the model's input.
 Official rule: scale so the short side is 256, round each side to a multiple of 32 (Python's
 ``round``), resize bilinearly (OpenCV ``INTER_LINEAR``, which gives uint8), divide by 256 (sic, not
 255), then normalise with the ImageNet mean and std.
+
+One departure, for extreme shapes only: the long side is capped at :data:`MAX_LONG_SIDE` (1024 = four
+times the short side, so photos up to 4:1 -- panoramas included -- get the official size). Past that the
+short side shrinks instead (to 32 at least), so the model's input is at most 1024 x 256 pixels whatever
+the aspect ratio: with the official rule alone a 10000 x 40 photo became a 64,000 x 256 input, and the
+scoring took 16-34 s and 6 GB. The candidate crops are made in the photo's own pixels, so the chosen
+crop still lies inside it.
 """
 from dataclasses import dataclass
 from typing import Tuple
@@ -17,6 +24,8 @@ from .images import ImageLike, image_to_tensor
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+#: The longest side of the model's input (see the module docstring): bounds time and memory per photo.
+MAX_LONG_SIDE = 1024
 
 
 @dataclass(frozen=True)
@@ -59,21 +68,28 @@ class OfficialPreprocess:
     ``antialias=True`` low-pass filters before shrinking (as PIL and ``torchvision.transforms.v2.Resize``
     do): not the official code's resize (OpenCV's ``INTER_LINEAR`` aliases), so official checkpoints keep
     the default ``False``; the package's FCDB-trained model is trained with it, and detectors such as the
-    face proposer's need it (aliasing erases small faces)."""
+    face proposer's need it (aliasing erases small faces).
+
+    ``max_long_side`` caps the long side of the output (a multiple of ``multiple``, at least
+    ``short_side``; :data:`MAX_LONG_SIDE` by default, see the module docstring)."""
 
     def __init__(self, short_side: int = 256, multiple: int = 32, mean=IMAGENET_MEAN, std=IMAGENET_STD, *,
-                 antialias: bool = False) -> None:
+                 antialias: bool = False, max_long_side: int = MAX_LONG_SIDE) -> None:
         if short_side < multiple:
             raise ValueError(f"short_side ({short_side}) must be at least multiple ({multiple})")
+        if max_long_side < short_side or max_long_side % multiple:
+            raise ValueError(f"max_long_side ({max_long_side}) must be a multiple of {multiple} and at least "
+                             f"short_side ({short_side})")
         self.short_side = short_side
         self.multiple = multiple
+        self.max_long_side = max_long_side
         self.antialias = bool(antialias)
         self.mean, self.std = tuple(float(v) for v in mean), tuple(float(v) for v in std)
 
     def output_size(self, height: int, width: int) -> Tuple[int, int]:
         if height < 1 or width < 1:
             raise ValueError(f"image has no pixels ({height}x{width})")
-        scale = self.short_side / min(height, width)
+        scale = min(self.short_side / min(height, width), self.max_long_side / max(height, width))
         m = self.multiple
         return max(m, round(height * scale / m) * m), max(m, round(width * scale / m) * m)
 
