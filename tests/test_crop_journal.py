@@ -136,6 +136,7 @@ def test_sigkill_then_resume(tmp_path):
     proc.kill()
     proc.wait(timeout=30)
     assert proc.returncode == -signal.SIGKILL
+    assert (tmp_path / "records.jsonl.lock").exists()  # the killed run's lock file: no lock, --resume goes on
     text = journal.read_text()
     whole = text[: text.rfind("\n") + 1]
     before = [json.loads(line) for line in whole.splitlines()]  # every whole line is a record
@@ -387,6 +388,30 @@ def test_existing_journal_needs_resume_or_overwrite(tmp_path, capsys):
     assert rc == 0 and journal.read_bytes() == before  # done again, the same records
     rc, _, err = run_cli(["crop", tmp_path / "src", "--ratio", "1:1", "--resume"], capsys)
     assert rc == 2 and "--resume needs --json" in err
+
+
+def test_one_run_per_journal(tmp_path, capsys):
+    """While another process holds the journal's lock a run stops at once with a usage error and leaves the
+    journal alone; once that process is killed (its lock file left behind) the run goes on."""
+    make_photos(tmp_path / "src", 2, size=(96, 64))
+    journal = tmp_path / "records.jsonl"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time\nfrom s2c_ops.cli.crop.journal import JournalLock\n"
+         "lock = JournalLock(sys.argv[1])\nprint('locked', flush=True)\ntime.sleep(600)", str(journal)],
+        env=ENV, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        args = ["crop", tmp_path / "src", "--ratio", "1:1", "--json", journal, "--proposer", "image"]
+        for extra in ([], ["--resume"], ["--overwrite"]):
+            rc, _, err = run_cli(args + extra, capsys)
+            assert rc == 2 and f"{journal} is in use by another s2c crop run" in err, err
+            assert not journal.exists()
+    finally:
+        holder.kill()
+        holder.wait(timeout=30)
+    assert (tmp_path / "records.jsonl.lock").exists()
+    assert run_cli(args + ["--resume"], capsys)[0] == 0
+    assert len(read_jsonl(journal)) == 2 and not (tmp_path / "records.jsonl.lock").exists()
 
 
 # ---------------------------------------------------------------------------------------------------

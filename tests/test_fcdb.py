@@ -6,7 +6,8 @@ import torch
 
 from conftest import SHARED
 from s2c_ops import cli
-from s2c_ops.data.fcdb import FCDB, FCDBError, is_fcdb, read_fcdb, validation_files
+from s2c_ops.data import fcdb
+from s2c_ops.data.fcdb import FCDB, FCDBError, fcdb_splits, is_fcdb, read_fcdb, validation_files
 from synthetic import make_fcdb
 
 FCDB_DIR = SHARED / "data" / "FCDB"
@@ -23,8 +24,9 @@ def test_shared_layout_and_border_boxes(tmp_path):
     item = FCDB(tmp_path, "train")[0]
     assert item["image"].shape == (3, 256, 352) and item["resized"].max() <= 255
     assert item["geometry"].original == (240, 320)
-    with pytest.raises(FCDBError, match="training split only"):
+    with pytest.raises(FCDBError, match="has no FCDB split 'test'; its splits: train, val, fit"):
         read_fcdb(tmp_path, "test")
+    assert fcdb_splits(tmp_path) == ["train", "val", "fit"]
 
 
 def test_release_layout_joins_rankings(tmp_path):
@@ -35,6 +37,7 @@ def test_release_layout_joins_rankings(tmp_path):
     assert [p.file for p in train] == files[:3] and [p.file for p in test] == files[3:]
     assert all(len(p.pairs) == 3 for p in train + test)
     assert (train[0].crop[2:] - train[0].crop[:2]).tolist() == [192.0, 144.0]
+    assert fcdb_splits(tmp_path) == ["train", "test", "val", "fit"]
 
 
 def test_validation_split_and_errors(tmp_path):
@@ -89,3 +92,16 @@ def test_eval_on_fcdb_reports_both_protocols_and_baselines(tmp_path, capsys):
         ratio = (x2 - x1) / (y2 - y1)
         assert float((chosen[2] - chosen[0]) / (chosen[3] - chosen[1])) == pytest.approx(ratio, rel=2e-3)
         assert 0 <= entry[model]["free"]["iou"] <= 1
+
+
+def test_eval_default_split_is_one_the_folder_has(tmp_path, capsys, monkeypatch):
+    """This project's layout has no test split: s2c eval defaults to val there; a split the folder lacks is a
+    usage error naming those it has."""
+    files = make_fcdb(tmp_path / "fcdb", 4)
+    monkeypatch.setattr(fcdb, "validation_files", lambda: files[:2])
+    assert cli.main(["eval", "--data", str(tmp_path / "fcdb"), "--model", "prior"]) == 0
+    assert "FCDB val: 2 photos" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit:
+        cli.main(["eval", "--data", str(tmp_path / "fcdb"), "--split", "test", "--model", "prior"])
+    assert exit.value.code == 2
+    assert f"--split test: {tmp_path / 'fcdb'} holds the FCDB splits train, val, fit" in capsys.readouterr().err

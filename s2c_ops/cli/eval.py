@@ -17,9 +17,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         "top-1 crop, with the candidates of the human crop's ratio and with the official 12x12 grid, beside the "
         "whole photo and the centred largest crop of the ratio.")
     p.add_argument("--data", required=True, help="a GAICD or FCDB folder")
-    p.add_argument("--split", default="test",
+    p.add_argument("--split",
                    help="GAICD: train or test; FCDB: train, test (original release), val (the package's validation "
-                        "list) or fit (train without val) (default test)")
+                        "list) or fit (train without val). Default: test, or on an FCDB folder without a test "
+                        "split (this project's layout) val")
     add_model_arguments(p)
     p.add_argument("--proposer", help="object-box proposer on FCDB (default: the default proposer)")
     p.add_argument("--json", metavar="OUT", help="write the metrics and per-image results here")
@@ -45,17 +46,20 @@ def _print_gaicd(metrics: dict, label: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     check_model_arguments(args.eval_parser, args)
-    from ..data.fcdb import is_fcdb
+    from ..data.fcdb import fcdb_splits, is_fcdb
 
     try:
         device = rank_device(args.device, Ranks())
     except ValueError as e:
         args.eval_parser.error(f"--{e}")
+    fcdb = is_fcdb(args.data)
+    splits = fcdb_splits(args.data) if fcdb else ["train", "test"]
+    args.split = args.split or ("test" if "test" in splits else "val")
+    if args.split not in splits:
+        args.eval_parser.error(f"--split {args.split}: {args.data} holds the {'FCDB' if fcdb else 'GAICD'} splits "
+                               f"{', '.join(splits)}")
     choice = load_model(args)
-    if is_fcdb(args.data):
-        result = _fcdb(args, choice, device)
-    else:
-        result = _gaicd(args, choice, device)
+    result = _fcdb(args, choice, device) if fcdb else _gaicd(args, choice, device)
     if args.json:
         write_json_atomic(args.json, result)
     return 0
@@ -81,8 +85,6 @@ def _gaicd(args, choice, device) -> dict:
     from ..data.gaicd import GAICD, read_split
     from ..models.prior import GeometryPrior
 
-    if args.split not in ("train", "test"):
-        raise ValueError(f"GAICD splits are train and test, not {args.split!r}")
     if isinstance(choice.module, GeometryPrior):  # geometry only: every rated image, no pixels needed
         from ..data.metrics import GAICMetrics
         from ..training.prior import load_geometry, prior_scores

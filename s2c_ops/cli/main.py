@@ -1,10 +1,11 @@
-"""The ``s2c`` command line (also ``python -m s2c_ops.cli``)."""
+"""The ``s2c`` command line (also ``python -m s2c_ops.cli``); exit statuses: :mod:`.errors`."""
 import argparse
 import sys
 from typing import List, Optional
 
 from . import crop, train
 from . import eval as eval_cli
+from .errors import run_command
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -18,13 +19,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    try:
-        return args.func(args)
-    except (ValueError, FileNotFoundError, RuntimeError) as e:
-        print(f"s2c {args.command}: error: {e}", file=sys.stderr)
-        return 2
+    args = build_parser().parse_args(argv)
+    return run_command(args.func, args, f"s2c {args.command}")
 
 
 if __name__ == "__main__":

@@ -3,11 +3,18 @@
 itself is :func:`~s2c_ops.training.gaicd.train_gaicd`, :func:`~s2c_ops.training.fcdb.train_fcdb` and
 :func:`~s2c_ops.training.prior.train_prior`."""
 import argparse
-import sys
 from typing import List, Optional
 
 from ..models.config import OFFICIAL
+from .errors import run_command
 
+DESCRIPTION = (
+    "Trains S2CNet on the folder --data names, into the run folder --out. GAICD (annotations/, bbox/, split.json, "
+    "images/): the GAIC recipe (ImageNet MobileNetV2, frozen backbone BatchNorm, SmoothL1 on the normalised MOS, "
+    "Adam). FCDB (train.json, or the original release's files): as the package's default model was trained, "
+    "frozen-backbone epochs then optional fine-tuning, listwise and pair losses. Both evaluate --eval-split every "
+    "epoch, save checkpoints, write log.csv and curves.png, and take --resume; torchrun -m s2c_ops.train runs it "
+    "on several processes.")
 #: Defaults that differ between the two datasets (GAICD's are the GAIC recipe's).
 DEFAULTS = {"gaicd": {"epochs": 80, "lr": 1e-4, "split": "test"}, "fcdb": {"epochs": 2, "lr": 3e-4, "split": "val"}}
 
@@ -15,22 +22,23 @@ DEFAULTS = {"gaicd": {"epochs": 80, "lr": 1e-4, "split": "test"}, "fcdb": {"epoc
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", required=True, help="a GAICD folder (official layout) or an FCDB folder")
     p.add_argument("--out", required=True, help="run folder (weights, state, log.csv, curves.png, summary.json)")
-    p.add_argument("--config", default="GAICv1", choices=sorted(OFFICIAL))
+    p.add_argument("--config", default="GAICv1", choices=sorted(OFFICIAL),
+                   help="the S2CNet configuration to train (the official ones; default GAICv1)")
     p.add_argument("--epochs", type=int, help="epochs (GAICD default 80; FCDB: epochs on the frozen backbone, default 2)")
     p.add_argument("--lr", type=float, help="learning rate (GAICD default 1e-4, FCDB 3e-4)")
     p.add_argument("--eval-split", help="evaluated every epoch (GAICD default test; FCDB default val)")
     p.add_argument("--backbone-weights", default="imagenet",
                    help="'imagenet' (torchvision's file via its hub cache), a path to a torchvision MobileNetV2 state dict, or 'none'")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the weights' initialisation and the data order (default 0)")
     p.add_argument("--device", help="torch device (default: cuda when available, cuda:LOCAL_RANK under torchrun, else cpu)")
     fcdb = p.add_argument_group("FCDB")
     fcdb.add_argument("--finetune-epochs", type=int, default=0, help="epochs of the whole model on pixels after the frozen ones")
-    fcdb.add_argument("--finetune-lr", type=float, default=3e-5)
+    fcdb.add_argument("--finetune-lr", type=float, default=3e-5, help="learning rate of the fine-tuning epochs (default 3e-5)")
     fcdb.add_argument("--temperature", type=float, default=0.05, help="of the listwise loss on the candidates' IoU")
     fcdb.add_argument("--pair-weight", type=float, default=0.5, help="weight of the judged pairs' loss")
     fcdb.add_argument("--sample", type=int, default=24, help="candidates of each protocol per photo and step")
-    fcdb.add_argument("--photos-per-step", type=int, default=4)
+    fcdb.add_argument("--photos-per-step", type=int, default=4, help="photos per optimiser step (default 4)")
     fcdb.add_argument("--proposer", default="default", help="object boxes (the same as at inference)")
     fcdb.add_argument("--no-blend", dest="blend", action="store_false",
                       help="skip the blend with the geometry priors at the end (blend.safetensors)")
@@ -41,17 +49,22 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def add_parsers(subparsers) -> None:
-    p = subparsers.add_parser("train", help="train S2CNet on GAICD or FCDB (also under torchrun)")
+    p = subparsers.add_parser("train", help="train S2CNet on GAICD or FCDB (also under torchrun)", description=DESCRIPTION)
     add_train_arguments(p)
     p.set_defaults(func=run_train)
 
-    p = subparsers.add_parser("train-prior", help="train the geometry prior on GAICD ratings (minutes on a CPU)")
-    p.add_argument("--data", required=True)
+    p = subparsers.add_parser(
+        "train-prior", help="train the geometry prior on GAICD ratings (minutes on a CPU)",
+        description="Trains the geometry prior (a small network on the crop's geometry alone, no pixels) on the "
+        "ratings of GAICD's crops (a ranking loss within each image), prints validation metrics, and writes its "
+        "weights: s2c crop and s2c eval take them with --weights.")
+    p.add_argument("--data", required=True, help="a GAICD folder (official layout; its annotations, no pixels needed)")
     p.add_argument("--out", required=True, help="weights file to write (.safetensors)")
-    p.add_argument("--epochs", type=int, default=40)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--val-fraction", type=float, default=0.2)
-    p.add_argument("--hidden", type=int, default=64)
+    p.add_argument("--epochs", type=int, default=40, help="training epochs (default 40)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the initialisation and the validation draw (default 0)")
+    p.add_argument("--val-fraction", type=float, default=0.2,
+                   help="share of GAICD's train images held out for the validation metrics (default 0.2)")
+    p.add_argument("--hidden", type=int, default=64, help="width of the network's hidden layer (default 64)")
     p.set_defaults(func=run_train_prior)
 
 
@@ -92,11 +105,6 @@ def _log(line: str) -> None:
 
 def main(argv: Optional[List[str]] = None) -> int:
     """``python -m s2c_ops.train ...`` / ``torchrun -m s2c_ops.train ...``: ``s2c train``."""
-    parser = argparse.ArgumentParser(prog="s2c_ops.train", description="train S2CNet on GAICD or FCDB")
+    parser = argparse.ArgumentParser(prog="s2c_ops.train", description=DESCRIPTION)
     add_train_arguments(parser)
-    args = parser.parse_args(argv)
-    try:
-        return run_train(args)
-    except (ValueError, FileNotFoundError) as e:
-        print(f"s2c train: error: {e}", file=sys.stderr)
-        return 2
+    return run_command(run_train, parser.parse_args(argv), "s2c train")

@@ -39,7 +39,8 @@ from torch.utils.data import Dataset
 from ..cropping.images import load_image, to_rgb
 from ..cropping.transforms import OfficialPreprocess
 
-__all__ = ["FCDB", "FCDBError", "FCDBPhoto", "BoxReport", "VALIDATION", "is_fcdb", "read_fcdb", "validation_files"]
+__all__ = ["FCDB", "FCDBError", "FCDBPhoto", "BoxReport", "VALIDATION", "fcdb_splits", "is_fcdb", "read_fcdb",
+           "validation_files"]
 
 PathLike = Union[str, "os.PathLike[str]"]
 #: The validation list's file inside the package (one photo file name a line).
@@ -167,13 +168,14 @@ def read_fcdb(root: PathLike, split: str = "train", validation: Optional[Sequenc
     an error naming the first. ``validation``: the photo files of ``"val"`` (default: the package's list,
     :func:`validation_files`)."""
     root = Path(root)
+    held = fcdb_splits(root)
+    if split not in held:
+        raise FCDBError(f"{root} has no FCDB split {split!r}; its splits: {', '.join(held) or 'none'}")
     base = "train" if split in ("val", "fit") else split
     report = BoxReport()
     photos: List[FCDBPhoto] = []
     missing: List[str] = []
-    if (root / _SHARED).is_file() and not (root / _RELEASE["train"]).is_file():
-        if base != "train":
-            raise FCDBError(f"{root}: this layout ({_SHARED}) holds the training split only, not {split!r}")
+    if _shared_layout(root):
         entries = _read_json(root / _SHARED)
         if not isinstance(entries, list):
             raise FCDBError(f"{root / _SHARED}: expected a list of photos")
@@ -192,8 +194,6 @@ def read_fcdb(root: PathLike, split: str = "train", validation: Optional[Sequenc
             photos.append(FCDBPhoto(file, path, (height, width), None if crop is None else torch.tensor(crop),
                                     pairs, votes))
     else:
-        if base not in _RELEASE:
-            raise FCDBError(f"unknown FCDB split {split!r}; splits: train, test, val, fit")
         crops_file = root / _RELEASE[base]
         entries = _read_json(crops_file)
         ranking: Dict[str, list] = {}
@@ -223,6 +223,19 @@ def read_fcdb(root: PathLike, split: str = "train", validation: Optional[Sequenc
         chosen = set(validation_files() if validation is None else validation)
         photos = [p for p in photos if (p.file in chosen) == (split == "val")]
     return photos, report
+
+
+def _shared_layout(root: Path) -> bool:
+    return (root / _SHARED).is_file() and not (root / _RELEASE["train"]).is_file()
+
+
+def fcdb_splits(root: PathLike) -> List[str]:
+    """The splits the FCDB folder ``root`` holds: ``train``, ``val`` and ``fit`` with training annotations,
+    ``test`` with the original release's test file (this project's layout has none)."""
+    root = Path(root)
+    train = _shared_layout(root) or (root / _RELEASE["train"]).is_file()
+    test = not _shared_layout(root) and (root / _RELEASE["test"]).is_file()
+    return (["train"] if train else []) + (["test"] if test else []) + (["val", "fit"] if train else [])
 
 
 def is_fcdb(root: PathLike) -> bool:

@@ -7,14 +7,20 @@ of a write); for one key (file, ratio) the latest record wins, "latest" being fi
 FILE before the parts (a run merges or consolidates the parts into FILE before it appends anything new,
 and within one run an input belongs to one rank).
 
+One run at a time per journal: rank 0 holds :class:`JournalLock` (an ``flock`` on ``FILE.lock``) from
+before it reads FILE to the end; the OS lets go of it when the process ends, so a killed run's lock file
+stops nothing.
+
 ``--resume``: every rank checks that the records were made with this run's :class:`Stamp`; rank 0 folds
 the parts of a killed torchrun run into FILE (:func:`consolidate`); each rank then skips the inputs
 :class:`Finished` says are done, and at the end FILE is rewritten in input order (:func:`merge`).
 """
+import fcntl
 import glob
 import json
 import os
 import re
+from contextlib import suppress
 from typing import Callable, Dict, Iterator, List, NamedTuple, Optional, Tuple
 
 from ...files import DurableAppender, temporaries_in, write_atomic
@@ -29,6 +35,33 @@ Key = Tuple[str, str]  # (file, ratio text)
 
 class JournalError(ValueError):
     """A journal that this run cannot continue; the message says why."""
+
+
+class JournalLock:
+    """An exclusive lock on the journal ``path`` for this run (a context manager): ``path.lock``, locked with
+    ``flock``, removed when the run lets go. Raises :class:`JournalError` when another run holds it."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path + ".lock"
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        self._file = open(self.path, "a")
+        try:
+            fcntl.flock(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            # The holder may have removed the file between our open and our flock: then it is not the lock.
+            if not os.path.samestat(os.fstat(self._file.fileno()), os.stat(self.path)):
+                raise BlockingIOError
+        except (BlockingIOError, FileNotFoundError):
+            self._file.close()
+            raise JournalError(f"{path} is in use by another s2c crop run (it holds {self.path}): wait for it "
+                               "to end, or give another --json FILE") from None
+
+    def __enter__(self) -> "JournalLock":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        with suppress(FileNotFoundError):
+            os.remove(self.path)
+        self._file.close()
 
 
 class Stamp(NamedTuple):

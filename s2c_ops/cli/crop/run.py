@@ -16,7 +16,7 @@ import signal
 import sys
 import threading
 import warnings
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Dict, Iterator, List, Optional
@@ -28,8 +28,8 @@ from ...distributed import init_process_group, rank_device, torchrun_ranks
 from . import decode as decoding
 from .args import Job, unique_ratios
 from .inputs import Entry, check_existing, iter_inputs, mark_clashes
-from .journal import (Finished, JournalError, Stamp, consolidate, merge, open_journal, parts_of, records_of,
-                      run_stamp, start_fresh, validate)
+from .journal import (Finished, JournalError, JournalLock, Stamp, consolidate, merge, open_journal, parts_of,
+                      records_of, run_stamp, start_fresh, validate)
 from .report import Reporter
 from ..models import check_model_arguments, load_model
 from .score import BoxesFile, Outcome, score_outcomes
@@ -198,8 +198,17 @@ def run(args) -> int:
         device = rank_device(args.device, ranks)
     except ValueError as e:
         parser.error(f"--{e}")  # "--device cuda: CUDA is not available here"
-    rank, world = ranks.rank, ranks.world
+    try:
+        lock = JournalLock(args.json) if args.json and ranks.rank == 0 else nullcontext()
+    except JournalError as e:
+        parser.error(str(e))
+    with lock:
+        return _start(args, parser, ranks, device)
 
+
+def _start(args, parser: argparse.ArgumentParser, ranks, device: torch.device) -> int:
+    """The run once its arguments are checked and rank 0 holds the journal's lock."""
+    rank, world = ranks.rank, ranks.world
     ratios = unique_ratios(args.ratio)
     if args.size is not None and rank == 0:
         target = args.size[0] / args.size[1]
@@ -209,7 +218,10 @@ def run(args) -> int:
                       f"--ratio {r.text} ({r.value:.4g}); those crops are stretched to exactly that size",
                       file=sys.stderr)
 
-    given = BoxesFile(args.boxes) if args.boxes else None
+    try:
+        given = BoxesFile(args.boxes) if args.boxes else None
+    except ValueError as e:
+        parser.error(str(e))
     from ...cropping.cropper import Cropper
     from ...cropping.proposals import get_proposer
 

@@ -1,0 +1,40 @@
+"""How the commands end on an error. Exit status of every command: 0 success; 2 a usage error (argparse's,
+a missing optional library the options need, a path given that does not exist); 1 a failure of the model,
+the data or the run (an out-of-memory error among them), with one line naming it. ``s2c crop`` adds its
+own (see its help)."""
+import argparse
+import sys
+from typing import Callable
+
+#: Optional libraries a command may need, and the package extra that installs each.
+EXTRAS = {"cv2": "faces", "kornia": "kornia"}
+
+
+def _first_line(error: BaseException) -> str:
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]
+
+
+def missing_library(error: ImportError) -> str:
+    """One line for an ImportError: its message, and the install command when the message has none."""
+    text = _first_line(error)
+    if "pip install" in text:
+        return text
+    name = (error.name or "").split(".")[0]
+    target = f"'s2cnet[{EXTRAS[name]}]'" if name in EXTRAS else (name or "the missing library")
+    return f"{text}: install it with pip install {target}"
+
+
+def run_command(func: Callable[[argparse.Namespace], int], args: argparse.Namespace, prog: str) -> int:
+    """``func(args)``'s exit status, its errors turned into one line on stderr and an exit status (see the
+    module docstring); other exceptions (bugs) keep their traceback."""
+    try:
+        return func(args)
+    except ImportError as e:
+        print(f"{prog}: error: {missing_library(e)}", file=sys.stderr)
+        return 2
+    except FileNotFoundError as e:
+        print(f"{prog}: error: {_first_line(e)}", file=sys.stderr)
+        return 2
+    except (ValueError, RuntimeError, OSError, MemoryError) as e:
+        print(f"{prog}: error: {type(e).__name__}: {_first_line(e)}", file=sys.stderr)
+        return 1
