@@ -32,11 +32,12 @@ def peak_mib() -> float:
 
 def child(case: str, proposer: str) -> None:
     from s2c_ops import Cropper
-    from s2c_ops.cropping.proposals import get_proposer
+    from s2c_ops.cropping.proposals import default_name, get_proposer
 
     size, ratio = case.split(":", 1)
     width, height = (int(v) for v in size.split("x"))
-    cropper = Cropper(proposer=get_proposer(proposer) if proposer else None)
+    proposer = proposer or default_name()
+    cropper = Cropper(proposer=get_proposer(proposer))
     cropper.crop(noise(640, 480), ratio)
     baseline = peak_mib()
     photo = noise(width, height)
@@ -46,7 +47,7 @@ def child(case: str, proposer: str) -> None:
     x1, y1, x2, y2 = result.boxes[0].tolist()
     assert 0 <= x1 < x2 <= width and 0 <= y1 < y2 <= height, result.boxes[0]
     model_input = tuple(cropper.preprocess.output_size(height, width))
-    print(json.dumps({"case": case, "proposer": type(cropper.proposer).__name__, "model_input": model_input,
+    print(json.dumps({"case": case, "proposer": proposer, "model_input": model_input,
                       "seconds": seconds, "peak_above_mib": peak_mib() - baseline, "baseline_mib": baseline,
                       "crop": [round(v, 1) for v in (x1, y1, x2, y2)]}))
 

@@ -60,7 +60,9 @@ records (JSON Lines, one per input and ratio, in input order):
   line, from a kill in the middle of a write, is dropped when FILE is read back). Under torchrun
   each rank appends to FILE.rank<r>; rank 0 merges the parts into FILE at the end (input order,
   one record per input and ratio) and removes them. An existing FILE is an error unless --resume
-  (continue it) or --overwrite (start it again) is given.
+  (continue it) or --overwrite (start it again) is given. One run at a time per FILE: a second run
+  on a FILE in use stops at once with a usage error (the lock, on FILE.lock, is held by the OS for
+  the running process: a killed run leaves the file behind but no lock, and --resume goes on).
 
 --resume (needs --json FILE):
   Continues the run that wrote FILE (and its FILE.rank<r> parts, if it was killed under torchrun).
@@ -115,8 +117,10 @@ torchrun:
   "fcdb" (the default: S2CNet trained on FCDB's photos, blended with the geometry priors), or "prior",
   the geometry prior alone (no pixels: faster, and the default of earlier releases).
 
-exit status: 0 when every input and ratio succeeded; 1 when any failed, or the run stopped because
-  it could not write; 2 for usage errors (a --resume with other options among them); 130 or 143
+exit status: 0 when every input and ratio succeeded; 1 when any failed, the run stopped because it
+  could not write, or the model failed (one line says why, out of memory among them); 2 for usage
+  errors (a --resume with other options, a --json FILE in use by another run, an optional library
+  the options need that is not installed: one line with the command that installs it); 130 or 143
   when stopped by SIGINT or SIGTERM.
 """
 
