@@ -32,11 +32,10 @@ def peak_mib() -> float:
 
 def child(case: str, proposer: str) -> None:
     from s2c_ops import Cropper
-    from s2c_ops.cropping.proposals import default_name, get_proposer
+    from s2c_ops.cropping.proposals import get_proposer
 
     size, ratio = case.split(":", 1)
     width, height = (int(v) for v in size.split("x"))
-    proposer = proposer or default_name()
     cropper = Cropper(proposer=get_proposer(proposer))
     cropper.crop(noise(640, 480), ratio)
     baseline = peak_mib()
@@ -55,7 +54,7 @@ def child(case: str, proposer: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cases", nargs="+", default=["10000x40:1:1", "40x10000:1:1"], metavar="WxH:RATIO")
-    parser.add_argument("--proposer", help="a proposer name (default: the package's default proposer)")
+    parser.add_argument("--proposer", default="default", help="a proposer name (default: the package's default)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -63,7 +62,7 @@ def main() -> None:
     print("| photo (WxH) : ratio | proposer | model input (HxW) | seconds | peak RSS above ordinary (MiB) | crop |")
     print("| --- | --- | --- | ---: | ---: | --- |")
     for case in args.cases:
-        cmd = [sys.executable, __file__, "--child", case] + (["--proposer", args.proposer] if args.proposer else [])
+        cmd = [sys.executable, __file__, "--child", case, "--proposer", args.proposer]
         done = subprocess.run(cmd, capture_output=True, text=True)
         if done.returncode != 0:
             print(f"| {case} | failed: {(done.stderr.strip().splitlines() or ['?'])[-1]} |||||", flush=True)

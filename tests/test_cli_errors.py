@@ -15,13 +15,13 @@ from test_crop_cli import DEMO, run_cli
 crop_run = importlib.import_module("s2c_ops.cli.crop.run")  # the module (s2c_ops.cli.crop.run is its function)
 
 
-def needs_cv2(**kwargs):
-    raise ModuleNotFoundError("No module named 'cv2'", name="cv2")
+def needs_detector_lib(**kwargs):
+    raise ModuleNotFoundError("No module named 'detector_lib'", name="detector_lib")
 
 
 @pytest.mark.parametrize("error, line", [
-    (ModuleNotFoundError("No module named 'cv2'", name="cv2"),
-     "No module named 'cv2': install it with pip install 's2cnet[faces]'"),
+    (ModuleNotFoundError("No module named 'detector_lib.nets'", name="detector_lib.nets"),
+     "No module named 'detector_lib.nets': install it with pip install detector_lib"),
     (ModuleNotFoundError("No module named 'kornia.augmentation'", name="kornia.augmentation"),
      "No module named 'kornia.augmentation': install it with pip install 's2cnet[kornia]'"),
     (ImportError("face detection needs OpenCV: pip install 's2cnet[faces]'\nmore"),
@@ -32,11 +32,12 @@ def test_missing_library_line(error, line):
 
 
 def test_missing_extra_is_a_usage_error(capsys, monkeypatch):
-    monkeypatch.setitem(registry._REGISTRY, "needs-cv2", needs_cv2)
-    rc, _, err = run_cli(["crop", DEMO / "chelsea.png", "--ratio", "1:1", "--proposer", "needs-cv2"], capsys)
+    """A proposer whose library is not installed (say a plug-in registered by name)."""
+    monkeypatch.setitem(registry._REGISTRY, "detector", needs_detector_lib)
+    rc, _, err = run_cli(["crop", DEMO / "chelsea.png", "--ratio", "1:1", "--proposer", "detector"], capsys)
     assert rc == 2
-    assert err.strip().splitlines() == ["s2c crop: error: No module named 'cv2': install it with pip install "
-                                        "'s2cnet[faces]'"]
+    assert err.strip().splitlines() == ["s2c crop: error: No module named 'detector_lib': install it with pip "
+                                        "install detector_lib"]
 
 
 @pytest.mark.parametrize("error", [torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB\nmore"),

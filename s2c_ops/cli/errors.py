@@ -7,7 +7,7 @@ import sys
 from typing import Callable
 
 #: Optional libraries a command may need, and the package extra that installs each.
-EXTRAS = {"cv2": "faces", "kornia": "kornia"}
+EXTRAS = {"kornia": "kornia"}
 
 
 def _first_line(error: BaseException) -> str:
