@@ -4,8 +4,9 @@
 
 A case is one photo and one ratio; it counts as kept when no labelled face is cut, i.e. the crop keeps
 none or all of each face's box (more than 5% and less than 95% of it is a cut, the rule of
-``s2c_ops.cropping.cropper.faces_cut``). The labels are face boxes in the photos' pixels: the 17 people
-photos of the FCDB validation split (faces the detector found, checked by eye, plus the two it missed) and
+``s2c_ops.cropping.cropper.faces_cut``). The labels are face boxes in the photos' pixels: the 36 people
+photos of the FCDB validation split (89 faces: the faces OpenCV's Haar cascades found plus two they missed,
+and the faces MTCNN found, each checked by eye; three MTCNN detections that were no faces are left out) and
 the demo photo astronaut.png. Croppers compared: the centred largest crop, the geometry prior without the
 face rule (saliency boxes), the prior and the default model as shipped (faces first, face rule).
 """
