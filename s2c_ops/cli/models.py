@@ -1,14 +1,13 @@
 """Which model a command uses: the options (``--official CKPT --config C``, ``--weights RUN``, ``--model
 NAME``), and the one function that loads and names it for ``s2c crop`` and ``s2c eval``."""
 import argparse
-import hashlib
 from typing import NamedTuple
 
-import torch
 from torch import nn
 
 from ..models.config import OFFICIAL
 from ..models.default import NAMED
+from ..models.weights import weights_digest
 
 
 class ModelChoice(NamedTuple):
@@ -31,16 +30,6 @@ def check_model_arguments(parser: argparse.ArgumentParser, args: argparse.Namesp
         parser.error("--official needs --config (GAICv1 or GAICv2)")
     if args.config and not args.official:
         parser.error("--config goes with --official")
-
-
-def weights_digest(module: nn.Module) -> str:
-    """sha256 of a model's state (names, dtypes, shapes and values)."""
-    h = hashlib.sha256()
-    for name, t in module.state_dict().items():
-        t = t.detach().cpu().contiguous()
-        h.update(f"{name}:{t.dtype}:{tuple(t.shape)};".encode())
-        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
-    return "sha256:" + h.hexdigest()
 
 
 def load_model(args: argparse.Namespace) -> ModelChoice:

@@ -17,6 +17,7 @@ from torch import Tensor, nn
 
 from ..models.default import default_model
 from ..models.scorer import module_device
+from ..ops.boxes import kept_share
 from ..ops.constants import constant
 from .candidates import parse_ratio, ratio_anchors
 from .images import ImageLike
@@ -46,10 +47,7 @@ FACE_CUT_MARGIN = 0.05
 def faces_cut(crops: Tensor, faces: Tensor, margin: float = FACE_CUT_MARGIN) -> Tensor:
     """How many of ``faces`` (F, 4) each crop of ``crops`` (K, 4) cuts: keeps more than ``margin`` of
     the face's box but less than ``1 - margin`` (a face wholly inside or wholly outside is not cut)."""
-    ix = (torch.minimum(crops[:, None, 2], faces[None, :, 2]) - torch.maximum(crops[:, None, 0], faces[None, :, 0]))
-    iy = (torch.minimum(crops[:, None, 3], faces[None, :, 3]) - torch.maximum(crops[:, None, 1], faces[None, :, 1]))
-    area = ((faces[:, 2] - faces[:, 0]) * (faces[:, 3] - faces[:, 1])).clamp(min=1e-6)
-    kept = ix.clamp(min=0) * iy.clamp(min=0) / area[None]
+    kept = kept_share(crops[:, None], faces[None])
     return ((kept > margin) & (kept < 1 - margin)).sum(1)
 
 
