@@ -74,6 +74,14 @@ def _largest_crop_size(height: int, width: int, ratio: float) -> Tuple[int, int]
     return int(crop[3]), int(crop[2])
 
 
+def _resample(input: Tensor, transform: Any, size: Tuple[int, int], flags: Dict[str, Any], padding_mode: str) -> Tensor:
+    """``input`` warped by the (B, 3, 3) ``transform`` into ``size`` with the flags' resampling."""
+    if not isinstance(transform, Tensor):
+        raise TypeError(f"Expected the `transform` be a torch.Tensor. Got {type(transform)}.")
+    return crop_by_transform_mat(input, transform[:, :2, :], size, mode=flags["resample"].name.lower(),
+                                 padding_mode=padding_mode, align_corners=flags["align_corners"])
+
+
 def _corners(x0: Tensor, y0: Tensor, w: Tensor, h: Tensor) -> Tensor:
     """(B, 4, 2) corners in Kornia's order (top-left, top-right, bottom-right, bottom-left), inclusive."""
     x1, y1 = x0 + w - 1, y0 + h - 1
@@ -397,16 +405,7 @@ class AestheticCrop(GeometricAugmentationBase2D):
         if input.shape[0] == 0:
             return input.new_zeros(0, input.shape[1], *size)
         if flags["cropping_mode"] == "resample":
-            if not isinstance(transform, Tensor):
-                raise TypeError(f"Expected the `transform` be a torch.Tensor. Got {type(transform)}.")
-            return crop_by_transform_mat(
-                input,
-                transform[:, :2, :],
-                size,
-                mode=flags["resample"].name.lower(),
-                padding_mode="zeros",
-                align_corners=flags["align_corners"],
-            )
+            return _resample(input, transform, size, flags, "zeros")
         if flags["cropping_mode"] == "slice":
             mode = "nearest-exact" if flags["resample"] == Resample.NEAREST else flags["resample"].name.lower()
             align_corners = None if mode.startswith("nearest") else flags["align_corners"]
@@ -422,13 +421,4 @@ class AestheticCrop(GeometricAugmentationBase2D):
     ) -> Tensor:
         if not isinstance(size, tuple):
             raise TypeError(f"Expected the size be a tuple. Got {type(size)}")
-        if not isinstance(transform, Tensor):
-            raise TypeError(f"Expected the `transform` be a torch.Tensor. Got {type(transform)}.")
-        return crop_by_transform_mat(
-            input,
-            transform[:, :2, :],
-            size,
-            mode=flags["resample"].name.lower(),
-            padding_mode=flags["padding_mode"],
-            align_corners=flags["align_corners"],
-        )
+        return _resample(input, transform, size, flags, flags["padding_mode"])

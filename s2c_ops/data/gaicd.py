@@ -29,6 +29,7 @@ from torch.utils.data import Dataset
 from torchvision.transforms import functional as TF
 
 from ..cropping.transforms import OfficialPreprocess, flip_boxes
+from . import gaicd_files
 from .gaicd_files import (
     IMAGE_EXTENSIONS,
     INVALID_MOS,
@@ -50,24 +51,7 @@ from .gaicd_files import (
     read_split,
 )
 
-__all__ = [
-    "GAICD",
-    "GAICDError",
-    "Annotations",
-    "IMAGE_EXTENSIONS",
-    "INVALID_MOS",
-    "MOS_MEAN",
-    "MOS_STD",
-    "collate",
-    "denormalise_mos",
-    "find_image",
-    "flip_boxes",
-    "normalise_mos",
-    "read_annotations",
-    "read_image_sizes",
-    "read_object_boxes",
-    "read_split",
-]
+__all__ = ["GAICD", "collate", "flip_boxes", *gaicd_files.__all__]
 
 
 # ---------------------------------------------------------------------------------------------------
