@@ -19,13 +19,13 @@ from s2c_ops.cli.crop import decode as crop_decode
 from s2c_ops.cropping.candidates import parse_ratio, pixel_crops, ratio_anchors
 from s2c_ops.cropping.images import to_rgb
 from s2c_ops.cropping.transforms import OfficialPreprocess
-from s2c_ops.models.default import DEFAULT, NAMED
+from s2c_ops.models.default import model_description
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO = REPO / "s2c_ops" / "demo_photos"
 ENV = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
 
-DEFAULT_DESCRIPTION = NAMED[DEFAULT][1] + " (default)"
+DEFAULT_DESCRIPTION = model_description()
 
 
 # ---------------------------------------------------------------------------------------------------

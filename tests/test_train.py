@@ -72,7 +72,7 @@ def test_torchrun_two_cpu_ranks(tmp_path):
     run = tmp_path / "run"
     env = dict(os.environ, OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-           "-m", "s2c_ops.train", "--data", str(data), "--out", str(run), "--epochs", "5", "--lr", "1e-3",
+           "-m", "s2c_ops.cli", "train", "--data", str(data), "--out", str(run), "--epochs", "5", "--lr", "1e-3",
            "--backbone-weights", "none", "--device", "cpu"]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]

@@ -6,7 +6,7 @@ from typing import NamedTuple
 from torch import nn
 
 from ..models.config import OFFICIAL
-from ..models.default import NAMED
+from ..models.default import list_models
 from ..models.weights import weights_digest
 
 
@@ -20,7 +20,7 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     which = parser.add_mutually_exclusive_group()
     which.add_argument("--official", metavar="CKPT", help="an official S2CNet checkpoint (needs --config)")
     which.add_argument("--weights", metavar="RUN", help="weights saved by this package (a file, or an s2c train run folder)")
-    which.add_argument("--model", choices=["default", *sorted(NAMED)], default="default",
+    which.add_argument("--model", type=str.lower, choices=["default", *list_models()], default="default",
                        help="a model shipped in the package (default: the default model)")
     parser.add_argument("--config", choices=sorted(OFFICIAL), help="official config of --official")
 
@@ -47,7 +47,7 @@ def load_model(args: argparse.Namespace) -> ModelChoice:
         except FileNotFoundError as e:
             raise FileNotFoundError(f"--weights {args.weights}: {e}") from None
     else:
-        from ..models.default import named_model
+        from ..models.default import create_model, model_description
 
-        module, description = named_model(args.model)
+        module, description = create_model(args.model), model_description(args.model)
     return ModelChoice(module, description, weights_digest(module))

@@ -16,7 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from ..models.default import default_model
-from ..models.scorer import module_device
+from ..models.scorer import ability, inference_copy, module_device
 from ..ops.boxes import kept_share
 from ..ops.constants import constant
 from .candidates import parse_ratio, ratio_anchors
@@ -75,6 +75,12 @@ class Cropper:
     are then in pixels of the upright photo. ``keep_faces``: a candidate that cuts a face the proposer
     found loses :data:`FACE_CUT_PENALTY` of its score per face cut (:func:`faces_cut`), so a crop that
     keeps every face whole (inside or out) wins whenever there is one.
+
+    Conventions of the scoring methods: the model runs on ``device``; scores come back on the device of the
+    images given (:meth:`score_images`, :meth:`score_resized`, :meth:`score_candidates`). Photos
+    (:meth:`crop`, :meth:`crop_ratios`, :meth:`score_candidates`) are PIL images, uint8 tensors in [0, 255]
+    or float tensors in [0, 1]; the model's resized images (:meth:`score_images`, :meth:`score_resized`) are
+    what :meth:`prepare` gives, values in [0, 255] (uint8 or float).
     """
 
     def __init__(
@@ -99,7 +105,7 @@ class Cropper:
             num_boxes = getattr(model, "bbox_num", None)
             if num_boxes is None:
                 raise TypeError(f"{type(model).__name__} has no bbox_num: pass num_boxes= (object boxes per image)")
-        scorer = model.fused() if callable(getattr(model, "fused", None)) else model
+        scorer = inference_copy(model)
         own = scorer is not model
         current = module_device(scorer) if isinstance(scorer, nn.Module) else None
         if device is None:
@@ -163,7 +169,7 @@ class Cropper:
     def score_images(self, resized: Sequence[Tensor], geometries: Sequence[Resize],
                      boxes: Sequence[Union[Tensor, Sequence[Tensor]]],
                      objects: Optional[Sequence[Tensor]] = None) -> List[Tensor]:
-        """Scores (float32, on the CPU) of each image's ``boxes`` (original pixels): ``resized`` are the
+        """Scores (float32, on the device of ``resized``) of each image's ``boxes`` (original pixels): ``resized`` are the
         images as :meth:`prepare` gives them (any sizes; uint8 or float in [0, 255]), ``geometries``
         their :class:`Resize`. An image's boxes are one tensor, or a list of candidate groups (one per
         ratio) whose scores never depend on each other; the scores come concatenated in that order.
@@ -185,7 +191,7 @@ class Cropper:
                                             [torch.cat(groups[i]) for i in batch], given,
                                             groups=[[len(g) for g in groups[i]] for i in batch])
                 for i, s in zip(batch, scores):
-                    results[i] = s.float().cpu()
+                    results[i] = s.float()
         return results
 
     @torch.no_grad()
@@ -211,11 +217,11 @@ class Cropper:
         groups: Optional[List[List[int]]] = None,
     ) -> List[Tensor]:
         """Scores of ``boxes`` (original pixels, one tensor per image) on ``resized`` images (one size,
-        values in [0, 255] as :meth:`prepare` gives them), on the Cropper's device; ``geometry`` is their
+        values in [0, 255] as :meth:`prepare` gives them), on the device of ``resized``; ``geometry`` is their
         Resize, or one per image. ``objects`` (model pixels, one tensor per image) replace the proposer's
         boxes when given. ``groups``: per image, the sizes of consecutive candidate groups scored as if
         alone (default: all of an image's boxes are one group)."""
-        device = self.device
+        device, given = self.device, resized.device
         resized = resized.to(device)
         geometries = geometry if isinstance(geometry, list) else [geometry] * len(boxes)
         height, width = resized.shape[-2:]
@@ -229,8 +235,8 @@ class Cropper:
         else:  # any callable of the proposer's form: no faces
             found = ProposedObjects(self.proposer(pixels, self.num_boxes), [])
         # A scorer that reads only the size (the geometry prior) is spared the normalisation.
-        images = self.preprocess.normalise(resized) if getattr(self.model, "reads_pixels", True) else resized
-        if getattr(self.model, "decodes_candidates", False) and groups is not None:
+        images = self.preprocess.normalise(resized) if ability(self.model, "reads_pixels") else resized
+        if ability(self.model, "decodes_candidates") and groups is not None:
             scores = self.model(images, crop_boxes, found.boxes, groups=groups)
         else:
             scores = self.model(images, crop_boxes, found.boxes)
@@ -238,7 +244,7 @@ class Cropper:
         if self.keep_faces and found.faces:
             per_image = [s - FACE_CUT_PENALTY * faces_cut(b, f).to(s.dtype) if len(f) else s
                          for s, b, f in zip(per_image, crop_boxes, found.faces)]
-        return per_image
+        return [s.to(given) for s in per_image]
 
     @staticmethod
     def best_crops(candidates: List[Tensor], scores: Tensor, ratios: List[float], top_k: int) -> Dict[float, CropResult]:

@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ..models.scorer import ability
 from ..ops.constants import constant
 from .images import ImageLike, image_to_tensor
 
@@ -121,8 +122,8 @@ class OfficialPreprocess:
 
     @classmethod
     def for_model(cls, model) -> "OfficialPreprocess":
-        """The pre-processing a scorer was made for: its ``config.antialias`` (official S2CNet configs: no)."""
-        return cls(antialias=bool(getattr(getattr(model, "config", None), "antialias", False)))
+        """The pre-processing a scorer was made for: its ``antialias`` ability (official S2CNet configs: no)."""
+        return cls(antialias=ability(model, "antialias"))
 
     def __call__(self, image: ImageLike) -> Tuple[Tensor, Resize]:
         resized, geometry = self.resize(image)

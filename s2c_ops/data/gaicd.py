@@ -96,7 +96,7 @@ class GAICD(Dataset):
             ``ids=GAICD.ids_with_images(root, split)``.
         num_object_boxes: keep the first ``D`` object boxes of each file (the model needs exactly its
             ``bbox_num``: 10 for GAICv1, 5 for GAICv2); a file with fewer is an error. ``None``: all.
-        preprocess: the pre-processing (default :class:`~s2c_ops.transforms.OfficialPreprocess`).
+        preprocess: the pre-processing (default :class:`~s2c_ops.cropping.transforms.OfficialPreprocess`).
         generator: the ``torch.Generator`` augmentation draws from (``None``: torch's global RNG).
             Draws happen in ``__getitem__`` order; with DataLoader workers each worker holds a copy of
             the generator, so pass ``None`` there (the DataLoader seeds each worker's global RNG).

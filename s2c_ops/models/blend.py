@@ -30,7 +30,7 @@ from .config import S2CNetConfig, resolve_config
 from .prior import GeometryPrior, PriorConfig
 from .s2cnet import S2CNet
 from .scorer import ScorerModule, check_scorer_inputs
-from .weights import load_model, save_weights, weights_format
+from .weights import weights_format
 
 
 @dataclass(frozen=True)
@@ -90,7 +90,7 @@ def blend_scores(views: Sequence[Tensor], priors: Sequence[Tuple[float, Optional
 @weights_format("s2cnet-blend/1", BlendConfig, "S2CNet + geometry priors")
 class S2CNetWithPriors(ScorerModule):
     """A scorer (:class:`~s2c_ops.models.scorer.Scorer`): see the module docstring. Its weights file holds
-    the three models (``save`` / ``load``, float16 by default)."""
+    the three models (``save`` / ``load``; the shipped file is float16)."""
 
     def __init__(self, config: BlendConfig = BlendConfig()) -> None:
         super().__init__()
@@ -141,11 +141,5 @@ class S2CNetWithPriors(ScorerModule):
         """An inference copy with S2CNet's :meth:`~s2c_ops.S2CNet.fused` layers."""
         blend = copy.deepcopy(self).eval()
         blend.s2cnet = self.s2cnet.fused()
+        blend.inference_only = True
         return blend
-
-    def save(self, path, *, dtype: torch.dtype = torch.float16) -> None:
-        save_weights(self, path, dtype=dtype)
-
-    @classmethod
-    def load(cls, path) -> "S2CNetWithPriors":
-        return load_model(cls, path)

@@ -21,7 +21,7 @@ from torch import Tensor, nn
 from ..ops.boxes import BoxesLike, kept_share, overlap, sides
 from ..ops.constants import constant
 from .scorer import ScorerModule, check_scorer_inputs
-from .weights import load_model, save_weights, weights_format
+from .weights import weights_format
 
 WEIGHTS = "geometry_prior.safetensors"
 CROP_FEATURES = 12
@@ -118,16 +118,6 @@ class GeometryPrior(ScorerModule):
         crop_n = normalised(crops[:, 1:], height, width)
         obj_n = normalised(objects[:, 1:], height, width).clamp(0, 1).reshape(b, d, 4)[crops[:, 0].long()]
         return self.score_normalised(crop_n, obj_n, real_objects(obj_n))
-
-    # -- weights --------------------------------------------------------------------------------
-    def save(self, path) -> None:
-        """Saves weights and config (:mod:`s2c_ops.models.weights`)."""
-        save_weights(self, path)
-
-    @classmethod
-    def load(cls, path) -> "GeometryPrior":
-        """Loads a prior written by :meth:`save`."""
-        return load_model(cls, path)
 
     @classmethod
     def default(cls) -> "GeometryPrior":

@@ -344,7 +344,7 @@ def _write_blend(model: S2CNet, cache: Dict[str, List[CachedPhoto]], device: tor
             f"{r['ratio_iou']:.3f} BDE {r['ratio_bde']:.4f}  free form IoU {r['free_iou']:.3f} BDE {r['free_bde']:.4f}")
     g, p, t, m = best
     S2CNetWithPriors.of(model.cpu(), fcdb_prior, gaicd_prior, geometry_weight=g, gaicd_weight=p,
-                        temperature=t, mirror=m).save(folder.path / "blend.safetensors")
+                        temperature=t, mirror=m).save(folder.path / "blend.safetensors", dtype=torch.float16)
     model.to(device)
     chosen = {"geometry_weight": g, "gaicd_weight": p, "temperature": t, "mirror": m, **results[best]}
     write_json_atomic(folder.path / "blend.json", {"chosen": chosen, "measured": [
