@@ -56,12 +56,6 @@ class Resize:
         return boxes / constant([sx, sy, sx, sy], boxes.dtype, boxes.device)
 
 
-def flip_boxes(boxes: Tensor, width: float) -> Tensor:
-    """Boxes of an image mirrored left-right: ``x1' = width - x2``, ``x2' = width - x1``. Its own inverse."""
-    x1, y1, x2, y2 = boxes.unbind(-1)
-    return torch.stack([width - x2, y1, width - x1, y2], dim=-1)
-
-
 class OfficialPreprocess:
     """``preprocess(image) -> (tensor (3, h, w) normalised, Resize)``; ``unnormalised`` gives the resized
     RGB in [0, 1] (what object proposers take).

@@ -26,9 +26,9 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 import torch
 from torch import Tensor
 from torch.utils.data import Dataset
-from torchvision.transforms import functional as TF
 
-from ..cropping.transforms import OfficialPreprocess, flip_boxes
+from ..cropping.transforms import OfficialPreprocess
+from ..ops.boxes import flip_boxes
 from . import gaicd_files
 from .gaicd_files import (
     IMAGE_EXTENSIONS,
@@ -274,6 +274,8 @@ class GAICD(Dataset):
     @staticmethod
     def _photometric(resized: Tensor, factors: Tuple[float, float, float]) -> Tensor:
         """Brightness, contrast, saturation (torchvision's definitions) on RGB in [0, 255]."""
+        from torchvision.transforms import functional as TF  # here: torchvision costs a second at import
+
         x = resized / 255.0
         x = TF.adjust_brightness(x, factors[0])
         x = TF.adjust_contrast(x, factors[1])

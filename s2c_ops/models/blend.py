@@ -22,10 +22,8 @@ from typing import Any, Dict, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor
-from torchvision.ops import box_iou
 
-from ..cropping.transforms import flip_boxes
-from ..ops.boxes import BoxesLike
+from ..ops.boxes import BoxesLike, box_iou, flip_boxes
 from .config import S2CNetConfig, resolve_config
 from .prior import GeometryPrior, PriorConfig
 from .s2cnet import S2CNet

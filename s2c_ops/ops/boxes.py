@@ -1,6 +1,6 @@
 """Box formats shared by the operators and the model: torchvision's ``Tensor[K, 5]`` rois
 ``(batch_index, x1, y1, x2, y2)`` or a list of per-image ``Tensor[L, 4]`` boxes; and the box geometry every
-layer uses (sides, the share of a box another keeps)."""
+layer uses (sides, overlaps, the share of a box another keeps, IoU, mirroring)."""
 from typing import Sequence, Tuple, Union
 
 import torch
@@ -60,3 +60,18 @@ def kept_share(crops: Tensor, boxes: Tensor) -> Tensor:
     iw, ih = overlap(crops, boxes)
     w, h = sides(boxes)
     return iw * ih / (w * h)
+
+
+def box_iou(a: Tensor, b: Tensor) -> Tensor:
+    """IoU of every box of ``a`` (N, 4) with every box of ``b`` (M, 4): (N, M), as torchvision's ``box_iou``."""
+    iw, ih = overlap(a[:, None], b[None])
+    inter = iw * ih
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    return inter / (area_a[:, None] + area_b[None] - inter)
+
+
+def flip_boxes(boxes: Tensor, width: float) -> Tensor:
+    """Boxes of an image mirrored left-right: ``x1' = width - x2``, ``x2' = width - x1``. Its own inverse."""
+    x1, y1, x2, y2 = boxes.unbind(-1)
+    return torch.stack([width - x2, y1, width - x1, y2], dim=-1)

@@ -26,7 +26,7 @@ import torch.distributed as dist
 
 from ..cropping.candidates import grid_anchors, ratio_anchors
 from ..cropping.proposals import get_proposer
-from ..cropping.transforms import OfficialPreprocess, flip_boxes
+from ..cropping.transforms import OfficialPreprocess
 from ..data.fcdb import FCDB
 from ..data.metrics import iou
 from ..evaluation import BestCropMetrics
@@ -35,6 +35,7 @@ from ..models.config import ConfigLike, resolve_config
 from ..models.official import load_imagenet_backbone
 from ..models.prior import GeometryPrior, PriorConfig, normalised
 from ..models.s2cnet import S2CNet
+from ..ops.boxes import flip_boxes
 from .features import CachedPhoto, cache_photos
 from .losses import listwise_loss, pair_loss
 from .run import Distributed, RunFolder, freeze_backbone_batchnorm, summary_of
