@@ -33,7 +33,7 @@ from kornia.constants import Resample
 from kornia.geometry.transform import crop_by_indices, crop_by_transform_mat
 from torch import Tensor
 
-from s2c_ops.cropping.candidates import parse_ratio, ratio_anchors
+from s2c_ops.cropping.candidates import parse_ratio, pixel_crops, ratio_anchors
 from s2c_ops.cropping.cropper import Cropper
 from s2c_ops.models.default import default_model
 from s2c_ops.cropping.proposals import default_proposer, get_proposer, whole_image_boxes
@@ -66,43 +66,20 @@ def _check_size(size: Any) -> Optional[Tuple[int, int]]:
     return int(size[0]), int(size[1])
 
 
-def pixel_crops(boxes: Tensor, ratio: float, height: int, width: int) -> Tensor:
-    """Whole-pixel crops ``(x0, y0, w, h)`` (long, (B, 4)) for continuous ``(x1, y1, x2, y2)`` boxes of
-    aspect ratio ``ratio`` inside a ``height`` x ``width`` image.
-
-    The shorter side is the box's, rounded; the longer one is the shorter times (or divided by) the ratio,
-    rounded, so it is within half a pixel of the exact ratio; the crop is centred on the box and kept
-    inside the image (its sides never exceed it)."""
-    b = boxes.to(torch.float64)
-    bw, bh = b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]
-
-    def sides(short: Tensor, factor: float, short_max: int, long_max: int) -> Tuple[Tensor, Tensor]:
-        s = short.round().clamp(1, short_max)
-        l = (s * factor).round()
-        # A box inside the image has short * factor <= long_max; rounding the short side up can push the
-        # long one past it by at most factor / 2 >= 1/2, which one pixel less on the short side undoes.
-        over = l > long_max
-        s = torch.where(over, (s - 1).clamp_min(1), s)
-        l = torch.where(over, (s * factor).round(), l).clamp(1, long_max)
-        return s, l
-
-    if ratio >= 1:
-        h, w = sides(bh, ratio, height, width)
-    else:
-        w, h = sides(bw, 1 / ratio, width, height)
-    x0 = ((b[:, 0] + b[:, 2] - w) / 2).round()
-    y0 = ((b[:, 1] + b[:, 3] - h) / 2).round()
-    x0 = torch.minimum(x0.clamp_min(0), width - w)
-    y0 = torch.minimum(y0.clamp_min(0), height - h)
-    return torch.stack([x0, y0, w, h], dim=1).long()
-
-
 def _largest_crop_size(height: int, width: int, ratio: float) -> Tuple[int, int]:
     """(h, w) of the largest whole-pixel crop of ``ratio`` (what ``size=None`` gives for the largest box)."""
     w0 = min(float(width), height * ratio)
     box = torch.tensor([[0.0, 0.0, w0, w0 / ratio]])
     crop = pixel_crops(box, ratio, height, width)[0]
     return int(crop[3]), int(crop[2])
+
+
+def _resample(input: Tensor, transform: Any, size: Tuple[int, int], flags: Dict[str, Any], padding_mode: str) -> Tensor:
+    """``input`` warped by the (B, 3, 3) ``transform`` into ``size`` with the flags' resampling."""
+    if not isinstance(transform, Tensor):
+        raise TypeError(f"Expected the `transform` be a torch.Tensor. Got {type(transform)}.")
+    return crop_by_transform_mat(input, transform[:, :2, :], size, mode=flags["resample"].name.lower(),
+                                 padding_mode=padding_mode, align_corners=flags["align_corners"])
 
 
 def _corners(x0: Tensor, y0: Tensor, w: Tensor, h: Tensor) -> Tensor:
@@ -428,16 +405,7 @@ class AestheticCrop(GeometricAugmentationBase2D):
         if input.shape[0] == 0:
             return input.new_zeros(0, input.shape[1], *size)
         if flags["cropping_mode"] == "resample":
-            if not isinstance(transform, Tensor):
-                raise TypeError(f"Expected the `transform` be a torch.Tensor. Got {type(transform)}.")
-            return crop_by_transform_mat(
-                input,
-                transform[:, :2, :],
-                size,
-                mode=flags["resample"].name.lower(),
-                padding_mode="zeros",
-                align_corners=flags["align_corners"],
-            )
+            return _resample(input, transform, size, flags, "zeros")
         if flags["cropping_mode"] == "slice":
             mode = "nearest-exact" if flags["resample"] == Resample.NEAREST else flags["resample"].name.lower()
             align_corners = None if mode.startswith("nearest") else flags["align_corners"]
@@ -453,13 +421,4 @@ class AestheticCrop(GeometricAugmentationBase2D):
     ) -> Tensor:
         if not isinstance(size, tuple):
             raise TypeError(f"Expected the size be a tuple. Got {type(size)}")
-        if not isinstance(transform, Tensor):
-            raise TypeError(f"Expected the `transform` be a torch.Tensor. Got {type(transform)}.")
-        return crop_by_transform_mat(
-            input,
-            transform[:, :2, :],
-            size,
-            mode=flags["resample"].name.lower(),
-            padding_mode=flags["padding_mode"],
-            align_corners=flags["align_corners"],
-        )
+        return _resample(input, transform, size, flags, flags["padding_mode"])

@@ -12,7 +12,8 @@ import torch
 import s2c_ops
 from s2c_kornia import AestheticCrop
 from s2c_ops.models.default import FCDB_WEIGHTS
-from s2c_kornia.aesthetic_crop import MIN_CROP_SIDE, pixel_crops
+from s2c_kornia.aesthetic_crop import MIN_CROP_SIDE
+from s2c_ops.cropping.candidates import pixel_crops, ratio_anchors
 
 
 class Brightness:
@@ -477,6 +478,12 @@ def test_bad_input_type(device):
         make_aug()([torch.rand(3, 64, 96)])
 
 
-def test_min_side_is_the_candidates_minimum():
-    assert MIN_CROP_SIDE == 16
+def test_min_side_is_the_candidates_minimum(device):
+    """A photo too small for the augmentation is one too small for the candidates, and no smaller."""
+    side = int(MIN_CROP_SIDE)
+    with pytest.raises(ValueError):
+        ratio_anchors(side - 1, 200, 1.0)
+    with pytest.raises(ValueError, match="too small"):
+        make_aug(1.0)(torch.rand(1, 3, side - 1, 200, device=device))
+    assert len(ratio_anchors(side, 200, 1.0)) and make_aug(1.0)(torch.rand(1, 3, side, 200, device=device)).shape[0] == 1
     make_aug(1.0)(torch.rand(1, 3, 16, 40))  # exactly the minimum works

@@ -33,8 +33,11 @@ def test_missing_library_line(error, line):
 
 def test_missing_extra_is_a_usage_error(capsys, monkeypatch):
     """A proposer whose library is not installed (say a plug-in registered by name)."""
-    monkeypatch.setitem(registry._REGISTRY, "detector", needs_detector_lib)
-    rc, _, err = run_cli(["crop", DEMO / "chelsea.png", "--ratio", "1:1", "--proposer", "detector"], capsys)
+    registry.register("detector", needs_detector_lib)
+    try:
+        rc, _, err = run_cli(["crop", DEMO / "chelsea.png", "--ratio", "1:1", "--proposer", "detector"], capsys)
+    finally:
+        registry.unregister("detector")
     assert rc == 2
     assert err.strip().splitlines() == ["s2c crop: error: No module named 'detector_lib': install it with pip "
                                         "install detector_lib"]

@@ -16,16 +16,16 @@ from PIL import Image, ImageCms, ImageOps
 
 from s2c_ops import Cropper, cli
 from s2c_ops.cli.crop import decode as crop_decode
-from s2c_ops.cropping.candidates import parse_ratio, ratio_anchors
+from s2c_ops.cropping.candidates import parse_ratio, pixel_crops, ratio_anchors
 from s2c_ops.cropping.images import to_rgb
 from s2c_ops.cropping.transforms import OfficialPreprocess
-from s2c_ops.models.default import DEFAULT, NAMED
+from s2c_ops.models.default import model_description
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO = REPO / "s2c_ops" / "demo_photos"
 ENV = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
 
-DEFAULT_DESCRIPTION = NAMED[DEFAULT][1] + " (default)"
+DEFAULT_DESCRIPTION = model_description()
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -105,6 +105,13 @@ def run_cli(args, capsys=None):
     return rc, out, err
 
 
+def written_box(record, k=0):
+    """The Pillow box of a record's k-th crop: the whole-pixel crop that keeps the ratio (as AestheticCrop cuts)."""
+    x0, y0, w, h = pixel_crops(torch.tensor([record["boxes"][k]]), record["ratio"], record["height"],
+                               record["width"])[0].tolist()
+    return x0, y0, x0 + w, y0 + h
+
+
 def read_jsonl(path):
     return [json.loads(line) for line in Path(path).read_text().splitlines()]
 
@@ -151,7 +158,8 @@ def test_ratio_forms_and_names(tmp_path, capsys):
         (x1, y1, x2, y2), = r["boxes"]
         assert (x2 - x1) / (y2 - y1) == pytest.approx(parse_ratio(r["ratio_text"]), rel=1e-4)
         crop = Image.open(r["outputs"][0])
-        assert crop.size == (round(x2) - round(x1), round(y2) - round(y1))
+        x0, y0, x3, y3 = written_box(r)
+        assert crop.size == (x3 - x0, y3 - y0)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -222,17 +230,21 @@ def test_zoo_crops_keep_format_and_mode(zoo_run, zoo, name, mode, fmt):
         assert r["scores"][0] >= r["scores"][1]
         stem, ext = os.path.splitext(name)
         assert [Path(p).name for p in r["outputs"]] == [f"{stem}_{r['ratio_text'].replace(':', 'x')}_{k}{ext}" for k in (1, 2)]
-        for box, path in zip(r["boxes"], r["outputs"]):
+        for k, (box, path) in enumerate(zip(r["boxes"], r["outputs"])):
             x1, y1, x2, y2 = box
             assert 0 <= x1 < x2 <= r["width"] and 0 <= y1 < y2 <= r["height"]
             assert (x2 - x1) / (y2 - y1) == pytest.approx(r["ratio"], rel=1e-4)
             crop = Image.open(path)
             assert crop.format == fmt and crop.mode == mode
-            pixel_box = tuple(round(v) for v in box)
-            assert crop.size == (pixel_box[2] - pixel_box[0], pixel_box[3] - pixel_box[1])
+            pixel_box = written_box(r, k)
+            w, h = pixel_box[2] - pixel_box[0], pixel_box[3] - pixel_box[1]
+            assert crop.size == (w, h) and abs(w / h - r["ratio"]) <= 0.5 / min(w, h)
             expected = source.crop(pixel_box)
-            if fmt == "PNG":  # lossless: the very pixels (alpha, palette indices, 16-bit values)
-                assert np.array_equal(np.asarray(crop), np.asarray(expected))
+            if fmt == "PNG":  # lossless: the very pixels (alpha, palette indices, 16-bit values), of a box within a
+                # pixel of the one the record's rounded box gives
+                assert any(np.array_equal(np.asarray(crop), np.asarray(source.crop(
+                    (pixel_box[0] + dx, pixel_box[1] + dy, pixel_box[2] + dx, pixel_box[3] + dy))))
+                    for dx in (0, -1, 1) for dy in (0, -1, 1))
                 if mode == "P":
                     assert crop.info.get("transparency") == 0 and crop.getpalette() == expected.getpalette()
             else:
@@ -341,9 +353,10 @@ def test_draft_decode_boxes_in_full_resolution(tmp_path, capsys, monkeypatch):
     assert (rec["width"], rec["height"]) == (1200, 1600)
     assert x2 <= 1200 and y2 <= 1600 and (x2 - x1) / (y2 - y1) == pytest.approx(0.8, rel=1e-4)
     crop = Image.open(rec["outputs"][0])
-    assert crop.size == (round(x2) - round(x1), round(y2) - round(y1))
+    box = written_box(rec)
+    assert crop.size == (box[2] - box[0], box[3] - box[1])
     upright = ImageOps.exif_transpose(Image.open(tmp_path / "big.jpg"))
-    expected = np.asarray(upright.crop(tuple(round(v) for v in (x1, y1, x2, y2))), dtype=np.int16)
+    expected = np.asarray(upright.crop(box), dtype=np.int16)
     assert np.abs(np.asarray(crop, dtype=np.int16) - expected).mean() < 4
 
 

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import torch
 
-import s2c_ops.prior
+import s2c_ops
 
 from conftest import SHARED, golden_path
 from synthetic import make_gaicd

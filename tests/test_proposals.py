@@ -268,7 +268,8 @@ def test_registry():
     try:
         assert "coarse" in proposals.available() and get_proposer("coarse").resolution == 32
     finally:
-        proposals.registry._REGISTRY.pop("coarse")
+        proposals.unregister("COARSE")
+    assert "coarse" not in proposals.available()
 
 
 # -- torchvision detectors ----------------------------------------------------------------------

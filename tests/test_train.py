@@ -1,6 +1,7 @@
 """`s2c train`: the GAIC recipe on one process, resume, ImageNet initialisation, and torchrun with 2 CPU ranks."""
 import csv
 import json
+import math
 import os
 import subprocess
 import sys
@@ -71,7 +72,7 @@ def test_torchrun_two_cpu_ranks(tmp_path):
     run = tmp_path / "run"
     env = dict(os.environ, OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-           "-m", "s2c_ops.train", "--data", str(data), "--out", str(run), "--epochs", "5", "--lr", "1e-3",
+           "-m", "s2c_ops.cli", "train", "--data", str(data), "--out", str(run), "--epochs", "5", "--lr", "1e-3",
            "--backbone-weights", "none", "--device", "cpu"]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -119,7 +120,7 @@ def test_fcdb_training_resume_and_finetune(tmp_path):
 
     blend = S2CNetWithPriors.load(run / "blend.safetensors")
     measured = json.loads((run / "blend.json").read_text())
-    assert len(measured["measured"]) == len(BLEND_GRID[0]) * len(BLEND_GRID[1]) * len(BLEND_GRID[2])
+    assert len(measured["measured"]) == math.prod(len(axis) for axis in BLEND_GRID)
     best = max(measured["measured"], key=lambda r: r["ratio_iou"] + r["free_iou"])
     assert blend.config.geometry_weight == best["geometry_weight"] == summary["blend"]["geometry_weight"]
     assert blend.config.temperature == best["temperature"] and blend.config.gaicd_weight == best["gaicd_weight"]

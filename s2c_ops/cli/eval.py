@@ -83,9 +83,9 @@ def _fcdb(args, choice, device) -> dict:
 
 def _gaicd(args, choice, device) -> dict:
     from ..data.gaicd import GAICD, read_split
-    from ..models.prior import GeometryPrior
+    from ..models.scorer import ability, inference_copy
 
-    if isinstance(choice.module, GeometryPrior):  # geometry only: every rated image, no pixels needed
+    if not ability(choice.module, "reads_pixels"):  # geometry only: every rated image, no pixels needed
         from ..data.metrics import GAICMetrics
         from ..training.prior import load_geometry, prior_scores
 
@@ -95,7 +95,7 @@ def _gaicd(args, choice, device) -> dict:
     else:
         from ..evaluation import evaluate_gaicd
 
-        model = choice.module.fused() if hasattr(choice.module, "fused") else choice.module
+        model = inference_copy(choice.module)
         dataset = GAICD.with_images(args.data, args.split)
         missing = len(read_split(Path(args.data) / "split.json")[args.split]) - len(dataset)
         if missing:

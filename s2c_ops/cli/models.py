@@ -1,14 +1,13 @@
 """Which model a command uses: the options (``--official CKPT --config C``, ``--weights RUN``, ``--model
 NAME``), and the one function that loads and names it for ``s2c crop`` and ``s2c eval``."""
 import argparse
-import hashlib
 from typing import NamedTuple
 
-import torch
 from torch import nn
 
 from ..models.config import OFFICIAL
-from ..models.default import NAMED
+from ..models.default import list_models
+from ..models.weights import weights_digest
 
 
 class ModelChoice(NamedTuple):
@@ -21,7 +20,7 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     which = parser.add_mutually_exclusive_group()
     which.add_argument("--official", metavar="CKPT", help="an official S2CNet checkpoint (needs --config)")
     which.add_argument("--weights", metavar="RUN", help="weights saved by this package (a file, or an s2c train run folder)")
-    which.add_argument("--model", choices=["default", *sorted(NAMED)], default="default",
+    which.add_argument("--model", type=str.lower, choices=["default", *list_models()], default="default",
                        help="a model shipped in the package (default: the default model)")
     parser.add_argument("--config", choices=sorted(OFFICIAL), help="official config of --official")
 
@@ -31,16 +30,6 @@ def check_model_arguments(parser: argparse.ArgumentParser, args: argparse.Namesp
         parser.error("--official needs --config (GAICv1 or GAICv2)")
     if args.config and not args.official:
         parser.error("--config goes with --official")
-
-
-def weights_digest(module: nn.Module) -> str:
-    """sha256 of a model's state (names, dtypes, shapes and values)."""
-    h = hashlib.sha256()
-    for name, t in module.state_dict().items():
-        t = t.detach().cpu().contiguous()
-        h.update(f"{name}:{t.dtype}:{tuple(t.shape)};".encode())
-        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
-    return "sha256:" + h.hexdigest()
 
 
 def load_model(args: argparse.Namespace) -> ModelChoice:
@@ -58,7 +47,7 @@ def load_model(args: argparse.Namespace) -> ModelChoice:
         except FileNotFoundError as e:
             raise FileNotFoundError(f"--weights {args.weights}: {e}") from None
     else:
-        from ..models.default import named_model
+        from ..models.default import create_model, model_description
 
-        module, description = named_model(args.model)
+        module, description = create_model(args.model), model_description(args.model)
     return ModelChoice(module, description, weights_digest(module))

@@ -3,17 +3,14 @@
 itself is :func:`~s2c_ops.training.gaicd.train_gaicd`, :func:`~s2c_ops.training.fcdb.train_fcdb` and
 :func:`~s2c_ops.training.prior.train_prior`."""
 import argparse
-from typing import List, Optional
-
 from ..models.config import OFFICIAL
-from .errors import run_command
 
 DESCRIPTION = (
     "Trains S2CNet on the folder --data names, into the run folder --out. GAICD (annotations/, bbox/, split.json, "
     "images/): the GAIC recipe (ImageNet MobileNetV2, frozen backbone BatchNorm, SmoothL1 on the normalised MOS, "
     "Adam). FCDB (train.json, or the original release's files): as the package's default model was trained, "
     "frozen-backbone epochs then optional fine-tuning, listwise and pair losses. Both evaluate --eval-split every "
-    "epoch, save checkpoints, write log.csv and curves.png, and take --resume; torchrun -m s2c_ops.train runs it "
+    "epoch, save checkpoints, write log.csv and curves.png, and take --resume; torchrun -m s2c_ops.cli train runs it "
     "on several processes.")
 #: Defaults that differ between the two datasets (GAICD's are the GAIC recipe's).
 DEFAULTS = {"gaicd": {"epochs": 80, "lr": 1e-4, "split": "test"}, "fcdb": {"epochs": 2, "lr": 3e-4, "split": "val"}}
@@ -102,9 +99,3 @@ def run_train_prior(args: argparse.Namespace) -> int:
 def _log(line: str) -> None:
     print(line, flush=True)
 
-
-def main(argv: Optional[List[str]] = None) -> int:
-    """``python -m s2c_ops.train ...`` / ``torchrun -m s2c_ops.train ...``: ``s2c train``."""
-    parser = argparse.ArgumentParser(prog="s2c_ops.train", description=DESCRIPTION)
-    add_train_arguments(parser)
-    return run_command(run_train, parser.parse_args(argv), "s2c train")

@@ -32,18 +32,21 @@ y2 - y1)`` (so ``x2``/``y2`` behave as exclusive bounds when rounded to whole pi
       ``max_count`` boxes remain they are thinned evenly by index (deterministically, keeping the
       first box -- the centred largest one).
 
+``pixel_crops(boxes, ratio, height, width)`` -- the whole-pixel crops of such boxes that keep the ratio
+    within half a pixel (what ``s2c crop`` writes and ``AestheticCrop`` cuts).
+
 ``parse_ratio(text)`` turns ``"16:9"``, ``"4/3"``, ``"1.5"`` or ``1.5`` into a positive finite float.
 """
 from __future__ import annotations
 
 import math
 import numbers
-from typing import Union
+from typing import Tuple, Union
 
 import torch
 from torch import Tensor
 
-__all__ = ["grid_anchors", "parse_ratio", "ratio_anchors"]
+__all__ = ["grid_anchors", "parse_ratio", "pixel_crops", "ratio_anchors"]
 
 _BINS = 12
 
@@ -204,3 +207,34 @@ def ratio_anchors(
         keep = torch.linspace(0, boxes.shape[0] - 1, max_count, dtype=f64).round().long()
         boxes = boxes[keep]
     return boxes.to(torch.float32)
+
+
+def pixel_crops(boxes: Tensor, ratio: float, height: int, width: int) -> Tensor:
+    """Whole-pixel crops ``(x0, y0, w, h)`` (long, (B, 4)) for continuous ``(x1, y1, x2, y2)`` boxes of
+    aspect ratio ``ratio`` inside a ``height`` x ``width`` image.
+
+    The shorter side is the box's, rounded; the longer one is the shorter times (or divided by) the ratio,
+    rounded, so it is within half a pixel of the exact ratio; the crop is centred on the box and kept
+    inside the image (its sides never exceed it)."""
+    b = boxes.to(torch.float64)
+    bw, bh = b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]
+
+    def sides(short: Tensor, factor: float, short_max: int, long_max: int) -> Tuple[Tensor, Tensor]:
+        s = short.round().clamp(1, short_max)
+        l = (s * factor).round()
+        # A box inside the image has short * factor <= long_max; rounding the short side up can push the
+        # long one past it by at most factor / 2 >= 1/2, which one pixel less on the short side undoes.
+        over = l > long_max
+        s = torch.where(over, (s - 1).clamp_min(1), s)
+        l = torch.where(over, (s * factor).round(), l).clamp(1, long_max)
+        return s, l
+
+    if ratio >= 1:
+        h, w = sides(bh, ratio, height, width)
+    else:
+        w, h = sides(bw, 1 / ratio, width, height)
+    x0 = ((b[:, 0] + b[:, 2] - w) / 2).round()
+    y0 = ((b[:, 1] + b[:, 3] - h) / 2).round()
+    x0 = torch.minimum(x0.clamp_min(0), width - w)
+    y0 = torch.minimum(y0.clamp_min(0), height - h)
+    return torch.stack([x0, y0, w, h], dim=1).long()

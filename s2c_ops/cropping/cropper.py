@@ -16,7 +16,8 @@ import torch
 from torch import Tensor, nn
 
 from ..models.default import default_model
-from ..models.scorer import module_device
+from ..models.scorer import ability, inference_copy, module_device
+from ..ops.boxes import kept_share
 from ..ops.constants import constant
 from .candidates import parse_ratio, ratio_anchors
 from .images import ImageLike
@@ -46,10 +47,7 @@ FACE_CUT_MARGIN = 0.05
 def faces_cut(crops: Tensor, faces: Tensor, margin: float = FACE_CUT_MARGIN) -> Tensor:
     """How many of ``faces`` (F, 4) each crop of ``crops`` (K, 4) cuts: keeps more than ``margin`` of
     the face's box but less than ``1 - margin`` (a face wholly inside or wholly outside is not cut)."""
-    ix = (torch.minimum(crops[:, None, 2], faces[None, :, 2]) - torch.maximum(crops[:, None, 0], faces[None, :, 0]))
-    iy = (torch.minimum(crops[:, None, 3], faces[None, :, 3]) - torch.maximum(crops[:, None, 1], faces[None, :, 1]))
-    area = ((faces[:, 2] - faces[:, 0]) * (faces[:, 3] - faces[:, 1])).clamp(min=1e-6)
-    kept = ix.clamp(min=0) * iy.clamp(min=0) / area[None]
+    kept = kept_share(crops[:, None], faces[None])
     return ((kept > margin) & (kept < 1 - margin)).sum(1)
 
 
@@ -78,6 +76,12 @@ class Cropper:
     proposer found (its :func:`~s2c_ops.cropping.proposals.head_boxes` box) loses :data:`FACE_CUT_PENALTY` of
     its score per head cut (:func:`faces_cut`), so a crop that keeps every head whole (inside or out) wins
     whenever there is one.
+
+    Conventions of the scoring methods: the model runs on ``device``; scores come back on the device of the
+    images given (:meth:`score_images`, :meth:`score_resized`, :meth:`score_candidates`). Photos
+    (:meth:`crop`, :meth:`crop_ratios`, :meth:`score_candidates`) are PIL images, uint8 tensors in [0, 255]
+    or float tensors in [0, 1]; the model's resized images (:meth:`score_images`, :meth:`score_resized`) are
+    what :meth:`prepare` gives, values in [0, 255] (uint8 or float).
     """
 
     def __init__(
@@ -102,7 +106,7 @@ class Cropper:
             num_boxes = getattr(model, "bbox_num", None)
             if num_boxes is None:
                 raise TypeError(f"{type(model).__name__} has no bbox_num: pass num_boxes= (object boxes per image)")
-        scorer = model.fused() if callable(getattr(model, "fused", None)) else model
+        scorer = inference_copy(model)
         own = scorer is not model
         current = module_device(scorer) if isinstance(scorer, nn.Module) else None
         if device is None:
@@ -166,7 +170,7 @@ class Cropper:
     def score_images(self, resized: Sequence[Tensor], geometries: Sequence[Resize],
                      boxes: Sequence[Union[Tensor, Sequence[Tensor]]],
                      objects: Optional[Sequence[Tensor]] = None) -> List[Tensor]:
-        """Scores (float32, on the CPU) of each image's ``boxes`` (original pixels): ``resized`` are the
+        """Scores (float32, on the device of ``resized``) of each image's ``boxes`` (original pixels): ``resized`` are the
         images as :meth:`prepare` gives them (any sizes; uint8 or float in [0, 255]), ``geometries``
         their :class:`Resize`. An image's boxes are one tensor, or a list of candidate groups (one per
         ratio) whose scores never depend on each other; the scores come concatenated in that order.
@@ -188,7 +192,7 @@ class Cropper:
                                             [torch.cat(groups[i]) for i in batch], given,
                                             groups=[[len(g) for g in groups[i]] for i in batch])
                 for i, s in zip(batch, scores):
-                    results[i] = s.float().cpu()
+                    results[i] = s.float()
         return results
 
     @torch.no_grad()
@@ -214,11 +218,11 @@ class Cropper:
         groups: Optional[List[List[int]]] = None,
     ) -> List[Tensor]:
         """Scores of ``boxes`` (original pixels, one tensor per image) on ``resized`` images (one size,
-        values in [0, 255] as :meth:`prepare` gives them), on the Cropper's device; ``geometry`` is their
+        values in [0, 255] as :meth:`prepare` gives them), on the device of ``resized``; ``geometry`` is their
         Resize, or one per image. ``objects`` (model pixels, one tensor per image) replace the proposer's
         boxes when given. ``groups``: per image, the sizes of consecutive candidate groups scored as if
         alone (default: all of an image's boxes are one group)."""
-        device = self.device
+        device, given = self.device, resized.device
         resized = resized.to(device)
         geometries = geometry if isinstance(geometry, list) else [geometry] * len(boxes)
         height, width = resized.shape[-2:]
@@ -232,8 +236,8 @@ class Cropper:
         else:  # any callable of the proposer's form: no faces
             found = ProposedObjects(self.proposer(pixels, self.num_boxes), [])
         # A scorer that reads only the size (the geometry prior) is spared the normalisation.
-        images = self.preprocess.normalise(resized) if getattr(self.model, "reads_pixels", True) else resized
-        if getattr(self.model, "decodes_candidates", False) and groups is not None:
+        images = self.preprocess.normalise(resized) if ability(self.model, "reads_pixels") else resized
+        if ability(self.model, "decodes_candidates") and groups is not None:
             scores = self.model(images, crop_boxes, found.boxes, groups=groups)
         else:
             scores = self.model(images, crop_boxes, found.boxes)
@@ -245,7 +249,7 @@ class Cropper:
             heads = [head_boxes(f, height, width) for f in found.faces]
             per_image = [s - FACE_CUT_PENALTY * faces_cut(b, f).to(s.dtype) if len(f) else s
                          for s, b, f in zip(per_image, crop_boxes, heads)]
-        return per_image
+        return [s.to(given) for s in per_image]
 
     @staticmethod
     def best_crops(candidates: List[Tensor], scores: Tensor, ratios: List[float], top_k: int) -> Dict[float, CropResult]:

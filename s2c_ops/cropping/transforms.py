@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ..models.scorer import ability
 from ..ops.constants import constant
 from .images import ImageLike, image_to_tensor
 
@@ -53,12 +54,6 @@ class Resize:
         """(x1, y1, x2, y2) boxes from model pixels back to original pixels."""
         sx, sy = self.scale
         return boxes / constant([sx, sy, sx, sy], boxes.dtype, boxes.device)
-
-
-def flip_boxes(boxes: Tensor, width: float) -> Tensor:
-    """Boxes of an image mirrored left-right: ``x1' = width - x2``, ``x2' = width - x1``. Its own inverse."""
-    x1, y1, x2, y2 = boxes.unbind(-1)
-    return torch.stack([width - x2, y1, width - x1, y2], dim=-1)
 
 
 class OfficialPreprocess:
@@ -121,8 +116,8 @@ class OfficialPreprocess:
 
     @classmethod
     def for_model(cls, model) -> "OfficialPreprocess":
-        """The pre-processing a scorer was made for: its ``config.antialias`` (official S2CNet configs: no)."""
-        return cls(antialias=bool(getattr(getattr(model, "config", None), "antialias", False)))
+        """The pre-processing a scorer was made for: its ``antialias`` ability (official S2CNet configs: no)."""
+        return cls(antialias=ability(model, "antialias"))
 
     def __call__(self, image: ImageLike) -> Tuple[Tensor, Resize]:
         resized, geometry = self.resize(image)

@@ -26,9 +26,10 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 import torch
 from torch import Tensor
 from torch.utils.data import Dataset
-from torchvision.transforms import functional as TF
 
-from ..cropping.transforms import OfficialPreprocess, flip_boxes
+from ..cropping.transforms import OfficialPreprocess
+from ..ops.boxes import flip_boxes
+from . import gaicd_files
 from .gaicd_files import (
     IMAGE_EXTENSIONS,
     INVALID_MOS,
@@ -50,24 +51,7 @@ from .gaicd_files import (
     read_split,
 )
 
-__all__ = [
-    "GAICD",
-    "GAICDError",
-    "Annotations",
-    "IMAGE_EXTENSIONS",
-    "INVALID_MOS",
-    "MOS_MEAN",
-    "MOS_STD",
-    "collate",
-    "denormalise_mos",
-    "find_image",
-    "flip_boxes",
-    "normalise_mos",
-    "read_annotations",
-    "read_image_sizes",
-    "read_object_boxes",
-    "read_split",
-]
+__all__ = ["GAICD", "collate", "flip_boxes", *gaicd_files.__all__]
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -112,7 +96,7 @@ class GAICD(Dataset):
             ``ids=GAICD.ids_with_images(root, split)``.
         num_object_boxes: keep the first ``D`` object boxes of each file (the model needs exactly its
             ``bbox_num``: 10 for GAICv1, 5 for GAICv2); a file with fewer is an error. ``None``: all.
-        preprocess: the pre-processing (default :class:`~s2c_ops.transforms.OfficialPreprocess`).
+        preprocess: the pre-processing (default :class:`~s2c_ops.cropping.transforms.OfficialPreprocess`).
         generator: the ``torch.Generator`` augmentation draws from (``None``: torch's global RNG).
             Draws happen in ``__getitem__`` order; with DataLoader workers each worker holds a copy of
             the generator, so pass ``None`` there (the DataLoader seeds each worker's global RNG).
@@ -290,6 +274,8 @@ class GAICD(Dataset):
     @staticmethod
     def _photometric(resized: Tensor, factors: Tuple[float, float, float]) -> Tensor:
         """Brightness, contrast, saturation (torchvision's definitions) on RGB in [0, 255]."""
+        from torchvision.transforms import functional as TF  # here: torchvision costs a second at import
+
         x = resized / 255.0
         x = TF.adjust_brightness(x, factors[0])
         x = TF.adjust_contrast(x, factors[1])

@@ -6,9 +6,11 @@ the ``out_indices`` giving those three maps; its channel counts come from timm's
 (``features[:7]``, ``[7:14]``, ``[14:]`` without the final 1x1 conv).
 """
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Sequence, Tuple
+from typing import Callable, List, Sequence, Tuple
 
 from torch import Tensor, nn
+
+from ..registry import Registry
 
 
 @dataclass(frozen=True)
@@ -23,7 +25,7 @@ class BackboneSpec:
     foldable: bool = False
 
 
-_REGISTRY: Dict[str, BackboneSpec] = {}
+_REGISTRY: Registry[BackboneSpec] = Registry("backbone")
 
 
 def register(name: str, factory: Callable[[bool], nn.Module] = None, *, timm_name: str = None,
@@ -32,11 +34,9 @@ def register(name: str, factory: Callable[[bool], nn.Module] = None, *, timm_nam
     """Registers a backbone under ``name``: either a ``factory(pretrained: bool) -> nn.Module`` or a
     timm model name with the ``out_indices`` of its stride-8/16/32 stages. ``foldable=True`` declares
     that each BatchNorm directly follows the sibling convolution before it (see
-    :func:`s2c_ops.models.fusion.fold_batchnorm`)."""
+    :func:`s2c_ops.models.fusion.fold_batchnorm`). Names are case-insensitive."""
     if (factory is None) == (timm_name is None):
         raise ValueError("register() takes exactly one of factory or timm_name")
-    if name in _REGISTRY and not overwrite:
-        raise ValueError(f"backbone {name!r} is already registered (pass overwrite=True to replace it)")
     if factory is None:
         indices = tuple(out_indices)
 
@@ -46,12 +46,17 @@ def register(name: str, factory: Callable[[bool], nn.Module] = None, *, timm_nam
             return timm.create_model(_timm_name, pretrained=pretrained, features_only=True, out_indices=indices)
 
         description = description or f"timm {timm_name}, stages {indices}"
-    _REGISTRY[name] = BackboneSpec(factory, description, foldable)
+    _REGISTRY.add(name, BackboneSpec(factory, description, foldable), overwrite=overwrite)
+
+
+def unregister(name: str) -> None:
+    """Removes a backbone :func:`register` added."""
+    _REGISTRY.remove(name)
 
 
 def available() -> List[str]:
     """Names of the registered backbones."""
-    return sorted(_REGISTRY)
+    return _REGISTRY.names()
 
 
 class Backbone(nn.Module):
@@ -59,10 +64,9 @@ class Backbone(nn.Module):
 
     def __init__(self, name: str, pretrained: bool = False) -> None:
         super().__init__()
-        if name not in _REGISTRY:
-            raise ValueError(f"unknown backbone {name!r}; registered: {', '.join(available())}")
+        spec = _REGISTRY[name]
         self.name = name
-        self.body = _REGISTRY[name].factory(pretrained)
+        self.body = spec.factory(pretrained)
         channels = list(self.body.feature_info.channels())
         reductions = list(self.body.feature_info.reduction())
         if len(channels) != 3 or reductions != [8, 16, 32]:
@@ -70,7 +74,7 @@ class Backbone(nn.Module):
                 f"backbone {name!r} must give 3 feature maps at strides 8, 16, 32; got strides {reductions}"
             )
         self.channels: Tuple[int, int, int] = tuple(channels)
-        self.foldable = _REGISTRY[name].foldable
+        self.foldable = spec.foldable
 
     def forward(self, images: Tensor) -> List[Tensor]:
         return self.body(images)

@@ -18,19 +18,17 @@ measurements to ``blend.json``; see the README).
 """
 import copy
 from dataclasses import asdict, dataclass, field
-from typing import Any, Dict, Optional, Sequence
+from typing import Any, Dict, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor
-from torchvision.ops import box_iou
 
-from ..cropping.transforms import flip_boxes
-from ..ops.boxes import BoxesLike
+from ..ops.boxes import BoxesLike, box_iou, flip_boxes
 from .config import S2CNetConfig, resolve_config
 from .prior import GeometryPrior, PriorConfig
 from .s2cnet import S2CNet
 from .scorer import ScorerModule, check_scorer_inputs
-from .weights import load_model, save_weights, weights_format
+from .weights import weights_format
 
 
 @dataclass(frozen=True)
@@ -74,10 +72,23 @@ def _expected_iou(boxes: Tensor, raw: Tensor, temperature: float) -> Tensor:
     return box_iou(boxes, boxes) @ torch.softmax(raw / temperature, 0)
 
 
+def blend_scores(views: Sequence[Tensor], priors: Sequence[Tuple[float, Optional[Tensor]]], crops: Tensor,
+                 temperature: Optional[float], counts: Optional[Sequence[int]] = None) -> Tensor:
+    """The module docstring's formula, the one :class:`S2CNetWithPriors` and the training's blend grid
+    use: the mean of S2CNet's scores of the ``views`` (the photo, and its mirror image), plus each prior's
+    scores times its weight (``(weight, scores)``; scores may be ``None`` for a weight of 0), then with a
+    ``temperature`` the expected IoU of ``crops`` (:func:`expected_iou`)."""
+    raw = sum(views) / len(views)
+    for weight, scores in priors:
+        if weight:
+            raw = raw + weight * scores
+    return raw if temperature is None else expected_iou(crops, raw, temperature, counts)
+
+
 @weights_format("s2cnet-blend/1", BlendConfig, "S2CNet + geometry priors")
 class S2CNetWithPriors(ScorerModule):
     """A scorer (:class:`~s2c_ops.models.scorer.Scorer`): see the module docstring. Its weights file holds
-    the three models (``save`` / ``load``, float16 by default)."""
+    the three models (``save`` / ``load``; the shipped file is float16)."""
 
     def __init__(self, config: BlendConfig = BlendConfig()) -> None:
         super().__init__()
@@ -100,20 +111,6 @@ class S2CNetWithPriors(ScorerModule):
             mine.load_state_dict(theirs.state_dict())
         return blend.eval()
 
-    def raw_scores(self, images: Tensor, crops: Tensor, objects: Tensor) -> Tensor:
-        """Step 1 of the module docstring on validated rois."""
-        net, c = self.s2cnet, self.config
-        size = images.shape[-2:]
-        scores = net.score(net.features(images), crops, objects, size)
-        if c.mirror:
-            width = images.shape[-1]
-            mirrored = [torch.cat([r[:, :1], flip_boxes(r[:, 1:], width)], 1) for r in (crops, objects)]
-            scores = (scores + net.score(net.features(images.flip(-1)), *mirrored, size)) / 2
-        for weight, prior in ((c.geometry_weight, self.fcdb_prior), (c.gaicd_weight, self.gaicd_prior)):
-            if weight:
-                scores = scores + weight * prior(images, crops, objects)
-        return scores
-
     decodes_candidates = True
 
     def forward(self, images: Tensor, crop_boxes: BoxesLike, object_boxes: BoxesLike, *,
@@ -127,20 +124,20 @@ class S2CNetWithPriors(ScorerModule):
                 raise ValueError("groups needs crop_boxes as a list, one list of group sizes per image, each "
                                  "summing to that image's number of crops")
             counts = [int(n) for g in groups for n in g]
-        raw = self.raw_scores(images, crops, objects)
-        if self.config.temperature is None:
-            return raw
-        return expected_iou(crops, raw, self.config.temperature, counts)
+        net, c = self.s2cnet, self.config
+        size = images.shape[-2:]
+        views = [net.score(net.features(images), crops, objects, size)]
+        if c.mirror:
+            width = images.shape[-1]
+            mirrored = [torch.cat([r[:, :1], flip_boxes(r[:, 1:], width)], 1) for r in (crops, objects)]
+            views.append(net.score(net.features(images.flip(-1)), *mirrored, size))
+        priors = [(weight, prior(images, crops, objects) if weight else None)
+                  for weight, prior in ((c.geometry_weight, self.fcdb_prior), (c.gaicd_weight, self.gaicd_prior))]
+        return blend_scores(views, priors, crops, c.temperature, counts)
 
     def fused(self) -> "S2CNetWithPriors":
         """An inference copy with S2CNet's :meth:`~s2c_ops.S2CNet.fused` layers."""
         blend = copy.deepcopy(self).eval()
         blend.s2cnet = self.s2cnet.fused()
+        blend.inference_only = True
         return blend
-
-    def save(self, path, *, dtype: torch.dtype = torch.float16) -> None:
-        save_weights(self, path, dtype=dtype)
-
-    @classmethod
-    def load(cls, path) -> "S2CNetWithPriors":
-        return load_model(cls, path)

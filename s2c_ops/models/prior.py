@@ -18,10 +18,10 @@ from typing import Optional
 import torch
 from torch import Tensor, nn
 
-from ..ops.boxes import BoxesLike
+from ..ops.boxes import BoxesLike, kept_share, overlap, sides
 from ..ops.constants import constant
 from .scorer import ScorerModule, check_scorer_inputs
-from .weights import load_model, save_weights, weights_format
+from .weights import weights_format
 
 WEIGHTS = "geometry_prior.safetensors"
 CROP_FEATURES = 12
@@ -52,14 +52,11 @@ def object_features(crops: Tensor, objects: Tensor) -> Tensor:
     in the image and in the crop, and how much of it the crop keeps."""
     c = crops[:, None, :]
     ox1, oy1, ox2, oy2 = objects.unbind(-1)
-    cx1, cy1, cx2, cy2 = c.unbind(-1)
-    ow, oh = (ox2 - ox1).clamp(min=1e-4), (oy2 - oy1).clamp(min=1e-4)
-    cw, ch = (cx2 - cx1).clamp(min=1e-4), (cy2 - cy1).clamp(min=1e-4)
-    iw = (torch.minimum(ox2, cx2) - torch.maximum(ox1, cx1)).clamp(min=0)
-    ih = (torch.minimum(oy2, cy2) - torch.maximum(oy1, cy1)).clamp(min=0)
-    inter = iw * ih
-    kept = inter / (ow * oh)  # share of the object inside the crop
-    fill = inter / (cw * ch)  # share of the crop the object fills
+    cx1, cy1 = c[..., 0], c[..., 1]
+    (ow, oh), (cw, ch) = sides(objects), sides(c)
+    iw, ih = overlap(c, objects)
+    kept = kept_share(c, objects)  # share of the object inside the crop
+    fill = kept_share(objects, c)  # share of the crop the object fills
     rel_x = ((ox1 + ox2) / 2 - cx1) / cw - 0.5
     rel_y = ((oy1 + oy2) / 2 - cy1) / ch - 0.5
     cut = ((kept > 0) & (kept < 0.999)).to(crops.dtype)
@@ -68,6 +65,11 @@ def object_features(crops: Tensor, objects: Tensor) -> Tensor:
          iw / ow, ih / oh, (kept * ow * oh).sqrt(), torch.log(ow / oh)],
         dim=-1,
     )
+
+
+def normalised(boxes: Tensor, height: int, width: int) -> Tensor:
+    """(..., 4) boxes in pixels of a ``height`` x ``width`` image -> the unit square (what the prior reads)."""
+    return boxes / constant([width, height, width, height], boxes.dtype, boxes.device)
 
 
 @weights_format("s2cnet-geometry-prior/1", PriorConfig, "geometry prior")
@@ -101,25 +103,21 @@ class GeometryPrior(ScorerModule):
         has = (count > 0).to(cf.dtype)
         return self.head(torch.cat([cf, mean, peak, has], dim=-1)).squeeze(-1)
 
+    def score_image(self, crops: Tensor, objects: Tensor, real: Optional[Tensor] = None) -> Tensor:
+        """Scores of one image's ``crops`` (K, 4) with its ``objects`` (D, 4), both in the unit square;
+        ``real`` (D,) marks the objects to use (default: :func:`real_objects`)."""
+        k = len(crops)
+        real = real_objects(objects) if real is None else real
+        return self.score_normalised(crops, objects[None].expand(k, -1, -1), real[None].expand(k, -1))
+
     def forward(self, images: Tensor, crop_boxes: BoxesLike, object_boxes: BoxesLike) -> Tensor:
         d = self.config.bbox_num
         crops, objects = check_scorer_inputs(images, crop_boxes, object_boxes, d)
         b, _, height, width = images.shape
         crops, objects = crops.to(torch.float32), objects.to(torch.float32)
-        scale = constant([width, height, width, height], crops.dtype, crops.device)
-        crop_n = crops[:, 1:] / scale
-        obj_n = (objects[:, 1:] / scale).clamp(0, 1).reshape(b, d, 4)[crops[:, 0].long()]
+        crop_n = normalised(crops[:, 1:], height, width)
+        obj_n = normalised(objects[:, 1:], height, width).clamp(0, 1).reshape(b, d, 4)[crops[:, 0].long()]
         return self.score_normalised(crop_n, obj_n, real_objects(obj_n))
-
-    # -- weights --------------------------------------------------------------------------------
-    def save(self, path) -> None:
-        """Saves weights and config (:mod:`s2c_ops.models.weights`)."""
-        save_weights(self, path)
-
-    @classmethod
-    def load(cls, path) -> "GeometryPrior":
-        """Loads a prior written by :meth:`save`."""
-        return load_model(cls, path)
 
     @classmethod
     def default(cls) -> "GeometryPrior":

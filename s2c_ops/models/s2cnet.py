@@ -20,7 +20,7 @@ from .config import ConfigLike, S2CNetConfig, resolve_config
 from .fusion import fold_batchnorm, fuse_layers
 from .official import load_official
 from .scorer import ScorerModule, check_scorer_inputs
-from .weights import load_model, save_weights, weights_format
+from .weights import weights_format
 
 # Feature map the align ops read: the stride-16 fused map.
 SPATIAL_SCALE = 1.0 / 16
@@ -197,7 +197,7 @@ class S2CNet(ScorerModule):
     weights); :meth:`from_official` loads the authors' checkpoints.
 
     ``model(images, crop_boxes, object_boxes) -> Tensor[K]``: ``images`` (B, 3, H, W) normalised as in
-    :mod:`s2c_ops.transforms`; ``crop_boxes`` ``Tensor[K, 5]`` rois or a list of B ``Tensor[Ki, 4]``;
+    :mod:`s2c_ops.cropping.transforms`; ``crop_boxes`` ``Tensor[K, 5]`` rois or a list of B ``Tensor[Ki, 4]``;
     ``object_boxes`` exactly ``config.bbox_num`` per image, in the same formats. Boxes are
     (x1, y1, x2, y2) in pixels of ``images``. Crop boxes must lie inside their image; object boxes are
     clamped into it. Returns one score per crop, in the order of ``crop_boxes``.
@@ -303,13 +303,8 @@ class S2CNet(ScorerModule):
         if self.backbone.foldable:
             fold_batchnorm(model.backbone)
         fuse_layers(model)
-        model._inference_only = True
+        model.inference_only = True
         return model
-
-    def train(self, mode: bool = True) -> "S2CNet":
-        if mode and getattr(self, "_inference_only", False):
-            raise RuntimeError("this S2CNet is an inference copy (from .fused()); train the original model")
-        return super().train(mode)
 
     # -- weights --------------------------------------------------------------------------------
     @classmethod
@@ -320,15 +315,4 @@ class S2CNet(ScorerModule):
         load_official(model, checkpoint, strict=strict)
         return model.eval()
 
-    def save(self, path, *, dtype: Optional[torch.dtype] = None) -> None:
-        """Saves weights and config (:mod:`s2c_ops.models.weights`: safetensors, the config in its
-        metadata); ``dtype=torch.float16`` halves the file."""
-        if getattr(self, "_inference_only", False):
-            raise RuntimeError("this S2CNet is an inference copy (from .fused()); save the original model")
-        save_weights(self, path, dtype=dtype)
-
-    @classmethod
-    def load(cls, path, map_location: Optional[str] = "cpu") -> "S2CNet":
-        """Loads a model written by :meth:`save` (a file or a run folder)."""
-        return load_model(cls, path, map_location)
 

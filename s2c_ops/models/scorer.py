@@ -2,12 +2,22 @@
 input checks every scorer of the package runs.
 
 A scorer is called as ``scorer(images, crop_boxes, object_boxes) -> Tensor[K]``: ``images`` a float
-(B, 3, H, W) batch (normalised as :mod:`s2c_ops.transforms` does; scorers that need only the size may
+(B, 3, H, W) batch (normalised as :mod:`s2c_ops.cropping.transforms` does; scorers that need only the size may
 ignore the pixels), ``crop_boxes`` ``Tensor[K, 5]`` rois or a list of B ``Tensor[Ki, 4]``, ``object_boxes``
 exactly ``bbox_num`` boxes per image in the same formats, all ``(x1, y1, x2, y2)`` in pixels of ``images``.
 It returns one score per crop (higher is better), in the order of ``crop_boxes``.
+
+Optional abilities (:data:`ABILITIES`; read them with :func:`ability` and :func:`inference_copy`, never by
+the scorer's class): ``reads_pixels`` (False: only the images' size is read, the Cropper skips normalising
+them, and the scorer scores one image's unit-square geometry with ``score_image(crops, objects)``, which
+``s2c eval`` uses on every rated GAICD image, pixels or not), ``decodes_candidates`` (the scores depend on the
+set of candidates scored together; the scorer takes ``groups=``), ``antialias`` (its input is resized with
+antialiasing) and ``fused()`` (an inference copy, used by the Cropper and ``s2c eval``).
+
+The package's scorers (:class:`ScorerModule`) save and load alike: ``save(path, *, dtype=None)`` and
+``cls.load(path, map_location="cpu")``; an inference copy refuses to save or train.
 """
-from typing import Optional, Protocol, Tuple, runtime_checkable
+from typing import Any, Optional, Protocol, Tuple, TypeVar, runtime_checkable
 
 import torch
 from torch import Tensor, nn
@@ -15,6 +25,11 @@ from torch import Tensor, nn
 from ..ops._checks import host_may_read
 from ..ops.boxes import BoxesLike, boxes_to_rois
 from ..ops.constants import constant
+from .weights import PathLike, load_model, save_weights
+
+S = TypeVar("S", bound="ScorerModule")
+#: The optional abilities of a scorer, and what a scorer that does not declare one is taken to have.
+ABILITIES = {"reads_pixels": True, "decodes_candidates": False, "antialias": False}
 
 
 @runtime_checkable
@@ -34,15 +49,17 @@ class Scorer(Protocol):
 
 
 class ScorerModule(nn.Module):
-    """Base of the package's scorers (S2CNet, the geometry prior): the :class:`Scorer` properties from
-    ``config.bbox_num`` and the parameters."""
+    """Base of the package's scorers (S2CNet, the geometry prior, the default model): the :class:`Scorer`
+    properties from ``config`` and the parameters, the abilities' defaults, saving and loading."""
 
-    #: False for a scorer that reads only the images' size: the Cropper then skips normalising them.
+    #: False for a scorer that reads only the images' size (see the module docstring).
     reads_pixels: bool = True
     #: True for a scorer whose scores depend on the set of candidates scored together (the default model's
     #: expected-IoU decoding): it takes ``groups=`` (per image, the sizes of consecutive candidate groups,
     #: each scored on its own), and the Cropper gives each ratio's candidates as one group.
     decodes_candidates: bool = False
+    #: Set on the copies :meth:`fused` makes: they cannot train or be saved.
+    inference_only: bool = False
 
     @property
     def bbox_num(self) -> int:
@@ -50,8 +67,44 @@ class ScorerModule(nn.Module):
         return self.config.bbox_num
 
     @property
+    def antialias(self) -> bool:
+        """Whether its input is resized with antialiasing (``config.antialias``)."""
+        return bool(getattr(self.config, "antialias", False))
+
+    @property
     def device(self) -> torch.device:
         return next(self.parameters()).device
+
+    def train(self: S, mode: bool = True) -> S:
+        if mode and self.inference_only:
+            raise RuntimeError(f"this {type(self).__name__} is an inference copy (from .fused()); train the original")
+        return super().train(mode)
+
+    def save(self, path: PathLike, *, dtype: Optional[torch.dtype] = None) -> None:
+        """Saves weights and config (:mod:`s2c_ops.models.weights`: safetensors, the config in its metadata);
+        ``dtype`` (a floating-point type, e.g. ``torch.float16``) stores the floating-point tensors in it.
+        An inference copy (from :meth:`fused`) is refused: its layers do not load into the model."""
+        if self.inference_only:
+            raise RuntimeError(f"this {type(self).__name__} is an inference copy (from .fused()); save the original")
+        if dtype is not None and not dtype.is_floating_point:
+            raise ValueError(f"dtype must be a floating-point type, got {dtype}")
+        save_weights(self, path, dtype=dtype)
+
+    @classmethod
+    def load(cls: "type[S]", path: PathLike, map_location: Optional[str] = "cpu") -> S:
+        """Loads a model written by :meth:`save` (a file, or a run folder holding one)."""
+        return load_model(cls, path, map_location)
+
+
+def ability(scorer: Any, name: str) -> bool:
+    """One of :data:`ABILITIES` of any scorer (its default where the scorer does not declare it)."""
+    return bool(getattr(scorer, name, ABILITIES[name]))
+
+
+def inference_copy(scorer: Any) -> Any:
+    """The scorer's ``fused()`` inference copy where it has one, else the scorer itself."""
+    fused = getattr(scorer, "fused", None)
+    return fused() if callable(fused) else scorer
 
 
 def module_device(module: nn.Module) -> Optional[torch.device]:

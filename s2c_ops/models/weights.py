@@ -5,6 +5,7 @@ A model class takes part with :func:`weights_format`, which names its format tag
 :func:`save_weights` / :func:`load_model` / :func:`load_weights` then read and write it. Nothing here
 imports a model module: classes register themselves where they are defined.
 """
+import hashlib
 import json
 import os
 from dataclasses import asdict
@@ -19,6 +20,17 @@ PathLike = Union[str, "os.PathLike[str]"]
 M = TypeVar("M", bound=nn.Module)
 #: The file a run folder (what ``s2c train`` writes) keeps its weights in.
 RUN_WEIGHTS = "model.safetensors"
+
+
+def weights_digest(module: nn.Module) -> str:
+    """sha256 of a model's state (names, dtypes, shapes and values): what ``s2c crop`` records and compares
+    on ``--resume``, and what tells that the ranks of a training run hold the same weights."""
+    h = hashlib.sha256()
+    for name, t in module.state_dict().items():
+        t = t.detach().cpu().contiguous()
+        h.update(f"{name}:{t.dtype}:{tuple(t.shape)};".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return "sha256:" + h.hexdigest()
 
 
 class CheckpointError(ValueError):

@@ -1,6 +1,7 @@
 """Box formats shared by the operators and the model: torchvision's ``Tensor[K, 5]`` rois
-``(batch_index, x1, y1, x2, y2)`` or a list of per-image ``Tensor[L, 4]`` boxes."""
-from typing import Sequence, Union
+``(batch_index, x1, y1, x2, y2)`` or a list of per-image ``Tensor[L, 4]`` boxes; and the box geometry every
+layer uses (sides, overlaps, the share of a box another keeps, IoU, mirroring)."""
+from typing import Sequence, Tuple, Union
 
 import torch
 from torch import Tensor
@@ -34,3 +35,43 @@ def boxes_to_rois(boxes: BoxesLike) -> Tensor:
     # Made on the device from the host's counts: a counts tensor would be a copy the host waits for.
     index = torch.cat([torch.full((b.shape[0], 1), i, dtype=cat.dtype, device=cat.device) for i, b in enumerate(boxes)])
     return torch.cat([index, cat], dim=1)
+
+
+#: The smallest side a box's area is measured with (an empty box would divide by zero).
+MIN_SIDE = 1e-4
+
+
+def sides(boxes: Tensor) -> Tuple[Tensor, Tensor]:
+    """Width and height of ``(..., 4)`` boxes, at least :data:`MIN_SIDE`."""
+    return (boxes[..., 2] - boxes[..., 0]).clamp(min=MIN_SIDE), (boxes[..., 3] - boxes[..., 1]).clamp(min=MIN_SIDE)
+
+
+def overlap(a: Tensor, b: Tensor) -> Tuple[Tensor, Tensor]:
+    """Width and height of the intersection of ``(..., 4)`` boxes ``a`` and ``b`` (broadcast; 0 where they
+    do not meet)."""
+    iw = (torch.minimum(a[..., 2], b[..., 2]) - torch.maximum(a[..., 0], b[..., 0])).clamp(min=0)
+    ih = (torch.minimum(a[..., 3], b[..., 3]) - torch.maximum(a[..., 1], b[..., 1])).clamp(min=0)
+    return iw, ih
+
+
+def kept_share(crops: Tensor, boxes: Tensor) -> Tensor:
+    """The share of each box of ``boxes`` that ``crops`` keep: ``area(crop & box) / area(box)``,
+    ``(..., 4)`` boxes broadcast against each other (``crops[:, None]`` and ``boxes[None]``: every pair)."""
+    iw, ih = overlap(crops, boxes)
+    w, h = sides(boxes)
+    return iw * ih / (w * h)
+
+
+def box_iou(a: Tensor, b: Tensor) -> Tensor:
+    """IoU of every box of ``a`` (N, 4) with every box of ``b`` (M, 4): (N, M), as torchvision's ``box_iou``."""
+    iw, ih = overlap(a[:, None], b[None])
+    inter = iw * ih
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    return inter / (area_a[:, None] + area_b[None] - inter)
+
+
+def flip_boxes(boxes: Tensor, width: float) -> Tensor:
+    """Boxes of an image mirrored left-right: ``x1' = width - x2``, ``x2' = width - x1``. Its own inverse."""
+    x1, y1, x2, y2 = boxes.unbind(-1)
+    return torch.stack([width - x2, y1, width - x1, y2], dim=-1)

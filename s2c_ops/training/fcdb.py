@@ -26,15 +26,16 @@ import torch.distributed as dist
 
 from ..cropping.candidates import grid_anchors, ratio_anchors
 from ..cropping.proposals import get_proposer
-from ..cropping.transforms import OfficialPreprocess, flip_boxes
+from ..cropping.transforms import OfficialPreprocess
 from ..data.fcdb import FCDB
 from ..data.metrics import iou
 from ..evaluation import BestCropMetrics
 from ..files import write_atomic, write_json_atomic
 from ..models.config import ConfigLike, resolve_config
 from ..models.official import load_imagenet_backbone
-from ..models.prior import GeometryPrior, PriorConfig, real_objects
+from ..models.prior import GeometryPrior, PriorConfig, normalised
 from ..models.s2cnet import S2CNet
+from ..ops.boxes import flip_boxes
 from .features import CachedPhoto, cache_photos
 from .losses import listwise_loss, pair_loss
 from .run import Distributed, RunFolder, freeze_backbone_batchnorm, summary_of
@@ -117,14 +118,10 @@ def evaluate_cached(model: S2CNet, photos: List[CachedPhoto], device: torch.devi
 def prior_scores(prior, photo: CachedPhoto, view: int, boxes: torch.Tensor) -> torch.Tensor:
     """A geometry prior's scores of ``boxes`` (original pixels) on one view of a photo, with its cached
     object boxes."""
-    height, width = photo.geometry.original
-    h, w = photo.geometry.resized
-    crops = boxes / torch.tensor([width, height, width, height], dtype=torch.float32)
+    crops = normalised(boxes.float(), *photo.geometry.original)
     if view:
         crops = flip_boxes(crops, 1.0)
-    objects = (photo.objects[view] / torch.tensor([w, h, w, h], dtype=torch.float32)).clamp(0, 1)
-    k = len(crops)
-    return prior.score_normalised(crops, objects[None].expand(k, -1, -1), real_objects(objects)[None].expand(k, -1))
+    return prior.score_image(crops, normalised(photo.objects[view].float(), *photo.geometry.resized).clamp(0, 1))
 
 
 def train_fcdb_prior(photos: List[CachedPhoto], *, epochs: int, lr: float, temperature: float, seed: int,
@@ -161,7 +158,7 @@ def measure_blends(model: S2CNet, fcdb_prior, gaicd_prior, photos: List[CachedPh
     """IoU and BDE on ``photos`` of :class:`~s2c_ops.models.blend.S2CNetWithPriors` for each
     ``(geometry_weight, gaicd_weight, temperature, mirror)`` of ``grid``: S2CNet on the photo (and its mirror
     image; its own features: right after fine-tuning too), the weighted priors, the expected-IoU decoding."""
-    from ..models.blend import expected_iou
+    from ..models.blend import blend_scores
 
     model.eval()
     combos = [(g, p, t, m) for g in grid[0] for p in grid[1] for t in grid[2] for m in grid[3]]
@@ -170,12 +167,11 @@ def measure_blends(model: S2CNet, fcdb_prior, gaicd_prior, photos: List[CachedPh
         views = [model.features(photo.view(v, preprocess).to(device)) for v in (0, 1)]
         for protocol, boxes in candidates(photo).items():
             own = score_view(model, photo, 0, boxes, device, views[0]).cpu()
-            both = (own + score_view(model, photo, 1, boxes, device, views[1]).cpu()) / 2
+            mirrored = score_view(model, photo, 1, boxes, device, views[1]).cpu()
             fcdb, gaicd = (prior_scores(p, photo, 0, boxes) for p in (fcdb_prior, gaicd_prior))
             rois = torch.cat([torch.zeros(len(boxes), 1), boxes], 1)
             for (g, p, t, m), metrics in per_combo.items():
-                raw = (both if m else own) + g * fcdb + p * gaicd
-                scores = raw if t is None else expected_iou(rois, raw, t)
+                scores = blend_scores([own, mirrored] if m else [own], [(g, fcdb), (p, gaicd)], rois, t)
                 metrics.update(photo.file, "blend", protocol, boxes[int(scores.argmax())], photo.crop,
                                photo.geometry.original)
     out = {}
@@ -349,7 +345,7 @@ def _write_blend(model: S2CNet, cache: Dict[str, List[CachedPhoto]], device: tor
             f"{r['ratio_iou']:.3f} BDE {r['ratio_bde']:.4f}  free form IoU {r['free_iou']:.3f} BDE {r['free_bde']:.4f}")
     g, p, t, m = best
     S2CNetWithPriors.of(model.cpu(), fcdb_prior, gaicd_prior, geometry_weight=g, gaicd_weight=p,
-                        temperature=t, mirror=m).save(folder.path / "blend.safetensors")
+                        temperature=t, mirror=m).save(folder.path / "blend.safetensors", dtype=torch.float16)
     model.to(device)
     chosen = {"geometry_weight": g, "gaicd_weight": p, "temperature": t, "mirror": m, **results[best]}
     write_json_atomic(folder.path / "blend.json", {"chosen": chosen, "measured": [

@@ -9,7 +9,7 @@ from torch import Tensor
 
 from ..cropping.proposals import Proposer
 from ..cropping.transforms import OfficialPreprocess, Resize
-from ..cropping.transforms import flip_boxes
+from ..ops.boxes import flip_boxes
 
 
 @dataclass

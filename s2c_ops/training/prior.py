@@ -14,16 +14,16 @@ from torch import Tensor
 
 from ..data.gaicd import GAICD, normalise_mos
 from ..data.metrics import GAICMetrics
-from ..models.prior import GeometryPrior, PriorConfig, real_objects
+from ..models.prior import GeometryPrior, PriorConfig, normalised, real_objects
+from ..ops.boxes import overlap, sides
 
 
 def _normalised(item: Dict) -> Dict[str, Tensor]:
     h, w = item["size"]
-    scale = torch.tensor([w, h, w, h], dtype=torch.float32)
     return {
         "id": item["id"],
-        "crops": item["crop_boxes"].float() / scale,
-        "objects": (item["object_boxes"].float() / scale).clamp(0, 1),
+        "crops": normalised(item["crop_boxes"].float(), h, w),
+        "objects": normalised(item["object_boxes"].float(), h, w).clamp(0, 1),
         "mos": item["mos"].float(),
     }
 
@@ -35,18 +35,15 @@ def load_geometry(root, split: str, ids: Optional[Sequence[str]] = None) -> List
 
 
 def prior_scores(model: GeometryPrior, image: Dict[str, Tensor]) -> Tensor:
-    crops, objects = image["crops"], image["objects"]
-    k = len(crops)
-    return model.score_normalised(crops, objects[None].expand(k, -1, -1), real_objects(objects)[None].expand(k, -1))
+    """The prior's scores of one image of :func:`load_geometry`."""
+    return model.score_image(image["crops"], image["objects"])
 
 
 def kept_object_area(image: Dict[str, Tensor]) -> Tensor:
     """The "keep the objects" rule: the share of the objects' total area each crop keeps."""
     c, o = image["crops"], image["objects"][real_objects(image["objects"])]
-    iw = (torch.minimum(o[None, :, 2], c[:, None, 2]) - torch.maximum(o[None, :, 0], c[:, None, 0])).clamp(min=0)
-    ih = (torch.minimum(o[None, :, 3], c[:, None, 3]) - torch.maximum(o[None, :, 1], c[:, None, 1])).clamp(min=0)
-    area = ((o[:, 2] - o[:, 0]) * (o[:, 3] - o[:, 1])).sum().clamp(min=1e-8)
-    return (iw * ih).sum(1) / area
+    (iw, ih), (w, h) = overlap(c[:, None], o[None]), sides(o)
+    return (iw * ih).sum(1) / (w * h).sum().clamp(min=1e-8)
 
 
 def crop_area(image: Dict[str, Tensor]) -> Tensor:
@@ -112,8 +109,7 @@ def train_prior(
             for image in batch:
                 crops, objects, mos = image["crops"], image["objects"], image["mos"]
                 real = real_objects(objects) & (torch.rand(len(objects)) >= object_dropout)
-                k = len(crops)
-                scores = model.score_normalised(crops, objects[None].expand(k, -1, -1), real[None].expand(k, -1))
+                scores = model.score_image(crops, objects, real)
                 loss = loss + ranking_loss(scores, mos) + regression_weight * F.smooth_l1_loss(scores, normalise_mos(mos))
             loss = loss / len(batch)
             optimiser.zero_grad()

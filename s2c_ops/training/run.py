@@ -1,7 +1,6 @@
 """What every training run of the package shares: the run folder (weights, resumable state, ``log.csv``,
 ``curves.png``, ``summary.json``), torchrun set-up, and the backbone's frozen BatchNorm."""
 import csv
-import hashlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
@@ -12,6 +11,7 @@ from torch import nn
 
 from ..distributed import Ranks, init_process_group, rank_device, torchrun_ranks
 from ..files import write_atomic, write_json_atomic
+from ..models.weights import weights_digest
 
 
 def freeze_backbone_batchnorm(model: nn.Module) -> None:
@@ -22,15 +22,6 @@ def freeze_backbone_batchnorm(model: nn.Module) -> None:
             m.eval()
             for p in m.parameters():
                 p.requires_grad_(False)
-
-
-def parameters_digest(model: nn.Module) -> str:
-    """A hash of every parameter and buffer (to check that ranks hold the same weights)."""
-    h = hashlib.sha256()
-    for name, t in sorted(model.state_dict().items()):
-        h.update(name.encode())
-        h.update(t.detach().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()
 
 
 def plot_curves(rows: List[Dict[str, float]], path: Path, keys: Sequence[str]) -> None:
@@ -150,7 +141,7 @@ class Distributed:
 
 def summary_of(model: nn.Module, run: Distributed, rows: List[Dict[str, Any]], **extra: Any) -> Dict[str, Any]:
     """What ``summary.json`` records: the config, the ranks' weight digests (equal when in sync), the last row."""
-    digests = run.gather(parameters_digest(model))
+    digests = run.gather(weights_digest(model))
     return {"world_size": run.world, "config": asdict(model.config),
             "rank_digests": digests, "ranks_in_sync": len(set(digests)) == 1, "last": rows[-1] if rows else None,
             **extra}

@@ -5,8 +5,10 @@ import os
 import threading
 from typing import Dict, List, Optional, Tuple
 
+import torch
 from PIL import Image
 
+from ...cropping.candidates import pixel_crops
 from ...cropping.images import to_rgb
 from ...files import temporaries_in, write_atomic as write_file_atomic
 from .args import Job
@@ -116,11 +118,10 @@ def _resizable(im: Image.Image) -> Image.Image:
     return im
 
 
-def _pixel_box(box, width: int, height: int) -> Tuple[int, int, int, int]:
-    x1, y1, x2, y2 = (float(v) for v in box)
-    x1, x2 = min(max(round(x1), 0), width), min(max(round(x2), 0), width)
-    y1, y2 = min(max(round(y1), 0), height), min(max(round(y2), 0), height)
-    return x1, y1, max(x2, x1 + 1), max(y2, y1 + 1)
+def _pixel_boxes(boxes, ratio: float, width: int, height: int) -> List[Tuple[int, int, int, int]]:
+    """Pillow's crop boxes of ``boxes`` (:func:`~s2c_ops.cropping.candidates.pixel_crops`, as AestheticCrop cuts)."""
+    crops = pixel_crops(torch.as_tensor(boxes, dtype=torch.float64).reshape(-1, 4), ratio, height, width)
+    return [(x0, y0, x0 + w, y0 + h) for x0, y0, w, h in crops.tolist()]
 
 
 def _draw_show(image: Image.Image, boxes, scores) -> Image.Image:
@@ -157,8 +158,8 @@ def _write_ratio(o: Outcome, job: Job, ratio, boxes, scores, image: Image.Image,
     written: List[str] = []
     path = None
     try:
-        for box, path in zip(boxes, paths):
-            crop = image.crop(_pixel_box(box, image.width, image.height))
+        for box, path in zip(_pixel_boxes(boxes, ratio.value, image.width, image.height), paths):
+            crop = image.crop(box)
             if job.size is not None and crop.size != job.size:
                 crop = _resizable(crop).resize(job.size, Image.Resampling.LANCZOS)
             opts = _save_options(crop, out_fmt, params)

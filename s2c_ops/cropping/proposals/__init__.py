@@ -52,7 +52,7 @@ from .base import (
 )
 from .detectors import TorchvisionDetector
 from .faces import FaceBoxes, FaceDetector
-from .registry import available, default_proposer, get_proposer, register
+from .registry import available, default_proposer, get_proposer, register, unregister
 from .saliency import (
     SaliencyProposer,
     global_contrast_saliency,
@@ -82,6 +82,7 @@ __all__ = [
     "pad_box_sets",
     "pad_boxes",
     "register",
+    "unregister",
     "saliency_map",
     "spectral_residual_saliency",
     "whole_image_boxes",

@@ -1,26 +1,28 @@
 """Proposers by name: an open registry like the backbones' (:func:`register`, :func:`available`)."""
-from typing import Any, Callable, Dict, List
+from typing import Any, Callable, List
+
+from ...registry import Registry
 
 from .base import Proposer, WholeImage
 from .faces import FaceDetector
 from .saliency import SaliencyProposer
 
-_REGISTRY: Dict[str, Callable[..., Proposer]] = {}
+_REGISTRY: Registry[Callable[..., Proposer]] = Registry("proposer")
 
 
 def register(name: str, factory: Callable[..., Proposer], *, overwrite: bool = False) -> None:
     """Registers ``factory(**kwargs) -> Proposer`` under ``name`` (case-insensitive)."""
-    key = name.strip().lower()
-    if not key:
-        raise ValueError("a proposer needs a name")
-    if key in _REGISTRY and not overwrite:
-        raise ValueError(f"proposer {name!r} is already registered (pass overwrite=True to replace it)")
-    _REGISTRY[key] = factory
+    _REGISTRY.add(name, factory, overwrite=overwrite)
+
+
+def unregister(name: str) -> None:
+    """Removes a proposer :func:`register` added."""
+    _REGISTRY.remove(name)
 
 
 def available() -> List[str]:
     """The registered names (what :func:`get_proposer` and ``s2c crop --proposer`` take)."""
-    return sorted(_REGISTRY)
+    return _REGISTRY.names()
 
 
 def get_proposer(name: str = "default", **kwargs: Any) -> Proposer:
@@ -28,12 +30,7 @@ def get_proposer(name: str = "default", **kwargs: Any) -> Proposer:
     ``"faces"`` (the same: faces first, then saliency), ``"saliency"``
     (:class:`SaliencyProposer`), ``"image"`` / ``"none"`` (whole-image boxes only). Detectors and given
     boxes need an object (a model, the boxes): build ``TorchvisionDetector`` and ``GivenBoxes`` directly."""
-    if not isinstance(name, str):
-        raise TypeError(f"proposer name must be a str, got {type(name).__name__}")
-    key = name.strip().lower()
-    if key not in _REGISTRY:
-        raise ValueError(f"unknown proposer {name!r}; valid names: {', '.join(available())}")
-    return _REGISTRY[key](**kwargs)
+    return _REGISTRY[name](**kwargs)
 
 
 def default_proposer(**kwargs: Any) -> SaliencyProposer:
