@@ -15,9 +15,14 @@ from torch import Tensor
 
 from ..ops._checks import host_may_read
 
+#: Values this close past 0 or 1 pass (and are clamped where used): resampling rounds past the ends by
+#: about 1e-7 (torch's antialiased bilinear resize of values in [0, 1], for one).
+TOLERANCE = 1e-3
+
 
 def check_unit_range(images: Tensor, validate: Optional[bool] = True) -> None:
-    """Raises ``ValueError`` when float ``images`` hold NaN, infinity or values outside [0, 1]."""
+    """Raises ``ValueError`` when float ``images`` hold NaN, infinity or values outside [0, 1] (past
+    :data:`TOLERANCE`)."""
     if validate is False or not images.is_floating_point() or images.numel() == 0 or not host_may_read(images):
         return
     if validate is None and images.device.type != "cpu":
@@ -27,7 +32,7 @@ def check_unit_range(images: Tensor, validate: Optional[bool] = True) -> None:
         raise ValueError("images hold NaN values: give RGB values in [0, 1]")
     if lo == float("-inf") or hi == float("inf"):
         raise ValueError(f"images hold infinite values (from {lo:g} to {hi:g}): give RGB values in [0, 1]")
-    if lo >= 0 and hi <= 1:
+    if lo >= -TOLERANCE and hi <= 1 + TOLERANCE:
         return
     if lo < -0.5:
         fix = "undo the mean/std normalisation"
