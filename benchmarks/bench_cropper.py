@@ -6,8 +6,9 @@ issue's target: the default at most 3x smartcrop.py).
 Photos: the first ``--photos`` of the FCDB validation list (about 800 px; the demo photos when the FCDB
 folder is absent). Each call opens the file and crops it to ``--ratio``, decode included: the Croppers
 ``Cropper.crop(path, ratio)`` (the package's one image path), smartcrop.py (``pip install smartcrop``,
-benchmark-only) ``SmartCrop().crop(image, 320, 180)``, a 16:9 thumbnail target (it pre-scales the photo
-to about that size, as it does for any thumbnail). Rounds interleave the contenders; each figure is the
+benchmark-only) ``SmartCrop().crop(image, W, H)`` with ``W x H`` the photo's largest crop of the ratio (the
+same task: the best crop in the photo's pixels) and, for scale, a 320x180 thumbnail target (it pre-scales
+the photo to about the target's size, so its time grows with the target). Rounds interleave the contenders; each figure is the
 median over rounds of the mean milliseconds per photo. The profile line splits the default's time into
 decode, the proposer (faces, saliency) and the rest (the model and the candidates), with the same calls
 the Cropper makes.
@@ -25,6 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from s2c_ops import Cropper  # noqa: E402
+from s2c_ops.cropping.candidates import parse_ratio  # noqa: E402
 from s2c_ops.data.fcdb import validation_files  # noqa: E402
 from s2c_ops.models.default import named_model  # noqa: E402
 
@@ -36,15 +38,23 @@ def per_photo_ms(fn, photos) -> float:
     return (time.perf_counter() - started) * 1e3 / len(photos)
 
 
-def smartcrop_fn():
+def smartcrop_fns(ratio: float):
+    """smartcrop.py for the photo's largest crop of ``ratio`` and for a 320x180 thumbnail, by row name (none
+    when it is not installed)."""
     try:
         import smartcrop
     except ImportError:
-        return None
-    from PIL import Image
-
+        return {}
     finder = smartcrop.SmartCrop()
-    return lambda path: finder.crop(Image.open(path).convert("RGB"), 320, 180)
+
+    def largest(path):
+        image = Image.open(path).convert("RGB")
+        w, h = image.size
+        scale = min(w / ratio, h)
+        return finder.crop(image, int(ratio * scale), int(scale))
+
+    return {"smartcrop.py, largest crop": largest,
+            "smartcrop.py, 320x180": lambda path: finder.crop(Image.open(path).convert("RGB"), 320, 180)}
 
 
 def main() -> None:
@@ -67,9 +77,8 @@ def main() -> None:
     default, description = named_model("default")
     croppers = {"geometry prior": Cropper(prior), description: Cropper(default)}
     timed = {name: (lambda photo, c=c: c.crop(Image.open(photo), args.ratio)) for name, c in croppers.items()}
-    smart = smartcrop_fn()
-    if smart is not None:
-        timed["smartcrop.py 320x180"] = smart
+    smart = smartcrop_fns(parse_ratio(args.ratio))
+    timed.update(smart)
     main_cropper = croppers[description]
 
     def decode(photo):
@@ -94,8 +103,8 @@ def main() -> None:
     for name in timed:
         print(f"| {name} | {ms[name]:.1f} |")
     print(f"| default / prior | {ms[description] / ms['geometry prior']:.2f}x |")
-    if smart is not None:
-        print(f"| default / smartcrop.py | {ms[description] / ms['smartcrop.py 320x180']:.2f}x |")
+    for name in smart:
+        print(f"| default / {name} | {ms[description] / ms[name]:.2f}x |")
     decode_ms = ms["decode and resize"]
     proposer_ms = ms["decode, resize and proposer"] - decode_ms
     print(f"\nprofile of the default: decode and resize {decode_ms:.1f} ms, proposer {proposer_ms:.1f} ms, "

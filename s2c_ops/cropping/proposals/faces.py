@@ -122,7 +122,8 @@ def _shipped_nets(device: torch.device) -> MTCNNNets:
     nets = MTCNNNets()
     with resources.as_file(resources.files("s2c_ops") / "weights" / WEIGHTS) as path:
         nets.load_state_dict(load_file(str(path)))
-    return nets.eval().requires_grad_(False).to(device)
+    # Channels-last: the convolutions and max pools with few channels run about a quarter faster on the CPU.
+    return nets.eval().requires_grad_(False).to(device, memory_format=torch.channels_last)
 
 
 @dataclass
@@ -172,8 +173,8 @@ def _nms(boxes: Tensor, scores: Tensor, valid: Tensor, threshold: float, keep: i
 
 
 def _normalise(x: Tensor) -> Tensor:
-    """[0, 1] RGB to the networks' input: (value * 255 - 127.5) / 128."""
-    return (x * 255.0 - 127.5) * 0.0078125
+    """[0, 1] RGB to the networks' input, (value * 255 - 127.5) / 128, channels-last as the networks are."""
+    return ((x * 255.0 - 127.5) * 0.0078125).contiguous(memory_format=torch.channels_last)
 
 
 class FaceDetector(nn.Module):
