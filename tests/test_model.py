@@ -344,7 +344,7 @@ def test_cropper_on_photos(small_model):
 
 
 def test_cropper_given_boxes_and_errors(small_model):
-    image = torch.rand(3, 120, 200)
+    image = torch.rand(3, 120, 200, generator=torch.Generator().manual_seed(0))
     cropper = Cropper(small_model, GivenBoxes([torch.tensor([[10.0, 10, 50, 50], [60.0, 20, 150, 100]])]))
     (result,) = cropper.crop([image], ratio=1.0, top_k=500)
     candidates = ratio_anchors(120, 200, 1.0)
@@ -354,7 +354,8 @@ def test_cropper_given_boxes_and_errors(small_model):
     assert sorted(map(tuple, result.boxes.tolist())) == sorted(map(tuple, candidates.tolist()))
     resized, geometry = cropper.prepare(image)
     direct = cropper.score_resized(resized[None], geometry, [candidates])[0]
-    torch.testing.assert_close(result.scores, direct.sort(descending=True).values, rtol=0, atol=1e-6)
+    # As close as batching allows (the convolutions' rounding may differ by call, see the test above).
+    torch.testing.assert_close(result.scores, direct.sort(descending=True).values, rtol=0, atol=1e-5)
     with pytest.raises(ValueError, match="top_k"):
         cropper.crop([image], ratio=1.0, top_k=0)
     with pytest.raises(ValueError, match="ratio"):

@@ -1,6 +1,7 @@
 """``s2c eval``: a model's quality on GAICD (the published ranking metrics) or FCDB (IoU and BDE of the top-1
 crop, ratio given and free form, beside the whole photo and the centred crop), told apart by the folder."""
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -52,6 +53,8 @@ def run(args: argparse.Namespace) -> int:
         device = rank_device(args.device, Ranks())
     except ValueError as e:
         args.eval_parser.error(f"--{e}")
+    if not os.path.isdir(args.data):
+        raise FileNotFoundError(f"--data {args.data}: no such folder")
     fcdb = is_fcdb(args.data)
     splits = fcdb_splits(args.data) if fcdb else ["train", "test"]
     args.split = args.split or ("test" if "test" in splits else "val")
