@@ -3,11 +3,13 @@
     python benchmarks/bench_augment.py                  # CPU, 2 threads, batch 8 of 256x384 -> 192x256
     python benchmarks/bench_augment.py --device cuda --batch 64
 
-Rows (time per batch, median of torch.utils.benchmark's blocked_autorange), each with the saliency proposer:
+Rows (time per batch, median of torch.utils.benchmark's blocked_autorange), each with the default proposer
+(faces, then salient regions) unless said:
 - RandomResizedCrop((192, 256)), cropping_mode="resample": the baseline.
 - AestheticCrop("4:3", size=(192, 256)) with the geometry prior (``GeometryPrior.default()``).
 - the same with ``validate=False``: without the check of the pixels (in [0, 1], no NaN), which runs by
   default on the CPU (``validate=None``); the difference is its cost.
+- the geometry prior with the saliency proposer alone (``proposer="saliency"``): the face detector's share.
 - the same with the package's default model (``AestheticCrop(ratio, size=size)``, whatever it is).
 - the same with S2CNet's GAICv1 configuration (random weights: the official model's speed).
 - AestheticCrop replaying its params (the crop and resize alone, no scoring): the part that compares
@@ -49,11 +51,13 @@ def main():
     rrc = K.RandomResizedCrop(size, cropping_mode="resample")
     prior = AestheticCrop(ratio, size=size, model=GeometryPrior.default())
     unchecked = AestheticCrop(ratio, size=size, model=GeometryPrior.default(), validate=False)
+    saliency = AestheticCrop(ratio, size=size, model=GeometryPrior.default(), proposer="saliency")
     default = AestheticCrop(ratio, size=size)
     rows = [
         ("RandomResizedCrop (kornia), resample", lambda: rrc(images)),
         ("AestheticCrop, geometry prior", lambda: prior(images)),
         ("AestheticCrop, geometry prior, validate=False", lambda: unchecked(images)),
+        ("AestheticCrop, geometry prior, saliency proposer (no faces)", lambda: saliency(images)),
         (f"AestheticCrop, package default ({DEFAULT})", lambda: default(images)),
     ]
     if not args.no_s2cnet:
