@@ -14,8 +14,8 @@ before its saliency boxes, and the Cropper keeps the faces whole.
 from __future__ import annotations
 
 import functools
-from collections import OrderedDict
 import math
+from collections import OrderedDict
 from dataclasses import dataclass
 from importlib import resources
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -71,7 +71,7 @@ class _Refine(nn.Module):
 
     def forward(self, x: Tensor) -> Tuple[Tensor, Tensor]:
         x = self.dense(self.body(x).permute(0, 3, 2, 1).flatten(1))
-        prob, reg = (self.heads[name](x) for name in list(self.heads)[:2])
+        prob, reg = (head(x) for head in self.heads.values())
         return torch.softmax(prob, 1)[:, 1], reg
 
 
@@ -89,20 +89,18 @@ def onet() -> _Refine:
 def published_names(state: Dict[str, Tensor]) -> Dict[str, Tensor]:
     """A state dict of :class:`MTCNNNets` from one in the published layout (``pnet.conv1.weight``,
     ``rnet.dense4.weight``, ``onet.dense6_1.bias``, ...; O-Net's landmark head dropped)."""
+    dense = {"rnet": ("dense4", "prelu4"), "onet": ("dense5", "prelu5")}
     out = {}
     for key, value in state.items():
         net, _, rest = key.partition(".")
         layer = rest.split(".")[0]
-        if net == "pnet":
-            part = "" if layer.startswith("conv4_") else "body."
-        elif layer.startswith(("dense5_", "dense6_")):
-            part = "heads."
-        elif layer in ("dense4", "prelu4", "dense5", "prelu5") and (net, layer) != ("onet", "prelu4"):
-            part = "dense."
+        if layer == "dense6_3":
+            continue
+        if layer.startswith(("conv4_", "dense5_", "dense6_")):
+            part = "" if net == "pnet" else "heads."
         else:
-            part = "body."
-        if layer != "dense6_3":
-            out[f"{net}.{part}{rest}"] = value
+            part = "dense." if layer in dense.get(net, ()) else "body."
+        out[f"{net}.{part}{rest}"] = value
     return out
 
 
