@@ -12,13 +12,18 @@ Per image, over its candidate crops:
    the likely ones beats an isolated peak). Scores then lie in [0, 1] and depend on the candidate set:
    ``groups=`` splits an image's candidates into sets decoded on their own (one per ratio, so that a
    ratio's crop never depends on the other ratios asked for).
+3. With a ``shortlist`` of N, S2CNet scores only each set's N candidates the priors rank highest; the others
+   stay out of the softmax (weight 0) but are still decoded, by their IoU with the likely crops. S2CNet's
+   graph stage, the costliest part after the backbone, scales with the candidates it scores; with the
+   shipped N = 64 the FCDB validation figures are those of scoring every candidate (docs/models.md).
 
 The weights and the temperature were chosen on the FCDB validation photos (``s2c train`` on FCDB writes the
 measurements to ``blend.json``; see the README).
 """
 import copy
+import math
 from dataclasses import asdict, dataclass, field
-from typing import Any, Dict, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor
@@ -31,6 +36,10 @@ from .scorer import ScorerModule, check_scorer_inputs
 from .weights import weights_format
 
 
+#: The candidates of a set S2CNet scores (module docstring, step 3).
+SHORTLIST = 64
+
+
 @dataclass(frozen=True)
 class BlendConfig:
     s2cnet: Dict[str, Any] = field(default_factory=lambda: asdict(S2CNetConfig(antialias=True)))
@@ -40,6 +49,13 @@ class BlendConfig:
     gaicd_weight: float = 0.25
     mirror: bool = True
     temperature: Optional[float] = 1.0
+    #: S2CNet scores each candidate set's ``shortlist`` best by the priors (None: all of them).
+    shortlist: Optional[int] = SHORTLIST
+
+    def __post_init__(self) -> None:
+        if self.shortlist is not None and (isinstance(self.shortlist, bool) or not isinstance(self.shortlist, int)
+                                           or self.shortlist < 1):
+            raise ValueError(f"BlendConfig.shortlist must be None or a positive int, got {self.shortlist!r}")
 
     @property
     def bbox_num(self) -> int:
@@ -50,38 +66,54 @@ class BlendConfig:
         return resolve_config(self.s2cnet).antialias
 
 
-def expected_iou(crops: Tensor, raw: Tensor, temperature: float, counts: Optional[Sequence[int]] = None) -> Tensor:
-    """Each crop's expected IoU with the best crop of its image when the best is distributed as
-    ``softmax(raw / temperature)`` over the image's crops: ``crops`` rois (K, 5) of any images, ``raw``
-    (K,). Images are taken one at a time (their crop counts differ). ``counts``, when ``crops`` hold the
-    images' crops image by image (as a list of per-image boxes gives them), is how many each has: known
-    on the host, the images are then split off without reading the rois back (a GPU never waits)."""
+def candidate_sets(crops: Tensor, counts: Optional[Sequence[int]] = None) -> List[Tensor]:
+    """The rows of each candidate set of ``crops`` (rois (K, 5) of any images): ``counts``, when the rows
+    hold the sets one after another, is their sizes (known on the host, so a GPU never waits); without,
+    each image's crops are one set."""
     if counts is not None:
-        parts = zip(crops.split(counts), raw.split(counts))
-        return torch.cat([_expected_iou(c[:, 1:], r, temperature) for c, r in parts])
-    out = torch.empty_like(raw)
+        return list(torch.arange(len(crops), device=crops.device).split(list(counts)))
     index = crops[:, 0]
-    for image in torch.unique(index):
-        mine = (index == image).nonzero().squeeze(1)
-        out[mine] = _expected_iou(crops[mine, 1:], raw[mine], temperature)
+    return [(index == image).nonzero().squeeze(1) for image in torch.unique(index)]
+
+
+def expected_iou(crops: Tensor, raw: Tensor, temperature: float, counts: Optional[Sequence[int]] = None) -> Tensor:
+    """Each crop's expected IoU with the best crop of its set when the best is distributed as
+    ``softmax(raw / temperature)`` over the set (:func:`candidate_sets`): ``crops`` rois (K, 5), ``raw`` (K,)."""
+    out = torch.empty_like(raw)
+    for rows in candidate_sets(crops, counts):
+        boxes = crops[rows, 1:]
+        out[rows] = box_iou(boxes, boxes) @ torch.softmax(raw[rows] / temperature, 0)
     return out
 
 
-def _expected_iou(boxes: Tensor, raw: Tensor, temperature: float) -> Tensor:
-    """:func:`expected_iou` of one image's crops ``boxes`` (N, 4)."""
-    return box_iou(boxes, boxes) @ torch.softmax(raw / temperature, 0)
+def shortlist_rows(ranking: Tensor, crops: Tensor, size: int, counts: Optional[Sequence[int]] = None) -> Tensor:
+    """The rows of the ``size`` highest ``ranking`` values of each candidate set (:func:`candidate_sets`)."""
+    sets = candidate_sets(crops, counts)
+    return torch.cat([rows[ranking[rows].topk(min(size, len(rows))).indices] for rows in sets]) if sets else \
+        torch.zeros(0, dtype=torch.long, device=crops.device)
 
 
-def blend_scores(views: Sequence[Tensor], priors: Sequence[Tuple[float, Optional[Tensor]]], crops: Tensor,
-                 temperature: Optional[float], counts: Optional[Sequence[int]] = None) -> Tensor:
+def blend_scores(s2cnet_views: Callable[[Optional[Tensor]], Sequence[Tensor]],
+                 priors: Sequence[Tuple[float, Optional[Tensor]]], crops: Tensor, temperature: Optional[float],
+                 counts: Optional[Sequence[int]] = None, shortlist: Optional[int] = None) -> Tensor:
     """The module docstring's formula, the one :class:`S2CNetWithPriors` and the training's blend grid
-    use: the mean of S2CNet's scores of the ``views`` (the photo, and its mirror image), plus each prior's
-    scores times its weight (``(weight, scores)``; scores may be ``None`` for a weight of 0), then with a
-    ``temperature`` the expected IoU of ``crops`` (:func:`expected_iou`)."""
-    raw = sum(views) / len(views)
+    use. ``s2cnet_views(rows)`` gives S2CNet's scores of ``crops[rows]`` (all crops for ``None``) on each
+    view (the photo, and its mirror image); ``priors`` are ``(weight, scores)`` pairs (scores may be
+    ``None`` for a weight of 0). Their mean plus the weighted priors, over the ``shortlist`` (when the
+    priors weigh anything; the rest -inf), then with a ``temperature`` the expected IoU of ``crops``."""
+    prior = torch.zeros(len(crops), device=crops.device)
+    weighted = False
     for weight, scores in priors:
         if weight:
-            raw = raw + weight * scores
+            prior, weighted = prior + weight * scores, True
+    rows = shortlist_rows(prior, crops, shortlist, counts) if shortlist is not None and weighted else None
+    views = s2cnet_views(rows)
+    net = sum(views) / len(views)
+    if rows is None:
+        raw = prior + net
+    else:
+        values = prior[rows] + net
+        raw = values.new_full((len(crops),), -math.inf).index_put_((rows,), values)
     return raw if temperature is None else expected_iou(crops, raw, temperature, counts)
 
 
@@ -126,14 +158,18 @@ class S2CNetWithPriors(ScorerModule):
             counts = [int(n) for g in groups for n in g]
         net, c = self.s2cnet, self.config
         size = images.shape[-2:]
-        views = [net.score(net.features(images), crops, objects, size)]
+        inputs = [(net.features(images), crops, objects)]
         if c.mirror:
             width = images.shape[-1]
             mirrored = [torch.cat([r[:, :1], flip_boxes(r[:, 1:], width)], 1) for r in (crops, objects)]
-            views.append(net.score(net.features(images.flip(-1)), *mirrored, size))
+            inputs.append((net.features(images.flip(-1)), *mirrored))
+
+        def views(rows: Optional[Tensor]) -> List[Tensor]:
+            return [net.score(f, b if rows is None else b[rows], o, size) for f, b, o in inputs]
+
         priors = [(weight, prior(images, crops, objects) if weight else None)
                   for weight, prior in ((c.geometry_weight, self.fcdb_prior), (c.gaicd_weight, self.gaicd_prior))]
-        return blend_scores(views, priors, crops, c.temperature, counts)
+        return blend_scores(views, priors, crops, c.temperature, counts, c.shortlist)
 
     def fused(self) -> "S2CNetWithPriors":
         """An inference copy with S2CNet's :meth:`~s2c_ops.S2CNet.fused` layers."""

@@ -1,0 +1,73 @@
+"""The default model's blend (:mod:`s2c_ops.models.blend`): S2CNet scores only the priors' shortlist of
+each candidate set, and the decoding reads the rest from the shortlisted crops."""
+from dataclasses import replace
+
+import pytest
+import torch
+
+from s2c_ops import S2CNetWithPriors
+from s2c_ops.cropping.candidates import ratio_anchors
+from s2c_ops.models.blend import BlendConfig, expected_iou
+
+
+def blend(**changes) -> S2CNetWithPriors:
+    torch.manual_seed(0)
+    model = S2CNetWithPriors(replace(BlendConfig(), **changes)).eval()
+    return model
+
+
+def inputs(seed=0):
+    g = torch.Generator().manual_seed(seed)
+    images = torch.randn(1, 3, 160, 256, generator=g)
+    sets = [ratio_anchors(160, 256, 16 / 9), ratio_anchors(160, 256, 1.0)]
+    xy = torch.rand(10, 2, generator=g) * torch.tensor([200.0, 110.0])
+    objects = [torch.cat([xy, xy + 40], 1)]
+    return images, sets, objects
+
+
+def test_s2cnet_scores_the_shortlist_of_each_set_and_the_rest_are_decoded():
+    images, sets, objects = inputs()
+    assert all(len(s) > 12 for s in sets)
+    crops = [torch.cat(sets)]
+    groups = [[len(s) for s in sets]]
+    full = blend(shortlist=None, temperature=None)
+    short = blend(shortlist=12, temperature=None)
+    short.load_state_dict(full.state_dict())
+    seen = []
+    score = short.s2cnet.score
+    short.s2cnet.score = lambda f, c, o, size: seen.append(len(c)) or score(f, c, o, size)
+    with torch.no_grad():
+        every = full(images, crops, objects, groups=groups)
+        raw = short(images, crops, objects, groups=groups)
+        c = short.config
+        prior = c.geometry_weight * short.fcdb_prior(images, crops, objects) + \
+            c.gaicd_weight * short.gaicd_prior(images, crops, objects)
+    assert seen == [24, 24]  # the photo and its mirror image, 12 of each set
+    start = 0
+    for size in groups[0]:
+        mine = slice(start, start + size)
+        kept = prior[mine].topk(12).indices + start
+        assert torch.isfinite(raw[kept]).all() and torch.isinf(raw[mine]).sum() == size - 12
+        torch.testing.assert_close(raw[kept], every[kept], rtol=1e-5, atol=1e-5)
+        start += size
+    decoded = blend(shortlist=12)
+    decoded.load_state_dict(full.state_dict())
+    with torch.no_grad():
+        scores = decoded(images, crops, objects, groups=groups)
+    rois = torch.cat([torch.zeros(len(crops[0]), 1), crops[0]], 1)
+    torch.testing.assert_close(scores, expected_iou(rois, raw, 1.0, groups[0]))
+    assert torch.isfinite(scores).all()
+
+
+def test_without_prior_weight_every_candidate_is_scored():
+    images, sets, objects = inputs(1)
+    model = blend(geometry_weight=0.0, gaicd_weight=0.0, shortlist=4, temperature=None)
+    with torch.no_grad():
+        scores = model(images, [sets[0]], objects)
+    assert torch.isfinite(scores).all()
+
+
+@pytest.mark.parametrize("shortlist", [0, -3, 2.5, True])
+def test_bad_shortlist(shortlist):
+    with pytest.raises(ValueError, match="shortlist"):
+        BlendConfig(shortlist=shortlist)
