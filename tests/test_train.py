@@ -22,6 +22,13 @@ def read_log(run):
         return list(csv.DictReader(f))
 
 
+def assert_same_run(run, straight):
+    for mine, theirs in zip(S2CNet.load(run).state_dict().values(), S2CNet.load(straight).state_dict().values()):
+        torch.testing.assert_close(mine, theirs, rtol=0, atol=1e-3)
+    assert [float(r["loss"]) for r in read_log(run)] == pytest.approx([float(r["loss"]) for r in read_log(straight)],
+                                                                     rel=1e-4)
+
+
 def test_train_resume_and_frozen_batchnorm(tmp_path):
     data = tmp_path / "gaicd"
     make_gaicd(data, n_train=2, n_test=1, pixels=True, crops=12)
@@ -35,6 +42,11 @@ def test_train_resume_and_frozen_batchnorm(tmp_path):
     rows = read_log(run)
     assert [r["epoch"] for r in rows] == ["1", "2", "3"]
     last = S2CNet.load(run / "model.safetensors")
+    # The resumed run is the uninterrupted one: same weights, same losses (a restart from scratch, or a
+    # resume with another data order or learning rate, is not).
+    straight = tmp_path / "straight"
+    assert cli.main([a if a != str(run) else str(straight) for a in base] + ["--epochs", "3"]) == 0
+    assert_same_run(run, straight)
     fresh = S2CNet("GAICv1")
     # Backbone BatchNorm frozen (statistics as initialised); the rest trains.
     torch.testing.assert_close(last.backbone.body.bn1.running_var, fresh.backbone.body.bn1.running_var)
@@ -108,6 +120,10 @@ def test_fcdb_training_resume_and_finetune(tmp_path):
     assert cli.main(base + ["--epochs", "3", "--finetune-epochs", "1", "--resume"]) == 0
     rows = read_log(run)
     assert [r["epoch"] for r in rows] == ["1", "2", "3", "4"] and rows[-1]["stage"] == "finetune"
+    straight = tmp_path / "straight"
+    assert cli.main([a if a != str(run) else str(straight) for a in base] +
+                    ["--epochs", "3", "--finetune-epochs", "1", "--no-blend"]) == 0
+    assert_same_run(run, straight)
     last = S2CNet.load(run)
     assert not torch.equal(last.backbone.body.conv_stem.weight, first.backbone.body.conv_stem.weight)
     torch.testing.assert_close(last.backbone.body.bn1.running_var, first.backbone.body.bn1.running_var)
@@ -128,3 +144,36 @@ def test_fcdb_training_resume_and_finetune(tmp_path):
     scores = blend(torch.zeros(1, 3, 64, 96), [torch.tensor([[0.0, 0, 96, 64], [10.0, 5, 70, 50]])],
                    [torch.tensor([[0.0, 0, 96, 64]] * 10)])
     assert scores.shape == (2,) and bool(torch.isfinite(scores).all())
+
+
+def test_fcdb_training_on_every_photo_with_a_fixed_blend(tmp_path, capsys):
+    """--train-split train trains on the validation photos too, so the blend is given (--blend-setting)
+    rather than chosen on them."""
+    from s2c_ops.data.fcdb import read_fcdb, validation_files
+    from s2c_ops.models.blend import S2CNetWithPriors
+    from synthetic import make_fcdb
+
+    data = tmp_path / "fcdb"
+    files = make_fcdb(data, 6)
+    # two photos under names of the package's validation list
+    annotations = (data / "train.json").read_text()
+    for old, new in zip(files[:2], validation_files()[:2]):
+        (data / "images" / old).rename(data / "images" / new)
+        annotations = annotations.replace(old, new)
+    (data / "train.json").write_text(annotations)
+    assert [len(read_fcdb(data, split)[0]) for split in ("train", "fit", "val")] == [6, 4, 2]
+    run = tmp_path / "run"
+    base = ["train", "--data", str(data), "--out", str(run), "--backbone-weights", "none", "--device", "cpu",
+            "--proposer", "saliency", "--sample", "8", "--photos-per-step", "2", "--epochs", "1"]
+    assert cli.main(base + ["--train-split", "train", "--blend-setting", "0.5:0:1", "--mirror", "off"]) == 0
+    assert "cached 6 photos to train on, 2 to evaluate" in capsys.readouterr().out
+    measured = json.loads((run / "blend.json").read_text())
+    assert [(r["geometry_weight"], r["gaicd_weight"], r["temperature"], r["mirror"]) for r in measured["measured"]] \
+        == [(0.5, 0.0, 1.0, False)]
+    config = S2CNetWithPriors.load(run / "blend.safetensors").config
+    assert (config.geometry_weight, config.gaicd_weight, config.temperature, config.mirror) == (0.5, 0.0, 1.0, False)
+    for bad in (["--blend-setting", "0.5:0"], ["--blend-setting", "0.5:0:1", "--mirror", "auto"],
+                ["--blend-setting", "a:0:1", "--mirror", "on"], ["--blend-setting", "0.5:0:-1", "--mirror", "on"]):
+        with pytest.raises(SystemExit) as exit_info:
+            cli.main(base + bad)
+        assert exit_info.value.code == 2 and "--blend-setting" in capsys.readouterr().err

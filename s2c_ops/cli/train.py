@@ -41,6 +41,14 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
                       help="skip the blend with the geometry priors at the end (blend.safetensors)")
     fcdb.add_argument("--mirror", choices=("auto", "on", "off"), default="auto",
                       help="the blend scores the mirror image too (on), not (off), or whichever measures best (auto)")
+    fcdb.add_argument("--train-split", choices=("fit", "train"), default="fit",
+                      help="photos to train on: fit (all but the validation list; default) or train (all of them: "
+                           "for the shipped weights once every setting is fixed; validation figures are then not "
+                           "held out)")
+    fcdb.add_argument("--blend-setting", metavar="G:P:T",
+                      help="the blend to write, instead of the best of the grid on --eval-split: FCDB prior weight, "
+                           "GAICD prior weight and temperature ('none' for no decoding), e.g. 0.5:0:1; needs "
+                           "--mirror on or off")
     gaicd = p.add_argument_group("GAICD")
     gaicd.add_argument("--workers", type=int, default=0, help="DataLoader workers")
 
@@ -48,7 +56,7 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
 def add_parsers(subparsers) -> None:
     p = subparsers.add_parser("train", help="train S2CNet on GAICD or FCDB (also under torchrun)", description=DESCRIPTION)
     add_train_arguments(p)
-    p.set_defaults(func=run_train)
+    p.set_defaults(func=run_train, train_parser=p)
 
     p = subparsers.add_parser(
         "train-prior", help="train the geometry prior on GAICD ratings (minutes on a CPU)",
@@ -76,16 +84,36 @@ def run_train(args: argparse.Namespace) -> int:
     if kind == "fcdb":
         from ..training.fcdb import train_fcdb
 
+        mirror = {"auto": None, "on": True, "off": False}[args.mirror]
+        try:
+            setting = _blend_setting(args.blend_setting, mirror) if args.blend_setting else None
+        except ValueError as e:
+            args.train_parser.error(str(e))
         train_fcdb(args.data, args.out, finetune_epochs=args.finetune_epochs, finetune_lr=args.finetune_lr,
                    temperature=args.temperature, pair_weight=args.pair_weight, sample=args.sample,
                    photos_per_step=args.photos_per_step, proposer=args.proposer, blend=args.blend,
-                   mirror={"auto": None, "on": True, "off": False}[args.mirror],
-                   log=_log, **common)
+                   mirror=mirror, split=args.train_split, blend_setting=setting, log=_log, **common)
     else:
         from ..training.gaicd import train_gaicd
 
         train_gaicd(args.data, args.out, workers=args.workers, log=_log, **common)
     return 0
+
+
+def _blend_setting(text: str, mirror):
+    """``G:P:T`` and the mirror choice as a blend grid point ``(G, P, T, mirror)``."""
+    parts = text.split(":")
+    if len(parts) != 3 or mirror is None:
+        raise ValueError(
+            f"--blend-setting {text!r}: expected G:P:T (e.g. 0.5:0:1) with --mirror on or off")
+    try:
+        g, p = float(parts[0]), float(parts[1])
+        t = None if parts[2].lower() == "none" else float(parts[2])
+    except ValueError:
+        raise ValueError(f"--blend-setting {text!r}: G, P and T must be numbers (T may be none)")
+    if g < 0 or p < 0 or (t is not None and t <= 0):
+        raise ValueError(f"--blend-setting {text!r}: weights must be >= 0 and T > 0")
+    return g, p, t, mirror
 
 
 def run_train_prior(args: argparse.Namespace) -> int:

@@ -38,7 +38,7 @@ from ..models.s2cnet import S2CNet
 from ..ops.boxes import flip_boxes
 from .features import CachedPhoto, cache_photos
 from .losses import listwise_loss, pair_loss
-from .run import Distributed, RunFolder, freeze_backbone_batchnorm, summary_of
+from .run import Distributed, RunFolder, freeze_backbone_batchnorm, seed_epoch, summary_of
 
 LOG_FIELDS = ["epoch", "stage", "loss", "ratio_iou", "ratio_bde", "free_iou", "free_bde", "seconds"]
 PROTOCOLS = ("ratio", "free")
@@ -158,7 +158,7 @@ def measure_blends(model: S2CNet, fcdb_prior, gaicd_prior, photos: List[CachedPh
     """IoU and BDE on ``photos`` of :class:`~s2c_ops.models.blend.S2CNetWithPriors` for each
     ``(geometry_weight, gaicd_weight, temperature, mirror)`` of ``grid``: S2CNet on the photo (and its mirror
     image; its own features: right after fine-tuning too), the weighted priors, the expected-IoU decoding."""
-    from ..models.blend import blend_scores
+    from ..models.blend import SHORTLIST, blend_scores
 
     model.eval()
     combos = [(g, p, t, m) for g in grid[0] for p in grid[1] for t in grid[2] for m in grid[3]]
@@ -171,7 +171,9 @@ def measure_blends(model: S2CNet, fcdb_prior, gaicd_prior, photos: List[CachedPh
             fcdb, gaicd = (prior_scores(p, photo, 0, boxes) for p in (fcdb_prior, gaicd_prior))
             rois = torch.cat([torch.zeros(len(boxes), 1), boxes], 1)
             for (g, p, t, m), metrics in per_combo.items():
-                scores = blend_scores([own, mirrored] if m else [own], [(g, fcdb), (p, gaicd)], rois, t)
+                scored = [own, mirrored] if m else [own]
+                scores = blend_scores(lambda rows, v=scored: v if rows is None else [s[rows] for s in v],
+                                      [(g, fcdb), (p, gaicd)], rois, t, shortlist=SHORTLIST)
                 metrics.update(photo.file, "blend", protocol, boxes[int(scores.argmax())], photo.crop,
                                photo.geometry.original)
     out = {}
@@ -202,7 +204,7 @@ def train_fcdb(data, out, *, config: ConfigLike = "GAICv1", antialias: bool = Tr
                lr: float = 3e-4, finetune_lr: float = 3e-5, weight_decay: float = 1e-4, temperature: float = 0.05,
                pair_weight: float = 0.5, sample: int = 24, photos_per_step: int = 4, proposer: str = "default",
                split: str = "fit", eval_split: str = "val", backbone_weights: str = "imagenet", seed: int = 0,
-               blend: bool = True, mirror: Optional[bool] = None,
+               blend: bool = True, mirror: Optional[bool] = None, blend_setting: Optional[tuple] = None,
                resume: bool = False, device: Optional[str] = None, log=print) -> Dict[str, Any]:
     """Trains S2CNet on the FCDB folder ``data`` into the run folder ``out`` (see the module docstring) and
     returns the summary. ``split`` is trained on (``"fit"``: the training photos without the validation
@@ -210,14 +212,14 @@ def train_fcdb(data, out, *, config: ConfigLike = "GAICv1", antialias: bool = Tr
     is trained on FCDB too, and :class:`~s2c_ops.models.blend.S2CNetWithPriors` is measured on
     ``eval_split`` for each setting of :data:`BLEND_GRID` (``mirror``: only those with, or without, the
     mirror image; ``None``: both); the best goes to ``out/blend.safetensors``
-    (``blend.json`` lists them all; rank 0). ``antialias``: the model's input is resized with
+    (``blend.json`` lists them all; rank 0), or with ``blend_setting`` ``(G, P, T, mirror)`` that one
+    (chosen beforehand: ``split="train"`` trains on the evaluated photos too). ``antialias``: the model's input is resized with
     antialiasing (``config.antialias``; the face proposer needs it). The cache goes to
     ``out/features.rank<r>.pt`` and is reused on resume."""
     run = Distributed(device)
     folder = RunFolder(Path(out), LOG_FIELDS, ["loss", "ratio_iou", "free_iou"])
     torch.manual_seed(seed)
-    rng = random.Random(seed + run.rank)
-    generator = torch.Generator().manual_seed(seed + run.rank)
+    generator = torch.Generator()
 
     saved = folder.load_state() if resume else None
     model = S2CNet(saved["config"] if saved else replace(resolve_config(config), antialias=antialias))
@@ -272,6 +274,7 @@ def train_fcdb(data, out, *, config: ConfigLike = "GAICv1", antialias: bool = Tr
                 optimiser.load_state_dict(saved["optimiser"])
                 schedule.load_state_dict(saved["schedule"])
         started = time.time()
+        rng = random.Random(seed_epoch(seed, run.rank, epoch, generator))
         model.train()
         freeze_backbone_batchnorm(model)
         for p in backbone:
@@ -316,7 +319,7 @@ def train_fcdb(data, out, *, config: ConfigLike = "GAICv1", antialias: bool = Tr
     extra: Dict[str, Any] = {}
     if run.rank == 0 and blend and cache["eval"]:
         extra = _write_blend(model, cache, run.device, preprocess, folder, seed=seed, temperature=temperature,
-                             mirror=mirror, log=log)
+                             mirror=mirror, setting=blend_setting, log=log)
     summary = summary_of(model, run, rows, epochs=epochs, finetune_epochs=finetune_epochs, **extra)
     if run.rank == 0:
         folder.write_summary(summary)
@@ -327,18 +330,20 @@ def train_fcdb(data, out, *, config: ConfigLike = "GAICv1", antialias: bool = Tr
 
 def _write_blend(model: S2CNet, cache: Dict[str, List[CachedPhoto]], device: torch.device,
                  preprocess: OfficialPreprocess, folder: RunFolder, *, seed: int, temperature: float,
-                 mirror: Optional[bool], log) -> Dict[str, Any]:
-    """The FCDB geometry prior trained, every blend of :data:`BLEND_GRID` measured on the evaluated photos,
-    the best (mean of the two protocols' IoU) written to ``blend.safetensors``, all of them to ``blend.json``."""
+                 mirror: Optional[bool], setting: Optional[tuple], log) -> Dict[str, Any]:
+    """The FCDB geometry prior trained, every blend of :data:`BLEND_GRID` (or the one ``setting``) measured
+    on the evaluated photos, the best (mean of the two protocols' IoU) written to ``blend.safetensors``, all
+    of them to ``blend.json``."""
     from ..models.blend import S2CNetWithPriors
     from ..models.default import prior
 
     fcdb_prior = train_fcdb_prior(cache["train"], epochs=20, lr=2e-3, temperature=temperature, seed=seed, log=log)
     gaicd_prior = prior()
-    results = measure_blends(model, fcdb_prior, gaicd_prior, cache["eval"], device, preprocess)
+    grid = BLEND_GRID if setting is None else tuple((value,) for value in setting)
+    results = measure_blends(model, fcdb_prior, gaicd_prior, cache["eval"], device, preprocess, grid)
     allowed = [c for c in results if mirror is None or c[3] == mirror]
     best = max(allowed, key=lambda c: results[c]["ratio_iou"] + results[c]["free_iou"])
-    for combo in ((0.0, 0.0, None, True), (0.0, 0.0, None, False), best):
+    for combo in [c for c in ((0.0, 0.0, None, True), (0.0, 0.0, None, False)) if c in results] + [best]:
         r = results[combo]
         log(f"blend (FCDB prior {combo[0]:g}, GAICD prior {combo[1]:g}, temperature {combo[2]}, mirror "
             f"{combo[3]}): ratio given IoU "

@@ -15,7 +15,7 @@ from ..evaluation import evaluate_gaicd
 from ..models.config import ConfigLike
 from ..models.official import load_imagenet_backbone
 from ..models.s2cnet import S2CNet
-from .run import Distributed, RunFolder, freeze_backbone_batchnorm, summary_of
+from .run import Distributed, RunFolder, freeze_backbone_batchnorm, seed_epoch, summary_of
 
 LOG_FIELDS = ["epoch", "loss", "srcc", "pcc", "acc5", "acc10", "seconds"]
 
@@ -56,6 +56,7 @@ def train_gaicd(data, out, *, config: ConfigLike = "GAICv1", epochs: int = 80, l
     loader = DataLoader(train_set, batch_size=1, sampler=sampler, collate_fn=collate, num_workers=workers)
     for epoch in range(start_epoch, epochs):
         started = time.time()
+        seed_epoch(seed, run.rank, epoch, *([train_set.generator] if train_set.generator is not None else []))
         sampler.set_epoch(epoch)
         model.train()
         freeze_backbone_batchnorm(model)

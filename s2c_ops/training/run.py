@@ -24,6 +24,17 @@ def freeze_backbone_batchnorm(model: nn.Module) -> None:
                 p.requires_grad_(False)
 
 
+def seed_epoch(seed: int, rank: int, epoch: int, *generators: torch.Generator) -> int:
+    """Seeds torch's global RNG and ``generators`` for one epoch of one rank, and returns the seed (for
+    Python's ``random``): every epoch draws the same numbers whether the run went straight through or was
+    resumed before it."""
+    value = (seed * 1_000_003 + rank) * 10_007 + epoch
+    torch.manual_seed(value)
+    for generator in generators:
+        generator.manual_seed(value)
+    return value
+
+
 def plot_curves(rows: List[Dict[str, float]], path: Path, keys: Sequence[str]) -> None:
     """The per-epoch values of ``keys`` (the loss, then quality figures) as a PNG drawn with Pillow."""
     from PIL import Image, ImageDraw
