@@ -1,4 +1,4 @@
-"""GAICD reading (s2c_ops.data): the real files in ../shared/data/GAIC, the official pre-processing and
+"""GAICD reading (s2c_ops.data): the real files (../shared/data/GAIC, or the repo's cut of it), the official pre-processing and
 box snapping, augmentation (flip, jitter, reproducibility), collate, MOS -2 rows, and every kind of
 malformed data raising GAICDError with the file and line."""
 import json
@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader
 
-from conftest import SHARED
+from conftest import GAIC, GAIC_COUNTS
 from s2c_ops.data import (
     GAICD,
     GAICDError,
@@ -28,11 +28,8 @@ from s2c_ops.data import (
 )
 from s2c_ops.cropping.transforms import OfficialPreprocess
 
-GAIC = SHARED / "data" / "GAIC"
 TRAIN_WITH_IMAGE = "211958"
 TEST_WITH_IMAGE = "265813"
-
-needs_gaic = pytest.mark.skipif(not (GAIC / "split.json").exists(), reason=f"{GAIC} is not here")
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -93,25 +90,24 @@ def file_rows(path):
 # ---------------------------------------------------------------------------------------------------
 # The real data
 # ---------------------------------------------------------------------------------------------------
-@needs_gaic
 def test_real_counts():
+    n = GAIC_COUNTS
     split = read_split(GAIC / "split.json")
-    assert len(split["train"]) == 1036 and len(split["test"]) == 200
+    assert len(split["train"]) == n["train"] and len(split["test"]) == n["test"]
     assert len(set(split["train"]) & set(split["test"])) == 0
     annotated = {p.stem for p in (GAIC / "annotations").glob("*.txt")}
-    assert len(annotated) == 1040 and {p.stem for p in (GAIC / "bbox").glob("*.txt")} == annotated
+    assert len(annotated) == n["annotated"] and {p.stem for p in (GAIC / "bbox").glob("*.txt")} == annotated
     assert set(split["train"]) <= annotated
     sizes = read_image_sizes(GAIC / "image_sizes.json")
-    assert len(sizes) == 1236 and sizes[TRAIN_WITH_IMAGE] == (683, 1024)  # (H, W); the file has [W, H]
+    assert len(sizes) == n["sizes"] and sizes[TRAIN_WITH_IMAGE] == (683, 1024)  # (H, W); the file has [W, H]
 
-    assert len(GAICD(GAIC, "train", pixels=False)) == 1036
+    assert len(GAICD(GAIC, "train", pixels=False)) == n["train"]
     test = GAICD(GAIC, "test", pixels=False)
     assert sorted(test.ids) == ["265813", "297406", "302166", "309808"]
     assert GAICD.ids_with_images(GAIC, "train") == [TRAIN_WITH_IMAGE]
-    assert sorted(GAICD.ids_with_images(GAIC, "test")) == sorted(test.ids)
+    assert sorted(GAICD.ids_with_images(GAIC, "test")) == n["test_with_images"]
 
 
-@needs_gaic
 def test_real_train_with_pixels_names_missing_image():
     with pytest.raises(GAICDError, match=r"images/train/\d+\.jpg: image missing .*with_images"):
         GAICD(GAIC, "train")
@@ -150,7 +146,6 @@ def _check_pixel_item(item, image_id, split):
     assert item["flipped"] is False
 
 
-@needs_gaic
 def test_real_train_item_with_pixels():
     ds = GAICD.with_images(GAIC, "train")
     assert ds.ids == [TRAIN_WITH_IMAGE] and len(ds) == 1
@@ -164,13 +159,11 @@ def test_real_train_item_with_pixels():
     _check_pixel_item(item, TRAIN_WITH_IMAGE, "train")
 
 
-@needs_gaic
 def test_real_test_item_with_pixels():
     ds = GAICD(GAIC, "test", ids=[TEST_WITH_IMAGE], num_object_boxes=10)
     _check_pixel_item(ds[0], TEST_WITH_IMAGE, "test")
 
 
-@needs_gaic
 def test_real_geometry_only_all_train():
     start = time.perf_counter()
     ds = GAICD(GAIC, "train", pixels=False)
@@ -186,9 +179,9 @@ def test_real_geometry_only_all_train():
         assert torch.all(item["mos"] >= 1) and torch.all(item["mos"] <= 5)
         total += len(crops)
     elapsed = time.perf_counter() - start
-    assert elapsed < 5.0, f"geometry-only loading of 1,036 images took {elapsed:.2f} s"
+    assert elapsed < 5.0, f"geometry-only loading of {len(ds)} images took {elapsed:.2f} s"
     lines = sum(len(file_rows(GAIC / "annotations" / f"{i}.txt")) for i in ds.ids)
-    assert total == lines > 85_000  # no MOS -2 row in these files: every line is a crop
+    assert total == lines > GAIC_COUNTS["crop_lines"]  # no MOS -2 row in these files: every line is a crop
 
     # a second pass is served from the parse cache
     start = time.perf_counter()
@@ -197,7 +190,6 @@ def test_real_geometry_only_all_train():
     assert time.perf_counter() - start < elapsed
 
 
-@needs_gaic
 def test_real_geometry_keeps_file_values():
     ds = GAICD(GAIC, "train", pixels=False, ids=["232649", TRAIN_WITH_IMAGE])
     item = ds[0]
@@ -207,7 +199,6 @@ def test_real_geometry_keeps_file_values():
     assert ds[1]["crop_lines"].tolist() == list(range(1, len(file_rows(GAIC / "annotations" / f"{TRAIN_WITH_IMAGE}.txt")) + 1))
 
 
-@needs_gaic
 def test_real_loader_and_model_accept_items():
     from s2c_ops import S2CNet
 

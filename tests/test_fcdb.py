@@ -60,11 +60,19 @@ def test_validation_split_and_errors(tmp_path):
 def test_the_packaged_validation_list():
     names = validation_files()
     assert len(names) == 200 == len(set(names)) and names == sorted(names)
-    if FCDB_DIR.exists():
-        photos, report = read_fcdb(FCDB_DIR, "train")
-        assert len(photos) == 1338 and report.clipped == 47 and report.dropped == 0
-        assert {p.file for p in read_fcdb(FCDB_DIR, "val")[0]} == set(names)
-        assert len(read_fcdb(FCDB_DIR, "fit")[0]) == 1138
+    assert all(name.endswith((".jpg", ".png")) and "/" not in name for name in names)
+
+
+@pytest.mark.skipif(not FCDB_DIR.exists(), reason=f"{FCDB_DIR} (the team's FCDB copy; its photos are not ours "
+                                                  "to copy into the repo) is not here")
+def test_the_validation_list_is_the_documented_draw_of_the_team_copy():
+    photos, report = read_fcdb(FCDB_DIR, "train")
+    assert len(photos) == 1338 and report.clipped == 47 and report.dropped == 0
+    files = sorted(p.file for p in photos)
+    drawn = torch.randperm(1338, generator=torch.Generator().manual_seed(0))[:200].tolist()
+    assert sorted(files[i] for i in drawn) == validation_files()
+    assert {p.file for p in read_fcdb(FCDB_DIR, "val")[0]} == set(validation_files())
+    assert len(read_fcdb(FCDB_DIR, "fit")[0]) == 1138
 
 
 def test_eval_on_fcdb_reports_both_protocols_and_baselines(tmp_path, capsys):
