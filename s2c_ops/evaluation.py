@@ -43,7 +43,8 @@ class BestCropMetrics:
                size) -> None:
         height, width = size
         b, t = box.double().numpy(), truth.double().numpy()
-        entry = {"box": [round(float(v), 2) for v in b], "iou": float(iou(b, t)), "bde": float(bde(b, t, width, height))}
+        entry = {"box": [round(float(v), 2) for v in b], "iou": float(iou(b, t)),
+                 "bde": float(bde(b, t, height=height, width=width))}
         self.photos.setdefault(file, {}).setdefault(method, {})[protocol] = entry
 
     def compute(self) -> Dict[str, Dict[str, Dict[str, float]]]:

@@ -236,20 +236,20 @@ def test_iou_vectorised():
 
 def test_bde_hand():
     # every boundary off by 10% of its side
-    assert bde([0, 0, 50, 100], [10, 20, 60, 80], 100, 200) == pytest.approx(0.1)
+    assert bde([0, 0, 50, 100], [10, 20, 60, 80], height=200, width=100) == pytest.approx(0.1)
     # dx1 = 20/100, dy2 = 100/200, the rest 0: (0.2 + 0.5) / 4
-    assert bde([0, 0, 100, 200], [20, 0, 100, 100], 100, 200) == pytest.approx(0.175)
-    assert bde([1, 2, 3, 4], [1, 2, 3, 4], 10, 10) == 0.0
-    assert isinstance(bde([1, 2, 3, 4], [1, 2, 3, 4], 10, 10), float)
+    assert bde([0, 0, 100, 200], [20, 0, 100, 100], height=200, width=100) == pytest.approx(0.175)
+    assert bde([1, 2, 3, 4], [1, 2, 3, 4], height=10, width=10) == 0.0
+    assert isinstance(bde([1, 2, 3, 4], [1, 2, 3, 4], height=10, width=10), float)
 
 
 def test_bde_vectorised():
     pred = np.array([[0, 0, 50, 100], [0, 0, 100, 200]])
     gt = np.array([[10, 20, 60, 80], [20, 0, 100, 100]])
-    np.testing.assert_allclose(bde(pred, gt, 100, 200), [0.1, 0.175])
+    np.testing.assert_allclose(bde(pred, gt, height=200, width=100), [0.1, 0.175])
     # one size per box: second image twice as large halves its error
-    np.testing.assert_allclose(bde(pred, gt, [100, 200], [200, 400]), [0.1, 0.0875])
-    np.testing.assert_allclose(bde(pred[:1], gt[:1], 100, 200), [0.1])
+    np.testing.assert_allclose(bde(pred, gt, height=[200, 400], width=[100, 200]), [0.1, 0.0875])
+    np.testing.assert_allclose(bde(pred[:1], gt[:1], height=200, width=100), [0.1])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -403,10 +403,12 @@ def test_bad_boxes():
     with pytest.raises(ValueError, match="paired"):
         iou(np.zeros((2, 4)), np.zeros((3, 4)))
     with pytest.raises(ValueError, match="width must be > 0"):
-        bde([0, 0, 1, 1], [0, 0, 1, 1], 0, 10)
+        bde([0, 0, 1, 1], [0, 0, 1, 1], height=10, width=0)
+    with pytest.raises(TypeError):  # the sizes by keyword: the earlier positional (width, height) is refused
+        bde([0, 0, 1, 1], [0, 0, 1, 1], 10, 20)
     with pytest.raises(ValueError, match="height"):
-        bde([0, 0, 1, 1], [0, 0, 1, 1], 10, float("nan"))
+        bde([0, 0, 1, 1], [0, 0, 1, 1], height=float("nan"), width=10)
     with pytest.raises(ValueError, match="do not match"):
-        bde(np.zeros((3, 4)), np.zeros((3, 4)), [1.0, 2.0], 1.0)
+        bde(np.zeros((3, 4)), np.zeros((3, 4)), height=1.0, width=[1.0, 2.0])
     with pytest.raises(ValueError, match="y2 < y1"):
-        bde([0, 5, 1, 1], [0, 0, 1, 1], 10, 10)
+        bde([0, 5, 1, 1], [0, 0, 1, 1], height=10, width=10)

@@ -53,9 +53,9 @@ Best-crop benchmarks (FCDB / FLMS), boxes ``(x1, y1, x2, y2)`` in pixels, shape 
 ``(N, 4)`` (broadcast against each other, pairs taken row by row):
 
 ``iou(box_a, box_b)`` -- intersection over union. Two zero-area boxes give 0.
-``bde(box_pred, box_gt, width, height)`` -- boundary displacement error: the mean of
+``bde(box_pred, box_gt, *, height, width)`` -- boundary displacement error: the mean of
     ``|x1 - x1'| / W``, ``|x2 - x2'| / W``, ``|y1 - y1'| / H``, ``|y2 - y2'| / H``.
-    ``width``/``height`` are scalars or one value per box.
+    ``height``/``width`` (keywords) are scalars or one value per box.
 
 Both return a Python ``float`` when both boxes are single ``(4,)`` boxes, else a ``float64``
 ``numpy.ndarray`` of shape ``(N,)``. Boxes must be finite with ``x2 >= x1`` and ``y2 >= y1``.
@@ -283,13 +283,14 @@ def iou(box_a: Any, box_b: Any):
     return _result(out, single)
 
 
-def bde(box_pred: Any, box_gt: Any, width: Any, height: Any):
+def bde(box_pred: Any, box_gt: Any, *, height: Any, width: Any):
     """Boundary displacement error between predicted and ground-truth boxes, row by row.
 
     Mean of the four boundary offsets, horizontal ones divided by the image ``width`` and vertical
-    ones by ``height``: ``(|dx1| / W + |dx2| / W + |dy1| / H + |dy2| / H) / 4``. ``width``/``height``
-    are positive scalars or one value per box. Returns a ``float`` for two single boxes with scalar
-    sizes, else a float64 array ``(N,)``.
+    ones by ``height``: ``(|dx1| / W + |dx2| / W + |dy1| / H + |dy2| / H) / 4``. ``height``/``width``
+    are positive scalars or one value per box, by keyword (the (height, width) order of the rest of the
+    package; an earlier release took them positionally as width, height). Returns a ``float`` for two
+    single boxes with scalar sizes, else a float64 array ``(N,)``.
     """
     a = _boxes(box_pred, "box_pred")
     b = _boxes(box_gt, "box_gt")
