@@ -71,3 +71,29 @@ def test_without_prior_weight_every_candidate_is_scored():
 def test_bad_shortlist(shortlist):
     with pytest.raises(ValueError, match="shortlist"):
         BlendConfig(shortlist=shortlist)
+
+
+def test_sets_of_one_aspect_ratio_decode_at_the_ratio_temperature():
+    from s2c_ops.cropping.candidates import grid_anchors
+    from s2c_ops.models.blend import one_aspect_ratio
+
+    images, sets, objects = inputs(2)
+    free = grid_anchors(160, 256)
+    assert one_aspect_ratio(sets[0]) and one_aspect_ratio(sets[1]) and not one_aspect_ratio(free)
+    crops = [torch.cat([sets[0], free])]
+    groups = [[len(sets[0]), len(free)]]
+    undecoded = blend(shortlist=None, temperature=None)
+    two = blend(shortlist=None, temperature=1.0, ratio_temperature=2.0)
+    two.load_state_dict(undecoded.state_dict())
+    with torch.no_grad():
+        raw = undecoded(images, crops, objects, groups=groups)
+        scores = two(images, crops, objects, groups=groups)
+    rois = torch.cat([torch.zeros(len(crops[0]), 1), crops[0]], 1)
+    n = len(sets[0])
+    torch.testing.assert_close(scores[:n], expected_iou(rois[:n], raw[:n], 2.0))
+    torch.testing.assert_close(scores[n:], expected_iou(rois[n:], raw[n:], 1.0))
+    assert not torch.allclose(scores[:n], expected_iou(rois[:n], raw[:n], 1.0))
+    with pytest.raises(ValueError, match="ratio_temperature needs a temperature"):
+        BlendConfig(temperature=None, ratio_temperature=2.0)
+    with pytest.raises(ValueError, match="temperature must be None or > 0"):
+        BlendConfig(temperature=0.0)

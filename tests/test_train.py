@@ -132,14 +132,19 @@ def test_fcdb_training_resume_and_finetune(tmp_path):
     assert len(read_fcdb(data)[0]) == 6
     # the blend with the geometry priors: every setting of the grid measured, the best one written
     from s2c_ops.models.blend import S2CNetWithPriors
-    from s2c_ops.training.fcdb import BLEND_GRID
+    from s2c_ops.training.fcdb import BLEND_GRID, choose_blend
 
     blend = S2CNetWithPriors.load(run / "blend.safetensors")
     measured = json.loads((run / "blend.json").read_text())
     assert len(measured["measured"]) == math.prod(len(axis) for axis in BLEND_GRID)
-    best = max(measured["measured"], key=lambda r: r["ratio_iou"] + r["free_iou"])
-    assert blend.config.geometry_weight == best["geometry_weight"] == summary["blend"]["geometry_weight"]
-    assert blend.config.temperature == best["temperature"] and blend.config.gaicd_weight == best["gaicd_weight"]
+    rows = {(r["geometry_weight"], r["gaicd_weight"], r["temperature"], r["mirror"]): r for r in measured["measured"]}
+    best = choose_blend(rows)
+    assert best == measured["chosen"] == summary["blend"]
+    c = blend.config
+    assert (c.geometry_weight, c.gaicd_weight, c.temperature, c.ratio_temperature, c.mirror) == tuple(
+        best[k] for k in ("geometry_weight", "gaicd_weight", "temperature", "ratio_temperature", "mirror"))
+    # the best of the grid: no single temperature for both protocols does better
+    assert all(r["ratio_iou"] + r["free_iou"] <= best["ratio_iou"] + best["free_iou"] for r in rows.values())
     torch.testing.assert_close(blend.s2cnet.head.weight, last.head.weight)
     scores = blend(torch.zeros(1, 3, 64, 96), [torch.tensor([[0.0, 0, 96, 64], [10.0, 5, 70, 50]])],
                    [torch.tensor([[0.0, 0, 96, 64]] * 10)])
@@ -165,15 +170,18 @@ def test_fcdb_training_on_every_photo_with_a_fixed_blend(tmp_path, capsys):
     run = tmp_path / "run"
     base = ["train", "--data", str(data), "--out", str(run), "--backbone-weights", "none", "--device", "cpu",
             "--proposer", "saliency", "--sample", "8", "--photos-per-step", "2", "--epochs", "1"]
-    assert cli.main(base + ["--train-split", "train", "--blend-setting", "0.5:0:1", "--mirror", "off"]) == 0
+    assert cli.main(base + ["--train-split", "train", "--blend-setting", "0.5:0:1:1.4", "--mirror", "off"]) == 0
     assert "cached 6 photos to train on, 2 to evaluate" in capsys.readouterr().out
     measured = json.loads((run / "blend.json").read_text())
     assert [(r["geometry_weight"], r["gaicd_weight"], r["temperature"], r["mirror"]) for r in measured["measured"]] \
-        == [(0.5, 0.0, 1.0, False)]
-    config = S2CNetWithPriors.load(run / "blend.safetensors").config
-    assert (config.geometry_weight, config.gaicd_weight, config.temperature, config.mirror) == (0.5, 0.0, 1.0, False)
+        == [(0.5, 0.0, 1.0, False), (0.5, 0.0, 1.4, False)]
+    assert measured["chosen"]["ratio_iou"] == measured["measured"][1]["ratio_iou"]
+    assert measured["chosen"]["free_iou"] == measured["measured"][0]["free_iou"]
+    c = S2CNetWithPriors.load(run / "blend.safetensors").config
+    assert (c.geometry_weight, c.gaicd_weight, c.temperature, c.ratio_temperature, c.mirror) == (0.5, 0, 1, 1.4, False)
     for bad in (["--blend-setting", "0.5:0"], ["--blend-setting", "0.5:0:1", "--mirror", "auto"],
-                ["--blend-setting", "a:0:1", "--mirror", "on"], ["--blend-setting", "0.5:0:-1", "--mirror", "on"]):
+                ["--blend-setting", "a:0:1", "--mirror", "on"], ["--blend-setting", "0.5:0:-1", "--mirror", "on"],
+                ["--blend-setting", "0.5:0:none:1", "--mirror", "on"]):
         with pytest.raises(SystemExit) as exit_info:
             cli.main(base + bad)
         assert exit_info.value.code == 2 and "--blend-setting" in capsys.readouterr().err

@@ -11,7 +11,10 @@ Per image, over its candidate crops:
    candidates) @ softmax(raw / temperature)`` (minimum-Bayes-risk decoding: a candidate that overlaps
    the likely ones beats an isolated peak). Scores then lie in [0, 1] and depend on the candidate set:
    ``groups=`` splits an image's candidates into sets decoded on their own (one per ratio, so that a
-   ratio's crop never depends on the other ratios asked for).
+   ratio's crop never depends on the other ratios asked for). A set whose crops all have one aspect
+   ratio (what ``Cropper.crop(photo, ratio)`` scores) is decoded at ``ratio_temperature`` when it is
+   given: on FCDB's validation photos such sets gain from a softer distribution than free-form sets
+   (the official grid, many aspect ratios) do (docs/models.md).
 3. With a ``shortlist`` of N, S2CNet scores only each set's N candidates the priors rank highest; the others
    stay out of the softmax (weight 0) but are still decoded, by their IoU with the likely crops. S2CNet's
    graph stage, the costliest part after the backbone, scales with the candidates it scores; with the
@@ -51,11 +54,19 @@ class BlendConfig:
     temperature: Optional[float] = 1.0
     #: S2CNet scores each candidate set's ``shortlist`` best by the priors (None: all of them).
     shortlist: Optional[int] = SHORTLIST
+    #: The temperature of sets of one aspect ratio (None: ``temperature``).
+    ratio_temperature: Optional[float] = None
 
     def __post_init__(self) -> None:
         if self.shortlist is not None and (isinstance(self.shortlist, bool) or not isinstance(self.shortlist, int)
                                            or self.shortlist < 1):
             raise ValueError(f"BlendConfig.shortlist must be None or a positive int, got {self.shortlist!r}")
+        for name in ("temperature", "ratio_temperature"):
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                raise ValueError(f"BlendConfig.{name} must be None or > 0, got {value!r}")
+        if self.temperature is None and self.ratio_temperature is not None:
+            raise ValueError("BlendConfig.ratio_temperature needs a temperature (without one nothing is decoded)")
 
     @property
     def bbox_num(self) -> int:
@@ -76,13 +87,30 @@ def candidate_sets(crops: Tensor, counts: Optional[Sequence[int]] = None) -> Lis
     return [(index == image).nonzero().squeeze(1) for image in torch.unique(index)]
 
 
-def expected_iou(crops: Tensor, raw: Tensor, temperature: float, counts: Optional[Sequence[int]] = None) -> Tensor:
+#: A set's crops have one aspect ratio when the largest is within this factor of the smallest (candidates of
+#: one ratio differ by whole-pixel rounding alone).
+ONE_RATIO = 1.01
+
+
+def one_aspect_ratio(boxes: Tensor) -> Tensor:
+    """Whether the boxes ``(N, 4)`` share one aspect ratio (:data:`ONE_RATIO`), as a 0-dim bool tensor."""
+    aspect = (boxes[:, 2] - boxes[:, 0]).clamp_min(1e-6) / (boxes[:, 3] - boxes[:, 1]).clamp_min(1e-6)
+    return aspect.max() <= aspect.min() * ONE_RATIO
+
+
+def expected_iou(crops: Tensor, raw: Tensor, temperature: float, counts: Optional[Sequence[int]] = None,
+                 ratio_temperature: Optional[float] = None) -> Tensor:
     """Each crop's expected IoU with the best crop of its set when the best is distributed as
-    ``softmax(raw / temperature)`` over the set (:func:`candidate_sets`): ``crops`` rois (K, 5), ``raw`` (K,)."""
+    ``softmax(raw / temperature)`` over the set (:func:`candidate_sets`): ``crops`` rois (K, 5), ``raw`` (K,).
+    A set of one aspect ratio (:func:`one_aspect_ratio`) takes ``ratio_temperature`` when it is given
+    (chosen on the device: no host read)."""
     out = torch.empty_like(raw)
     for rows in candidate_sets(crops, counts):
         boxes = crops[rows, 1:]
-        out[rows] = box_iou(boxes, boxes) @ torch.softmax(raw[rows] / temperature, 0)
+        t = temperature
+        if ratio_temperature is not None and ratio_temperature != temperature:
+            t = torch.where(one_aspect_ratio(boxes), ratio_temperature, temperature).to(raw.dtype)
+        out[rows] = box_iou(boxes, boxes) @ torch.softmax(raw[rows] / t, 0)
     return out
 
 
@@ -95,12 +123,14 @@ def shortlist_rows(ranking: Tensor, crops: Tensor, size: int, counts: Optional[S
 
 def blend_scores(s2cnet_views: Callable[[Optional[Tensor]], Sequence[Tensor]],
                  priors: Sequence[Tuple[float, Optional[Tensor]]], crops: Tensor, temperature: Optional[float],
-                 counts: Optional[Sequence[int]] = None, shortlist: Optional[int] = None) -> Tensor:
+                 counts: Optional[Sequence[int]] = None, shortlist: Optional[int] = None,
+                 ratio_temperature: Optional[float] = None) -> Tensor:
     """The module docstring's formula, the one :class:`S2CNetWithPriors` and the training's blend grid
     use. ``s2cnet_views(rows)`` gives S2CNet's scores of ``crops[rows]`` (all crops for ``None``) on each
     view (the photo, and its mirror image); ``priors`` are ``(weight, scores)`` pairs (scores may be
     ``None`` for a weight of 0). Their mean plus the weighted priors, over the ``shortlist`` (when the
-    priors weigh anything; the rest -inf), then with a ``temperature`` the expected IoU of ``crops``."""
+    priors weigh anything; the rest -inf), then with a ``temperature`` the expected IoU of ``crops``
+    (:func:`expected_iou`, sets of one aspect ratio at ``ratio_temperature`` when given)."""
     prior = torch.zeros(len(crops), device=crops.device)
     weighted = False
     for weight, scores in priors:
@@ -114,7 +144,7 @@ def blend_scores(s2cnet_views: Callable[[Optional[Tensor]], Sequence[Tensor]],
     else:
         values = prior[rows] + net
         raw = values.new_full((len(crops),), -math.inf).index_put_((rows,), values)
-    return raw if temperature is None else expected_iou(crops, raw, temperature, counts)
+    return raw if temperature is None else expected_iou(crops, raw, temperature, counts, ratio_temperature)
 
 
 @weights_format("s2cnet-blend/1", BlendConfig, "S2CNet + geometry priors")
@@ -133,11 +163,13 @@ class S2CNetWithPriors(ScorerModule):
 
     @classmethod
     def of(cls, s2cnet: S2CNet, fcdb_prior: GeometryPrior, gaicd_prior: GeometryPrior, *, geometry_weight: float,
-           gaicd_weight: float, temperature: Optional[float], mirror: bool = True) -> "S2CNetWithPriors":
+           gaicd_weight: float, temperature: Optional[float], mirror: bool = True,
+           ratio_temperature: Optional[float] = None) -> "S2CNetWithPriors":
         """The blend of trained models (copied)."""
         config = BlendConfig(asdict(s2cnet.config), asdict(fcdb_prior.config), asdict(gaicd_prior.config),
                              float(geometry_weight), float(gaicd_weight), mirror,
-                             None if temperature is None else float(temperature))
+                             None if temperature is None else float(temperature),
+                             ratio_temperature=None if ratio_temperature is None else float(ratio_temperature))
         blend = cls(config)
         for mine, theirs in ((blend.s2cnet, s2cnet), (blend.fcdb_prior, fcdb_prior), (blend.gaicd_prior, gaicd_prior)):
             mine.load_state_dict(theirs.state_dict())
@@ -169,7 +201,7 @@ class S2CNetWithPriors(ScorerModule):
 
         priors = [(weight, prior(images, crops, objects) if weight else None)
                   for weight, prior in ((c.geometry_weight, self.fcdb_prior), (c.gaicd_weight, self.gaicd_prior))]
-        return blend_scores(views, priors, crops, c.temperature, counts, c.shortlist)
+        return blend_scores(views, priors, crops, c.temperature, counts, c.shortlist, c.ratio_temperature)
 
     def fused(self) -> "S2CNetWithPriors":
         """An inference copy with S2CNet's :meth:`~s2c_ops.S2CNet.fused` layers."""

@@ -149,7 +149,28 @@ def train_fcdb_prior(photos: List[CachedPhoto], *, epochs: int, lr: float, tempe
 
 #: The blends measured at the end of training: FCDB-prior weights, GAICD-prior weights, temperatures, and
 #: whether S2CNet also scores the mirror image (twice the backbone's time).
-BLEND_GRID = ((0.0, 0.5, 1.0), (0.0, 0.25, 0.5, 1.0), (None, 0.5, 1.0, 2.0), (True, False))
+BLEND_GRID = ((0.0, 0.5, 1.0), (0.0, 0.25, 0.5, 1.0), (None, 0.5, 0.7, 1.0, 1.4, 2.0), (True, False))
+
+
+def choose_blend(results: Dict[tuple, Dict[str, float]], mirror: Optional[bool] = None) -> Dict[str, Any]:
+    """The best blend of :func:`measure_blends`' ``results`` (mean of the two protocols' IoU), ``mirror``
+    ``None`` or that side alone. For each weighting, each protocol takes its own best temperature: the
+    ratio-given candidates are sets of one aspect ratio, decoded at ``ratio_temperature``; free-form sets at
+    ``temperature`` (no decoding is one option for both). Returns the setting with its figures."""
+    options = []
+    for g, p, m in sorted({(c[0], c[1], c[3]) for c in results if mirror is None or c[3] == mirror}):
+        temps = [c[2] for c in results if (c[0], c[1], c[3]) == (g, p, m)]
+        pairs = [(None, None)] if None in temps else []
+        decoded = [t for t in temps if t is not None]
+        if decoded:
+            pairs.append((max(decoded, key=lambda t: results[(g, p, t, m)]["free_iou"]),
+                          max(decoded, key=lambda t: results[(g, p, t, m)]["ratio_iou"])))
+        for free_t, ratio_t in pairs:
+            figures = {k: v for k, v in results[(g, p, ratio_t, m)].items() if k.startswith("ratio_")}
+            figures.update({k: v for k, v in results[(g, p, free_t, m)].items() if k.startswith("free_")})
+            options.append({"geometry_weight": g, "gaicd_weight": p, "temperature": free_t,
+                            "ratio_temperature": None if ratio_t == free_t else ratio_t, "mirror": m, **figures})
+    return max(options, key=lambda o: o["ratio_iou"] + o["free_iou"])
 
 
 @torch.no_grad()
@@ -211,11 +232,11 @@ def train_fcdb(data, out, *, config: ConfigLike = "GAICv1", antialias: bool = Tr
     list); ``eval_split`` is measured every epoch. At the end, with ``blend``, the geometry prior's network
     is trained on FCDB too, and :class:`~s2c_ops.models.blend.S2CNetWithPriors` is measured on
     ``eval_split`` for each setting of :data:`BLEND_GRID` (``mirror``: only those with, or without, the
-    mirror image; ``None``: both); the best goes to ``out/blend.safetensors``
-    (``blend.json`` lists them all; rank 0), or with ``blend_setting`` ``(G, P, T, mirror)`` that one
-    (chosen beforehand: ``split="train"`` trains on the evaluated photos too). ``antialias``: the model's input is resized with
-    antialiasing (``config.antialias``; the face proposer needs it). The cache goes to
-    ``out/features.rank<r>.pt`` and is reused on resume."""
+    mirror image; ``None``: both); the best (:func:`choose_blend`) goes to ``out/blend.safetensors``
+    (``blend.json`` lists them all; rank 0), or with ``blend_setting`` ``(G, P, T, ratio T or None, mirror)``
+    that one (chosen beforehand: ``split="train"`` trains on the evaluated photos too). ``antialias``: the
+    model's input is resized with antialiasing (``config.antialias``; the face proposer needs it). The cache
+    goes to ``out/features.rank<r>.pt`` and is reused on resume."""
     run = Distributed(device)
     folder = RunFolder(Path(out), LOG_FIELDS, ["loss", "ratio_iou", "free_iou"])
     torch.manual_seed(seed)
@@ -339,20 +360,33 @@ def _write_blend(model: S2CNet, cache: Dict[str, List[CachedPhoto]], device: tor
 
     fcdb_prior = train_fcdb_prior(cache["train"], epochs=20, lr=2e-3, temperature=temperature, seed=seed, log=log)
     gaicd_prior = prior()
-    grid = BLEND_GRID if setting is None else tuple((value,) for value in setting)
-    results = measure_blends(model, fcdb_prior, gaicd_prior, cache["eval"], device, preprocess, grid)
-    allowed = [c for c in results if mirror is None or c[3] == mirror]
-    best = max(allowed, key=lambda c: results[c]["ratio_iou"] + results[c]["free_iou"])
-    for combo in [c for c in ((0.0, 0.0, None, True), (0.0, 0.0, None, False)) if c in results] + [best]:
-        r = results[combo]
-        log(f"blend (FCDB prior {combo[0]:g}, GAICD prior {combo[1]:g}, temperature {combo[2]}, mirror "
-            f"{combo[3]}): ratio given IoU "
-            f"{r['ratio_iou']:.3f} BDE {r['ratio_bde']:.4f}  free form IoU {r['free_iou']:.3f} BDE {r['free_bde']:.4f}")
-    g, p, t, m = best
-    S2CNetWithPriors.of(model.cpu(), fcdb_prior, gaicd_prior, geometry_weight=g, gaicd_weight=p,
-                        temperature=t, mirror=m).save(folder.path / "blend.safetensors", dtype=torch.float16)
+    if setting is None:
+        results = measure_blends(model, fcdb_prior, gaicd_prior, cache["eval"], device, preprocess)
+        chosen = choose_blend(results, mirror)
+    else:
+        g, p, free_t, ratio_t, m = setting
+        temps = tuple(dict.fromkeys(t for t in (free_t, ratio_t) if t is not None)) or (None,)
+        results = measure_blends(model, fcdb_prior, gaicd_prior, cache["eval"], device, preprocess,
+                                 ((g,), (p,), temps, (m,)))
+        figures = {k: v for k, v in results[(g, p, ratio_t if ratio_t is not None else free_t, m)].items()
+                   if k.startswith("ratio_")}
+        figures.update({k: v for k, v in results[(g, p, free_t, m)].items() if k.startswith("free_")})
+        chosen = {"geometry_weight": g, "gaicd_weight": p, "temperature": free_t, "ratio_temperature": ratio_t,
+                  "mirror": m, **figures}
+    for combo in ((0.0, 0.0, None, True), (0.0, 0.0, None, False)):
+        if combo in results:
+            r = results[combo]
+            log(f"S2CNet alone (mirror {combo[3]}): ratio given IoU {r['ratio_iou']:.3f} BDE {r['ratio_bde']:.4f}  "
+                f"free form IoU {r['free_iou']:.3f} BDE {r['free_bde']:.4f}")
+    c = chosen
+    log(f"blend (FCDB prior {c['geometry_weight']:g}, GAICD prior {c['gaicd_weight']:g}, temperature "
+        f"{c['temperature']}, ratio temperature {c['ratio_temperature']}, mirror {c['mirror']}): ratio given IoU "
+        f"{c['ratio_iou']:.3f} BDE {c['ratio_bde']:.4f}  free form IoU {c['free_iou']:.3f} BDE {c['free_bde']:.4f}")
+    S2CNetWithPriors.of(model.cpu(), fcdb_prior, gaicd_prior, geometry_weight=c["geometry_weight"],
+                        gaicd_weight=c["gaicd_weight"], temperature=c["temperature"], mirror=c["mirror"],
+                        ratio_temperature=c["ratio_temperature"]).save(folder.path / "blend.safetensors",
+                                                                       dtype=torch.float16)
     model.to(device)
-    chosen = {"geometry_weight": g, "gaicd_weight": p, "temperature": t, "mirror": m, **results[best]}
     write_json_atomic(folder.path / "blend.json", {"chosen": chosen, "measured": [
         {"geometry_weight": c[0], "gaicd_weight": c[1], "temperature": c[2], "mirror": c[3], **r}
         for c, r in results.items()]})
