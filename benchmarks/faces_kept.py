@@ -1,6 +1,7 @@
 """How often crops keep every face whole: labelled faces of people photos, three ratios (16:9, 1:1, 4:5).
 
     python benchmarks/faces_kept.py [--data ../shared/data/FCDB] [--labels benchmarks/face_labels_fcdb_val.json]
+                                    [--weights blend.safetensors]
 
 A case is one photo and one ratio; it counts as kept when no labelled face is cut, i.e. the crop keeps
 none or all of each face's box (more than 5% and less than 95% of it is a cut, the rule of
@@ -8,7 +9,9 @@ none or all of each face's box (more than 5% and less than 95% of it is a cut, t
 photos of the FCDB validation split (89 faces: the faces OpenCV's Haar cascades found plus two they missed,
 and the faces MTCNN found, each checked by eye; three MTCNN detections that were no faces are left out) and
 the demo photo astronaut.png. Croppers compared: the centred largest crop, the geometry prior without the
-face rule (saliency boxes), the prior and the default model as shipped (faces first, face rule).
+face rule (saliency boxes), the prior and the default model as shipped (faces first, face rule), or with
+``--weights`` a weights file in its place (e.g. a run's ``blend.safetensors`` that held the validation photos
+out, when the shipped model trained on them).
 """
 import argparse
 import json
@@ -26,6 +29,7 @@ from s2c_ops.cropping.candidates import parse_ratio, ratio_anchors  # noqa: E402
 from s2c_ops.cropping.cropper import faces_cut  # noqa: E402
 from s2c_ops.cropping.proposals import get_proposer  # noqa: E402
 from s2c_ops.models.default import named_model  # noqa: E402
+from s2c_ops.models.weights import load_weights  # noqa: E402
 
 RATIOS = ("16:9", "1:1", "4:5")
 ASTRONAUT = {"astronaut.png": [[172.0, 66.0, 278.0, 161.0]]}  # y from the issue, x by eye
@@ -35,11 +39,12 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "FCDB"))
     p.add_argument("--labels", default=str(ROOT / "benchmarks" / "face_labels_fcdb_val.json"))
+    p.add_argument("--weights", help="a weights file in place of the default model")
     args = p.parse_args()
     labels = {str(Path(args.data) / "images" / f): v for f, v in json.loads(Path(args.labels).read_text()).items()}
     labels.update({str(ROOT / "s2c_ops" / "demo_photos" / f): v for f, v in ASTRONAUT.items()})
     prior, _ = named_model("prior")
-    default, description = named_model("default")
+    default, description = load_weights(args.weights) if args.weights else named_model("default")
     croppers = {
         "prior, saliency boxes, no face rule": Cropper(prior, get_proposer("saliency"), keep_faces=False),
         "prior (faces, face rule)": Cropper(prior),
