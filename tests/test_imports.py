@@ -62,3 +62,21 @@ def test_imports_load_what_they_need(module, unloaded):
     code = f"import sys, {module}; print(' '.join(m for m in sys.modules if m.startswith({unloaded!r})))"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
     assert done.stdout.split() == []
+
+
+@pytest.mark.parametrize("kind, file", [("S2CNet", None), ("S2CNet + geometry priors", "s2cnet_fcdb.safetensors"),
+                                        ("geometry prior", "geometry_prior.safetensors")])
+def test_weights_files_load_before_their_class_is_imported(tmp_path, kind, file):
+    """The model classes load on first use: reading a file of each of the package's formats in a fresh
+    process imports its class (``s2c eval --weights blend.safetensors`` failed on this)."""
+    if file is None:
+        from s2c_ops import S2CNet
+
+        S2CNet("GAICv1").save(tmp_path / "model.safetensors")
+        path = tmp_path / "model.safetensors"
+    else:
+        path = Path(__file__).resolve().parents[1] / "s2c_ops" / "weights" / file
+    code = f"from s2c_ops.models.weights import load_weights; print(load_weights({str(path)!r})[1])"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(kind + " (")

@@ -6,6 +6,7 @@ A model class takes part with :func:`weights_format`, which names its format tag
 imports a model module: classes register themselves where they are defined.
 """
 import hashlib
+import importlib
 import json
 import os
 from dataclasses import asdict
@@ -44,6 +45,10 @@ class _Format(NamedTuple):
 
 
 _FORMATS: Dict[str, _Format] = {}
+
+#: The package's own formats and the modules that register them: the model classes load on first use, so a
+#: file is read before its class may have been imported.
+_PACKAGE_FORMATS = {"s2cnet/1": "s2cnet", "s2cnet-blend/1": "blend", "s2cnet-geometry-prior/1": "prior"}
 
 
 def weights_format(tag: str, config: Callable[..., Any], description: str) -> Callable[[Type[M]], Type[M]]:
@@ -126,7 +131,10 @@ def read_metadata(path: PathLike) -> Dict[str, str]:
             metadata = f.metadata() or {}
     except (SafetensorError, OSError) as e:
         raise CheckpointError(f"{path} is not a safetensors weights file ({e})") from None
-    if metadata.get("format") not in _FORMATS or "config" not in metadata:
+    tag = metadata.get("format")
+    if tag in _PACKAGE_FORMATS and tag not in _FORMATS:
+        importlib.import_module(f"{__package__}.{_PACKAGE_FORMATS[tag]}")
+    if tag not in _FORMATS or "config" not in metadata:
         known = ", ".join(sorted(_FORMATS))
         raise CheckpointError(f"{path} is not an s2cnet weights file (format {metadata.get('format')!r}; known: {known})")
     return metadata
