@@ -9,7 +9,8 @@ from torchvision.ops import box_iou
 from torchvision.transforms.functional import pil_to_tensor
 
 from s2c_ops import Cropper
-from s2c_ops.cropping.cropper import faces_cut
+from s2c_ops.cropping.cropper import FACE_CUT_PENALTY, FACE_LEFT_OUT_PENALTY, face_penalty, faces_cut
+from s2c_ops.ops.boxes import kept_share
 from s2c_ops.cropping.proposals import FaceDetector, default_proposer, get_proposer, head_boxes
 from s2c_ops.cropping.proposals.faces import MTCNNNets, published_names
 
@@ -87,5 +88,19 @@ def test_default_proposer_puts_the_head_first():
 
 @pytest.mark.parametrize("ratio", ["16:9", "1:1", "4:5"])
 def test_the_default_cropper_keeps_the_astronaut_s_face(ratio):
+    """Whole and inside: leaving her face out cuts nothing, but is no crop of the photo."""
     crop = Cropper().crop(Image.open(PHOTOS / "astronaut.png"), ratio)[0].boxes[:1]
     assert int(faces_cut(crop, ASTRONAUT_FACE)[0]) == 0
+    assert float(kept_share(crop, ASTRONAUT_FACE)[0]) >= 0.95
+
+
+def test_face_rule_cuts_cost_most_then_leaving_the_largest_face_out():
+    heads = torch.tensor([[100.0, 100, 200, 200], [300.0, 100, 330, 130]])  # a large head, a small one
+    crops = torch.tensor([
+        [50.0, 50, 400, 300],   # both inside
+        [50.0, 50, 250, 300],   # the large one inside, the small one out
+        [250.0, 50, 400, 300],  # the small one inside, the large one out
+        [150.0, 50, 400, 300],  # the large one cut
+    ])
+    assert face_penalty(crops, heads).tolist() == [0.0, 0.0, FACE_LEFT_OUT_PENALTY, FACE_CUT_PENALTY]
+    assert FACE_LEFT_OUT_PENALTY < FACE_CUT_PENALTY

@@ -40,6 +40,9 @@ class CropResult:
 
 #: What a candidate's score loses per face it cuts (far more than scores differ: a hard rule).
 FACE_CUT_PENALTY = 100.0
+#: What it loses when it leaves the largest face out: more than scores differ, less than a cut (a crop
+#: that keeps every head whole but not the main one still beats one that cuts a head).
+FACE_LEFT_OUT_PENALTY = 10.0
 #: A face is cut when a crop keeps more than this share of its box and less than one minus it.
 FACE_CUT_MARGIN = 0.05
 
@@ -49,6 +52,20 @@ def faces_cut(crops: Tensor, faces: Tensor, margin: float = FACE_CUT_MARGIN) -> 
     the face's box but less than ``1 - margin`` (a face wholly inside or wholly outside is not cut)."""
     kept = kept_share(crops[:, None], faces[None])
     return ((kept > margin) & (kept < 1 - margin)).sum(1)
+
+
+def largest_face_left_out(crops: Tensor, faces: Tensor, margin: float = FACE_CUT_MARGIN) -> Tensor:
+    """Whether each crop of ``crops`` (K, 4) keeps no more than ``margin`` of the largest of ``faces``
+    (F >= 1, 4)."""
+    main = ((faces[:, 2] - faces[:, 0]) * (faces[:, 3] - faces[:, 1])).argmax()
+    return kept_share(crops, faces[main][None]) <= margin
+
+
+def face_penalty(crops: Tensor, heads: Tensor) -> Tensor:
+    """What the face rule takes from each crop's score: :data:`FACE_CUT_PENALTY` per head cut and
+    :data:`FACE_LEFT_OUT_PENALTY` when the largest head is left out."""
+    cut = faces_cut(crops, heads).to(torch.float32)
+    return FACE_CUT_PENALTY * cut + FACE_LEFT_OUT_PENALTY * largest_face_left_out(crops, heads).to(torch.float32)
 
 
 @functools.lru_cache(maxsize=64)
@@ -75,7 +92,8 @@ class Cropper:
     are then in pixels of the upright photo. ``keep_faces``: a candidate that cuts the head of a face the
     proposer found (its :func:`~s2c_ops.cropping.proposals.head_boxes` box) loses :data:`FACE_CUT_PENALTY` of
     its score per head cut (:func:`faces_cut`), so a crop that keeps every head whole (inside or out) wins
-    whenever there is one.
+    whenever there is one; among those, one that keeps the largest head inside wins
+    (:data:`FACE_LEFT_OUT_PENALTY`, :func:`face_penalty`).
 
     Conventions of the scoring methods: the model runs on ``device``; scores come back on the device of the
     images given (:meth:`score_images`, :meth:`score_resized`, :meth:`score_candidates`). Photos
@@ -247,7 +265,7 @@ class Cropper:
             # the forehead, the ears and the hair (on validation: 95% of cases keep every face, 93% with
             # the detector's boxes).
             heads = [head_boxes(f, height, width) for f in found.faces]
-            per_image = [s - FACE_CUT_PENALTY * faces_cut(b, f).to(s.dtype) if len(f) else s
+            per_image = [s - face_penalty(b, f).to(s.dtype) if len(f) else s
                          for s, b, f in zip(per_image, crop_boxes, heads)]
         return [s.to(given) for s in per_image]
 
