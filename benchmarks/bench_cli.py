@@ -6,7 +6,7 @@
 The 20 inputs are the 4 demo photos (``s2c_ops/demo_photos``) as they are (3 PNG, 1 JPEG, 300-640 px)
 and each re-encoded as JPEG (quality 92, ICC profile kept) at 1024, 2048, 3072 and 4032 px on the long
 side (phone-camera size), in a temporary folder. One ratio (16:9), top-1, the default model and the
-default proposer (faces when OpenCV is installed, then salient regions). Rows (medians over interleaved rounds, images/s = 20 / time):
+default proposer (MTCNN faces, then salient regions). Rows (medians over interleaved rounds, images/s = 20 / time):
 
 * ``s2c crop`` as a program (a new Python process: interpreter start and imports included);
 * ``cli.main`` in this process, writing crops (``--out``) or only records (``--json``), with JPEG
