@@ -58,14 +58,14 @@ def main() -> None:
     for path, faces in labels.items():
         photo = Image.open(path)
         faces = torch.tensor(faces)
-        main = faces[((faces[:, 2] - faces[:, 0]) * (faces[:, 3] - faces[:, 1])).argmax()]
+        largest = faces[((faces[:, 2] - faces[:, 0]) * (faces[:, 3] - faces[:, 1])).argmax()]
         w, h = photo.size
         for ratio in RATIOS:
             boxes = {"centred": ratio_anchors(h, w, parse_ratio(ratio))[:1]}
             boxes.update({name: cropper.crop(photo, ratio)[0].boxes[:1] for name, cropper in croppers.items()})
             for name, box in boxes.items():
                 kept[name].append(int(faces_cut(box, faces)[0]) == 0)
-                main_kept[name].append(float(kept_share(box, main[None])[0]) >= 1 - FACE_CUT_MARGIN)
+                main_kept[name].append(float(kept_share(box, largest[None])[0]) >= 1 - FACE_CUT_MARGIN)
         astronaut = Path(path).name == "astronaut.png"
         if astronaut:
             for name in kept:
