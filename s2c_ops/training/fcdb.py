@@ -165,12 +165,20 @@ def choose_blend(results: Dict[tuple, Dict[str, float]], mirror: Optional[bool] 
         if decoded:
             pairs.append((max(decoded, key=lambda t: results[(g, p, t, m)]["free_iou"]),
                           max(decoded, key=lambda t: results[(g, p, t, m)]["ratio_iou"])))
-        for free_t, ratio_t in pairs:
-            figures = {k: v for k, v in results[(g, p, ratio_t, m)].items() if k.startswith("ratio_")}
-            figures.update({k: v for k, v in results[(g, p, free_t, m)].items() if k.startswith("free_")})
-            options.append({"geometry_weight": g, "gaicd_weight": p, "temperature": free_t,
-                            "ratio_temperature": None if ratio_t == free_t else ratio_t, "mirror": m, **figures})
+        options += [blend_figures(results, g, p, free_t, ratio_t, m) for free_t, ratio_t in pairs]
     return max(options, key=lambda o: o["ratio_iou"] + o["free_iou"])
+
+
+def blend_figures(results: Dict[tuple, Dict[str, float]], g: float, p: float, free_t: Optional[float],
+                  ratio_t: Optional[float], m: bool) -> Dict[str, Any]:
+    """A blend setting with its figures from :func:`measure_blends`' ``results``: ratio given as measured at
+    ``ratio_t`` (``None``: ``free_t``), free form at ``free_t``."""
+    ratio_t = None if ratio_t == free_t else ratio_t
+    figures = {k: v for k, v in results[(g, p, free_t if ratio_t is None else ratio_t, m)].items()
+               if k.startswith("ratio_")}
+    figures.update({k: v for k, v in results[(g, p, free_t, m)].items() if k.startswith("free_")})
+    return {"geometry_weight": g, "gaicd_weight": p, "temperature": free_t, "ratio_temperature": ratio_t,
+            "mirror": m, **figures}
 
 
 @torch.no_grad()
@@ -368,11 +376,7 @@ def _write_blend(model: S2CNet, cache: Dict[str, List[CachedPhoto]], device: tor
         temps = tuple(dict.fromkeys(t for t in (free_t, ratio_t) if t is not None)) or (None,)
         results = measure_blends(model, fcdb_prior, gaicd_prior, cache["eval"], device, preprocess,
                                  ((g,), (p,), temps, (m,)))
-        figures = {k: v for k, v in results[(g, p, ratio_t if ratio_t is not None else free_t, m)].items()
-                   if k.startswith("ratio_")}
-        figures.update({k: v for k, v in results[(g, p, free_t, m)].items() if k.startswith("free_")})
-        chosen = {"geometry_weight": g, "gaicd_weight": p, "temperature": free_t, "ratio_temperature": ratio_t,
-                  "mirror": m, **figures}
+        chosen = blend_figures(results, g, p, free_t, ratio_t, m)
     for combo in ((0.0, 0.0, None, True), (0.0, 0.0, None, False)):
         if combo in results:
             r = results[combo]
