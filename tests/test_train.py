@@ -22,6 +22,15 @@ def read_log(run):
         return list(csv.DictReader(f))
 
 
+@pytest.fixture
+def one_thread():
+    """Training runs compared weight by weight: one thread, so that float sums add up in one order."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def assert_same_run(run, straight):
     for mine, theirs in zip(S2CNet.load(run).state_dict().values(), S2CNet.load(straight).state_dict().values()):
         torch.testing.assert_close(mine, theirs, rtol=0, atol=1e-3)
@@ -29,7 +38,7 @@ def assert_same_run(run, straight):
                                                                      rel=1e-4)
 
 
-def test_train_resume_and_frozen_batchnorm(tmp_path):
+def test_train_resume_and_frozen_batchnorm(tmp_path, capsys, one_thread):
     data = tmp_path / "gaicd"
     make_gaicd(data, n_train=2, n_test=1, pixels=True, crops=12)
     run = tmp_path / "run"
@@ -38,12 +47,14 @@ def test_train_resume_and_frozen_batchnorm(tmp_path):
     first = S2CNet.load(run / "model.safetensors")
     assert [r["epoch"] for r in read_log(run)] == ["1", "2"]
     assert (run / "curves.png").stat().st_size > 0
+    capsys.readouterr()
     assert cli.main(base + ["--epochs", "3", "--resume"]) == 0
+    assert [line.split()[1] for line in capsys.readouterr().out.splitlines() if line.startswith("epoch")] == ["3/3"]
     rows = read_log(run)
     assert [r["epoch"] for r in rows] == ["1", "2", "3"]
     last = S2CNet.load(run / "model.safetensors")
-    # The resumed run is the uninterrupted one: same weights, same losses (a restart from scratch, or a
-    # resume with another data order or learning rate, is not).
+    # The resume ran epoch 3 alone, and it is the uninterrupted run's: same weights, same losses (a resume
+    # with another data order or learning rate is not).
     straight = tmp_path / "straight"
     assert cli.main([a if a != str(run) else str(straight) for a in base] + ["--epochs", "3"]) == 0
     assert_same_run(run, straight)
@@ -94,7 +105,7 @@ def test_torchrun_two_cpu_ranks(tmp_path):
     assert len(losses) == 5 and losses[-1] < losses[0]
 
 
-def test_fcdb_training_resume_and_finetune(tmp_path):
+def test_fcdb_training_resume_and_finetune(tmp_path, capsys, one_thread):
     """s2c train on an FCDB folder: cached frozen stage, then fine-tuning on pixels; the loss falls, the run
     resumes from its state, and the weights are float16."""
     from s2c_ops.data.fcdb import read_fcdb
@@ -117,7 +128,9 @@ def test_fcdb_training_resume_and_finetune(tmp_path):
     assert read_metadata(run / "model.safetensors")["format"] == "s2cnet/1"
     # float16 weights: every value survives a round trip through float16
     assert all(torch.equal(v, v.half().float()) for v in first.state_dict().values() if v.is_floating_point())
+    capsys.readouterr()
     assert cli.main(base + ["--epochs", "3", "--finetune-epochs", "1", "--resume"]) == 0
+    assert [line.split()[1] for line in capsys.readouterr().out.splitlines() if line.startswith("epoch")] == ["4/4"]
     rows = read_log(run)
     assert [r["epoch"] for r in rows] == ["1", "2", "3", "4"] and rows[-1]["stage"] == "finetune"
     straight = tmp_path / "straight"
