@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 from s2c_ops import Cropper  # noqa: E402
 from s2c_ops.cropping.candidates import parse_ratio, ratio_anchors  # noqa: E402
 from s2c_ops.cropping.cropper import FACE_CUT_MARGIN, faces_cut  # noqa: E402
-from s2c_ops.ops.boxes import kept_share  # noqa: E402
+from s2c_ops.ops.boxes import kept_share, sides  # noqa: E402
 from s2c_ops.cropping.proposals import get_proposer  # noqa: E402
 from s2c_ops.models.default import named_model  # noqa: E402
 from s2c_ops.models.weights import load_weights  # noqa: E402
@@ -58,7 +58,8 @@ def main() -> None:
     for path, faces in labels.items():
         photo = Image.open(path)
         faces = torch.tensor(faces)
-        largest = faces[((faces[:, 2] - faces[:, 0]) * (faces[:, 3] - faces[:, 1])).argmax()]
+        width, height = sides(faces)
+        largest = faces[(width * height).argmax()]
         w, h = photo.size
         for ratio in RATIOS:
             boxes = {"centred": ratio_anchors(h, w, parse_ratio(ratio))[:1]}

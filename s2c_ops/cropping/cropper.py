@@ -17,7 +17,7 @@ from torch import Tensor, nn
 
 from ..models.default import default_model
 from ..models.scorer import ability, inference_copy, module_device
-from ..ops.boxes import kept_share
+from ..ops.boxes import kept_share, sides
 from ..ops.constants import constant
 from .candidates import parse_ratio, ratio_anchors
 from .images import ImageLike
@@ -47,25 +47,25 @@ FACE_LEFT_OUT_PENALTY = 10.0
 FACE_CUT_MARGIN = 0.05
 
 
-def faces_cut(crops: Tensor, faces: Tensor, margin: float = FACE_CUT_MARGIN) -> Tensor:
-    """How many of ``faces`` (F, 4) each crop of ``crops`` (K, 4) cuts: keeps more than ``margin`` of
-    the face's box but less than ``1 - margin`` (a face wholly inside or wholly outside is not cut)."""
-    kept = kept_share(crops[:, None], faces[None])
+def _cuts(kept: Tensor, margin: float) -> Tensor:
+    """Per crop, how many faces a (K, F) matrix of kept shares cuts."""
     return ((kept > margin) & (kept < 1 - margin)).sum(1)
 
 
-def largest_face_left_out(crops: Tensor, faces: Tensor, margin: float = FACE_CUT_MARGIN) -> Tensor:
-    """Whether each crop of ``crops`` (K, 4) keeps no more than ``margin`` of the largest of ``faces``
-    (F >= 1, 4)."""
-    main = ((faces[:, 2] - faces[:, 0]) * (faces[:, 3] - faces[:, 1])).argmax()
-    return kept_share(crops, faces[main][None]) <= margin
+def faces_cut(crops: Tensor, faces: Tensor, margin: float = FACE_CUT_MARGIN) -> Tensor:
+    """How many of ``faces`` (F, 4) each crop of ``crops`` (K, 4) cuts: keeps more than ``margin`` of
+    the face's box but less than ``1 - margin`` (a face wholly inside or wholly outside is not cut)."""
+    return _cuts(kept_share(crops[:, None], faces[None]), margin)
 
 
 def face_penalty(crops: Tensor, heads: Tensor) -> Tensor:
-    """What the face rule takes from each crop's score: :data:`FACE_CUT_PENALTY` per head cut and
-    :data:`FACE_LEFT_OUT_PENALTY` when the largest head is left out."""
-    cut = faces_cut(crops, heads).to(torch.float32)
-    return FACE_CUT_PENALTY * cut + FACE_LEFT_OUT_PENALTY * largest_face_left_out(crops, heads).to(torch.float32)
+    """What the face rule takes from each crop's score: :data:`FACE_CUT_PENALTY` per head of ``heads``
+    (F >= 1, 4) cut and :data:`FACE_LEFT_OUT_PENALTY` when the largest head is left out (no more than
+    :data:`FACE_CUT_MARGIN` of it kept)."""
+    kept = kept_share(crops[:, None], heads[None])
+    width, height = sides(heads)
+    left_out = kept[:, (width * height).argmax()] <= FACE_CUT_MARGIN
+    return FACE_CUT_PENALTY * _cuts(kept, FACE_CUT_MARGIN).float() + FACE_LEFT_OUT_PENALTY * left_out.float()
 
 
 @functools.lru_cache(maxsize=64)
