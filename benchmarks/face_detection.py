@@ -1,6 +1,7 @@
 """Face detection on the FCDB validation photos: labelled faces found, and faces found where none is labelled.
 
-    python benchmarks/face_detection.py [--data ../shared/data/FCDB] [--min-face 0.06] [--short-side 256]
+    python benchmarks/face_detection.py [--data ../shared/data/FCDB] [--min-face 0.06] [--factor 0.709]
+                                       [--short-side 256]
 
 The detector sees what the default proposer sees: each photo resized (antialiased) to ``--short-side``
 pixels on its short side. A labelled face (benchmarks/face_labels_fcdb_val.json: the 36 people photos of
@@ -42,6 +43,7 @@ def main() -> None:
     p.add_argument("--labels", default=str(ROOT / "benchmarks" / "face_labels_fcdb_val.json"))
     p.add_argument("--min-face", type=float, default=0.06)
     p.add_argument("--thresholds", type=float, nargs=3, default=(0.6, 0.7, 0.7))
+    p.add_argument("--factor", type=float, default=0.709, help="the pyramid's scale step")
     p.add_argument("--candidates", type=int, nargs=3, default=(128, 64, 16))
     p.add_argument("--short-side", type=int, default=256)
     p.add_argument("--threads", type=int, default=2)
@@ -49,7 +51,8 @@ def main() -> None:
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     labels = json.loads(Path(args.labels).read_text())
-    detector = FaceDetector(min_face=args.min_face, thresholds=args.thresholds, candidates=args.candidates)
+    detector = FaceDetector(min_face=args.min_face, thresholds=args.thresholds,
+                            factor=args.factor, candidates=args.candidates)
     found_faces = total_faces = other_people = other_rest = 0
     seconds = 0.0
     files = validation_files()

@@ -9,7 +9,8 @@ from torchvision.ops import box_iou
 from torchvision.transforms.functional import pil_to_tensor
 
 from s2c_ops import Cropper
-from s2c_ops.cropping.cropper import FACE_CUT_PENALTY, FACE_LEFT_OUT_PENALTY, face_penalty, faces_cut
+from s2c_ops.cropping.cropper import (FACE_CLEARANCE, FACE_CROWDED_PENALTY, FACE_CUT_PENALTY, FACE_LEFT_OUT_PENALTY,
+                                     face_penalty, faces_cut)
 from s2c_ops.ops.boxes import kept_share
 from s2c_ops.cropping.proposals import FaceDetector, default_proposer, get_proposer, head_boxes
 from s2c_ops.cropping.proposals.faces import MTCNNNets, published_names
@@ -43,8 +44,9 @@ def test_fixed_size_form_and_host_reads_agree():
     assert fast.boxes.shape == (2, 16, 4) and fast.valid.shape == fast.scores.shape == (2, 16)
     assert fast.valid.sum(1).tolist() == [1, 0]
     assert torch.equal(fast.valid, fixed.valid)
-    assert torch.equal(fast.boxes[fast.valid], fixed.boxes[fixed.valid])
-    assert torch.equal(fast.scores[fast.valid], fixed.scores[fixed.valid])
+    # The refining networks see fewer rows on the host-read path: the CPU's kernels may sum in another order.
+    torch.testing.assert_close(fast.boxes[fast.valid], fixed.boxes[fixed.valid], rtol=0, atol=1e-4)
+    torch.testing.assert_close(fast.scores[fast.valid], fixed.scores[fixed.valid], rtol=0, atol=1e-5)
     assert (fast.scores[fast.valid] >= 0.7).all()
 
 
@@ -94,13 +96,20 @@ def test_the_default_cropper_keeps_the_astronaut_s_face(ratio):
     assert float(kept_share(crop, ASTRONAUT_FACE)[0]) >= 0.95
 
 
-def test_face_rule_cuts_cost_most_then_leaving_the_largest_face_out():
+def test_face_rule_cuts_cost_most_then_leaving_the_largest_face_out_then_crowding_a_head():
     heads = torch.tensor([[100.0, 100, 200, 200], [300.0, 100, 330, 130]])  # a large head, a small one
     crops = torch.tensor([
-        [50.0, 50, 400, 300],   # both inside
+        [50.0, 50, 400, 300],   # both inside, with room
         [50.0, 50, 250, 300],   # the large one inside, the small one out
         [250.0, 50, 400, 300],  # the small one inside, the large one out
         [150.0, 50, 400, 300],  # the large one cut
+        [50.0, 50, 205, 300],   # the large one inside, its right edge 5 pixels from the crop's
+        [0.0, 0.0, 400, 202],   # both inside, the large one's room below cut by the image's edge
     ])
-    assert face_penalty(crops, heads).tolist() == [0.0, 0.0, FACE_LEFT_OUT_PENALTY, FACE_CUT_PENALTY]
-    assert FACE_LEFT_OUT_PENALTY < FACE_CUT_PENALTY
+    # Room is measured within the image: at its edge, a head needs none.
+    penalty = face_penalty(crops, heads, height=202, width=400)
+    c = FACE_CLEARANCE
+    assert 0 < c < 0.5
+    assert penalty.tolist() == [0.0, 0.0, FACE_LEFT_OUT_PENALTY, FACE_CUT_PENALTY + FACE_CROWDED_PENALTY,
+                                FACE_CROWDED_PENALTY, 0.0]
+    assert FACE_CROWDED_PENALTY < FACE_LEFT_OUT_PENALTY < FACE_CUT_PENALTY

@@ -1,7 +1,9 @@
 """The saliency proposer in tensor operations gives exactly what it gave with scipy and torchvision: the
 same component labels as ``scipy.ndimage.label``, the same kept boxes as ``torchvision.ops.nms``, and the
 same boxes and scores as the frozen output of the scipy version (golden/saliency_boxes.pt, made by
-that version from the inputs of saliency_cases.py)."""
+that version from the inputs of saliency_cases.py). Boxes must match exactly; scores are float sums whose
+last bits depend on the CPU's vector units (1e-8 to 2e-7 apart between two x86 machines), so they match to
+:data:`SCORE_TOLERANCE`."""
 
 import numpy as np
 import pytest
@@ -15,6 +17,7 @@ from s2c_ops.cropping.proposals.base import pad_ranked_boxes
 from s2c_ops.cropping.proposals.nms import greedy_nms
 
 GOLDEN = REPO / "tests" / "golden" / "saliency_boxes.pt"
+SCORE_TOLERANCE = dict(rtol=1e-5, atol=1e-6)
 
 
 @pytest.fixture(scope="module")
@@ -180,7 +183,7 @@ def test_proposals_match_frozen(golden, setting):
         assert len(got) == len(expected)
         for i, ((boxes, scores), (want_boxes, want_scores)) in enumerate(zip(got, expected)):
             assert torch.equal(boxes, want_boxes), f"{name} image {i}"
-            assert torch.equal(scores, want_scores), f"{name} image {i}"
+            torch.testing.assert_close(scores, want_scores, **SCORE_TOLERANCE, msg=f"{name} image {i}")
         # The fixed-size path AestheticCrop takes: the first boxes, padded the usual way.
         padded = torch.stack(proposer(images, 10))
         assert torch.equal(padded, pad_box_sets([b for b, _ in expected], 10, *images.shape[-2:])), name
@@ -190,4 +193,4 @@ def test_aesthetic_crop_matches_frozen(golden):
     for name, (boxes, scores) in crop_cases().items():
         want_boxes, want_scores = golden["crops"][name]
         assert torch.equal(boxes, want_boxes), name
-        assert torch.equal(scores, want_scores), name
+        torch.testing.assert_close(scores, want_scores, **SCORE_TOLERANCE, msg=name)

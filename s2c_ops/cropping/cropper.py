@@ -17,7 +17,7 @@ from torch import Tensor, nn
 
 from ..models.default import default_model
 from ..models.scorer import ability, inference_copy, module_device
-from ..ops.boxes import kept_share, sides
+from ..ops.boxes import grow_boxes, kept_share, sides
 from ..ops.constants import constant
 from .candidates import parse_ratio, ratio_anchors
 from .images import ImageLike
@@ -43,6 +43,13 @@ FACE_CUT_PENALTY = 100.0
 #: What it loses when it leaves the largest face out: more than scores differ, less than a cut (a crop
 #: that keeps every head whole but not the main one still beats one that cuts a head).
 FACE_LEFT_OUT_PENALTY = 10.0
+#: What it loses per kept head it leaves too little room around (its :data:`FACE_CLEARANCE` box cut): less
+#: than leaving the largest face out, more than scores differ. Head boxes are estimates from the face's box;
+#: a crop edge just past one often still clips an ear or the hair.
+FACE_CROWDED_PENALTY = 1.0
+#: The room a crop leaves around a head: this share of the head's width on the left and right, of its
+#: height above and below.
+FACE_CLEARANCE = 0.15
 #: A face is cut when a crop keeps more than this share of its box and less than one minus it.
 FACE_CUT_MARGIN = 0.05
 
@@ -58,14 +65,18 @@ def faces_cut(crops: Tensor, faces: Tensor, margin: float = FACE_CUT_MARGIN) -> 
     return _cuts(kept_share(crops[:, None], faces[None]), margin)
 
 
-def face_penalty(crops: Tensor, heads: Tensor) -> Tensor:
-    """What the face rule takes from each crop's score: :data:`FACE_CUT_PENALTY` per head of ``heads``
-    (F >= 1, 4) cut and :data:`FACE_LEFT_OUT_PENALTY` when the largest head is left out (no more than
-    :data:`FACE_CUT_MARGIN` of it kept)."""
+def face_penalty(crops: Tensor, heads: Tensor, height: float, width: float) -> Tensor:
+    """What the face rule takes from each crop's score, for ``heads`` (F >= 1, 4) in a ``width`` x ``height``
+    image: :data:`FACE_CUT_PENALTY` per head cut, :data:`FACE_LEFT_OUT_PENALTY` when the largest head is
+    left out (no more than :data:`FACE_CUT_MARGIN` of it kept) and :data:`FACE_CROWDED_PENALTY` per head
+    whose room (:data:`FACE_CLEARANCE`, within the image) is cut."""
     kept = kept_share(crops[:, None], heads[None])
-    width, height = sides(heads)
-    left_out = kept[:, (width * height).argmax()] <= FACE_CUT_MARGIN
-    return FACE_CUT_PENALTY * _cuts(kept, FACE_CUT_MARGIN).float() + FACE_LEFT_OUT_PENALTY * left_out.float()
+    c = FACE_CLEARANCE
+    room = kept_share(crops[:, None], grow_boxes(heads, c, c, c, c, height, width)[None])
+    w, h = sides(heads)
+    left_out = kept[:, (w * h).argmax()] <= FACE_CUT_MARGIN
+    return (FACE_CUT_PENALTY * _cuts(kept, FACE_CUT_MARGIN).float() + FACE_LEFT_OUT_PENALTY * left_out.float()
+            + FACE_CROWDED_PENALTY * _cuts(room, FACE_CUT_MARGIN).float())
 
 
 @functools.lru_cache(maxsize=64)
@@ -265,7 +276,7 @@ class Cropper:
             # the forehead, the ears and the hair (on validation: 95% of cases keep every face, 93% with
             # the detector's boxes).
             heads = [head_boxes(f, height, width) for f in found.faces]
-            per_image = [s - face_penalty(b, f).to(s.dtype) if len(f) else s
+            per_image = [s - face_penalty(b, f, height, width).to(s.dtype) if len(f) else s
                          for s, b, f in zip(per_image, crop_boxes, heads)]
         return [s.to(given) for s in per_image]
 

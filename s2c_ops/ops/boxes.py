@@ -1,6 +1,6 @@
 """Box formats shared by the operators and the model: torchvision's ``Tensor[K, 5]`` rois
 ``(batch_index, x1, y1, x2, y2)`` or a list of per-image ``Tensor[L, 4]`` boxes; and the box geometry every
-layer uses (sides, overlaps, the share of a box another keeps, IoU, mirroring)."""
+layer uses (sides, overlaps, the share of a box another keeps, IoU, growing, mirroring)."""
 from typing import Sequence, Tuple, Union
 
 import torch
@@ -69,6 +69,16 @@ def box_iou(a: Tensor, b: Tensor) -> Tensor:
     area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
     area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
     return inter / (area_a[:, None] + area_b[None] - inter)
+
+
+def grow_boxes(boxes: Tensor, left: float, top: float, right: float, bottom: float, height: float,
+               width: float) -> Tensor:
+    """``(..., 4)`` boxes grown on each side by that share of their own width (``left``, ``right``) or height
+    (``top``, ``bottom``), clamped to a ``width`` x ``height`` image."""
+    x1, y1, x2, y2 = boxes.float().unbind(-1)
+    w, h = x2 - x1, y2 - y1
+    return torch.stack([(x1 - left * w).clamp(0, width), (y1 - top * h).clamp(0, height),
+                        (x2 + right * w).clamp(0, width), (y2 + bottom * h).clamp(0, height)], -1)
 
 
 def flip_boxes(boxes: Tensor, width: float) -> Tensor:

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ...ops._checks import host_may_read
+from ...ops.boxes import grow_boxes
 
 
 def check_images(images: Any) -> Tuple[int, int, int]:
@@ -169,10 +170,7 @@ def pad_ranked_boxes(boxes: Tensor, valid: Tensor, num_boxes: int, height: int, 
 def head_boxes(faces: Tensor, height: int, width: int) -> Tensor:
     """Face boxes ``(F, 4)`` grown to the whole head (hair, chin, ears), clamped to the image: 30% of the
     face's width on each side, 50% of its height above and 25% below."""
-    x1, y1, x2, y2 = faces.float().unbind(-1)
-    w, h = x2 - x1, y2 - y1
-    return torch.stack([(x1 - 0.3 * w).clamp(0, width), (y1 - 0.5 * h).clamp(0, height),
-                        (x2 + 0.3 * w).clamp(0, width), (y2 + 0.25 * h).clamp(0, height)], -1)
+    return grow_boxes(faces, 0.3, 0.5, 0.3, 0.25, height, width)
 
 
 @dataclass
