@@ -188,7 +188,7 @@ class FaceDetector(nn.Module):
     """
 
     def __init__(self, min_face: float = 0.06, thresholds: Sequence[float] = (0.6, 0.7, 0.7),
-                 factor: float = 0.709, candidates: Sequence[int] = (128, 64, 16)) -> None:
+                 factor: float = 0.709, candidates: Sequence[int] = (128, 64, 32)) -> None:
         super().__init__()
         if not 0.0 < min_face < 1.0:
             raise ValueError(f"min_face must be a fraction of the short side in (0, 1), got {min_face}")
@@ -228,8 +228,12 @@ class FaceDetector(nn.Module):
         reads = x.device.type == "cpu" if host_reads is None else bool(host_reads)
         with torch.no_grad():
             boxes, scores, valid = self._propose(nets.pnet, x, reads)
-            boxes, scores, valid = self._refine(nets.rnet, x, boxes, scores, valid, 24, 1, reads)
-            boxes, scores, valid = self._refine(nets.onet, x, boxes, scores, valid, 48, 2, reads)
+            # The refining stages' crops reach past the image for faces at its edge (their boxes are squares):
+            # there the edge's pixels are repeated, not black (a black band hides faces at the edge).
+            margin = max(h, w) // 4
+            padded = F.pad(x, (margin,) * 4, mode="replicate")
+            boxes, scores, valid = self._refine(nets.rnet, padded, margin, boxes, scores, valid, 24, 1, reads)
+            boxes, scores, valid = self._refine(nets.onet, padded, margin, boxes, scores, valid, 48, 2, reads)
         bounds = torch.tensor([w, h, w, h], dtype=boxes.dtype, device=boxes.device)
         return FaceBoxes(torch.minimum(boxes.clamp_min(0), bounds), scores, valid)
 
@@ -258,20 +262,20 @@ class FaceDetector(nn.Module):
         boxes = _regress(_take(window, index), _take(offsets, index))
         return _square(boxes), _take(score, index), valid
 
-    def _refine(self, net: nn.Module, x: Tensor, boxes: Tensor, scores: Tensor, valid: Tensor, size: int,
-                stage: int, reads: bool) -> Tuple[Tensor, Tensor, Tensor]:
-        """Stage 2 (R-Net) or 3 (O-Net): each candidate's crop re-scored; those below the stage's threshold
-        dropped, NMS, boxes regressed (and squared for the next stage)."""
+    def _refine(self, net: nn.Module, padded: Tensor, margin: int, boxes: Tensor, scores: Tensor, valid: Tensor,
+                size: int, stage: int, reads: bool) -> Tuple[Tensor, Tensor, Tensor]:
+        """Stage 2 (R-Net) or 3 (O-Net): each candidate's crop (of the images ``padded`` by ``margin`` pixels
+        on each side) re-scored; those below the stage's threshold dropped, NMS, boxes regressed (and squared
+        for the next stage)."""
         from torchvision.ops import roi_align
 
         b, k = boxes.shape[:2]
         batch = torch.arange(b, dtype=boxes.dtype, device=boxes.device).repeat_interleave(k)[:, None]
-        rois = torch.cat([batch, boxes.reshape(-1, 4)], 1)
-        prob, reg = x.new_zeros(b * k), x.new_zeros((b * k, 4))
+        rois = torch.cat([batch, boxes.reshape(-1, 4) + margin], 1)
+        prob, reg = padded.new_zeros(b * k), padded.new_zeros((b * k, 4))
         # Reading the mask back, only the candidates still in the race are looked at (most photos have few).
         rows = valid.reshape(-1).nonzero().squeeze(1) if reads else slice(None)
-        # Sampled in [0, 1] and then normalised: outside the image is black, as the networks were trained.
-        crops = roi_align(x, rois[rows], size, 1.0, -1, aligned=True)
+        crops = roi_align(padded, rois[rows], size, 1.0, -1, aligned=True)
         if len(crops):
             prob[rows], reg[rows] = net(_normalise(crops))
         prob, reg = prob.view(b, k), reg.view(b, k, 4)
