@@ -97,3 +97,33 @@ def test_sets_of_one_aspect_ratio_decode_at_the_ratio_temperature():
         BlendConfig(temperature=None, ratio_temperature=2.0)
     with pytest.raises(ValueError, match="temperature must be None or > 0"):
         BlendConfig(temperature=0.0)
+
+
+def test_images_with_faces_decode_at_no_more_than_the_face_temperature():
+    from s2c_ops.cropping.candidates import grid_anchors
+
+    images, sets, objects = inputs(3)
+    images = images.expand(2, -1, -1, -1)
+    free = grid_anchors(160, 256)
+    crops = [torch.cat([sets[0], free])] * 2
+    groups = [[len(sets[0]), len(free)]] * 2
+    undecoded = blend(shortlist=None, temperature=None)
+    model = blend(shortlist=None, temperature=0.7, ratio_temperature=2.0, face_temperature=1.0)
+    model.load_state_dict(undecoded.state_dict())
+    with torch.no_grad():
+        raw = undecoded(images, crops, objects * 2, groups=groups).view(2, -1)
+        scores = model(images, crops, objects * 2, groups=groups, faces=[False, True]).view(2, -1)
+        unflagged = model(images, crops, objects * 2, groups=groups).view(2, -1)
+    rois = torch.cat([torch.zeros(len(crops[0]), 1), crops[0]], 1)
+    n = len(sets[0])
+    # Without faces the ratio's set at 2.0, free form at 0.7; with faces at most 1.0: 1.0 and 0.7.
+    for image, ratio_t in ((0, 2.0), (1, 1.0)):
+        torch.testing.assert_close(scores[image, :n], expected_iou(rois[:n], raw[image, :n], ratio_t))
+        torch.testing.assert_close(scores[image, n:], expected_iou(rois[n:], raw[image, n:], 0.7))
+    torch.testing.assert_close(unflagged[1], scores[0])  # no flags: no faces
+    with pytest.raises(ValueError, match="faces needs crop_boxes as a list and one entry per image"):
+        model(images, crops, objects * 2, groups=groups, faces=[True])
+    with pytest.raises(ValueError, match="face_temperature needs a temperature"):
+        BlendConfig(temperature=None, face_temperature=1.0)
+    with pytest.raises(ValueError, match="face_temperature must be None or > 0"):
+        BlendConfig(face_temperature=-1.0)

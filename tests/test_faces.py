@@ -129,3 +129,21 @@ def test_face_rule_cuts_cost_most_then_leaving_the_largest_face_out_then_crowdin
     assert penalty.tolist() == [0.0, 0.0, FACE_LEFT_OUT_PENALTY, FACE_CUT_PENALTY + FACE_CROWDED_PENALTY,
                                 FACE_CROWDED_PENALTY, 0.0]
     assert FACE_CROWDED_PENALTY < FACE_LEFT_OUT_PENALTY < FACE_CUT_PENALTY
+
+
+def test_the_cropper_tells_a_face_using_scorer_which_images_have_faces():
+    seen = []
+
+    class Recorder:
+        bbox_num = 10
+        uses_faces = True
+
+        def __call__(self, images, crops, objects, faces=None):
+            seen.append(faces)
+            return torch.zeros(sum(len(c) for c in crops))
+
+    photos = [Image.open(PHOTOS / name) for name in ("astronaut.png", "chelsea.png")]
+    Cropper(Recorder(), batch_size=1).crop(photos, "1:1")
+    assert seen == [[True], [False]]
+    Cropper(Recorder(), batch_size=1, keep_faces=False).crop(photos[:1], "1:1")
+    assert seen[-1] is None

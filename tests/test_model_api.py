@@ -76,10 +76,11 @@ def test_registries_share_one_name_rule():
 
 
 def test_abilities():
-    assert set(ABILITIES) == {"reads_pixels", "decodes_candidates", "antialias"}
+    assert set(ABILITIES) == {"reads_pixels", "decodes_candidates", "uses_faces", "antialias"}
     prior, blend = GeometryPrior(), S2CNetWithPriors()
     assert not ability(prior, "reads_pixels") and ability(prior, "antialias")
-    assert ability(blend, "decodes_candidates") and ability(blend, "antialias")
+    assert ability(blend, "decodes_candidates") and ability(blend, "uses_faces") and ability(blend, "antialias")
+    assert not ability(prior, "uses_faces") and not ability(S2CNet("GAICv1"), "uses_faces")
     assert not ability(S2CNet("GAICv1"), "antialias")
     plain = lambda images, crops, objects: torch.zeros(len(crops))  # noqa: E731
     assert [ability(plain, a) for a in ABILITIES] == list(ABILITIES.values()) and inference_copy(plain) is plain

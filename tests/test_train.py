@@ -183,7 +183,7 @@ def test_fcdb_training_on_every_photo_with_a_fixed_blend(tmp_path, capsys):
     run = tmp_path / "run"
     base = ["train", "--data", str(data), "--out", str(run), "--backbone-weights", "none", "--device", "cpu",
             "--proposer", "saliency", "--sample", "8", "--photos-per-step", "2", "--epochs", "1"]
-    assert cli.main(base + ["--train-split", "train", "--blend-setting", "0.5:0:1:1.4", "--mirror", "off"]) == 0
+    assert cli.main(base + ["--train-split", "train", "--blend-setting", "0.5:0:1:1.4:0.8", "--mirror", "off"]) == 0
     assert "cached 6 photos to train on, 2 to evaluate" in capsys.readouterr().out
     measured = json.loads((run / "blend.json").read_text())
     assert [(r["geometry_weight"], r["gaicd_weight"], r["temperature"], r["mirror"]) for r in measured["measured"]] \
@@ -191,10 +191,13 @@ def test_fcdb_training_on_every_photo_with_a_fixed_blend(tmp_path, capsys):
     assert measured["chosen"]["ratio_iou"] == measured["measured"][1]["ratio_iou"]
     assert measured["chosen"]["free_iou"] == measured["measured"][0]["free_iou"]
     c = S2CNetWithPriors.load(run / "blend.safetensors").config
-    assert (c.geometry_weight, c.gaicd_weight, c.temperature, c.ratio_temperature, c.mirror) == (0.5, 0, 1, 1.4, False)
+    assert (c.geometry_weight, c.gaicd_weight, c.temperature, c.ratio_temperature, c.face_temperature, c.mirror) \
+        == (0.5, 0, 1, 1.4, 0.8, False)
+    assert measured["chosen"]["face_temperature"] == 0.8
     for bad in (["--blend-setting", "0.5:0"], ["--blend-setting", "0.5:0:1", "--mirror", "auto"],
                 ["--blend-setting", "a:0:1", "--mirror", "on"], ["--blend-setting", "0.5:0:-1", "--mirror", "on"],
-                ["--blend-setting", "0.5:0:none:1", "--mirror", "on"]):
+                ["--blend-setting", "0.5:0:none:1", "--mirror", "on"], ["--blend-setting", "0.5:0:1:1:0", "--mirror", "on"],
+                ["--blend-setting", "0.5:0:none:none:1", "--mirror", "on"], ["--blend-setting", "0.5:0:1:1:1:1", "--mirror", "on"]):
         with pytest.raises(SystemExit) as exit_info:
             cli.main(base + bad)
         assert exit_info.value.code == 2 and "--blend-setting" in capsys.readouterr().err

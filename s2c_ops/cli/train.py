@@ -45,10 +45,11 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
                       help="photos to train on: fit (all but the validation list; default) or train (all of them: "
                            "for the shipped weights once every setting is fixed; validation figures are then not "
                            "held out)")
-    fcdb.add_argument("--blend-setting", metavar="G:P:T[:TR]",
+    fcdb.add_argument("--blend-setting", metavar="G:P:T[:TR[:TF]]",
                       help="the blend to write, instead of the best of the grid on --eval-split: FCDB prior weight, "
-                           "GAICD prior weight, temperature ('none' for no decoding) and the temperature of "
-                           "candidates of one aspect ratio (default: T), e.g. 0.5:0:1:1.4; needs --mirror on or off")
+                           "GAICD prior weight, temperature ('none' for no decoding), the temperature of "
+                           "candidates of one aspect ratio (default: T) and the highest temperature of a photo "
+                           "with faces (default: none), e.g. 1:0.25:0.7:2:1; needs --mirror on or off")
     gaicd = p.add_argument_group("GAICD")
     gaicd.add_argument("--workers", type=int, default=0, help="DataLoader workers")
 
@@ -101,19 +102,20 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def _blend_setting(text: str, mirror):
-    """``G:P:T[:TR]`` and the mirror choice as ``(G, P, T, TR or None, mirror)``."""
+    """``G:P:T[:TR[:TF]]`` and the mirror choice as ``(G, P, T, TR or None, TF or None, mirror)``."""
     parts = text.split(":")
-    if len(parts) not in (3, 4) or mirror is None:
-        raise ValueError(
-            f"--blend-setting {text!r}: expected G:P:T or G:P:T:TR (e.g. 0.5:0:1:1.4) with --mirror on or off")
+    if len(parts) not in (3, 4, 5) or mirror is None:
+        raise ValueError(f"--blend-setting {text!r}: expected G:P:T, G:P:T:TR or G:P:T:TR:TF (e.g. 1:0.25:0.7:2:1) "
+                         "with --mirror on or off")
     try:
         g, p = float(parts[0]), float(parts[1])
-        t, tr = (None if v.lower() == "none" else float(v) for v in (parts[2:] + ["none"])[:2])
+        t, tr, tf = (None if v.lower() == "none" else float(v) for v in (parts[2:] + ["none"] * 2)[:3])
     except ValueError:
-        raise ValueError(f"--blend-setting {text!r}: G, P, T and TR must be numbers (T may be none)")
-    if g < 0 or p < 0 or any(v is not None and not v > 0 for v in (t, tr)) or (t is None and tr is not None):
-        raise ValueError(f"--blend-setting {text!r}: weights must be >= 0, temperatures > 0, TR only with T")
-    return g, p, t, tr, mirror
+        raise ValueError(f"--blend-setting {text!r}: G, P, T, TR and TF must be numbers (T, TR, TF may be none)")
+    temps = (t, tr, tf)
+    if g < 0 or p < 0 or any(v is not None and not v > 0 for v in temps) or (t is None and temps != (None,) * 3):
+        raise ValueError(f"--blend-setting {text!r}: weights must be >= 0, temperatures > 0, TR and TF only with T")
+    return g, p, t, tr, tf, mirror
 
 
 def run_train_prior(args: argparse.Namespace) -> int:

@@ -104,7 +104,9 @@ class Cropper:
     proposer found (its :func:`~s2c_ops.cropping.proposals.head_boxes` box) loses :data:`FACE_CUT_PENALTY` of
     its score per head cut (:func:`faces_cut`), so a crop that keeps every head whole (inside or out) wins
     whenever there is one; among those, one that keeps the largest head inside wins
-    (:data:`FACE_LEFT_OUT_PENALTY`, :func:`face_penalty`).
+    (:data:`FACE_LEFT_OUT_PENALTY`, :func:`face_penalty`), then one that leaves room around the heads
+    (:data:`FACE_CROWDED_PENALTY`). A scorer with the ``uses_faces`` ability (the default model) is told
+    which images have faces.
 
     Conventions of the scoring methods: the model runs on ``device``; scores come back on the device of the
     images given (:meth:`score_images`, :meth:`score_resized`, :meth:`score_candidates`). Photos
@@ -266,10 +268,12 @@ class Cropper:
             found = ProposedObjects(self.proposer(pixels, self.num_boxes), [])
         # A scorer that reads only the size (the geometry prior) is spared the normalisation.
         images = self.preprocess.normalise(resized) if ability(self.model, "reads_pixels") else resized
+        options = {}
         if ability(self.model, "decodes_candidates") and groups is not None:
-            scores = self.model(images, crop_boxes, found.boxes, groups=groups)
-        else:
-            scores = self.model(images, crop_boxes, found.boxes)
+            options["groups"] = groups
+        if ability(self.model, "uses_faces") and self.keep_faces and found.faces:
+            options["faces"] = [len(f) > 0 for f in found.faces]
+        scores = self.model(images, crop_boxes, found.boxes, **options)
         per_image = list(scores.split([len(b) for b in crop_boxes]))
         if self.keep_faces and found.faces:
             # Whole heads: the detector's boxes are tight (brows to chin), a face as people see it takes in

@@ -14,7 +14,10 @@ Per image, over its candidate crops:
    ratio's crop never depends on the other ratios asked for). A set whose crops all have one aspect
    ratio (what ``Cropper.crop(photo, ratio)`` scores) is decoded at ``ratio_temperature`` when it is
    given: on FCDB's validation photos such sets gain from a softer distribution than free-form sets
-   (the official grid, many aspect ratios) do (docs/models.md).
+   (the official grid, many aspect ratios) do (docs/models.md). With a ``face_temperature``, the sets of an
+   image in which the proposer found faces are decoded at no more than it: a softer distribution pulls the
+   crop towards the middle of the likely ones, which trims people at a group's edges (the faces the
+   detector missed among them); a sharper one keeps the model's own framing of them.
 3. With a ``shortlist`` of N, S2CNet scores only each set's N candidates the priors rank highest; the others
    stay out of the softmax (weight 0) but are still decoded, by their IoU with the likely crops. S2CNet's
    graph stage, the costliest part after the backbone, scales with the candidates it scores; with the
@@ -56,17 +59,20 @@ class BlendConfig:
     shortlist: Optional[int] = SHORTLIST
     #: The temperature of sets of one aspect ratio (None: ``temperature``).
     ratio_temperature: Optional[float] = None
+    #: The highest temperature of the sets of an image with faces (None: no bound).
+    face_temperature: Optional[float] = None
 
     def __post_init__(self) -> None:
         if self.shortlist is not None and (isinstance(self.shortlist, bool) or not isinstance(self.shortlist, int)
                                            or self.shortlist < 1):
             raise ValueError(f"BlendConfig.shortlist must be None or a positive int, got {self.shortlist!r}")
-        for name in ("temperature", "ratio_temperature"):
+        for name in ("temperature", "ratio_temperature", "face_temperature"):
             value = getattr(self, name)
             if value is not None and not value > 0:
                 raise ValueError(f"BlendConfig.{name} must be None or > 0, got {value!r}")
-        if self.temperature is None and self.ratio_temperature is not None:
-            raise ValueError("BlendConfig.ratio_temperature needs a temperature (without one nothing is decoded)")
+        for name in ("ratio_temperature", "face_temperature"):
+            if self.temperature is None and getattr(self, name) is not None:
+                raise ValueError(f"BlendConfig.{name} needs a temperature (without one nothing is decoded)")
 
     @property
     def bbox_num(self) -> int:
@@ -99,17 +105,24 @@ def one_aspect_ratio(boxes: Tensor) -> Tensor:
 
 
 def expected_iou(crops: Tensor, raw: Tensor, temperature: float, counts: Optional[Sequence[int]] = None,
-                 ratio_temperature: Optional[float] = None) -> Tensor:
+                 ratio_temperature: Optional[float] = None, face_temperature: Optional[float] = None,
+                 with_faces: Optional[Sequence[bool]] = None) -> Tensor:
     """Each crop's expected IoU with the best crop of its set when the best is distributed as
     ``softmax(raw / temperature)`` over the set (:func:`candidate_sets`): ``crops`` rois (K, 5), ``raw`` (K,).
     A set of one aspect ratio (:func:`one_aspect_ratio`) takes ``ratio_temperature`` when it is given
-    (chosen on the device: no host read)."""
+    (chosen on the device: no host read); a set flagged in ``with_faces`` (one flag per set) no more than
+    ``face_temperature``."""
     out = torch.empty_like(raw)
-    for rows in candidate_sets(crops, counts):
+    sets = candidate_sets(crops, counts)
+    if with_faces is not None and len(with_faces) != len(sets):
+        raise ValueError(f"with_faces needs one flag per candidate set ({len(sets)}), got {len(with_faces)}")
+    for i, rows in enumerate(sets):
         boxes = crops[rows, 1:]
         t = temperature
         if ratio_temperature is not None and ratio_temperature != temperature:
             t = torch.where(one_aspect_ratio(boxes), ratio_temperature, temperature).to(raw.dtype)
+        if face_temperature is not None and with_faces is not None and with_faces[i]:
+            t = torch.clamp(torch.as_tensor(t, dtype=raw.dtype, device=raw.device), max=face_temperature)
         out[rows] = box_iou(boxes, boxes) @ torch.softmax(raw[rows] / t, 0)
     return out
 
@@ -124,13 +137,15 @@ def shortlist_rows(ranking: Tensor, crops: Tensor, size: int, counts: Optional[S
 def blend_scores(s2cnet_views: Callable[[Optional[Tensor]], Sequence[Tensor]],
                  priors: Sequence[Tuple[float, Optional[Tensor]]], crops: Tensor, temperature: Optional[float],
                  counts: Optional[Sequence[int]] = None, shortlist: Optional[int] = None,
-                 ratio_temperature: Optional[float] = None) -> Tensor:
+                 ratio_temperature: Optional[float] = None, face_temperature: Optional[float] = None,
+                 with_faces: Optional[Sequence[bool]] = None) -> Tensor:
     """The module docstring's formula, the one :class:`S2CNetWithPriors` and the training's blend grid
     use. ``s2cnet_views(rows)`` gives S2CNet's scores of ``crops[rows]`` (all crops for ``None``) on each
     view (the photo, and its mirror image); ``priors`` are ``(weight, scores)`` pairs (scores may be
     ``None`` for a weight of 0). Their mean plus the weighted priors, over the ``shortlist`` (when the
     priors weigh anything; the rest -inf), then with a ``temperature`` the expected IoU of ``crops``
-    (:func:`expected_iou`, sets of one aspect ratio at ``ratio_temperature`` when given)."""
+    (:func:`expected_iou`: sets of one aspect ratio at ``ratio_temperature`` when given, those flagged in
+    ``with_faces`` at no more than ``face_temperature``)."""
     prior = torch.zeros(len(crops), device=crops.device)
     weighted = False
     for weight, scores in priors:
@@ -144,7 +159,9 @@ def blend_scores(s2cnet_views: Callable[[Optional[Tensor]], Sequence[Tensor]],
     else:
         values = prior[rows] + net
         raw = values.new_full((len(crops),), -math.inf).index_put_((rows,), values)
-    return raw if temperature is None else expected_iou(crops, raw, temperature, counts, ratio_temperature)
+    if temperature is None:
+        return raw
+    return expected_iou(crops, raw, temperature, counts, ratio_temperature, face_temperature, with_faces)
 
 
 @weights_format("s2cnet-blend/1", BlendConfig, "S2CNet + geometry priors")
@@ -164,29 +181,41 @@ class S2CNetWithPriors(ScorerModule):
     @classmethod
     def of(cls, s2cnet: S2CNet, fcdb_prior: GeometryPrior, gaicd_prior: GeometryPrior, *, geometry_weight: float,
            gaicd_weight: float, temperature: Optional[float], mirror: bool = True,
-           ratio_temperature: Optional[float] = None) -> "S2CNetWithPriors":
+           ratio_temperature: Optional[float] = None, face_temperature: Optional[float] = None
+           ) -> "S2CNetWithPriors":
         """The blend of trained models (copied)."""
+        def number(value: Optional[float]) -> Optional[float]:
+            return None if value is None else float(value)
+
         config = BlendConfig(asdict(s2cnet.config), asdict(fcdb_prior.config), asdict(gaicd_prior.config),
-                             float(geometry_weight), float(gaicd_weight), mirror,
-                             None if temperature is None else float(temperature),
-                             ratio_temperature=None if ratio_temperature is None else float(ratio_temperature))
+                             float(geometry_weight), float(gaicd_weight), mirror, number(temperature),
+                             ratio_temperature=number(ratio_temperature), face_temperature=number(face_temperature))
         blend = cls(config)
         for mine, theirs in ((blend.s2cnet, s2cnet), (blend.fcdb_prior, fcdb_prior), (blend.gaicd_prior, gaicd_prior)):
             mine.load_state_dict(theirs.state_dict())
         return blend.eval()
 
     decodes_candidates = True
+    uses_faces = True
 
     def forward(self, images: Tensor, crop_boxes: BoxesLike, object_boxes: BoxesLike, *,
-                groups: Optional[Sequence[Sequence[int]]] = None) -> Tensor:
+                groups: Optional[Sequence[Sequence[int]]] = None, faces: Optional[Sequence[bool]] = None) -> Tensor:
         """Scores of ``crop_boxes``; ``groups`` (with a list of per-image boxes): for each image, the sizes
-        of the consecutive groups its candidates are decoded in (default: one group per image)."""
+        of the consecutive groups its candidates are decoded in (default: one group per image); ``faces``
+        (with a list of per-image boxes): for each image, whether faces were found in it (module
+        docstring, ``face_temperature``)."""
         crops, objects = check_scorer_inputs(images, crop_boxes, object_boxes, self.bbox_num, min_side=32)
         counts = [len(b) for b in crop_boxes] if isinstance(crop_boxes, (list, tuple)) else None
+        for name, value in (("groups", groups), ("faces", faces)):
+            if value is not None and (counts is None or len(value) != len(counts)):
+                raise ValueError(f"{name} needs crop_boxes as a list and one entry per image")
+        with_faces = None if faces is None else [bool(f) for f in faces]
         if groups is not None:
-            if counts is None or len(groups) != len(counts) or any(sum(g) != n for g, n in zip(groups, counts)):
-                raise ValueError("groups needs crop_boxes as a list, one list of group sizes per image, each "
-                                 "summing to that image's number of crops")
+            if any(sum(g) != n for g, n in zip(groups, counts)):
+                raise ValueError("groups needs one list of group sizes per image, each summing to that image's "
+                                 "number of crops")
+            if with_faces is not None:
+                with_faces = [f for f, g in zip(with_faces, groups) for _ in g]
             counts = [int(n) for g in groups for n in g]
         net, c = self.s2cnet, self.config
         size = images.shape[-2:]
@@ -201,7 +230,8 @@ class S2CNetWithPriors(ScorerModule):
 
         priors = [(weight, prior(images, crops, objects) if weight else None)
                   for weight, prior in ((c.geometry_weight, self.fcdb_prior), (c.gaicd_weight, self.gaicd_prior))]
-        return blend_scores(views, priors, crops, c.temperature, counts, c.shortlist, c.ratio_temperature)
+        return blend_scores(views, priors, crops, c.temperature, counts, c.shortlist, c.ratio_temperature,
+                            c.face_temperature, with_faces)
 
     def fused(self) -> "S2CNetWithPriors":
         """An inference copy with S2CNet's :meth:`~s2c_ops.S2CNet.fused` layers."""

@@ -11,7 +11,8 @@ Optional abilities (:data:`ABILITIES`; read them with :func:`ability` and :func:
 the scorer's class): ``reads_pixels`` (False: only the images' size is read, the Cropper skips normalising
 them, and the scorer scores one image's unit-square geometry with ``score_image(crops, objects)``, which
 ``s2c eval`` uses on every rated GAICD image, pixels or not), ``decodes_candidates`` (the scores depend on the
-set of candidates scored together; the scorer takes ``groups=``), ``antialias`` (its input is resized with
+set of candidates scored together; the scorer takes ``groups=``), ``uses_faces`` (it takes ``faces=``: per
+image, whether the proposer found faces in it), ``antialias`` (its input is resized with
 antialiasing) and ``fused()`` (an inference copy, used by the Cropper and ``s2c eval``).
 
 The package's scorers (:class:`ScorerModule`) save and load alike: ``save(path, *, dtype=None)`` and
@@ -29,7 +30,7 @@ from .weights import PathLike, load_model, save_weights
 
 S = TypeVar("S", bound="ScorerModule")
 #: The optional abilities of a scorer, and what a scorer that does not declare one is taken to have.
-ABILITIES = {"reads_pixels": True, "decodes_candidates": False, "antialias": False}
+ABILITIES = {"reads_pixels": True, "decodes_candidates": False, "uses_faces": False, "antialias": False}
 
 
 @runtime_checkable
@@ -58,6 +59,8 @@ class ScorerModule(nn.Module):
     #: expected-IoU decoding): it takes ``groups=`` (per image, the sizes of consecutive candidate groups,
     #: each scored on its own), and the Cropper gives each ratio's candidates as one group.
     decodes_candidates: bool = False
+    #: True for a scorer that takes ``faces=`` (per image, whether the Cropper's proposer found faces in it).
+    uses_faces: bool = False
     #: Set on the copies :meth:`fused` makes: they cannot train or be saved.
     inference_only: bool = False
 

@@ -241,8 +241,9 @@ def train_fcdb(data, out, *, config: ConfigLike = "GAICv1", antialias: bool = Tr
     is trained on FCDB too, and :class:`~s2c_ops.models.blend.S2CNetWithPriors` is measured on
     ``eval_split`` for each setting of :data:`BLEND_GRID` (``mirror``: only those with, or without, the
     mirror image; ``None``: both); the best (:func:`choose_blend`) goes to ``out/blend.safetensors``
-    (``blend.json`` lists them all; rank 0), or with ``blend_setting`` ``(G, P, T, ratio T or None, mirror)``
-    that one (chosen beforehand: ``split="train"`` trains on the evaluated photos too). ``antialias``: the
+    (``blend.json`` lists them all; rank 0), or with ``blend_setting`` ``(G, P, T, ratio T or None, face T or
+    None, mirror)`` that one (the cache does not know which photos have faces: the face temperature is
+    written, not measured) (chosen beforehand: ``split="train"`` trains on the evaluated photos too). ``antialias``: the
     model's input is resized with antialiasing (``config.antialias``; the face proposer needs it). The cache
     goes to ``out/features.rank<r>.pt`` and is reused on resume."""
     run = Distributed(device)
@@ -372,11 +373,11 @@ def _write_blend(model: S2CNet, cache: Dict[str, List[CachedPhoto]], device: tor
         results = measure_blends(model, fcdb_prior, gaicd_prior, cache["eval"], device, preprocess)
         chosen = choose_blend(results, mirror)
     else:
-        g, p, free_t, ratio_t, m = setting
+        g, p, free_t, ratio_t, face_t, m = setting
         temps = tuple(dict.fromkeys(t for t in (free_t, ratio_t) if t is not None)) or (None,)
         results = measure_blends(model, fcdb_prior, gaicd_prior, cache["eval"], device, preprocess,
                                  ((g,), (p,), temps, (m,)))
-        chosen = blend_figures(results, g, p, free_t, ratio_t, m)
+        chosen = {**blend_figures(results, g, p, free_t, ratio_t, m), "face_temperature": face_t}
     for combo in ((0.0, 0.0, None, True), (0.0, 0.0, None, False)):
         if combo in results:
             r = results[combo]
@@ -384,12 +385,13 @@ def _write_blend(model: S2CNet, cache: Dict[str, List[CachedPhoto]], device: tor
                 f"free form IoU {r['free_iou']:.3f} BDE {r['free_bde']:.4f}")
     c = chosen
     log(f"blend (FCDB prior {c['geometry_weight']:g}, GAICD prior {c['gaicd_weight']:g}, temperature "
-        f"{c['temperature']}, ratio temperature {c['ratio_temperature']}, mirror {c['mirror']}): ratio given IoU "
+        f"{c['temperature']}, ratio temperature {c['ratio_temperature']}, face temperature "
+        f"{c.get('face_temperature')}, mirror {c['mirror']}): ratio given IoU "
         f"{c['ratio_iou']:.3f} BDE {c['ratio_bde']:.4f}  free form IoU {c['free_iou']:.3f} BDE {c['free_bde']:.4f}")
     S2CNetWithPriors.of(model.cpu(), fcdb_prior, gaicd_prior, geometry_weight=c["geometry_weight"],
                         gaicd_weight=c["gaicd_weight"], temperature=c["temperature"], mirror=c["mirror"],
-                        ratio_temperature=c["ratio_temperature"]).save(folder.path / "blend.safetensors",
-                                                                       dtype=torch.float16)
+                        ratio_temperature=c["ratio_temperature"], face_temperature=c.get("face_temperature")
+                        ).save(folder.path / "blend.safetensors", dtype=torch.float16)
     model.to(device)
     write_json_atomic(folder.path / "blend.json", {"chosen": chosen, "measured": [
         {"geometry_weight": c[0], "gaicd_weight": c[1], "temperature": c[2], "mirror": c[3], **r}
