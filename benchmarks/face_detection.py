@@ -1,6 +1,6 @@
 """Face detection on the FCDB validation photos: labelled faces found, and faces found where none is labelled.
 
-    python benchmarks/face_detection.py [--data ../shared/data/FCDB] [--min-face 0.06] [--factor 0.709]
+    python benchmarks/face_detection.py [--data ../shared/data/FCDB] [--min-face F] [--factor F] [--candidates N N N]
                                        [--short-side 256]
 
 The detector sees what the default proposer sees: each photo resized (antialiased) to ``--short-side``
@@ -41,18 +41,19 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "FCDB"))
     p.add_argument("--labels", default=str(ROOT / "benchmarks" / "face_labels_fcdb_val.json"))
-    p.add_argument("--min-face", type=float, default=0.06)
-    p.add_argument("--thresholds", type=float, nargs=3, default=(0.6, 0.7, 0.7))
-    p.add_argument("--factor", type=float, default=0.709, help="the pyramid's scale step")
-    p.add_argument("--candidates", type=int, nargs=3, default=(128, 64, 16))
+    # The detector's own defaults unless given.
+    p.add_argument("--min-face", type=float)
+    p.add_argument("--thresholds", type=float, nargs=3)
+    p.add_argument("--factor", type=float, help="the pyramid's scale step")
+    p.add_argument("--candidates", type=int, nargs=3)
     p.add_argument("--short-side", type=int, default=256)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--list", action="store_true", help="print each photo's unmatched detections")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     labels = json.loads(Path(args.labels).read_text())
-    detector = FaceDetector(min_face=args.min_face, thresholds=args.thresholds,
-                            factor=args.factor, candidates=args.candidates)
+    options = ("min_face", "thresholds", "factor", "candidates")
+    detector = FaceDetector(**{k: getattr(args, k) for k in options if getattr(args, k) is not None})
     found_faces = total_faces = other_people = other_rest = 0
     seconds = 0.0
     files = validation_files()
