@@ -131,6 +131,16 @@ def test_face_rule_cuts_cost_most_then_leaving_the_largest_face_out_then_crowdin
     assert FACE_CROWDED_PENALTY < FACE_LEFT_OUT_PENALTY < FACE_CUT_PENALTY
 
 
+def test_crowding_many_heads_costs_less_than_leaving_the_largest_out():
+    # A row of 18 small heads above a large one: a crop along the row's lower edge crowds every small head.
+    small = torch.tensor([[10.0 + 20 * i, 10, 24 + 20 * i, 24] for i in range(18)])
+    heads = torch.cat([small, torch.tensor([[150.0, 100, 250, 200]])])
+    crops = torch.tensor([[0.0, 25, 400, 300],   # the large head inside, every small head crowded
+                          [0.0, 0, 400, 60]])    # the small heads inside with room, the large one out
+    penalty = face_penalty(crops, heads, height=300, width=420)
+    assert 0 < penalty[0] < penalty[1] == FACE_LEFT_OUT_PENALTY
+
+
 def test_the_cropper_tells_a_face_using_scorer_which_images_have_faces():
     seen = []
 

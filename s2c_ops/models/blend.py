@@ -117,12 +117,15 @@ def expected_iou(crops: Tensor, raw: Tensor, temperature: float, counts: Optiona
     if with_faces is not None and len(with_faces) != len(sets):
         raise ValueError(f"with_faces needs one flag per candidate set ({len(sets)}), got {len(with_faces)}")
     for i, rows in enumerate(sets):
+        if not len(rows):
+            continue
         boxes = crops[rows, 1:]
         t = temperature
         if ratio_temperature is not None and ratio_temperature != temperature:
             t = torch.where(one_aspect_ratio(boxes), ratio_temperature, temperature).to(raw.dtype)
         if face_temperature is not None and with_faces is not None and with_faces[i]:
-            t = torch.clamp(torch.as_tensor(t, dtype=raw.dtype, device=raw.device), max=face_temperature)
+            # A float stays a float: a tensor made from it would be a copy the host waits for.
+            t = t.clamp(max=face_temperature) if isinstance(t, Tensor) else min(t, face_temperature)
         out[rows] = box_iou(boxes, boxes) @ torch.softmax(raw[rows] / t, 0)
     return out
 

@@ -386,7 +386,7 @@ def _write_blend(model: S2CNet, cache: Dict[str, List[CachedPhoto]], device: tor
     c = chosen
     log(f"blend (FCDB prior {c['geometry_weight']:g}, GAICD prior {c['gaicd_weight']:g}, temperature "
         f"{c['temperature']}, ratio temperature {c['ratio_temperature']}, face temperature "
-        f"{c.get('face_temperature')}, mirror {c['mirror']}): ratio given IoU "
+        f"{c.get('face_temperature')} (not measured here), mirror {c['mirror']}): ratio given IoU "
         f"{c['ratio_iou']:.3f} BDE {c['ratio_bde']:.4f}  free form IoU {c['free_iou']:.3f} BDE {c['free_bde']:.4f}")
     S2CNetWithPriors.of(model.cpu(), fcdb_prior, gaicd_prior, geometry_weight=c["geometry_weight"],
                         gaicd_weight=c["gaicd_weight"], temperature=c["temperature"], mirror=c["mirror"],

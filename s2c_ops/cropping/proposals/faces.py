@@ -229,8 +229,9 @@ class FaceDetector(nn.Module):
         with torch.no_grad():
             boxes, scores, valid = self._propose(nets.pnet, x, reads)
             # The refining stages' crops reach past the image for faces at its edge (their boxes are squares):
-            # there the edge's pixels are repeated, not black (a black band hides faces at the edge).
-            margin = max(h, w) // 4
+            # there the edge's pixels are repeated, not black (a black band hides faces at the edge), up to
+            # half the longer side past it (a face box as large as the short side, centred on the edge).
+            margin = max(h, w) // 2
             padded = F.pad(x, (margin,) * 4, mode="replicate")
             boxes, scores, valid = self._refine(nets.rnet, padded, margin, boxes, scores, valid, 24, 1, reads)
             boxes, scores, valid = self._refine(nets.onet, padded, margin, boxes, scores, valid, 48, 2, reads)
