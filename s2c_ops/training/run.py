@@ -147,6 +147,9 @@ class Distributed:
 
     def close(self) -> None:
         if self.owned:
+            # Every rank done with its last collective first: gloo aborted a rank (SIGABRT, "terminate called
+            # without an active exception") now and then when its peer tore the group down mid-exchange.
+            dist.barrier()
             dist.destroy_process_group()
 
 
