@@ -170,15 +170,16 @@ def choose_blend(results: Dict[tuple, Dict[str, float]], mirror: Optional[bool] 
 
 
 def blend_figures(results: Dict[tuple, Dict[str, float]], g: float, p: float, free_t: Optional[float],
-                  ratio_t: Optional[float], m: bool) -> Dict[str, Any]:
+                  ratio_t: Optional[float], m: bool, face_t: Optional[float] = None) -> Dict[str, Any]:
     """A blend setting with its figures from :func:`measure_blends`' ``results``: ratio given as measured at
-    ``ratio_t`` (``None``: ``free_t``), free form at ``free_t``."""
+    ``ratio_t`` (``None``: ``free_t``), free form at ``free_t``; ``face_t``, the face temperature, is recorded
+    but not measured (the results know no faces)."""
     ratio_t = None if ratio_t == free_t else ratio_t
     figures = {k: v for k, v in results[(g, p, free_t if ratio_t is None else ratio_t, m)].items()
                if k.startswith("ratio_")}
     figures.update({k: v for k, v in results[(g, p, free_t, m)].items() if k.startswith("free_")})
     return {"geometry_weight": g, "gaicd_weight": p, "temperature": free_t, "ratio_temperature": ratio_t,
-            "mirror": m, **figures}
+            "face_temperature": face_t, "mirror": m, **figures}
 
 
 @torch.no_grad()
@@ -242,8 +243,8 @@ def train_fcdb(data, out, *, config: ConfigLike = "GAICv1", antialias: bool = Tr
     ``eval_split`` for each setting of :data:`BLEND_GRID` (``mirror``: only those with, or without, the
     mirror image; ``None``: both); the best (:func:`choose_blend`) goes to ``out/blend.safetensors``
     (``blend.json`` lists them all; rank 0), or with ``blend_setting`` ``(G, P, T, ratio T or None, face T or
-    None, mirror)`` that one (the cache does not know which photos have faces: the face temperature is
-    written, not measured) (chosen beforehand: ``split="train"`` trains on the evaluated photos too). ``antialias``: the
+    None, mirror)`` that one, chosen beforehand (``split="train"`` trains on the evaluated photos too; the
+    cache does not know which photos have faces, so the face temperature is written, not measured). ``antialias``: the
     model's input is resized with antialiasing (``config.antialias``; the face proposer needs it). The cache
     goes to ``out/features.rank<r>.pt`` and is reused on resume."""
     run = Distributed(device)
@@ -377,7 +378,7 @@ def _write_blend(model: S2CNet, cache: Dict[str, List[CachedPhoto]], device: tor
         temps = tuple(dict.fromkeys(t for t in (free_t, ratio_t) if t is not None)) or (None,)
         results = measure_blends(model, fcdb_prior, gaicd_prior, cache["eval"], device, preprocess,
                                  ((g,), (p,), temps, (m,)))
-        chosen = {**blend_figures(results, g, p, free_t, ratio_t, m), "face_temperature": face_t}
+        chosen = blend_figures(results, g, p, free_t, ratio_t, m, face_t)
     for combo in ((0.0, 0.0, None, True), (0.0, 0.0, None, False)):
         if combo in results:
             r = results[combo]
@@ -386,11 +387,11 @@ def _write_blend(model: S2CNet, cache: Dict[str, List[CachedPhoto]], device: tor
     c = chosen
     log(f"blend (FCDB prior {c['geometry_weight']:g}, GAICD prior {c['gaicd_weight']:g}, temperature "
         f"{c['temperature']}, ratio temperature {c['ratio_temperature']}, face temperature "
-        f"{c.get('face_temperature')} (not measured here), mirror {c['mirror']}): ratio given IoU "
+        f"{c['face_temperature']} (not measured here), mirror {c['mirror']}): ratio given IoU "
         f"{c['ratio_iou']:.3f} BDE {c['ratio_bde']:.4f}  free form IoU {c['free_iou']:.3f} BDE {c['free_bde']:.4f}")
     S2CNetWithPriors.of(model.cpu(), fcdb_prior, gaicd_prior, geometry_weight=c["geometry_weight"],
                         gaicd_weight=c["gaicd_weight"], temperature=c["temperature"], mirror=c["mirror"],
-                        ratio_temperature=c["ratio_temperature"], face_temperature=c.get("face_temperature")
+                        ratio_temperature=c["ratio_temperature"], face_temperature=c["face_temperature"]
                         ).save(folder.path / "blend.safetensors", dtype=torch.float16)
     model.to(device)
     write_json_atomic(folder.path / "blend.json", {"chosen": chosen, "measured": [
