@@ -16,6 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from ..files import write_atomic
+from ..rng import keeps_global_rng
 
 PathLike = Union[str, "os.PathLike[str]"]
 M = TypeVar("M", bound=nn.Module)
@@ -140,6 +141,7 @@ def read_metadata(path: PathLike) -> Dict[str, str]:
     return metadata
 
 
+@keeps_global_rng  # the model's initialisation, overwritten by the file, must not draw
 def _build(path: str, map_location: Optional[str]) -> Tuple[nn.Module, _Format]:
     from safetensors.torch import load_file
 

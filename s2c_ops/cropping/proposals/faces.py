@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ...rng import keeps_global_rng
 from .nms import greedy_nms
 
 #: The weights file in ``s2c_ops/weights`` (converted by ``tools/convert_mtcnn.py``).
@@ -113,6 +114,7 @@ class MTCNNNets(nn.Module):
 
 
 @functools.lru_cache(maxsize=8)
+@keeps_global_rng
 def _shipped_nets(device: torch.device) -> MTCNNNets:
     """The shipped networks on ``device``, loaded once per device (never trained or changed)."""
     from safetensors.torch import load_file
