@@ -25,7 +25,7 @@ import inspect
 import math
 import numbers
 import warnings
-from typing import Any, Callable, Dict, Optional, Tuple, Union
+from typing import Any, Callable, Dict, Optional, Sequence, Tuple, Union
 
 import torch
 from kornia.augmentation import GeometricAugmentationBase2D
@@ -34,7 +34,8 @@ from kornia.geometry.transform import crop_by_indices, crop_by_transform_mat
 from torch import Tensor
 
 from s2c_ops.cropping.candidates import parse_ratio, pixel_crops, ratio_anchors
-from s2c_ops.cropping.cropper import Cropper
+from s2c_ops.cropping.cropper import FACE_CUT_PENALTY, Cropper
+from s2c_ops.cropping.table import CropTable, model_identity, proposer_identity
 from s2c_ops.models.default import default_model
 from s2c_ops.cropping.proposals import default_proposer, get_proposer, whole_image_boxes
 
@@ -176,6 +177,8 @@ class AestheticCrop(GeometricAugmentationBase2D):
         *,
         num_boxes: Optional[int] = None,
         validate: Optional[bool] = None,
+        table: Optional[CropTable] = None,
+        generator: Optional[torch.Generator] = None,
     ) -> None:
         ratio = parse_ratio(ratio)
         size = _check_size(size)
@@ -203,6 +206,16 @@ class AestheticCrop(GeometricAugmentationBase2D):
             raise ValueError(f"num_boxes must be None or an int >= 1, got {num_boxes!r}")
         if validate not in (None, True, False):
             raise ValueError(f"validate must be None, True or False, got {validate!r}")
+        if table is not None:
+            if not isinstance(table, CropTable):
+                raise TypeError(f"table must be None or a CropTable, got {type(table).__name__}")
+            if same_on_batch:
+                raise ValueError("same_on_batch=True needs the scores of one set of candidates for the whole "
+                                 "batch: it does not go with a table")
+            # A table made by another model, ratio or proposer is refused here, once, before any use.
+            table.bind([ratio], model_identity(model), proposer_identity(proposer))
+        if generator is not None and not isinstance(generator, torch.Generator):
+            raise TypeError(f"generator must be None or a torch.Generator, got {type(generator).__name__}")
         if size is not None:
             h, w = size
             if abs(w - h * ratio) > 1 and abs(h - w / ratio) > 1:
@@ -228,6 +241,8 @@ class AestheticCrop(GeometricAugmentationBase2D):
         # Not submodules: the scorer's weights stay out of state_dict() and .to() (see the class doc).
         object.__setattr__(self, "_model", model)
         object.__setattr__(self, "_proposer", proposer)
+        self.table = table
+        self.generator = generator
         self._num_boxes = None if num_boxes is None else int(num_boxes)
         self.validate = validate
         self._croppers: Dict[str, Cropper] = {}
@@ -263,7 +278,8 @@ class AestheticCrop(GeometricAugmentationBase2D):
         params: Dict[str, Tensor] = {}
         if self.flags["top_k"] > 1:
             n = 1 if self.same_on_batch else batch
-            draw = torch.rand(n, device=self.device, dtype=torch.float32)
+            device = self.device if self.generator is None else self.generator.device
+            draw = torch.rand(n, device=device, dtype=torch.float32, generator=self.generator)
             params["draw"] = draw.expand(batch).clone() if self.same_on_batch else draw
         if self.flags["size"] is not None:
             params["output_size"] = torch.tensor(self.flags["size"], dtype=torch.long).expand(batch, 2).clone()
@@ -279,21 +295,25 @@ class AestheticCrop(GeometricAugmentationBase2D):
         if not input.is_floating_point():
             raise TypeError(f"AestheticCrop expects float images in [0, 1], got dtype {input.dtype}")
 
-    def forward(self, input: Tensor, params: Optional[Dict[str, Tensor]] = None, **kwargs: Any) -> Tensor:
+    def forward(self, input: Tensor, params: Optional[Dict[str, Tensor]] = None, *,
+                keys: Optional[Union[Tensor, Sequence[Any]]] = None, **kwargs: Any) -> Tensor:
         """Crops ``input``; ``params`` from an earlier call (or a container) replays those crops, and
-        parameters drawn from the shape alone (no ``src`` yet) get their crops chosen from ``input``."""
+        parameters drawn from the shape alone (no ``src`` yet) get their crops chosen from ``input``.
+        ``keys``: one per image (dataset indices or paths), for a table keyed by them."""
         self._check_input(input)
         images = self.transform_tensor(input)
         if params is None:
             params = self.forward_parameters(images.shape)
         if "src" not in params:
-            self.choose_crops(images, params)
+            self.choose_crops(images, params, keys=keys)
         return super().forward(input, params=params, **kwargs)
 
     @torch.no_grad()
-    def choose_crops(self, images: Tensor, params: Dict[str, Tensor]) -> Dict[str, Tensor]:
-        """Scores the candidates of ``images`` (B, 3, H, W) and writes the chosen crops into ``params``
-        (``src``, ``dst``, ``input_size``, ``output_size``, ``crop_box``, ``crop_score``); returns it."""
+    def choose_crops(self, images: Tensor, params: Dict[str, Tensor], *,
+                     keys: Optional[Union[Tensor, Sequence[Any]]] = None) -> Dict[str, Tensor]:
+        """Scores the candidates of ``images`` (B, 3, H, W) (or looks them up in the table) and writes the
+        chosen crops into ``params`` (``src``, ``dst``, ``input_size``, ``output_size``, ``crop_box``,
+        ``crop_score``); returns it."""
         b, c, height, width = images.shape
         ratio = self.flags["ratio"]
         if c != 3:
@@ -310,8 +330,11 @@ class AestheticCrop(GeometricAugmentationBase2D):
         cropped = b > 0 and (gate is None or self.p_batch == 1.0 or bool((gate > 0.5).any()))
         # The crops stay on the images' device: nothing here waits for it.
         device = images.device
-        if cropped:
+        if cropped and self.table is not None:
+            boxes, scores = self._table_candidates(images, keys)
+        elif cropped:
             boxes, scores = self.cropper(device).score_candidates(images, ratio, validate=self.validate)
+        if cropped:
             chosen, score = self._pick(boxes, scores.float(), params.get("draw"))
             chosen, score = chosen.float(), score.float()
             x0, y0, w, h = pixel_crops(chosen, ratio, height, width).unbind(1)
@@ -347,8 +370,25 @@ class AestheticCrop(GeometricAugmentationBase2D):
         params["crop_score"] = score
         return params
 
+    def _table_candidates(self, images: Tensor, keys: Optional[Union[Tensor, Sequence[Any]]]) -> Tuple[Tensor, Tensor]:
+        """The table's candidates of each image, (B, k, 4) boxes in its pixels and (B, k) scores, on the
+        images' device; images the table lacks are scored and added first (a lazy table) or raise."""
+        table, ratio = self.table, self.flags["ratio"]
+        size = (int(images.shape[-2]), int(images.shape[-1]))
+        ids = table.keys_of(images, keys)
+        found, boxes, scores = table.lookup(ids, size, ratio)
+        if not bool(found.all()):
+            miss = (~found).nonzero().flatten()
+            if not table.lazy:
+                raise table.missing(ids[miss], size, ratio)
+            table.fill(self.cropper(images.device), list(images[miss.to(images.device)]), ids[miss])
+            found, boxes, scores = table.lookup(ids, size, ratio)
+        return boxes.to(images.device), scores.to(images.device)
+
     def _pick(self, boxes: Tensor, scores: Tensor, draw: Optional[Tensor]) -> Tuple[Tensor, Tensor]:
-        """Per image, the chosen candidate box (B, 4) and its score (B,), on the scores' device."""
+        """Per image, the chosen candidate box (B, 4) and its score (B,), on the scores' device: ``boxes``
+        are the candidates of every image (N, 4), or of each image (B, N, 4). A draw never picks a candidate
+        that cuts more faces than the best one (the face rule's penalty is in the scores)."""
         b = scores.shape[0]
         if self.same_on_batch:
             scores = scores.mean(0, keepdim=True)
@@ -360,7 +400,9 @@ class AestheticCrop(GeometricAugmentationBase2D):
             if draw is None:
                 raise RuntimeError("params has no 'draw' for top_k > 1: make them with forward_parameters")
             temperature = self.flags["temperature"]
-            weights = torch.full_like(top, 1.0 / k) if temperature is None else torch.softmax(top / temperature, dim=1)
+            logits = torch.zeros_like(top) if temperature is None else top / temperature
+            allowed = top >= top[:, :1] - FACE_CUT_PENALTY / 2
+            weights = torch.softmax(logits.masked_fill(~allowed, -math.inf), dim=1)
             cdf = weights.cumsum(1)
             u = draw.to(cdf.device, cdf.dtype)[: len(cdf), None]
             choice = (cdf < u * cdf[:, -1:]).sum(1).clamp_max(k - 1)
@@ -368,7 +410,7 @@ class AestheticCrop(GeometricAugmentationBase2D):
         picked, score = index[rows, choice], top[rows, choice]
         if self.same_on_batch:
             picked, score = picked.expand(b), score.expand(b)
-        return boxes[picked], score
+        return (boxes[picked] if boxes.dim() == 2 else boxes[rows, picked]), score
 
     # -- the transformation ----------------------------------------------------------------------
     def compute_transformation(self, input: Tensor, params: Dict[str, Tensor], flags: Dict[str, Any]) -> Tensor:

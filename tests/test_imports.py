@@ -1,5 +1,5 @@
 """The package's layers import downward only, so no subpackage imports another that imports it back:
-bottom helpers (``files``, ``registry``, ``distributed``) -> ``ops`` -> ``models`` -> ``cropping`` -> ``data``
+bottom helpers (``files``, ``registry``, ``distributed``, ``rng``) -> ``ops`` -> ``models`` -> ``cropping`` -> ``data``
 -> ``evaluation`` -> ``training`` -> ``cli``. Every import counts, those inside functions too (an upward
 import there is a cycle that only waits for its first call)."""
 import ast
@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "s2c_ops"
-LAYERS = ["files", "registry", "distributed", "ops", "models", "cropping", "data", "evaluation", "training", "cli"]
+LAYERS = ["files", "registry", "distributed", "rng", "ops", "models", "cropping", "data", "evaluation", "training", "cli"]
 #: The bottom helpers are one layer: none imports another.
-BOTTOM = {"files", "registry", "distributed"}
+BOTTOM = {"files", "registry", "distributed", "rng"}
 
 
 def layer(part: str) -> int:

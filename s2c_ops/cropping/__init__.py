@@ -3,10 +3,13 @@ with the models it needs, on first use: reading a dataset needs only ``images`` 
 import importlib
 
 
+_HOMES = {"CropResult": "cropper", "Cropper": "cropper", "CropTable": "table"}
+
+
 def __getattr__(name: str):
-    if name in __all__:
-        return getattr(importlib.import_module(f"{__name__}.cropper"), name)
+    if name in _HOMES:
+        return getattr(importlib.import_module(f"{__name__}.{_HOMES[name]}"), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["CropResult", "Cropper"]
+__all__ = ["CropResult", "Cropper", "CropTable"]
