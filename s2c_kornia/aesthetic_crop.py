@@ -196,6 +196,7 @@ class AestheticCrop(GeometricAugmentationBase2D):
             raise ValueError(f"cropping_mode must be one of {_MODES}, got {cropping_mode!r}")
         if model is not None and not callable(model):
             raise TypeError(f"model must be None, an S2CNet or a callable scorer, got {type(model).__name__}")
+        proposer_name = proposer_identity(proposer)
         if isinstance(proposer, str):
             proposer = get_proposer(proposer)
         elif proposer is not None and not callable(proposer):
@@ -213,7 +214,7 @@ class AestheticCrop(GeometricAugmentationBase2D):
                 raise ValueError("same_on_batch=True needs the scores of one set of candidates for the whole "
                                  "batch: it does not go with a table")
             # A table made by another model, ratio or proposer is refused here, once, before any use.
-            table.bind([ratio], model_identity(model), proposer_identity(proposer))
+            table.bind([ratio], model_identity(model), proposer_name)
         if generator is not None and not isinstance(generator, torch.Generator):
             raise TypeError(f"generator must be None or a torch.Generator, got {type(generator).__name__}")
         if size is not None:
