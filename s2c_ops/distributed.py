@@ -47,9 +47,12 @@ def rank_device(device: Optional[Union[str, torch.device]], ranks: Ranks) -> tor
         device = torch.device(device)
     except RuntimeError as e:
         raise ValueError(f"device {device!r}: {e}") from None
+    if device.type == "meta":
+        raise ValueError(f"device {device}: the meta device holds no values to compute with; use cpu or cuda")
+    backend = getattr(torch, device.type, None)
+    if device.type != "cpu" and not (hasattr(backend, "is_available") and backend.is_available()):
+        raise ValueError(f"device {device}: {device.type.upper()} is not available here")
     if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ValueError(f"device {device}: CUDA is not available here")
         if device.index is None and ranks.distributed:
             device = torch.device("cuda", ranks.local_rank % torch.cuda.device_count())
     return device

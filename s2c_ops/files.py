@@ -5,9 +5,11 @@ The content goes to a temporary file with a unique name in the target's folder (
 e.g. torchrun ranks, never share one) and is then renamed into place: readers see the old file or the
 new one, never a part. The temporary file is removed when writing fails.
 """
+import hashlib
 import json
 import os
 import re
+import stat
 import tempfile
 import threading
 from typing import Any, Callable, Dict, List, Union
@@ -16,20 +18,28 @@ PathLike = Union[str, "os.PathLike[str]"]
 
 
 def write_atomic(path: PathLike, writer: Callable[[str], None], *, overwrite: bool = True,
-                 durable: bool = False) -> None:
-    """``writer(tmp)`` writes the file at the path it is given (a unique temporary name beside ``path``,
-    ending ``.tmp``: pass the format explicitly where a library infers it from the extension); it is then
-    renamed to ``path``.
+                 durable: bool = False, follow_symlinks: bool = False) -> None:
+    """``writer(tmp)`` writes the file at the path it is given (a short unique temporary name beside
+    ``path``, ending ``.tmp``: pass the format explicitly where a library infers it from the extension); it
+    is then renamed to ``path``.
 
     ``overwrite=False`` never replaces an existing ``path`` (``FileExistsError``; the check and the
     rename are one atomic step where the file system has hard links). ``durable=True`` flushes the file
-    and its folder to the disk (fsync) before returning. Missing folders are created.
+    and its folder to the disk (fsync) before returning. ``follow_symlinks=True`` writes a ``path`` that is
+    a symbolic link to the file it points to (otherwise the link itself is replaced). The file gets the
+    mode of the file it replaces, or a new file's mode under the process's umask. Missing folders are
+    created.
     """
     path = os.fspath(path)
+    if follow_symlinks:
+        path = os.path.realpath(path)
     folder = os.path.dirname(path) or "."
     os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
-    os.close(fd)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{temporary_tag(os.path.basename(path))}.", suffix=".tmp")
+    try:
+        os.fchmod(fd, _mode_for(path))
+    finally:
+        os.close(fd)
     try:
         writer(tmp)
         if durable:
@@ -52,13 +62,46 @@ def write_atomic(path: PathLike, writer: Callable[[str], None], *, overwrite: bo
             os.unlink(tmp)
 
 
-# write_atomic's temporary names: "." + the target's name + "." + mkstemp's 8 random characters + ".tmp"
-_TEMPORARY = re.compile(r"\.(.+)\.[a-z0-9_]{8}\.tmp")
+def _umask() -> int:
+    """The process's umask, read without changing it where the system tells it (Linux)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _mode_for(path: str) -> int:
+    """The permission bits of the file ``path`` replaces, or those a new file gets (0666 less the umask)."""
+    try:
+        st = os.stat(path, follow_symlinks=False)
+        if stat.S_ISREG(st.st_mode):
+            return stat.S_IMODE(st.st_mode)
+    except OSError:
+        pass
+    return 0o666 & ~_umask()
+
+
+def temporary_tag(name: str) -> str:
+    """The part of :func:`write_atomic`'s temporary names that names the file each is to become: a short
+    digest of that name, so that a temporary name stays short whatever the target's length."""
+    return hashlib.sha256(os.fsencode(name)).hexdigest()[:12]
+
+
+# write_atomic's temporary names: "." + temporary_tag(target) + "." + mkstemp's 8 random characters + ".tmp";
+# and those of releases before 1.0: "." + the target's name + "." + 8 random characters + ".tmp".
+_TEMPORARY = re.compile(r"\.([0-9a-f]{12})\.[a-z0-9_]{8}\.tmp")
+_TEMPORARY_NAMED = re.compile(r"\.(.+)\.[a-z0-9_]{8}\.tmp")
 
 
 def temporaries_in(folder: PathLike) -> Dict[str, List[str]]:
     """The temporary files of :func:`write_atomic` in ``folder`` (a killed process leaves them), by the
-    name of the file each was to become: ``{"a.jpg": [".a.jpg.k2j_9x0q.tmp"]}``."""
+    :func:`temporary_tag` of the file each was to become: ``{temporary_tag("a.jpg"): [".3f1c0a9b2e7d.k2j_9x0q.tmp"]}``."""
     found: Dict[str, List[str]] = {}
     try:
         names = os.listdir(folder)
@@ -66,8 +109,12 @@ def temporaries_in(folder: PathLike) -> Dict[str, List[str]]:
         return found
     for name in names:
         m = _TEMPORARY.fullmatch(name)
-        if m:
-            found.setdefault(m.group(1), []).append(name)
+        tag = m.group(1) if m else None
+        if tag is None:
+            named = _TEMPORARY_NAMED.fullmatch(name)
+            tag = temporary_tag(named.group(1)) if named else None
+        if tag is not None:
+            found.setdefault(tag, []).append(name)
     return found
 
 

@@ -19,6 +19,7 @@ from s2c_ops.cli.crop import decode as crop_decode
 from s2c_ops.cropping.candidates import parse_ratio, pixel_crops, ratio_anchors
 from s2c_ops.cropping.images import to_rgb
 from s2c_ops.cropping.transforms import OfficialPreprocess
+from s2c_ops.files import temporary_tag
 from s2c_ops.models.default import model_description
 
 REPO = Path(__file__).resolve().parents[1]
@@ -461,7 +462,7 @@ def test_failed_write_leaves_nothing(tmp_path, capsys, monkeypatch):
     original = Image.Image.save
 
     def failing_save(self, fp, *a, **k):
-        if "coffee_16x9_2" in str(fp):  # the second crop of coffee.png
+        if temporary_tag("coffee_16x9_2.png") in str(fp):  # the second crop of coffee.png
             Path(fp).write_bytes(b"partial")
             raise OSError("disk full")
         return original(self, fp, *a, **k)

@@ -67,3 +67,37 @@ def test_concurrent_writers_use_their_own_temporary_files(tmp_path):
 def test_json(tmp_path):
     write_json_atomic(tmp_path / "x.json", {"a": [1, 2]})
     assert (tmp_path / "x.json").read_text().replace(" ", "").replace("\n", "") == '{"a":[1,2]}'
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
+def test_new_files_get_the_umask_mode(tmp_path, umask):
+    old = os.umask(umask)
+    try:
+        write_text_atomic(tmp_path / "new.txt", "x")
+    finally:
+        os.umask(old)
+    assert os.stat(tmp_path / "new.txt").st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_replaced_files_keep_their_mode(tmp_path):
+    path = tmp_path / "kept.txt"
+    path.write_text("old")
+    os.chmod(path, 0o640)
+    write_text_atomic(path, "new")
+    assert path.read_text() == "new" and os.stat(path).st_mode & 0o777 == 0o640
+
+
+def test_links_replaced_or_followed(tmp_path):
+    target, link = tmp_path / "target.txt", tmp_path / "link.txt"
+    target.write_text("target")
+    link.symlink_to(target.name)
+    write_text_atomic(link, "through", follow_symlinks=True)
+    assert link.is_symlink() and target.read_text() == "through"
+    write_text_atomic(link, "replaced")  # by default the link itself is replaced, never what it points to
+    assert not link.is_symlink() and link.read_text() == "replaced" and target.read_text() == "through"
+
+
+def test_longest_legal_name(tmp_path):
+    name = "n" * (os.pathconf(tmp_path, "PC_NAME_MAX") - 4) + ".jpg"  # 255 characters on most file systems
+    write_text_atomic(tmp_path / name, "x")
+    assert os.listdir(tmp_path) == [name]

@@ -1,7 +1,7 @@
 """How the commands end on an error. Exit status of every command: 0 success; 2 a usage error (argparse's,
 a missing optional library the options need, a path given that does not exist); 1 a failure of the model,
-the data or the run (an out-of-memory error among them), with one line naming it. ``s2c crop`` adds its
-own (see its help)."""
+the data or the run (an out-of-memory error among them), with one line naming it; 130 when Ctrl-C stops
+it. ``s2c crop`` adds its own (see its help)."""
 import argparse
 import sys
 from typing import Callable
@@ -29,6 +29,9 @@ def run_command(func: Callable[[argparse.Namespace], int], args: argparse.Namesp
     module docstring); other exceptions (bugs) keep their traceback."""
     try:
         return func(args)
+    except KeyboardInterrupt:  # Ctrl-C before a command's own handling of it (loading the model, say)
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130
     except ImportError as e:
         print(f"{prog}: error: {missing_library(e)}", file=sys.stderr)
         return 2

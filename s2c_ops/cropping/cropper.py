@@ -8,6 +8,7 @@ is that batched scoring, which ``s2c crop``, ``s2c eval`` and ``AestheticCrop`` 
 """
 import copy
 import functools
+import numbers
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
@@ -170,8 +171,8 @@ class Cropper:
     ) -> List[Dict[float, CropResult]]:
         """For each image, ``{ratio: CropResult}``; all ratios of an image are scored in one call, each
         ratio's candidates as a group of their own (a ratio's crop never depends on the others asked for)."""
-        if top_k < 1:
-            raise ValueError(f"top_k must be at least 1, got {top_k}")
+        if isinstance(top_k, bool) or not isinstance(top_k, numbers.Integral) or top_k < 1:
+            raise ValueError(f"top_k must be a whole number of at least 1, got {top_k!r}")
         values = [parse_ratio(r) for r in ratios]
         if not values:
             raise ValueError("give at least one ratio")

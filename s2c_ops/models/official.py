@@ -2,6 +2,7 @@
 the timm backbone) and torchvision's ImageNet MobileNetV2 (the start of training). The package's own
 format is :mod:`s2c_ops.models.weights`."""
 import os
+import pickle
 import re
 from typing import Dict, List, Mapping, Tuple, Union
 
@@ -39,7 +40,18 @@ _OFFICIAL_BACKBONE = re.compile(r"^Feat_ext\.feature[345]\.0\.")
 
 def _read(checkpoint) -> Dict[str, Tensor]:
     if isinstance(checkpoint, (str, os.PathLike)):
-        checkpoint = torch.load(checkpoint, map_location="cpu", weights_only=True)
+        path = checkpoint
+        try:
+            checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        except (FileNotFoundError, IsADirectoryError, PermissionError):
+            raise
+        except pickle.UnpicklingError:  # torch's text goes on to suggest weights_only=False: never here
+            raise CheckpointError(f"{os.fspath(path)} is not a checkpoint that loads with weights_only=True (it "
+                                  "holds Python objects other than tensors, which are never loaded)") from None
+        except Exception as e:  # zipfile's, pickle's and torch's other errors alike: the file is not a checkpoint
+            why = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            raise CheckpointError(f"{os.fspath(path)} is not a checkpoint that loads with weights_only=True "
+                                  f"({type(e).__name__}: {why})") from None
     if not isinstance(checkpoint, Mapping):
         raise CheckpointError(f"a checkpoint must be a state dict, got {type(checkpoint).__name__}")
     for wrapper in ("state_dict", "model"):

@@ -16,7 +16,6 @@ import torch
 from torch import Tensor, nn
 
 from ..files import write_atomic
-from ..rng import keeps_global_rng
 
 PathLike = Union[str, "os.PathLike[str]"]
 M = TypeVar("M", bound=nn.Module)
@@ -72,24 +71,31 @@ def preview(keys: List[str], limit: int = 8) -> str:
     return ", ".join(keys[:limit]) + (f", ... ({len(keys)} in all)" if len(keys) > limit else "")
 
 
+def _problems(expected: Mapping[str, Tuple[int, ...]], given: Mapping[str, Tuple[int, ...]], strict: bool) -> List[str]:
+    """The missing, unexpected and mis-shaped keys of ``given`` against the model's ``expected`` shapes."""
+    wrong = [f"{k} {tuple(v)} (model: {tuple(expected[k])})" for k, v in given.items()
+             if k in expected and tuple(v) != tuple(expected[k])]
+    problems = [f"shape mismatch: {preview(wrong)}"] if wrong else []
+    if strict:
+        missing = [k for k in expected if k not in given]
+        unexpected = [k for k in given if k not in expected]
+        problems += [f"missing: {preview(missing)}"] if missing else []
+        problems += [f"unexpected: {preview(unexpected)}"] if unexpected else []
+    return problems
+
+
+def _does_not_fit(model: nn.Module, what: str, problems: List[str]) -> CheckpointError:
+    config = getattr(model, "config", type(model).__name__)
+    return CheckpointError(f"{what} does not fit the model ({config}): " + "; ".join(problems))
+
+
 def load_state(model: nn.Module, state: Mapping[str, Tensor], strict: bool, what: str) -> None:
     """Copies ``state`` into ``model`` (values cast to each parameter's dtype), raising
     :class:`CheckpointError` that names the missing, unexpected and mis-shaped keys."""
     expected = model.state_dict()
-    missing = [k for k in expected if k not in state]
-    unexpected = [k for k in state if k not in expected]
-    wrong = [f"{k} {tuple(v.shape)} (model: {tuple(expected[k].shape)})"
-             for k, v in state.items() if k in expected and v.shape != expected[k].shape]
-    problems = []
-    if wrong:
-        problems.append(f"shape mismatch: {preview(wrong)}")
-    if strict and missing:
-        problems.append(f"missing: {preview(missing)}")
-    if strict and unexpected:
-        problems.append(f"unexpected: {preview(unexpected)}")
+    problems = _problems({k: v.shape for k, v in expected.items()}, {k: v.shape for k, v in state.items()}, strict)
     if problems:
-        config = getattr(model, "config", type(model).__name__)
-        raise CheckpointError(f"{what} does not fit the model ({config}): " + "; ".join(problems))
+        raise _does_not_fit(model, what, problems)
     with torch.no_grad():
         for key, value in state.items():
             if key in expected:
@@ -141,18 +147,49 @@ def read_metadata(path: PathLike) -> Dict[str, str]:
     return metadata
 
 
-@keeps_global_rng  # the model's initialisation, overwritten by the file, must not draw
+def _config_numbers(value: Any) -> List[int]:
+    """Every int in a stored config (nested dicts and lists included)."""
+    if isinstance(value, dict):
+        return [n for v in value.values() for n in _config_numbers(v)]
+    if isinstance(value, (list, tuple)):
+        return [n for v in value for n in _config_numbers(v)]
+    return [value] if isinstance(value, int) and not isinstance(value, bool) else []
+
+
 def _build(path: str, map_location: Optional[str]) -> Tuple[nn.Module, _Format]:
+    """The model a weights file holds. Nothing is allocated before the file is known to fit: the stored
+    config's sizes are bounded by the file's own tensors (a size no tensor has, or a count past the number
+    of tensors, cannot describe them), the model is laid out on the meta device and its shapes compared
+    with the file's, and only then are its tensors made, from the file's values (no random
+    initialisation: loading draws nothing from torch's generators)."""
+    from safetensors import safe_open
     from safetensors.torch import load_file
 
     metadata = read_metadata(path)
     fmt = _FORMATS[metadata["format"]]
     try:
-        config = fmt.config(**json.loads(metadata["config"]))
+        stored = json.loads(metadata["config"])
+    except ValueError as e:
+        raise CheckpointError(f"{path}: the stored config is not JSON: {e}") from None
+    with safe_open(path, framework="pt") as f:
+        shapes = {key: tuple(f.get_slice(key).get_shape()) for key in f.keys()}
+    bound = max([len(shapes), *(side for shape in shapes.values() for side in shape)])
+    too_large = [n for n in _config_numbers(stored) if n > bound]
+    if too_large:
+        raise CheckpointError(f"{path}: the stored config asks for size {max(too_large)}, larger than any of the "
+                              f"file's {len(shapes)} tensors (largest side {bound}): the file is damaged or forged")
+    try:
+        config = fmt.config(**stored)
+        with torch.device("meta"):
+            model = fmt.cls(config)
     except (TypeError, ValueError) as e:
         raise CheckpointError(f"{path}: the stored config does not fit {fmt.description}: {e}") from None
-    model = fmt.cls(config)
-    load_state(model, load_file(path, device=str(map_location or "cpu")), True, path)
+    expected = model.state_dict()
+    problems = _problems({k: v.shape for k, v in expected.items()}, shapes, strict=True)
+    if problems:
+        raise _does_not_fit(model, path, problems)
+    state = load_file(path, device=str(map_location or "cpu"))
+    model.load_state_dict({k: v.to(expected[k].dtype) for k, v in state.items()}, assign=True)
     return model.eval(), fmt
 
 

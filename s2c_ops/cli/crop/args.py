@@ -5,15 +5,23 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, List, Optional, Tuple
 
+from PIL import Image
+
 from ...cropping.candidates import parse_ratio
 from ..models import add_model_arguments
 
 EPILOG = """\
 inputs:
   Files, folders (searched recursively for files with an image extension Pillow knows; hidden
-  files and the --out folder are skipped) and glob patterns (quoted, ** allowed). A file listed
-  twice is processed once. Inputs are listed and processed as a stream: memory does not grow with
-  their number (beyond a path or two per input). EXIF orientation is applied before anything else:
+  files and the --out folder are skipped) and glob patterns (quoted, ** allowed), listed one folder
+  at a time in name order. Links to folders are followed, but no folder is entered twice (a link
+  loop ends). A file listed twice is processed once. A run never reads what it writes: a file
+  inside --out, or the --json journal, given by name fails as an input, and an input folder that is
+  --out or inside it is a usage error. Only regular files are read (a FIFO or a device named like a
+  photo fails with one line; nothing waits on it). Inputs are listed and processed as a stream:
+  memory does not grow with their number (beyond a path or two per input, and one per folder).
+  An animated or multi-page image (GIF, TIFF, WebP) is cropped from its first frame or page; its
+  crop has that one frame. EXIF orientation is applied before anything else:
   boxes and sizes are those of the upright image. Images need both sides >= 32 px and at most
   Image.MAX_IMAGE_PIXELS pixels (Pillow's decompression-bomb limit). CMYK, grayscale, palette,
   16-bit and alpha images are converted to 8-bit RGB for the model (alpha over white, 16-bit
@@ -27,17 +35,25 @@ outputs (with --out DIR):
   DIR/<stem>_<ratio>.<ext>, the ratio written with "x" ("16:9" -> 16x9, "4/3" -> 4x3, "1.5" -> 1.5);
   with --top-k K > 1: DIR/<stem>_<ratio>_<rank>.<ext>, rank 1 the best. Files found in a folder
   INPUT keep their sub-folder below DIR. Crops are cut from the full-resolution upright image
-  (box corners rounded to whole pixels) and written in the input's format and extension (MPO as
-  JPEG; a format Pillow cannot write, or an extension that does not match the content, as the
-  format's own extension, PNG when Pillow cannot write it): JPEG with the source's quantisation
-  tables and chroma subsampling (its quality), ICC profile, EXIF (orientation removed, the pixels are
-  upright), DPI and comment; PNG with its mode (alpha, palette, 16-bit), ICC profile, EXIF and text.
+  (box corners rounded to whole pixels) and written under the input's extension in the format it
+  names (MPO as JPEG; .png when Pillow cannot write that format): the input's name alone decides an
+  output's name, so two inputs whose outputs would share a name are found before anything is
+  written (the second fails). A file whose content is of another format than its extension says
+  (a JPEG named .png) is converted (to RGB where the format needs it). An input written in its own
+  format keeps its JPEG quantisation tables and chroma subsampling (its quality), ICC profile, EXIF
+  (orientation removed, the pixels are upright), DPI and comment; PNG its mode (alpha, palette,
+  16-bit), ICC profile, EXIF and text.
   --size WxH resizes every crop to exactly W x H pixels (Lanczos); when W/H differs from a ratio by
-  more than 1% the crop is stretched to it (a note says so at the start). --show also writes
+  more than 1% the crop is stretched to it (a note says so at the start); W x H may not pass
+  Image.MAX_IMAGE_PIXELS, the inputs' own limit. --show also writes
   DIR/<stem>_<ratio>_show.png: the upright image (long side <= 1280 px) with the top-k boxes drawn,
   the best in red. Every file is written to a temporary file in the same folder and renamed into
-  place; an existing output is an error for that input unless --overwrite is given. Without --out
-  nothing but the records is written (--show needs --out).
+  place (a temporary name of 30 characters at most, so any legal output name works); an existing
+  output is an error for that input unless --overwrite is given, which replaces the file (an output
+  name that is a link is replaced by the crop, never written through). New files get the mode the
+  umask gives (0644 under umask 022), replaced ones keep theirs. Without --out nothing but the
+  records is written (--show needs --out). A --out folder that cannot be written stops the run at
+  the start, with one line, before the model loads.
 
 records (JSON Lines, one per input and ratio, in input order):
   {"file": "photos/a.jpg", "status": "ok", "width": 4032, "height": 3024, "ratio": 1.7778,
@@ -55,12 +71,16 @@ records (JSON Lines, one per input and ratio, in input order):
   flushed), and nowhere when it is.
 
 --json FILE, the journal:
-  Each record is appended to FILE as soon as its input is finished, and flushed; FILE is synced to
-  the disk every 2 s and at exit. A run that is killed keeps every record it finished (a torn last
-  line, from a kill in the middle of a write, is dropped when FILE is read back). Under torchrun
+  Each record is appended to FILE once its input's crops are written, in input order, and
+  flushed; FILE is synced to the disk every 2 s and at exit. Writing overlaps the scoring of the
+  next batch, so the records of up to two batches of inputs may be missing after a kill even
+  though their crops exist: --resume does those inputs again (and replaces their outputs). A torn
+  last line, from a kill in the middle of a write, is dropped when FILE is read back. Under torchrun
   each rank appends to FILE.rank<r>; rank 0 merges the parts into FILE at the end (input order,
   one record per input and ratio) and removes them. An existing FILE is an error unless --resume
-  (continue it) or --overwrite (start it again) is given. One run at a time per FILE: a second run
+  (continue it) or --overwrite (start it again) is given; a FILE whose first line is not a record
+  of s2c crop (a photo, any other file) is never replaced or continued. FILE is rewritten with its
+  mode kept, through a link when it is one. One run at a time per FILE: a second run
   on a FILE in use stops at once with a usage error (the lock, on FILE.lock, is held by the OS for
   the running process: a killed run leaves the file behind but no lock, and --resume goes on).
 
@@ -103,8 +123,8 @@ torchrun:
 
 --boxes FILE:
   A JSON object mapping an input to its object boxes, [[x1, y1, x2, y2], ...] in pixels of the
-  upright image, best first (the model takes the first bbox_num, whole-image boxes fill up the
-  rest; [] for none). Keys are matched against the file as written in the records, then its
+  upright image, x1 < x2 and y1 < y2 (an empty or inverted box is a usage error), best first (the
+  model takes the first bbox_num, whole-image boxes fill up the rest; [] for none). Keys are matched against the file as written in the records, then its
   absolute path, then its base name (when no other key has that base name). An input with no
   entry fails.
 
@@ -117,11 +137,19 @@ torchrun:
   "fcdb" (the default: S2CNet trained on FCDB's photos, blended with the geometry priors), or "prior",
   the geometry prior alone (no pixels: faster, and the default of earlier releases).
 
+memory:
+  An input is decoded whole, with the copies its conversion for the model makes: an 88-megapixel
+  PNG (the most Pillow's decompression-bomb limit, Image.MAX_IMAGE_PIXELS, lets through) takes
+  about 2.5 GB while it is read, however small its file. That holds for each of the --workers
+  threads decoding at once; the full-resolution images of a batch are kept for writing when --out
+  is given. For very large photos, lower --workers and --batch-size.
+
 exit status: 0 when every input and ratio succeeded; 1 when any failed, the run stopped because it
   could not write, or the model failed (one line says why, out of memory among them); 2 for usage
-  errors (a --resume with other options, a --json FILE in use by another run, an optional library
-  the options need that is not installed: one line with the command that installs it); 130 or 143
-  when stopped by SIGINT or SIGTERM.
+  errors (a --resume with other options, a --json FILE in use by another run, a --json or --out
+  below a file, a device that cannot compute (meta), an optional library the options need that is
+  not installed: one line with the command that installs it); 130 or 143 when stopped by SIGINT
+  or SIGTERM (Ctrl-C while the model loads too: one line, no traceback).
 """
 
 
@@ -154,6 +182,9 @@ def size_arg(text: str) -> Tuple[int, int]:
         raise argparse.ArgumentTypeError(f"invalid size {text!r}: expected WxH in whole pixels, e.g. 1280x720") from None
     if not (0 < w <= 65500 and 0 < h <= 65500):
         raise argparse.ArgumentTypeError(f"invalid size {text!r}: width and height must be 1..65500 px")
+    if Image.MAX_IMAGE_PIXELS is not None and w * h > Image.MAX_IMAGE_PIXELS:
+        raise argparse.ArgumentTypeError(f"invalid size {text!r}: {w * h} pixels, more than the {Image.MAX_IMAGE_PIXELS} "
+                                         "an input may have (Pillow's decompression-bomb limit)")
     return w, h
 
 
@@ -213,6 +244,25 @@ def unique_ratios(ratios: List[RatioSpec]) -> List[RatioSpec]:
     return out
 
 
+#: The format of crops of a file whose extension names one Pillow can read but not write.
+FALLBACK_FORMAT = ("PNG", ".png")
+
+
+def output_format(path: str) -> Tuple[str, str]:
+    """(Pillow format, extension) of the crops of the input ``path``: the format its extension names,
+    under that same extension (MPO as JPEG), or PNG when Pillow cannot write that format. The input's
+    name alone decides, never its content, so that an output's name is known before the input is read
+    (the clash check, ``--resume`` and the writer use this one rule)."""
+    ext = os.path.splitext(path)[1]
+    Image.init()
+    fmt = Image.registered_extensions().get(ext.lower())
+    if fmt == "MPO":
+        fmt = "JPEG"
+    if fmt is None or fmt not in Image.SAVE:
+        return FALLBACK_FORMAT
+    return fmt, ext
+
+
 @dataclass
 class Job:
     """What the run writes: settings shared by all inputs, and the names of an input's outputs."""
@@ -229,8 +279,9 @@ class Job:
         stem = os.path.splitext(os.path.basename(entry.path or entry.file))[0]
         return os.path.join(self.out, entry.sub, f"{stem}_{ratio.tag}")
 
-    def crop_paths(self, entry, ratio: RatioSpec, ext: str, count: int) -> List[str]:
-        base = self._base(entry, ratio)
+    def crop_paths(self, entry, ratio: RatioSpec, count: int) -> List[str]:
+        """The files of an input's ``count`` best crops of ``ratio``, best first."""
+        base, ext = self._base(entry, ratio), output_format(entry.path or entry.file)[1]
         if self.top_k == 1:
             return [base + ext][:count]
         return [f"{base}_{k + 1}{ext}" for k in range(count)]
@@ -239,11 +290,10 @@ class Job:
         return self._base(entry, ratio) + "_show.png"
 
     def planned_paths(self, entry) -> List[str]:
-        """The outputs an input would get, assuming its extension names its format."""
-        ext = os.path.splitext(entry.path or "")[1]
+        """Every output an input may get."""
         paths = []
         for ratio in self.ratios:
-            paths += self.crop_paths(entry, ratio, ext, self.top_k)
+            paths += self.crop_paths(entry, ratio, self.top_k)
             if self.show:
                 paths.append(self.show_path(entry, ratio))
         return paths

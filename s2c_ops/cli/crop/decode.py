@@ -2,8 +2,11 @@
 :mod:`s2c_ops.cropping.images`, and :class:`~s2c_ops.cropping.transforms.OfficialPreprocess`'s resize; JPEG
 ``draft()`` at a reduced size when the image is at least twice the model's input size) and in full for
 writing crops, with the source's writing options."""
+import os
+import stat
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Optional, Tuple
+from typing import Iterator, Optional, Tuple
 
 import torch
 from PIL import Image, UnidentifiedImageError
@@ -76,26 +79,38 @@ def _png_text(im: Image.Image) -> dict:
     return {"png_text": [k for k, v in text.items() if isinstance(v, str)]} if text else {}
 
 
-def _open(path: str) -> Tuple[Image.Image, int, int, int]:
-    """Opens ``path`` (header only): the image, its upright width and height, its EXIF orientation."""
-    im = Image.open(path)
-    try:
-        check_pixels(*im.size)
-        orientation = exif_orientation(im)
-        w, h = im.size
-        if orientation in (5, 6, 7, 8):
-            w, h = h, w
-        return im, w, h, orientation
-    except BaseException:
-        im.close()
-        raise
+_KINDS = [(stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"),
+          (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device")]
+
+
+@contextmanager
+def _opened(path: str) -> Iterator[Tuple[Image.Image, int, int, int]]:
+    """Opens ``path`` (header only): the image, its upright width and height, its EXIF orientation. Only
+    a regular file is read, and opening never waits (a FIFO or a device is an :class:`InputError`, not a
+    hang); the file is closed on leaving, so the image must be loaded inside."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    with os.fdopen(fd, "rb") as f:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            kind = next((name for test, name in _KINDS if test(mode)), "not a file")
+            raise InputError(f"not a regular file ({kind})")
+        im = Image.open(f)
+        try:
+            check_pixels(*im.size)
+            orientation = exif_orientation(im)
+            w, h = im.size
+            if orientation in (5, 6, 7, 8):
+                w, h = h, w
+            yield im, w, h, orientation
+        except BaseException:
+            im.close()
+            raise
 
 
 def decode(path: str, preprocess: OfficialPreprocess, keep_full: bool, use_draft: bool) -> Decoded:
     """Decodes ``path`` for the model (the package's one image path and ``preprocess``'s resize) and,
     with ``keep_full``, keeps the upright full image for writing when the model's decode was a full one."""
-    im, width, height, orientation = _open(path)
-    try:
+    with _opened(path) as (im, width, height, orientation):
         if min(width, height) < MIN_SIDE:
             raise InputError(f"image is {width}x{height} px; both sides must be at least {MIN_SIDE} px")
         h_m, w_m = preprocess.output_size(height, width)
@@ -110,6 +125,7 @@ def decode(path: str, preprocess: OfficialPreprocess, keep_full: bool, use_draft
                 drafted = im.size != before
         im.load()
         params.update(_png_text(im))
+    try:
         upright(im, in_place=True)
         resized, _ = preprocess.resize(image_to_tensor(im))
         keep = keep_full and not drafted
@@ -125,12 +141,12 @@ def decode(path: str, preprocess: OfficialPreprocess, keep_full: bool, use_draft
 
 def decode_full(path: str) -> Tuple[Image.Image, dict, Optional[str]]:
     """The upright full-resolution image (for writing crops), its writing options and format."""
-    im, _, _, _ = _open(path)
-    try:
+    with _opened(path) as (im, _, _, _):
         params = _jpeg_params(im) if im.format in JPEG_FORMATS else {}
         fmt = im.format
         im.load()
         params.update(_png_text(im))
+    try:
         upright(im, in_place=True)
         return im, params, fmt
     except BaseException:

@@ -1,9 +1,11 @@
 """``s2c crop``'s inputs, listed as a stream: files, folders (recursive) and globs, de-duplicated, in order;
 the checks that need the whole list (output names that clash) run on the stream too, on every rank."""
+import fnmatch
 import glob
 import os
+import re
 from dataclasses import dataclass
-from typing import Callable, Dict, Iterable, Iterator, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 from PIL import Image
 
@@ -25,45 +27,141 @@ def _image_extensions() -> set:
     return {ext.lower() for ext, fmt in Image.registered_extensions().items() if fmt in Image.OPEN}
 
 
-def _inside(path: str, folder: Optional[str]) -> bool:
-    if folder is None:
+class Reserved:
+    """What a run writes, and so never reads as an input: the ``--out`` folder (everything below it) and
+    the journal's files (FILE, FILE.lock, FILE.rank<r>). Paths are compared after resolving links."""
+
+    def __init__(self, out: Optional[str], journal: Optional[str]) -> None:
+        self.out = os.path.realpath(out) if out else None
+        self.journal = os.path.realpath(journal) if journal else None
+
+    def holds(self, path: str) -> bool:
+        real = os.path.realpath(path)
+        if self.out is not None and (real == self.out or real.startswith(self.out.rstrip(os.sep) + os.sep)):
+            return True
+        if self.journal is not None and real.startswith(self.journal):
+            return re.fullmatch(r"(\.lock|\.rank\d+)?", real[len(self.journal):]) is not None
         return False
-    path, folder = os.path.realpath(path), os.path.realpath(folder)
-    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
 
 
-def _walk(folder: str, skip: Optional[str], extensions: set) -> Iterator[Tuple[str, str]]:
+NOTHING_RESERVED = Reserved(None, None)
+
+
+def _folders(top: str, reserved: Reserved) -> Iterator[Tuple[str, str, List[os.DirEntry]]]:
+    """(folder, its path relative to ``top``, its entries sorted by name) for ``top`` and every folder below
+    it, depth first, without hidden and reserved folders. Links to folders are followed, but no folder is
+    entered twice: a link loop ends, and a folder linked twice is listed once."""
+    seen = set()
+    stack = [(top, "")]
+    while stack:
+        folder, sub = stack.pop()
+        try:
+            st = os.stat(folder)
+            if (st.st_dev, st.st_ino) in seen:
+                continue
+            seen.add((st.st_dev, st.st_ino))
+            with os.scandir(folder) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError:  # unreadable, or gone since it was listed
+            continue
+        yield folder, sub, entries
+        below = [e for e in entries if not e.name.startswith(".") and _is_folder(e) and not reserved.holds(e.path)]
+        stack += [(e.path, os.path.join(sub, e.name)) for e in reversed(below)]
+
+
+def _is_folder(entry: os.DirEntry) -> bool:
+    try:
+        return entry.is_dir()
+    except OSError:
+        return False
+
+
+def _walk(folder: str, reserved: Reserved, extensions: set) -> Iterator[Tuple[str, str]]:
     """(path, sub-folder relative to ``folder``) of the image files below ``folder``, sorted, one folder
     at a time."""
-    for root, dirs, files in os.walk(folder):
-        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and not _inside(os.path.join(root, d), skip))
-        for name in sorted(files):
-            if name.startswith(".") or os.path.splitext(name)[1].lower() not in extensions:
-                continue
-            yield os.path.join(root, name), os.path.relpath(root, folder) if root != folder else ""
+    for _, sub, entries in _folders(folder, reserved):
+        for e in entries:
+            if (not e.name.startswith(".") and os.path.splitext(e.name)[1].lower() in extensions
+                    and not _is_folder(e) and not reserved.holds(e.path)):
+                yield e.path, sub
 
 
-def _listed(inputs: Sequence[str], skip: Optional[str], extensions: set,
+def _matches(name: str, pattern: str) -> bool:
+    """glob's rule for one name: hidden names match only a pattern that starts with a dot."""
+    return (not name.startswith(".") or pattern.startswith(".")) and fnmatch.fnmatchcase(name, pattern)
+
+
+def _glob(pattern: str, reserved: Reserved) -> Iterator[str]:
+    """The paths ``pattern`` matches (glob's syntax, ``**`` for any number of folders), as a stream, one
+    folder at a time in name order, never inside ``reserved``. ``**`` follows links to folders but enters
+    no folder twice, so a link loop ends."""
+    parts = pattern.split(os.sep)
+    fixed = 0
+    while fixed < len(parts) - 1 and not glob.has_magic(parts[fixed]):
+        fixed += 1
+    root = os.sep.join(parts[:fixed])
+    if pattern.startswith(os.sep) and not root:
+        root = os.sep
+    yield from _glob_below(root, parts[fixed:], reserved, set())
+
+
+def _glob_below(folder: str, parts: List[str], reserved: Reserved, seen: set) -> Iterator[str]:
+    head, rest = parts[0], parts[1:]
+    try:
+        with os.scandir(folder or os.curdir) as it:
+            entries = sorted(it, key=lambda e: e.name)
+    except OSError:
+        return
+    join = (lambda name: os.path.join(folder, name)) if folder else (lambda name: name)
+    if head == "**":
+        try:
+            st = os.stat(folder or os.curdir)
+        except OSError:
+            return
+        key = (st.st_dev, st.st_ino, len(parts))
+        if key in seen:
+            return
+        seen.add(key)
+        if not rest:  # "dir/**": the folder and everything below it
+            yield folder or os.curdir
+            return
+        yield from _glob_below(folder, rest, reserved, seen)
+        for e in entries:
+            if not e.name.startswith(".") and _is_folder(e) and not reserved.holds(e.path):
+                yield from _glob_below(join(e.name), parts, reserved, seen)
+        return
+    for e in entries:
+        if not _matches(e.name, head) or reserved.holds(e.path):
+            continue
+        if not rest:
+            yield join(e.name)
+        elif _is_folder(e):
+            yield from _glob_below(join(e.name), rest, reserved, seen)
+
+
+def _listed(inputs: Sequence[str], reserved: Reserved, extensions: set,
             note: Callable[[str], None]) -> Iterator[Tuple[Entry, str]]:
     """(entry, identity) for every file the arguments name, duplicates included."""
     for arg in inputs:
         if os.path.isdir(arg):
             empty = True
-            for path, sub in _walk(arg, skip, extensions):
+            for path, sub in _walk(arg, reserved, extensions):
                 empty = False
                 yield Entry(path, path, sub), os.path.realpath(path)
             if empty:
                 note(f"no image files in folder {arg}")
         elif os.path.exists(arg):
-            yield Entry(arg, arg), os.path.realpath(arg)
+            error = ("it is inside the --out folder or is the --json journal: a run never reads what it writes"
+                     if reserved.holds(arg) else None)
+            yield Entry(arg, arg, error=error), os.path.realpath(arg)
         elif glob.has_magic(arg):
             found = False
-            for m in sorted(glob.iglob(arg, recursive=True)):
+            for m in _glob(arg, reserved):
                 if os.path.isdir(m):
-                    for path, _ in _walk(m, skip, extensions):
+                    for path, _ in _walk(m, reserved, extensions):
                         found = True
                         yield Entry(path, path), os.path.realpath(path)
-                elif not _inside(m, skip):
+                else:
                     found = True
                     yield Entry(m, m), os.path.realpath(m)
             if not found:
@@ -72,12 +170,13 @@ def _listed(inputs: Sequence[str], skip: Optional[str], extensions: set,
             yield Entry(arg, error="no such file or folder"), "missing:" + arg
 
 
-def iter_inputs(inputs: Sequence[str], skip: Optional[str] = None,
+def iter_inputs(inputs: Sequence[str], reserved: Reserved = NOTHING_RESERVED,
                 note: Callable[[str], None] = lambda text: None) -> Iterator[Entry]:
-    """The inputs, de-duplicated, in order, as a stream; ``note`` gets remarks (an empty folder)."""
+    """The inputs, de-duplicated, in order, as a stream; ``note`` gets remarks (an empty folder). Nothing
+    ``reserved`` holds is listed: a file it holds, given by name, is an input that fails."""
     extensions = _image_extensions()
     seen = set()
-    for entry, key in _listed(inputs, skip, extensions, note):
+    for entry, key in _listed(inputs, reserved, extensions, note):
         if key not in seen:
             seen.add(key)
             yield entry

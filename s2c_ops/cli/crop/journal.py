@@ -23,7 +23,7 @@ import re
 from contextlib import suppress
 from typing import Callable, Dict, Iterator, List, NamedTuple, Optional, Tuple
 
-from ...files import DurableAppender, temporaries_in, write_atomic
+from ...files import DurableAppender, temporaries_in, temporary_tag, write_atomic
 from .args import Job
 from .inputs import Entry
 from ..models import ModelChoice
@@ -133,15 +133,29 @@ def scan(path: str) -> Iterator[Tuple[int, dict]]:
             if not line.endswith(b"\n"):
                 return
             if line.strip():
-                try:
-                    rec = json.loads(line)
-                except ValueError:
-                    rec = None
-                if not (isinstance(rec, dict) and isinstance(rec.get("file"), str) and "ratio_text" in rec
-                        and "status" in rec):
+                rec = _record(line)
+                if rec is None:
                     raise JournalError(f"{path} line {number} is not a record of s2c crop (is it the right file?)")
                 yield offset, rec
             offset += len(line)
+
+
+def _record(line: bytes) -> Optional[dict]:
+    """The record a journal line holds, or None."""
+    try:
+        rec = json.loads(line)
+    except ValueError:
+        return None
+    ok = isinstance(rec, dict) and isinstance(rec.get("file"), str) and "ratio_text" in rec and "status" in rec
+    return rec if ok else None
+
+
+def is_journal(path: str) -> bool:
+    """Whether the file ``path`` is empty or starts with a record of s2c crop: what ``--overwrite`` may
+    replace (a photo or any other file given as ``--json`` by mistake is never emptied)."""
+    with open(path, "rb") as f:
+        head = f.read(1 << 20)
+    return not head or _record(head.split(b"\n", 1)[0]) is not None
 
 
 def _complete_size(path: str) -> int:
@@ -202,8 +216,9 @@ def _index(sources: List[str]) -> Dict[Key, Tuple[int, int]]:
 def _rewrite(path: str, sources: List[str], sort: Optional[Callable[[Key], tuple]] = None) -> Dict[Key, Tuple[int, int]]:
     """Writes FILE (atomically, synced) with the latest record of each key of ``sources``, in first-seen
     order or sorted by ``sort``; returns the index it wrote."""
-    folder, name = os.path.split(path)
-    _remove([os.path.join(folder, tmp) for tmp in temporaries_in(folder or ".").get(name, [])])  # a killed rewrite's
+    target = os.path.realpath(path)  # a journal that is a link stays one: the file it names is rewritten
+    folder, name = os.path.split(target)
+    _remove([os.path.join(folder, tmp) for tmp in temporaries_in(folder).get(temporary_tag(name), [])])  # a killed rewrite's
     index = _index(sources)
     keys = sorted(index, key=sort) if sort is not None else list(index)
     handles = [open(s, "rb") for s in sources]
@@ -215,7 +230,7 @@ def _rewrite(path: str, sources: List[str], sort: Optional[Callable[[Key], tuple
                     handles[n].seek(offset)
                     out.write(handles[n].readline())
 
-        write_atomic(path, writer, overwrite=True, durable=True)
+        write_atomic(target, writer, overwrite=True, durable=True)
     finally:
         for h in handles:
             h.close()
@@ -300,7 +315,7 @@ class Finished:
             outputs = rec.get("outputs") or []
             if not outputs or len(outputs) != len(rec.get("boxes") or []):
                 return False
-            want = job.crop_paths(entry, r, os.path.splitext(outputs[0])[1], len(outputs))
+            want = job.crop_paths(entry, r, len(outputs))
             if job.show:
                 outputs, want = outputs + [rec.get("show") or ""], want + [job.show_path(entry, r)]
             if [os.path.normpath(p) for p in outputs] != [os.path.normpath(p) for p in want]:

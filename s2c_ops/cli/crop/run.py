@@ -14,6 +14,7 @@ import math
 import os
 import signal
 import sys
+import tempfile
 import threading
 import warnings
 from contextlib import contextmanager, nullcontext
@@ -27,9 +28,9 @@ from PIL import Image
 from ...distributed import init_process_group, rank_device, torchrun_ranks
 from . import decode as decoding
 from .args import Job, unique_ratios
-from .inputs import Entry, check_existing, iter_inputs, mark_clashes
-from .journal import (Finished, JournalError, JournalLock, Stamp, consolidate, merge, open_journal, parts_of,
-                      records_of, run_stamp, start_fresh, validate)
+from .inputs import Entry, Reserved, check_existing, iter_inputs, mark_clashes
+from .journal import (Finished, JournalError, JournalLock, Stamp, consolidate, is_journal, merge, open_journal,
+                      parts_of, records_of, run_stamp, start_fresh, validate)
 from .report import Reporter
 from ..models import check_model_arguments, load_model
 from .score import BoxesFile, Outcome, score_outcomes
@@ -130,7 +131,8 @@ class Inputs:
     also the input order (file -> number), for merging the journal."""
 
     def __init__(self, args, job: Job, rank: int, world: int, note=None, keep_order: bool = False) -> None:
-        listing = mark_clashes(iter_inputs(args.inputs, skip=args.out, note=note or (lambda text: None)), job)
+        listing = mark_clashes(iter_inputs(args.inputs, Reserved(args.out, args.json), note or (lambda text: None)),
+                               job)
         first = next(listing, None)
         self.empty = first is None
         self.listing = itertools.chain([first], listing) if first is not None else iter(())
@@ -153,7 +155,16 @@ class Inputs:
             yield entry
 
 
+def _not_a_folder(path: str) -> Optional[str]:
+    """The first existing folder of ``path``'s that is a file (``a`` for ``a/b/x.jsonl``), or None."""
+    folder = os.path.dirname(os.path.abspath(path))
+    while not os.path.exists(folder):
+        folder = os.path.dirname(folder)
+    return None if os.path.isdir(folder) else folder
+
+
 def check_arguments(args, parser: argparse.ArgumentParser) -> None:
+    """Every check that needs no model and writes nothing; a failure is a usage error."""
     check_model_arguments(parser, args)
     if args.show and not args.out:
         parser.error("--show needs --out (the previews are written there)")
@@ -163,6 +174,10 @@ def check_arguments(args, parser: argparse.ArgumentParser) -> None:
         parser.error("--resume needs --json FILE (the journal of the run to continue)")
     if args.json and os.path.isdir(args.json):
         parser.error(f"--json {args.json} is a folder")
+    for flag, path in (("--out", args.out), ("--json", args.json)):
+        blocked = path and _not_a_folder(path)
+        if blocked:
+            parser.error(f"{flag} {path}: {blocked} is a file, not a folder")
     if args.json and not args.resume and not args.overwrite:
         if os.path.exists(args.json):
             parser.error(f"--json {args.json} exists: pass --resume to continue the run that wrote it, "
@@ -170,6 +185,26 @@ def check_arguments(args, parser: argparse.ArgumentParser) -> None:
         if parts_of(args.json):
             parser.error(f"--json {args.json}: the parts {args.json}.rank* of a run that was stopped exist: pass "
                          "--resume to continue it, or --overwrite to start again")
+    if args.json and os.path.isfile(args.json) and not is_journal(args.json):
+        parser.error(f"--json {args.json} line 1 is not a record of s2c crop: a file that is not a journal is "
+                     "never replaced or continued; give another --json FILE")
+    reserved = Reserved(args.out, args.json)
+    for arg in args.inputs:
+        if os.path.isdir(arg) and reserved.holds(arg):
+            parser.error(f"input folder {arg} is the --out folder or inside it: crops would be written among the "
+                         "photos and taken as inputs by the next run; give another --out")
+
+
+def probe_out(folder: str) -> Optional[str]:
+    """Why nothing can be written to the ``--out`` folder (created here when missing), or None: found
+    before the model loads, not after a batch of inputs has failed."""
+    try:
+        os.makedirs(folder, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as e:
+        return f"cannot write to --out {folder}: {os_error_text(e)}"
+    return None
 
 
 def _stopped_line(stop: Stop, args, reporter: Reporter, inputs: Inputs, rank: int, world: int) -> str:
@@ -222,6 +257,10 @@ def _start(args, parser: argparse.ArgumentParser, ranks, device: torch.device) -
         given = BoxesFile(args.boxes) if args.boxes else None
     except ValueError as e:
         parser.error(str(e))
+    unwritable_out = probe_out(args.out) if args.out else None  # every rank: none may go on alone
+    if unwritable_out:
+        print(f"s2c crop: error: {unwritable_out}", file=sys.stderr)
+        return 1
     from ...cropping.cropper import Cropper
     from ...cropping.proposals import get_proposer
 

@@ -49,6 +49,10 @@ class BoxesFile:
             )
             if not ok:
                 raise ValueError(f"--boxes {path}: entry {key!r} must be a list of [x1, y1, x2, y2] number lists")
+            empty = next((b for b in value if not (b[0] < b[2] and b[1] < b[3])), None)
+            if empty is not None:
+                raise ValueError(f"--boxes {path}: entry {key!r} has the box {empty}, which is empty or inverted "
+                                 "(x1 < x2 and y1 < y2 are needed)")
             self.boxes[key] = torch.tensor(value, dtype=torch.float32).reshape(-1, 4)
         self.absolute = {os.path.abspath(k): k for k in self.boxes}
         names: Dict[str, List[str]] = {}

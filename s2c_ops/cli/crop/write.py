@@ -10,8 +10,8 @@ from PIL import Image
 
 from ...cropping.candidates import pixel_crops
 from ...cropping.images import to_rgb
-from ...files import temporaries_in, write_atomic as write_file_atomic
-from .args import Job
+from ...files import temporaries_in, temporary_tag, write_atomic as write_file_atomic
+from .args import Job, output_format
 from .decode import JPEG_FORMATS, InputError, decode_full, describe
 from .score import Outcome
 
@@ -30,18 +30,14 @@ def os_error_text(error: OSError) -> str:
     return (error.strerror or str(error)) + (f" [{name}]" if name else "")
 
 
-def output_format(source_format: Optional[str], path: str) -> Tuple[str, str]:
-    """(Pillow format, extension) the crops of a ``source_format`` file named ``path`` are written in."""
-    ext = os.path.splitext(path)[1]
-    fmt = "JPEG" if source_format in JPEG_FORMATS else source_format
-    Image.init()
-    if fmt not in Image.SAVE:
-        return "PNG", ".png"
-    own = [e for e, f in Image.registered_extensions().items() if f == fmt]
-    if ext.lower() in own:
-        return fmt, ext
-    preferred = {"JPEG": ".jpg", "PNG": ".png", "TIFF": ".tif", "WEBP": ".webp", "GIF": ".gif", "BMP": ".bmp"}
-    return fmt, preferred.get(fmt, own[0] if own else ".img")
+#: The modes a format's writer takes from a crop of another format (others are made RGB first).
+_KEEPS_MODE = {"JPEG": {"1", "L", "RGB", "CMYK"}, "PNG": {"1", "L", "LA", "I", "I;16", "P", "RGB", "RGBA"}}
+
+
+def _for_format(crop: Image.Image, fmt: str) -> Image.Image:
+    """``crop`` in a mode the ``fmt`` writer takes, for a crop whose input was of another format."""
+    keeps = _KEEPS_MODE.get(fmt, {"L", "RGB"})
+    return crop if crop.mode in keeps and "transparency" not in crop.info else to_rgb(crop)
 
 
 def _save_options(im: Image.Image, fmt: str, params: dict) -> dict:
@@ -90,7 +86,7 @@ class Leftovers:
         with self._lock:
             if folder not in self._found:
                 self._found[folder] = temporaries_in(folder)
-            stale = self._found[folder].pop(name, [])
+            stale = self._found[folder].pop(temporary_tag(name), [])
         for tmp in stale:
             try:
                 os.unlink(os.path.join(folder, tmp))
@@ -150,11 +146,12 @@ def _draw_show(image: Image.Image, boxes, scores) -> Image.Image:
     return preview
 
 
-def _write_ratio(o: Outcome, job: Job, ratio, boxes, scores, image: Image.Image, out_fmt: str, ext: str,
-                 params: dict) -> None:
-    """Writes one ratio's crops (and preview); on failure removes those already written and records the
-    ratio's error (the file and the reason)."""
-    paths = job.crop_paths(o.entry, ratio, ext, len(boxes))
+def _write_ratio(o: Outcome, job: Job, ratio, boxes, scores, image: Image.Image, out_fmt: str,
+                 params: Optional[dict]) -> None:
+    """Writes one ratio's crops (and preview) in ``out_fmt``, with the source's writing ``params`` (None:
+    the source is of another format, the crops are converted to one this format holds); on failure
+    removes those already written and records the ratio's error (the file and the reason)."""
+    paths = job.crop_paths(o.entry, ratio, len(boxes))
     written: List[str] = []
     path = None
     try:
@@ -162,7 +159,9 @@ def _write_ratio(o: Outcome, job: Job, ratio, boxes, scores, image: Image.Image,
             crop = image.crop(box)
             if job.size is not None and crop.size != job.size:
                 crop = _resizable(crop).resize(job.size, Image.Resampling.LANCZOS)
-            opts = _save_options(crop, out_fmt, params)
+            if params is None:
+                crop = _for_format(crop, out_fmt)
+            opts = _save_options(crop, out_fmt, params or {})
             write_atomic(path, lambda tmp, c=crop, o_=opts: c.save(tmp, format=out_fmt, **o_), job)
             written.append(path)
         o.outputs[ratio.text] = paths
@@ -178,9 +177,10 @@ def _write_ratio(o: Outcome, job: Job, ratio, boxes, scores, image: Image.Image,
             except OSError:
                 pass
         o.outputs.pop(ratio.text, None)
-        if unwritable(e):
+        if isinstance(e, OSError):  # named by the output, not by its temporary file
             reason = f"cannot write {path}: {os_error_text(e)}"
-            o.unwritable = o.unwritable or reason
+            if unwritable(e):
+                o.unwritable = o.unwritable or reason
         else:
             reason = f"cannot write: {e if isinstance(e, InputError) else f'{type(e).__name__}: {e}'}"
         o.results[ratio.text] = f"ratio {ratio.text}: {reason}".splitlines()[0]
@@ -204,10 +204,11 @@ def write_outcome(o: Outcome, job: Job) -> None:
             o.results[text] = f"ratio {text}: cannot write: {describe(e)}"
         return
     try:
-        out_fmt, ext = output_format(fmt, o.entry.path)
+        out_fmt = output_format(o.entry.path)[0]
+        same = out_fmt == ("JPEG" if fmt in JPEG_FORMATS else fmt)
         for r in job.ratios:
             if r.text in ok:
-                _write_ratio(o, job, r, *ok[r.text], image, out_fmt, ext, params)
+                _write_ratio(o, job, r, *ok[r.text], image, out_fmt, params if same else None)
     finally:
         image.close()
         if o.decoded is not None:

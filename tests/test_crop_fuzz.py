@@ -1,0 +1,380 @@
+"""What fuzzing ``s2c crop`` found, each case as it was reported: two crops written to one file, input photos
+and other files overwritten, crafted weights files, hangs (link loops, FIFOs), one-line errors, file modes,
+long names, exit statuses. Every input's crop and every input photo must come out intact."""
+import importlib
+import json
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from s2c_ops import Cropper
+from s2c_ops.cli.crop import inputs as crop_inputs
+from s2c_ops.cli.errors import run_command
+from s2c_ops.models.weights import CheckpointError, load_weights
+
+from test_crop_cli import ENV, REPO, photo, read_jsonl, run_cli, written_box
+
+crop_run = importlib.import_module("s2c_ops.cli.crop.run")  # the package exports the function run over it
+FAST = ["--model", "prior"]  # the geometry prior: no pixels read by the model, fast
+
+
+def photos(folder: Path, names, size=(96, 64)):
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, name in enumerate(names):
+        photo(*size, seed=i).save(folder / name)
+    return {name: (folder / name).read_bytes() for name in names}
+
+
+def intact(folder: Path, originals) -> bool:
+    return all((folder / name).read_bytes() == data for name, data in originals.items())
+
+
+# ---------------------------------------------------------------------------------------------------
+# 1. Two inputs, one output name
+# ---------------------------------------------------------------------------------------------------
+def test_same_stem_other_content_format_gets_its_own_crop(tmp_path, capsys):
+    src, out = tmp_path / "src", tmp_path / "out"
+    src.mkdir()
+    photo(120, 80, seed=1).save(src / "x.jpg")
+    photo(90, 90, seed=2).save(src / "x.png", format="JPEG")  # a JPEG named .png
+    rc, _, err = run_cli(["crop", src / "x.jpg", src / "x.png", "--ratio", "1:1", "--out", out, "--json",
+                          tmp_path / "r.jsonl", "--overwrite", *FAST], capsys)
+    assert rc == 0, err
+    recs = read_jsonl(tmp_path / "r.jsonl")
+    assert [r["outputs"] for r in recs] == [[str(out / "x_1x1.jpg")], [str(out / "x_1x1.png")]]
+    # each file holds its own input's crop, in the format its name says
+    assert Image.open(out / "x_1x1.jpg").format == "JPEG" and Image.open(out / "x_1x1.png").format == "PNG"
+    for rec in recs:
+        x0, y0, x1, y1 = written_box(rec)
+        crop = Image.open(rec["outputs"][0])
+        assert crop.size == (x1 - x0, y1 - y0)
+        source = Image.open(rec["file"]).convert("RGB").crop((x0, y0, x1, y1))
+        assert np.abs(np.asarray(crop.convert("RGB"), np.int16) - np.asarray(source, np.int16)).mean() < 4
+
+
+def test_resume_never_points_a_record_at_another_inputs_crop(tmp_path, capsys):
+    src, out = tmp_path / "src", tmp_path / "out"
+    src.mkdir()
+    photo(120, 80, seed=1).save(src / "x.jpg")
+    photo(90, 90, seed=2).save(src / "x.png", format="JPEG")
+    args = ["crop", src / "x.jpg", src / "x.png", "--ratio", "1:1", "--out", out, "--json", tmp_path / "r.jsonl",
+            *FAST]
+    assert run_cli(args, capsys)[0] == 0
+    assert run_cli(args + ["--resume"], capsys)[0] == 0
+    recs = read_jsonl(tmp_path / "r.jsonl")
+    outputs = [o for r in recs for o in r["outputs"]]
+    assert len(set(outputs)) == 2 == len(outputs)
+
+
+def test_names_that_clash_are_found_before_writing(tmp_path, capsys):
+    a, b, out = tmp_path / "a", tmp_path / "b", tmp_path / "out"
+    photos(a, ["x.tif"])
+    photos(b, ["x.tiff"])  # another extension of one format: other names, no clash
+    photos(tmp_path / "c", ["x.tif"])
+    rc, _, err = run_cli(["crop", a / "x.tif", b / "x.tiff", tmp_path / "c" / "x.tif", "--ratio", "1:1", "--out",
+                          out, "--json", tmp_path / "r.jsonl", *FAST], capsys)
+    recs = read_jsonl(tmp_path / "r.jsonl")
+    assert rc == 1 and [r["status"] for r in recs] == ["ok", "ok", "error"]
+    assert "same names as those of" in recs[2]["error"]
+    assert sorted(p.name for p in out.iterdir()) == ["x_1x1.tif", "x_1x1.tiff"]
+
+
+# ---------------------------------------------------------------------------------------------------
+# 2, 3. Inputs and outputs never alias
+# ---------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("overwrite", [[], ["--overwrite"]])
+def test_out_equal_to_an_input_folder_is_refused(tmp_path, capsys, overwrite):
+    originals = photos(tmp_path / "photos", ["a.jpg", "a_16x9.jpg"])
+    rc, _, err = run_cli(["crop", tmp_path / "photos", "--ratio", "16:9", "--out", tmp_path / "photos", *FAST,
+                          *overwrite], capsys)
+    assert rc == 2 and "is the --out folder or inside it" in err
+    assert intact(tmp_path / "photos", originals) and len(list((tmp_path / "photos").iterdir())) == 2
+    rc, _, err = run_cli(["crop", tmp_path / "photos" / "..", "--ratio", "16:9", "--out", tmp_path, *FAST], capsys)
+    assert rc == 2  # the same folder under another spelling
+
+
+def test_inputs_inside_out_are_never_read_nor_replaced(tmp_path, capsys):
+    originals = photos(tmp_path / "photos", ["a.jpg", "a_16x9.jpg"])
+    out = tmp_path / "photos"
+    # by name: the input fails with one line, nothing is written over it
+    rc, _, err = run_cli(["crop", out / "a.jpg", out / "a_16x9.jpg", "--ratio", "16:9", "--out", out, "--overwrite",
+                          *FAST], capsys)
+    failures = [line for line in err.splitlines() if line.startswith("error ")]
+    assert rc == 1 and len(failures) == 2 and all("a run never reads what it writes" in f for f in failures)
+    assert intact(out, originals)
+    # by pattern: files inside --out are not matched
+    rc, _, err = run_cli(["crop", str(out / "*.jpg"), "--ratio", "16:9", "--out", out, *FAST], capsys)
+    assert rc == 1 and "no file matches this pattern" in err and intact(out, originals)
+
+
+@pytest.mark.parametrize("mode", ["--overwrite", "--resume"])
+def test_json_naming_a_photo_leaves_it_whole(tmp_path, capsys, mode):
+    originals = photos(tmp_path / "photos", ["a.jpg", "b.jpg"])
+    rc, _, err = run_cli(["crop", tmp_path / "photos", "--ratio", "16:9", "--json", tmp_path / "photos" / "b.jpg",
+                          mode, *FAST], capsys)
+    assert rc == 2 and "line 1 is not a record of s2c crop" in err and intact(tmp_path / "photos", originals)
+
+
+def test_a_new_journal_inside_an_input_folder_is_not_an_input(tmp_path, capsys):
+    photos(tmp_path / "photos", ["a.jpg"])
+    journal = tmp_path / "photos" / "log.jpg"  # named like an image, inside the folder being listed
+    rc, _, err = run_cli(["crop", tmp_path / "photos", "--ratio", "16:9", "--json", journal, *FAST], capsys)
+    assert rc == 0, err
+    assert [r["file"] for r in read_jsonl(journal)] == [str(tmp_path / "photos" / "a.jpg")]
+
+
+# ---------------------------------------------------------------------------------------------------
+# 4, 7. Weights files and checkpoints from elsewhere
+# ---------------------------------------------------------------------------------------------------
+def _forged(path: Path, config: dict, fmt: str = "s2cnet/1") -> Path:
+    from safetensors.torch import save_file
+
+    save_file({"reduce.weight": torch.zeros(8, 448, 1, 1)}, str(path), metadata={"format": fmt, "config": json.dumps(config)})
+    return path
+
+
+@pytest.mark.parametrize("fmt, config", [
+    ("s2cnet/1", {"mlp_dim": 1_000_000}),
+    ("s2cnet/1", {"num_depth": 100_000}),
+    ("s2cnet-geometry-prior/1", {"hidden": 200_000}),
+])
+def test_forged_config_is_refused_before_any_allocation(tmp_path, fmt, config):
+    path = _forged(tmp_path / "w.safetensors", config, fmt)
+    assert path.stat().st_size < 20_000
+    with pytest.raises(CheckpointError, match="larger than any of the file's 1 tensors"):
+        load_weights(path)
+
+
+def test_config_that_does_not_fit_the_tensors_is_refused(tmp_path):
+    path = _forged(tmp_path / "w.safetensors", {"mlp_dim": 448})  # bounded, but the file has one tensor
+    with pytest.raises(CheckpointError, match="missing: "):
+        load_weights(path)
+
+
+def test_loading_weights_draws_nothing_from_the_generator():
+    torch.manual_seed(0)
+    expected = torch.rand(3)
+    torch.manual_seed(0)
+    load_weights(REPO / "s2c_ops" / "weights" / "geometry_prior.safetensors")
+    assert torch.equal(torch.rand(3), expected)
+
+
+class _Payload:
+    def __reduce__(self):
+        return (os.system, ("touch pwned",))
+
+
+@pytest.mark.parametrize("kind", ["pickle", "random", "empty", "truncated"])
+def test_official_bad_files_are_one_line(tmp_path, kind):
+    path = tmp_path / "ckpt.pth"
+    if kind == "pickle":
+        torch.save({"x": _Payload()}, path)
+    elif kind == "random":
+        path.write_bytes(np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8).tobytes())
+    elif kind == "empty":
+        path.write_bytes(b"")
+    else:
+        from safetensors.torch import save_file
+
+        save_file({"a": torch.zeros(100)}, str(tmp_path / "full"))
+        path.write_bytes((tmp_path / "full").read_bytes()[:200])
+    photo().save(tmp_path / "p.png")
+    proc = subprocess.run([sys.executable, "-m", "s2c_ops.cli", "crop", str(tmp_path / "p.png"), "--ratio", "1:1",
+                           "--official", str(path), "--config", "GAICv1"], cwd=tmp_path, env=ENV,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "is not a checkpoint that loads with weights_only=True" in lines[0], proc.stderr
+    assert "weights_only=False" not in proc.stderr and not (tmp_path / "pwned").exists()
+
+
+# ---------------------------------------------------------------------------------------------------
+# 5, 6. Nothing hangs: link loops, FIFOs
+# ---------------------------------------------------------------------------------------------------
+def test_recursive_pattern_over_link_loops_ends(tmp_path):
+    photos(tmp_path / "dir" / "a", ["p.jpg"])
+    photos(tmp_path / "dir" / "b", ["q.jpg"])
+    (tmp_path / "dir" / "a" / "loop").symlink_to(tmp_path / "dir")
+    (tmp_path / "dir" / "b" / "up").symlink_to(tmp_path / "dir" / "a")
+    code = ("import sys; from s2c_ops.cli.crop.inputs import iter_inputs; "
+            "[print(e.file) for e in iter_inputs(sys.argv[1:])]")
+    for pattern in ("dir/**/*.jpg", "dir/**"):
+        proc = subprocess.run([sys.executable, "-c", code, pattern], cwd=tmp_path, env=ENV, capture_output=True,
+                              text=True, timeout=120)
+        assert proc.returncode == 0, proc.stderr
+        files = proc.stdout.split()
+        assert sorted(os.path.realpath(tmp_path / f) for f in files) == sorted(
+            str((tmp_path / "dir" / s).resolve()) for s in ("a/p.jpg", "b/q.jpg"))
+
+
+def test_pattern_streams_in_folder_order(tmp_path, monkeypatch):
+    photos(tmp_path / "d" / "s", ["b.jpg"])
+    photos(tmp_path / "d", ["a.jpg", "c.jpg", ".h.jpg"])
+    monkeypatch.chdir(tmp_path)
+    assert [e.file for e in crop_inputs.iter_inputs(["d/**/*.jpg"])] == ["d/a.jpg", "d/c.jpg", "d/s/b.jpg"]
+    assert [e.file for e in crop_inputs.iter_inputs(["d/.*.jpg"])] == ["d/.h.jpg"]
+    assert [e.file for e in crop_inputs.iter_inputs([str(tmp_path / "d" / "*" / "b.jpg")])] == [
+        str(tmp_path / "d" / "s" / "b.jpg")]
+
+
+def test_folder_walk_follows_a_link_once(tmp_path):
+    photos(tmp_path / "top" / "real", ["a.jpg"])
+    (tmp_path / "top" / "link").symlink_to(tmp_path / "top" / "real")
+    (tmp_path / "top" / "real" / "back").symlink_to(tmp_path / "top")
+    files = [e.file for e in crop_inputs.iter_inputs([str(tmp_path / "top")])]
+    assert files == [str(tmp_path / "top" / "link" / "a.jpg")]  # the folder's first name; never twice
+
+
+def test_fifo_among_inputs_fails_alone(tmp_path):
+    photos(tmp_path / "in", ["a.jpg", "c.jpg"])
+    os.mkfifo(tmp_path / "in" / "b.jpg")
+    proc = subprocess.Popen([sys.executable, "-m", "s2c_ops.cli", "crop", "in", "--ratio", "1:1", "--json",
+                             "r.jsonl", "--model", "prior"], cwd=tmp_path, env=ENV, stderr=subprocess.PIPE, text=True)
+    try:
+        _, err = proc.communicate(timeout=300)
+    finally:
+        proc.kill()
+    assert proc.returncode == 1
+    recs = read_jsonl(tmp_path / "r.jsonl")
+    assert [r["status"] for r in recs] == ["ok", "error", "ok"]
+    assert recs[1]["error"] == "not a regular file (a FIFO)"
+    assert [line for line in err.splitlines() if line.startswith("error ")] == ["error in/b.jpg: not a regular file (a FIFO)"]
+
+
+# ---------------------------------------------------------------------------------------------------
+# 8, 9. Modes, links and long names
+# ---------------------------------------------------------------------------------------------------
+def test_outputs_and_journal_modes_follow_the_umask(tmp_path, capsys):
+    photos(tmp_path / "in", ["a.jpg"])
+    old = os.umask(0o022)
+    try:
+        args = ["crop", tmp_path / "in", "--ratio", "1:1", "--out", tmp_path / "out", "--show", "--json",
+                tmp_path / "r.jsonl", *FAST]
+        assert run_cli(args, capsys)[0] == 0
+        assert {p.name: p.stat().st_mode & 0o777 for p in (tmp_path / "out").iterdir()} == {
+            "a_1x1.jpg": 0o644, "a_1x1_show.png": 0o644}
+        os.chmod(tmp_path / "r.jsonl", 0o640)
+        assert run_cli(args + ["--resume"], capsys)[0] == 0
+        assert (tmp_path / "r.jsonl").stat().st_mode & 0o777 == 0o640
+    finally:
+        os.umask(old)
+
+
+def test_journal_that_is_a_link_stays_one(tmp_path, capsys):
+    photos(tmp_path / "in", ["a.jpg", "b.jpg"])
+    (tmp_path / "logs").mkdir()
+    link = tmp_path / "r.jsonl"
+    link.symlink_to(tmp_path / "logs" / "real.jsonl")
+    args = ["crop", tmp_path / "in" / "a.jpg", "--ratio", "1:1", "--json", link, *FAST]
+    assert run_cli(args, capsys)[0] == 0
+    assert run_cli(args[:2] + [tmp_path / "in" / "b.jpg"] + args[2:] + ["--resume"], capsys)[0] == 0
+    assert link.is_symlink() and len(read_jsonl(tmp_path / "logs" / "real.jsonl")) == 2
+
+
+def test_longest_legal_output_name(tmp_path, capsys):
+    stem = "p" * (os.pathconf(tmp_path, "PC_NAME_MAX") - len("_1x1.png"))
+    photos(tmp_path / "in", [stem + ".png", "q" * 250 + ".png"])
+    rc, _, err = run_cli(["crop", tmp_path / "in", "--ratio", "1:1", "--out", tmp_path / "out", "--json",
+                          tmp_path / "r.jsonl", *FAST], capsys)
+    recs = read_jsonl(tmp_path / "r.jsonl")
+    assert rc == 1 and recs[0]["status"] == "ok" and (tmp_path / "out" / f"{stem}_1x1.png").exists()
+    # one name too long: the error names the output and why, never a temporary file
+    assert recs[1]["status"] == "error" and recs[1]["error"].startswith(f"ratio 1:1: cannot write {tmp_path / 'out'}")
+    assert "File name too long [ENAMETOOLONG]" in recs[1]["error"] and ".tmp" not in recs[1]["error"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [f"{stem}_1x1.png"]
+
+
+# ---------------------------------------------------------------------------------------------------
+# 10. Exit statuses and lines
+# ---------------------------------------------------------------------------------------------------
+def test_paths_below_a_file_are_usage_errors(tmp_path, capsys):
+    photo().save(tmp_path / "p.png")
+    (tmp_path / "afile").write_text("x")
+    for flag in ("--json", "--out"):
+        rc, _, err = run_cli(["crop", tmp_path / "p.png", "--ratio", "1:1", flag, tmp_path / "afile" / "x.jsonl",
+                              *FAST], capsys)
+        assert rc == 2 and f"{tmp_path / 'afile'} is a file, not a folder" in err
+
+
+def test_meta_device_is_a_usage_error(tmp_path, capsys):
+    photo().save(tmp_path / "p.png")
+    rc, _, err = run_cli(["crop", tmp_path / "p.png", "--ratio", "1:1", "--device", "meta", *FAST], capsys)
+    assert rc == 2 and "meta device" in err
+
+
+def test_interrupt_while_starting_is_one_line(tmp_path, capsys, monkeypatch):
+    photo().save(tmp_path / "p.png")
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(crop_run, "load_model", interrupted)
+    rc, _, err = run_cli(["crop", tmp_path / "p.png", "--ratio", "1:1", *FAST], capsys)
+    assert rc == 130 and err.strip() == "s2c crop: interrupted"
+
+
+def test_interrupt_of_a_real_start_up(tmp_path):
+    photo().save(tmp_path / "p.png")
+    proc = subprocess.Popen([sys.executable, "-c", "import sys, s2c_ops.cli as c; print('up', flush=True); "
+                             "sys.exit(c.main(sys.argv[1:]))", "crop", "p.png", "--ratio", "1:1"],
+                            cwd=tmp_path, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout.readline() == "up\n"  # the package is imported; the command starts (loads the model)
+    threading.Timer(0.2, proc.send_signal, (signal.SIGINT,)).start()
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 130 and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_top_k_is_checked_before_scoring(monkeypatch):
+    cropper = Cropper()
+
+    def never(*a, **k):
+        raise AssertionError("scored")
+
+    monkeypatch.setattr(cropper, "score_images", never)
+    for bad in (2.5, 0, True, "2"):
+        with pytest.raises(ValueError, match="top_k must be a whole number"):
+            cropper.crop(torch.zeros(3, 64, 64), "16:9", top_k=bad)
+
+
+def test_run_command_interrupt():
+    def func(args):
+        raise KeyboardInterrupt
+
+    assert run_command(func, None, "s2c x") == 130
+
+
+# ---------------------------------------------------------------------------------------------------
+# Decided: inverted boxes, sizes past the bomb limit, an unwritable --out found before the model loads
+# ---------------------------------------------------------------------------------------------------
+def test_inverted_boxes_are_refused(tmp_path, capsys):
+    photo().save(tmp_path / "p.png")
+    (tmp_path / "b.json").write_text(json.dumps({"p.png": [[50, 50, 10, 10]]}))
+    rc, _, err = run_cli(["crop", tmp_path / "p.png", "--ratio", "1:1", "--boxes", tmp_path / "b.json"], capsys)
+    assert rc == 2 and "empty or inverted" in err
+
+
+def test_size_past_the_bomb_limit_is_refused(tmp_path, capsys):
+    photo().save(tmp_path / "p.png")
+    rc, _, err = run_cli(["crop", tmp_path / "p.png", "--ratio", "1:1", "--size", "65500x65500", "--out",
+                          tmp_path / "o"], capsys)
+    assert rc == 2 and "decompression-bomb limit" in err and not (tmp_path / "o").exists()
+
+
+def test_unwritable_out_stops_before_the_model_loads(tmp_path, capsys, monkeypatch):
+    photo().save(tmp_path / "p.png")
+
+    def never(args):
+        raise AssertionError("the model was loaded")
+
+    monkeypatch.setattr(crop_run, "load_model", never)
+    rc, _, err = run_cli(["crop", tmp_path / "p.png", "--ratio", "1:1", "--out", "/proc/s2c-nowhere"], capsys)
+    assert rc == 1 and err.strip().startswith("s2c crop: error: cannot write to --out /proc/s2c-nowhere")
