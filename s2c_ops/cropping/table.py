@@ -187,10 +187,20 @@ class CropTable:
         boxes = torch.cat([boxes.float().cpu(), boxes.new_zeros(n, r, pad, 4).float().cpu()], 2)
         scores = torch.cat([scores.float().cpu(), torch.full((n, r, pad), -math.inf)], 2)
         sizes = sizes.to(torch.int32).cpu()
-        held = self._rows(keys.cpu())
-        for i, key in enumerate(keys.tolist()):
-            if held[i] < 0 and key not in self._pending:
-                self._pending[key] = (sizes[i], boxes[i], scores[i])
+        keys = keys.cpu().to(torch.int64)
+        new = self._rows(keys) < 0
+        if self._pending:
+            new &= torch.tensor([k not in self._pending for k in keys.tolist()], dtype=torch.bool)
+        _, inverse = torch.unique(keys, return_inverse=True)
+        first = torch.full((int(inverse.max()) + 1 if n else 0,), n).scatter_reduce(0, inverse, torch.arange(n), "amin")
+        new[torch.ones(n, dtype=torch.bool).index_fill_(0, first, False)] = False  # a key twice: its first entry
+        index = new.nonzero().flatten()
+        if len(index) >= 4096:  # many at once (build, merging files): straight into the arrays
+            self._consolidate()
+            self._insert(keys[index], sizes[index], boxes[index], scores[index])
+            return
+        for i in index.tolist():
+            self._pending[int(keys[i])] = (sizes[i], boxes[i], scores[i])
         if len(self._pending) >= max(4096, len(self._keys) // 8):
             self._consolidate()
 
@@ -200,12 +210,16 @@ class CropTable:
             return
         keys = torch.tensor(list(self._pending), dtype=torch.int64)
         sizes, boxes, scores = (torch.stack(v) for v in zip(*self._pending.values()))
+        self._pending = {}
+        self._insert(keys, sizes, boxes, scores)
+
+    def _insert(self, keys: Tensor, sizes: Tensor, boxes: Tensor, scores: Tensor) -> None:
+        """New keys (none held) into the sorted arrays."""
         keys, order = torch.sort(torch.cat([self._keys, keys]), stable=True)
         self._keys = keys
         self._sizes = torch.cat([self._sizes, sizes])[order]
         self._boxes = torch.cat([self._boxes, boxes])[order]
         self._scores = torch.cat([self._scores, scores])[order]
-        self._pending = {}
 
     def _rows(self, keys: Tensor) -> Tensor:
         """Row of each key in the sorted arrays, -1 where absent."""
@@ -223,12 +237,17 @@ class CropTable:
         keys = keys.cpu()
         b, k = len(keys), self.candidates
         rows = self._rows(keys)
-        sizes = torch.zeros(b, 2, dtype=torch.int32)
-        boxes, scores = torch.zeros(b, k, 4), torch.full((b, k), -math.inf)
         hit = rows >= 0
-        if hit.any():
-            r = rows[hit]
-            sizes[hit], boxes[hit], scores[hit] = self._sizes[r], self._boxes[r, j], self._scores[r, j]
+        if len(self._keys):
+            # Whole-row gathers, then a mask: indexing with a tensor and an int together, or assigning
+            # through a boolean mask, took milliseconds per batch with 2 threads here.
+            safe = rows.clamp_min(0)
+            sizes = self._sizes.index_select(0, safe)
+            boxes = self._boxes.index_select(0, safe)[:, j].contiguous()
+            scores = self._scores.index_select(0, safe)[:, j].contiguous()
+        else:
+            sizes = torch.zeros(b, 2, dtype=torch.int32)
+            boxes, scores = torch.zeros(b, k, 4), torch.full((b, k), -math.inf)
         for i in (~hit).nonzero().flatten().tolist():
             entry = self._pending.get(int(keys[i]))
             if entry is not None:
@@ -241,7 +260,8 @@ class CropTable:
             scale = torch.tensor([width, height, width, height], dtype=torch.float32) / sizes[:, [1, 0, 1, 0]].clamp_min(1)
             same = (sizes[:, 0] == height) & (sizes[:, 1] == width)
             boxes = torch.where(same[:, None, None], boxes, boxes * scale[:, None, :])
-        boxes[~hit], scores[~hit] = 0.0, -math.inf
+        boxes = torch.where(hit[:, None, None], boxes, torch.zeros(()))
+        scores = torch.where(hit[:, None], scores, torch.full((), -math.inf))
         return hit, boxes, scores
 
     def keys_of(self, images: Tensor, keys: Optional[Union[Tensor, Sequence[KeyLike]]]) -> Tensor:
