@@ -63,12 +63,13 @@ def kept_share(crops: Tensor, boxes: Tensor) -> Tensor:
 
 
 def box_iou(a: Tensor, b: Tensor) -> Tensor:
-    """IoU of every box of ``a`` (N, 4) with every box of ``b`` (M, 4): (N, M), as torchvision's ``box_iou``."""
-    iw, ih = overlap(a[:, None], b[None])
+    """IoU of every box of ``a`` (..., N, 4) with every box of ``b`` (..., M, 4): (..., N, M), as
+    torchvision's ``box_iou`` (batched over any leading dimensions)."""
+    iw, ih = overlap(a[..., :, None, :], b[..., None, :, :])
     inter = iw * ih
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    return inter / (area_a[:, None] + area_b[None] - inter)
+    area_a = (a[..., 2] - a[..., 0]) * (a[..., 3] - a[..., 1])
+    area_b = (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1])
+    return inter / (area_a[..., :, None] + area_b[..., None, :] - inter)
 
 
 def grow_boxes(boxes: Tensor, left: float, top: float, right: float, bottom: float, height: float,
@@ -85,3 +86,22 @@ def flip_boxes(boxes: Tensor, width: float) -> Tensor:
     """Boxes of an image mirrored left-right: ``x1' = width - x2``, ``x2' = width - x1``. Its own inverse."""
     x1, y1, x2, y2 = boxes.unbind(-1)
     return torch.stack([width - x2, y1, width - x1, y2], dim=-1)
+
+
+def batched_rois(boxes: Tensor) -> Tensor:
+    """``(B, L, 4)`` boxes, L per image -> ``(B * L, 5)`` rois, grouped by image (shapes may be symbolic)."""
+    b, n = boxes.shape[:2]
+    index = torch.arange(b, dtype=boxes.dtype, device=boxes.device)[:, None, None].expand(b, n, 1)
+    return torch.cat([index, boxes], dim=2).flatten(0, 1)
+
+
+def image_extent(like: Tensor, image_size: Sequence[int]) -> Tensor:
+    """``(width, height)`` of an image of ``image_size`` (height, width) as a (2,) tensor like ``like``, made
+    by fills on its device: no copy from the host, and symbolic sizes stay symbolic."""
+    height, width = image_size
+    return torch.cat([like.new_full((1,), width), like.new_full((1,), height)])
+
+
+def clamp_to_image(boxes: Tensor, image_size: Sequence[int]) -> Tensor:
+    """``(..., 4)`` boxes clamped into an image of ``image_size`` (height, width)."""
+    return torch.minimum(boxes.clamp(min=0), image_extent(boxes, image_size).repeat(2))

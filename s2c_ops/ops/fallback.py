@@ -38,11 +38,6 @@ def _acc_dtype(dtype: torch.dtype) -> torch.dtype:
     return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
 
 
-def _round(value: float, dtype: torch.dtype) -> float:
-    """`value` rounded to `dtype` (static_cast<acc_t>), as a Python float that dtype holds exactly."""
-    return float(torch.tensor(value, dtype=dtype))
-
-
 class _Axis:
     """axis_sample of align_common.h over a tensor of positions: lower neighbour, fraction, validity."""
 
@@ -87,8 +82,12 @@ class _Grid:
 
 
 def _rod_axis(size: int, pooled: int, acc: torch.dtype, device: torch.device) -> Tuple[Tensor, _Axis]:
-    """RoDAlign's points along an axis of the whole map: i * (size - 1.001) / (pooled - 1) (rod_step)."""
-    pos = torch.arange(pooled, dtype=acc, device=device) * _round(_round(size - 1.001, acc) / (pooled - 1.0), acc)
+    """RoDAlign's points along an axis of the whole map: i * (size - 1.001) / (pooled - 1) (rod_step).
+    The step is computed in tensors, not Python floats, so that ``size`` may be symbolic (ONNX export with
+    dynamic shapes, decompositions.py); the roundings are rod_step's."""
+    extent = (torch.full((), size, dtype=torch.float64, device=device) - 1.001).to(acc).double()
+    step = (extent / (pooled - 1.0)).to(acc)
+    pos = torch.arange(pooled, dtype=acc, device=device) * step
     return pos, _Axis(pos, size)
 
 
@@ -109,7 +108,8 @@ class _Rois:
         batch = torch.where(r[:, 0] >= 0, r[:, 0], -1).trunc()
         self.valid = (batch >= 0) & (batch < batch_size)
         self.batch = torch.where(self.valid, batch, 0).long()
-        self.x1, self.y1, self.x2, self.y2 = (r[:, 1:] * _round(spatial_scale, acc)).unbind(1)
+        scale = torch.full((), spatial_scale, dtype=acc, device=rois.device)  # a tensor: traceable (decompositions.py)
+        self.x1, self.y1, self.x2, self.y2 = (r[:, 1:] * scale).unbind(1)
 
     def image(self) -> Tensor:
         return self.batch[:, None, None]
@@ -128,6 +128,12 @@ def _grad_input(planes: Tensor, N: int, C: int, H: int, W: int, dtype: torch.dty
 
 def rod_align(input: Tensor, rois: Tensor, spatial_scale: float, pooled_height: int, pooled_width: int) -> Tensor:
     _checks.check_forward("s2c::rod_align", input, rois, spatial_scale, pooled_height, pooled_width)
+    return rod_align_unchecked(input, rois, spatial_scale, pooled_height, pooled_width)
+
+
+def rod_align_unchecked(input: Tensor, rois: Tensor, spatial_scale: float, pooled_height: int,
+                        pooled_width: int) -> Tensor:
+    """:func:`rod_align` without the input checks (which read values): traceable with symbolic shapes."""
     N, C, H, W = input.shape
     acc = _acc_dtype(input.dtype)
     ypos, y = _rod_axis(H, pooled_height, acc, input.device)
@@ -172,6 +178,12 @@ def _roi_grid(r: _Rois, pooled_height: int, pooled_width: int, H: int, W: int) -
 def gaic_roi_align(input: Tensor, rois: Tensor, spatial_scale: float, pooled_height: int,
                    pooled_width: int) -> Tensor:
     _checks.check_forward("s2c::gaic_roi_align", input, rois, spatial_scale, pooled_height, pooled_width)
+    return gaic_roi_align_unchecked(input, rois, spatial_scale, pooled_height, pooled_width)
+
+
+def gaic_roi_align_unchecked(input: Tensor, rois: Tensor, spatial_scale: float, pooled_height: int,
+                             pooled_width: int) -> Tensor:
+    """:func:`gaic_roi_align` without the input checks: traceable with symbolic shapes."""
     N, C, H, W = input.shape
     acc = _acc_dtype(input.dtype)
     r = _Rois(rois, spatial_scale, N, acc)
