@@ -5,8 +5,8 @@ which is also what :class:`~kornia.augmentation.AugmentationSequential` calls be
 An aesthetic crop depends on the pixels, so the parameters are made in two steps:
 
 1. ``forward_parameters(shape)``: Kornia's gate (``batch_prob``), ``forward_input_shape``, and, with
-   ``top_k > 1``, one uniform draw per image (``draw``) from torch's global generator, so Kornia's
-   seeding makes the choice reproducible; ``output_size`` when ``size`` is given.
+   ``top_k > 1``, one uniform draw per image (``draw``) from ``generator`` or torch's global generator,
+   so seeding makes the choice reproducible; ``output_size`` when ``size`` is given.
 2. When the image arrives (:meth:`AestheticCrop.forward`), if ``params`` has no ``src`` yet, the crops are
    chosen and written *into that dict*: the candidates of the ratio are scored in one batched call
    under ``no_grad`` on the image's device (:meth:`s2c_ops.Cropper.score_candidates`), and per image the
@@ -14,6 +14,18 @@ An aesthetic crop depends on the pixels, so the parameters are made in two steps
    ``softmax(score / temperature)``) becomes ``src``/``dst``. A container's parameter list holds that
    same dict, so its masks, boxes, keypoints and ``inverse`` use the chosen crops; replaying ``params``
    reuses them without scoring again.
+
+With a :class:`~s2c_ops.cropping.table.CropTable` (``table=``), step 2 looks the image up instead of
+scoring it: by the ``keys`` given with the call (dataset indices or paths) or by the pixels' fingerprint;
+the table's candidates (its ``candidates`` best, after the face rule) are drawn from the same way, and
+``top_k=1`` gives the crop ``Cropper.crop`` gives for that image. A lazy table scores the images it lacks
+(the first epoch) and keeps them. Recipe and costs: docs/training.md.
+
+Reproducibility: the crops depend only on the images and the draws. Loading the model, the face detector or
+a table draws nothing from torch's generator, so ``torch.manual_seed(s)`` before a run gives the same crops
+in the main process; in DataLoader workers, torch seeds each worker from the main process's generator, so
+the same seed gives the same crops there too (with the default global generator; a ``generator=`` given is
+copied into each worker with its state: seed it per worker in ``worker_init_fn``).
 
 Crops are whole pixels in Kornia's corner convention (``src`` corners ``(x0, y0)``, ``(x0 + w - 1, y0)``,
 ``(x0 + w - 1, y0 + h - 1)``, ``(x0, y0 + h - 1)``, as RandomCrop / CenterCrop build them), placed
@@ -34,10 +46,15 @@ from kornia.geometry.transform import crop_by_indices, crop_by_transform_mat
 from torch import Tensor
 
 from s2c_ops.cropping.candidates import parse_ratio, pixel_crops, ratio_anchors
-from s2c_ops.cropping.cropper import FACE_CUT_PENALTY, Cropper
+from s2c_ops.cropping.cropper import Cropper
 from s2c_ops.cropping.table import CropTable, model_identity, proposer_identity
 from s2c_ops.models.default import default_model
 from s2c_ops.cropping.proposals import default_proposer, get_proposer, whole_image_boxes
+
+try:  # the face rule's own module, where the Cropper's face rule moves (the work beside issue 31)
+    from s2c_ops.cropping.face_rule import FACE_CUT_PENALTY
+except ImportError:
+    from s2c_ops.cropping.cropper import FACE_CUT_PENALTY
 
 __all__ = ["AestheticCrop"]
 
@@ -116,7 +133,8 @@ class AestheticCrop(GeometricAugmentationBase2D):
             (``"saliency"``, ``"image"``), or ``None`` for the default proposer (faces, then salient regions,
             as the Cropper uses).
         top_k: ``1`` takes the best crop; ``k > 1`` picks one of the ``k`` best at random, weighted by
-            ``softmax(score / temperature)``, from torch's global generator.
+            ``softmax(score / temperature)``, from ``generator`` (default torch's global one). A draw never
+            picks a crop that cuts more faces than the best one (the face rule's penalty is in the scores).
         temperature: the softmax temperature for ``top_k > 1`` (ignored for ``top_k = 1``); ``None`` weighs
             the ``k`` best equally.
         p: probability of cropping the whole batch (as in RandomResizedCrop, the batch is cropped or left
@@ -131,6 +149,15 @@ class AestheticCrop(GeometricAugmentationBase2D):
             (:func:`s2c_ops.cropping.pixels.check_unit_range`) before they are scored. ``None`` (the default)
             checks images on the CPU only: on a GPU the check would make the host wait for the device each
             call, so it is left to ``True``. ``False`` never checks.
+        table: a :class:`~s2c_ops.cropping.table.CropTable` to look the candidates up in instead of scoring
+            each image every epoch (``CropTable.load(path)``, ``CropTable.build(...)``, or ``CropTable()``
+            that fills lazily). It must have been made with this model (weights digest), ratio and proposer:
+            another is refused here with :class:`~s2c_ops.cropping.table.TableMismatch` (with
+            ``model=None`` the default model is loaded once in this process to check its digest). A table
+            keyed by index or path needs ``keys=`` with each call; a fingerprint table needs nothing (the
+            images must be the pixels it was built from: put the augmentation first after decoding).
+            Not with ``same_on_batch``.
+        generator: the ``torch.Generator`` of the ``top_k`` draws (default: torch's global generator).
 
     Shape:
         - Input: :math:`(C, H, W)` or :math:`(B, C, H, W)` float RGB in [0, 1], ``C = 3``.
@@ -152,6 +179,8 @@ class AestheticCrop(GeometricAugmentationBase2D):
             different sizes with ``size=None``, or (see ``validate``) NaN, infinite values or values outside
             [0, 1], naming the range found and the fix.
         TypeError: a ``model`` or ``proposer`` that is not callable, an input that is not a float tensor.
+        TableMismatch: a ``table`` made with another model, ratio or proposer (a ``ValueError``).
+        TableMiss: with a table that does not fill lazily, images it does not hold (a ``KeyError``).
 
     Example:
         >>> import torch
@@ -160,6 +189,10 @@ class AestheticCrop(GeometricAugmentationBase2D):
         >>> out = aug(torch.rand(8, 3, 256, 384))                          # doctest: +SKIP
         >>> out.shape                                                      # doctest: +SKIP
         torch.Size([8, 3, 192, 256])
+        >>> from s2c_kornia import CropTable
+        >>> table = CropTable.load("fcdb_4x3.safetensors")                 # doctest: +SKIP
+        >>> aug = AestheticCrop("4:3", size=(192, 256), top_k=3, table=table)  # doctest: +SKIP
+        >>> out = aug(images, keys=indices)                                # doctest: +SKIP
     """
 
     def __init__(
