@@ -29,12 +29,12 @@ measurements to ``blend.json``; see the README).
 import copy
 import math
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor
 
-from ..ops.boxes import BoxesLike, box_iou, flip_boxes
+from ..ops.boxes import BoxesLike, batched_rois, box_iou, clamp_to_image, flip_boxes
 from .config import S2CNetConfig, resolve_config
 from .prior import GeometryPrior, PriorConfig
 from .s2cnet import S2CNet
@@ -99,9 +99,19 @@ ONE_RATIO = 1.01
 
 
 def one_aspect_ratio(boxes: Tensor) -> Tensor:
-    """Whether the boxes ``(N, 4)`` share one aspect ratio (:data:`ONE_RATIO`), as a 0-dim bool tensor."""
-    aspect = (boxes[:, 2] - boxes[:, 0]).clamp_min(1e-6) / (boxes[:, 3] - boxes[:, 1]).clamp_min(1e-6)
-    return aspect.max() <= aspect.min() * ONE_RATIO
+    """Whether the boxes ``(..., N, 4)`` share one aspect ratio (:data:`ONE_RATIO`): a bool tensor of the
+    leading dimensions (0-dim for one set)."""
+    aspect = (boxes[..., 2] - boxes[..., 0]).clamp_min(1e-6) / (boxes[..., 3] - boxes[..., 1]).clamp_min(1e-6)
+    return aspect.amax(-1) <= aspect.amin(-1) * ONE_RATIO
+
+
+def decode(boxes: Tensor, raw: Tensor, temperature) -> Tensor:
+    """The expected IoU of each of ``boxes`` (..., N, 4) with the best of them when the best is distributed
+    as ``softmax(raw / temperature)`` over the last dimension; ``temperature`` a float or a tensor that
+    broadcasts against ``raw`` (..., N)."""
+    weights = torch.softmax(raw / temperature, -1)
+    iou = box_iou(boxes, boxes)
+    return iou @ weights if weights.dim() == 1 else (iou @ weights.unsqueeze(-1)).squeeze(-1)
 
 
 def expected_iou(crops: Tensor, raw: Tensor, temperature: float, counts: Optional[Sequence[int]] = None,
@@ -120,14 +130,25 @@ def expected_iou(crops: Tensor, raw: Tensor, temperature: float, counts: Optiona
         if not len(rows):
             continue
         boxes = crops[rows, 1:]
-        t = temperature
-        if ratio_temperature is not None and ratio_temperature != temperature:
-            t = torch.where(one_aspect_ratio(boxes), ratio_temperature, temperature).to(raw.dtype)
-        if face_temperature is not None and with_faces is not None and with_faces[i]:
-            # A float stays a float: a tensor made from it would be a copy the host waits for.
-            t = t.clamp(max=face_temperature) if isinstance(t, Tensor) else min(t, face_temperature)
-        out[rows] = box_iou(boxes, boxes) @ torch.softmax(raw[rows] / t, 0)
+        faces = with_faces is not None and with_faces[i]
+        t = set_temperature(boxes, raw.dtype, temperature, ratio_temperature, face_temperature, faces)
+        out[rows] = decode(boxes, raw[rows], t)
     return out
+
+
+def set_temperature(boxes: Tensor, dtype: torch.dtype, temperature: float, ratio_temperature: Optional[float],
+                    face_temperature: Optional[float], faces: Union[bool, Tensor]):
+    """The temperature of candidate sets ``boxes`` (..., N, 4): ``ratio_temperature`` for a set of one aspect
+    ratio (chosen on the device: no host read), at most ``face_temperature`` where ``faces`` (a bool, or a
+    bool tensor of the leading dimensions); a float where nothing depends on the boxes."""
+    t = temperature
+    if ratio_temperature is not None and ratio_temperature != temperature:
+        t = torch.where(one_aspect_ratio(boxes), ratio_temperature, temperature).to(dtype)
+    if face_temperature is None or faces is False:
+        return t
+    # A float stays a float: a tensor made from it would be a copy the host waits for.
+    limited = t.clamp(max=face_temperature) if isinstance(t, Tensor) else min(t, face_temperature)
+    return torch.where(faces, limited, t) if isinstance(faces, Tensor) else limited
 
 
 def shortlist_rows(ranking: Tensor, crops: Tensor, size: int, counts: Optional[Sequence[int]] = None) -> Tensor:
@@ -135,6 +156,44 @@ def shortlist_rows(ranking: Tensor, crops: Tensor, size: int, counts: Optional[S
     sets = candidate_sets(crops, counts)
     return torch.cat([rows[ranking[rows].topk(min(size, len(rows))).indices] for rows in sets]) if sets else \
         torch.zeros(0, dtype=torch.long, device=crops.device)
+
+
+def weighted_priors(priors: Sequence[Tuple[float, Optional[Tensor]]], shape: Sequence[int], device: torch.device
+                    ) -> Tuple[Tensor, bool]:
+    """The sum of the weighted prior scores (zeros of ``shape`` to start with), and whether any weighs."""
+    prior = torch.zeros(shape, device=device)
+    weighted = False
+    for weight, scores in priors:
+        if weight:
+            prior, weighted = prior + weight * scores, True
+    return prior, weighted
+
+
+def blend_sets(s2cnet_views: Callable[[Tensor], Sequence[Tensor]], priors: Sequence[Tuple[float, Optional[Tensor]]],
+               crops: Tensor, config: "BlendConfig", faces: Optional[Tensor] = None) -> Tensor:
+    """:func:`blend_scores` for one candidate set per image, as (B, N) tensors: ``crops`` (B, N, 4), the
+    priors' scores (B, N), ``s2cnet_views(crops)`` S2CNet's (B, M) scores of (B, M, 4) crops on each view,
+    ``faces`` (B,) bool. No loop and no host read: what an exported graph computes."""
+    c = config
+    prior, weighted = weighted_priors(priors, crops.shape[:2], crops.device)
+    if c.shortlist is not None and weighted:
+        # A top-k of min(shortlist, N) would hold a guard on N: the order of the priors padded with shortlist
+        # -inf columns gives exactly shortlist rows, the padding's (index >= N) when N is smaller; those score
+        # a real crop in vain and are dropped.
+        n, k = crops.shape[1], c.shortlist
+        padded = torch.cat([prior, prior.new_full((prior.shape[0], k), -math.inf)], 1)
+        rows = padded.topk(n + k, dim=1).indices[:, :k]
+        views = s2cnet_views(crops.gather(1, rows.clamp(max=n - 1)[..., None].expand(-1, -1, 4)))
+        values = padded.gather(1, rows) + sum(views) / len(views)
+        raw = torch.full_like(padded, -math.inf).scatter(1, rows, values)[:, :n]
+    else:
+        views = s2cnet_views(crops)
+        raw = prior + sum(views) / len(views)
+    if c.temperature is None:
+        return raw
+    faces = faces if faces is not None and c.face_temperature is not None else False
+    t = set_temperature(crops, raw.dtype, c.temperature, c.ratio_temperature, c.face_temperature, faces)
+    return decode(crops, raw, t[..., None] if isinstance(t, Tensor) else t)
 
 
 def blend_scores(s2cnet_views: Callable[[Optional[Tensor]], Sequence[Tensor]],
@@ -149,11 +208,7 @@ def blend_scores(s2cnet_views: Callable[[Optional[Tensor]], Sequence[Tensor]],
     priors weigh anything; the rest -inf), then with a ``temperature`` the expected IoU of ``crops``
     (:func:`expected_iou`: sets of one aspect ratio at ``ratio_temperature`` when given, those flagged in
     ``with_faces`` at no more than ``face_temperature``)."""
-    prior = torch.zeros(len(crops), device=crops.device)
-    weighted = False
-    for weight, scores in priors:
-        if weight:
-            prior, weighted = prior + weight * scores, True
+    prior, weighted = weighted_priors(priors, (len(crops),), crops.device)
     rows = shortlist_rows(prior, crops, shortlist, counts) if shortlist is not None and weighted else None
     views = s2cnet_views(rows)
     net = sum(views) / len(views)
@@ -235,6 +290,28 @@ class S2CNetWithPriors(ScorerModule):
                   for weight, prior in ((c.geometry_weight, self.fcdb_prior), (c.gaicd_weight, self.gaicd_prior))]
         return blend_scores(views, priors, crops, c.temperature, counts, c.shortlist, c.ratio_temperature,
                             c.face_temperature, with_faces)
+
+    def score_sets(self, images: Tensor, crops: Tensor, objects: Tensor, faces: Optional[Tensor] = None) -> Tensor:
+        """The scores (B, N) of one candidate set per image, ``crops`` (B, N, 4), with ``objects`` (B,
+        bbox_num, 4), boxes in pixels of ``images``; ``faces`` (B,) bool: whether faces were found in each
+        image. The traceable form of the call (:func:`blend_sets`): no input checks, no loop, no host read."""
+        net, c = self.s2cnet, self.config
+        size = images.shape[-2:]
+        crops = crops.to(images.dtype)
+        objects = clamp_to_image(objects.to(images.dtype), size)
+        inputs = [(images, objects)]
+        if c.mirror:
+            inputs.append((images.flip(-1), flip_boxes(objects, size[1])))
+        features = [(net.features_in_one_pass(view), batched_rois(o)) for view, o in inputs]
+
+        def views(chosen: Tensor) -> List[Tensor]:
+            boxes = [chosen, flip_boxes(chosen, size[1])][:len(features)]
+            return [net.score_graphs(f, batched_rois(b), o, size).reshape(chosen.shape[:2])
+                    for (f, o), b in zip(features, boxes)]
+
+        priors = [(weight, prior.score_sets(images, crops, objects) if weight else None)
+                  for weight, prior in ((c.geometry_weight, self.fcdb_prior), (c.gaicd_weight, self.gaicd_prior))]
+        return blend_sets(views, priors, crops, c, faces)
 
     def fused(self) -> "S2CNetWithPriors":
         """An inference copy with S2CNet's :meth:`~s2c_ops.S2CNet.fused` layers."""

@@ -18,8 +18,7 @@ from typing import Optional
 import torch
 from torch import Tensor, nn
 
-from ..ops.boxes import BoxesLike, kept_share, overlap, sides
-from ..ops.constants import constant
+from ..ops.boxes import BoxesLike, clamp_to_image, image_extent, kept_share, overlap, sides
 from .scorer import ScorerModule, check_scorer_inputs
 from .weights import weights_format
 
@@ -69,7 +68,7 @@ def object_features(crops: Tensor, objects: Tensor) -> Tensor:
 
 def normalised(boxes: Tensor, height: int, width: int) -> Tensor:
     """(..., 4) boxes in pixels of a ``height`` x ``width`` image -> the unit square (what the prior reads)."""
-    return boxes / constant([width, height, width, height], boxes.dtype, boxes.device)
+    return boxes / image_extent(boxes, (height, width)).repeat(2)
 
 
 @weights_format("s2cnet-geometry-prior/1", PriorConfig, "geometry prior")
@@ -118,6 +117,19 @@ class GeometryPrior(ScorerModule):
         crop_n = normalised(crops[:, 1:], height, width)
         obj_n = normalised(objects[:, 1:], height, width).clamp(0, 1).reshape(b, d, 4)[crops[:, 0].long()]
         return self.score_normalised(crop_n, obj_n, real_objects(obj_n))
+
+    def score_sets(self, images: Tensor, crops: Tensor, objects: Tensor) -> Tensor:
+        """The scores (B, N) of ``crops`` (B, N, 4) with ``objects`` (B, bbox_num, 4), boxes in pixels of
+        ``images`` (only their size is read), without input checks: the traceable form of the call."""
+        b, n = crops.shape[:2]
+        d = objects.shape[1]
+        height, width = images.shape[-2:]
+        crop_n = normalised(crops.float(), height, width)
+        obj_n = normalised(clamp_to_image(objects.float(), (height, width)), height, width).clamp(0, 1)
+        real = real_objects(obj_n)
+        scores = self.score_normalised(crop_n.flatten(0, 1), obj_n[:, None].expand(b, n, d, 4).flatten(0, 1),
+                                       real[:, None].expand(b, n, d).flatten(0, 1))
+        return scores.reshape(b, n)
 
     @classmethod
     def default(cls) -> "GeometryPrior":

@@ -15,7 +15,7 @@ from torch import Tensor, nn
 
 from ..ops.align import gaic_roi_align_avg, rod_align_avg
 from .backbones import Backbone
-from ..ops.boxes import BoxesLike
+from ..ops.boxes import BoxesLike, batched_rois, clamp_to_image, image_extent
 from .config import ConfigLike, S2CNetConfig, resolve_config
 from .fusion import fold_batchnorm, fuse_layers
 from .official import load_official
@@ -24,6 +24,24 @@ from .weights import weights_format
 
 # Feature map the align ops read: the stride-16 fused map.
 SPATIAL_SCALE = 1.0 / 16
+
+
+#: The saved name of :attr:`S2CNet.relations` (weights files, official checkpoints' mapping).
+SAVED_RELATIONS = "graph."
+
+
+def _save_relations_as_graph(module: nn.Module, state_dict: dict, prefix: str, local_metadata: dict) -> None:
+    items = list(state_dict.items())
+    state_dict.clear()
+    own = prefix + "relations."
+    for key, value in items:
+        state_dict[prefix + SAVED_RELATIONS + key[len(own):] if key.startswith(own) else key] = value
+
+
+def _load_graph_as_relations(module: nn.Module, state_dict: dict, prefix: str, *args) -> None:
+    saved = prefix + SAVED_RELATIONS
+    for key in [k for k in state_dict if k.startswith(saved)]:
+        state_dict[prefix + "relations." + key[len(saved):]] = state_dict.pop(key)
 
 
 class NodeEmbedding(nn.Sequential):
@@ -210,7 +228,10 @@ class S2CNet(ScorerModule):
         self.backbone = Backbone(c.backbone, pretrained=pretrained_backbone)
         self.reduce = nn.Conv2d(sum(self.backbone.channels), c.reduced_dim, kernel_size=1)
         self.node_embed = NodeEmbedding(2 * c.reduced_dim * c.align_size ** 2, c.num_feature_node)
-        self.graph = GraphConstructor(c.num_feature_node, c.num_features_relation, c.num_heads)
+        # Saved as "graph.*", its name before: "graph" is an attribute of the modules torch.export makes.
+        self.relations = GraphConstructor(c.num_feature_node, c.num_features_relation, c.num_heads)
+        self.register_state_dict_post_hook(_save_relations_as_graph)
+        self.register_load_state_dict_pre_hook(_load_graph_as_relations)
         self.transformer = GraphTransformer(c.num_feature_node, c.num_depth, c.num_heads, c.mlp_dim)
         self.head = CropNodeHead(c.num_feature_node) if c.only_crop else ConvHead(c.bbox_num + 1)
         self.use_memory_format(torch.channels_last)
@@ -235,6 +256,10 @@ class S2CNet(ScorerModule):
         images = images.contiguous(memory_format=self.memory_format)
         if images.device.type == "cpu" and len(images) > self.cpu_images_per_pass:
             return torch.cat([self.features(part) for part in images.split(self.cpu_images_per_pass)])
+        return self.features_in_one_pass(images)
+
+    def features_in_one_pass(self, images: Tensor) -> Tensor:
+        """:meth:`features` of the whole batch in one backbone pass (what an exported graph runs)."""
         return self.reduce(self.multi_scale(images)).contiguous()
 
     def multi_scale(self, images: Tensor) -> Tensor:
@@ -267,24 +292,39 @@ class S2CNet(ScorerModule):
     def score(self, features: Tensor, crops: Tensor, objects: Tensor, image_size: Sequence[int]) -> Tensor:
         """Scores of ``crops`` (rois, K x 5) given the reduced features of their images and ``objects``
         (B * bbox_num rois, grouped by image, in image order)."""
-        d, k = self.config.bbox_num, len(crops)
+        per_pass = self.cpu_graphs_per_pass if crops.device.type == "cpu" else self.gpu_graphs_per_pass
+        return self.score_graphs(features, crops, objects, image_size, per_pass)
+
+    def score_graphs(self, features: Tensor, crops: Tensor, objects: Tensor, image_size: Sequence[int],
+                     graphs_per_pass: Optional[int] = None) -> Tensor:
+        """:meth:`score`, ``graphs_per_pass`` crops per pass of the graph transformer (None: all in one, a
+        graph without a loop over the crops, which torch.export and ONNX keep dynamic in their number)."""
+        d, k = self.config.bbox_num, crops.shape[0]
         boxes = torch.cat([crops, objects], dim=0)
         nodes = self.node_embed(self.box_features(features, boxes))
-        height, width = image_size
         # The size made on the device (fills, no host copy), so that scoring can be captured in a CUDA graph.
-        size = torch.cat([boxes.new_full((1,), float(width)), boxes.new_full((1,), float(height))])
-        centres = (boxes[:, 1:3] + boxes[:, 3:5]) / 2 / size
+        centres = (boxes[:, 1:3] + boxes[:, 3:5]) / 2 / image_extent(boxes, image_size)
         # Graph g holds crop g, then the d object boxes of its image (objects are grouped by image).
         crop_index = torch.arange(k, device=boxes.device)
         object_index = k + crops[:, 0].long()[:, None] * d + torch.arange(d, device=boxes.device)
         index = torch.cat([crop_index[:, None], object_index], dim=1)
+        if graphs_per_pass is None:
+            return self._score_part(nodes, centres, index)
+        return torch.cat([self._score_part(nodes, centres, part) for part in index.split(graphs_per_pass)])
+
+    def _score_part(self, nodes: Tensor, centres: Tensor, index: Tensor) -> Tensor:
+        pos_bias, app_bias = self.relations(nodes, centres, index)
         keep = 1 if self.config.only_crop else None
-        scores = []
-        per_pass = self.cpu_graphs_per_pass if index.device.type == "cpu" else self.gpu_graphs_per_pass
-        for part in index.split(per_pass):
-            pos_bias, app_bias = self.graph(nodes, centres, part)
-            scores.append(self.head(self.transformer(nodes, part, pos_bias, app_bias, keep)))
-        return torch.cat(scores)
+        return self.head(self.transformer(nodes, index, pos_bias, app_bias, keep))
+
+    def score_sets(self, images: Tensor, crops: Tensor, objects: Tensor) -> Tensor:
+        """The scores (B, N) of ``crops`` (B, N, 4) with ``objects`` (B, bbox_num, 4), boxes in pixels of
+        ``images`` (B, 3, H, W), without input checks or loops: the traceable form of the call (crops
+        inside their image; objects are clamped into it)."""
+        rois = batched_rois(crops.to(images.dtype))
+        objects = batched_rois(clamp_to_image(objects.to(images.dtype), images.shape[-2:]))
+        scores = self.score_graphs(self.features_in_one_pass(images), rois, objects, images.shape[-2:])
+        return scores.reshape(crops.shape[:2])
 
     # -- input checks ---------------------------------------------------------------------------
     def check_inputs(self, images: Tensor, crop_boxes: BoxesLike, object_boxes: BoxesLike) -> Tuple[Tensor, Tensor]:

@@ -24,8 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from ..ops._checks import host_may_read
-from ..ops.boxes import BoxesLike, boxes_to_rois
-from ..ops.constants import constant
+from ..ops.boxes import BoxesLike, boxes_to_rois, clamp_to_image
 from .weights import PathLike, load_model, save_weights
 
 S = TypeVar("S", bound="ScorerModule")
@@ -153,8 +152,7 @@ def check_scorer_inputs(images: Tensor, crop_boxes: BoxesLike, object_boxes: Box
     if read:
         _check_boxes(crops, h, w, "crop_boxes", inside=True)
         _check_boxes(objects, h, w, "object_boxes", inside=False)
-    bounds = constant([w, h, w, h], objects.dtype, objects.device)
-    objects = torch.cat([objects[:, :1], torch.minimum(objects[:, 1:].clamp(min=0), bounds)], dim=1)
+    objects = torch.cat([objects[:, :1], clamp_to_image(objects[:, 1:], (h, w))], dim=1)
     return crops, objects
 
 
