@@ -354,6 +354,21 @@ def test_top_k_determinism_under_seed(device):
     assert "draw" in aug._params and aug._params["draw"].shape == (4,)
 
 
+def test_top_k_draws_from_the_generator_given(device):
+    x = corner_images(device=device)
+    g = torch.Generator()
+    aug = make_aug(top_k=4, size=(45, 60), generator=g)
+    runs = []
+    for seed in (5, 5, 6):
+        g.manual_seed(seed)
+        torch.manual_seed(seed + 100)  # the global generator plays no part
+        aug(x)
+        runs.append(aug._params["src"].clone())
+    assert torch.equal(runs[0], runs[1])
+    with pytest.raises(TypeError, match="generator"):
+        make_aug(top_k=2, generator=0)
+
+
 def test_tiny_temperature_takes_the_best(device):
     x = corner_images(device=device)
     best = make_aug(size=(45, 60))
