@@ -74,12 +74,15 @@ def evaluate_fcdb(cropper, dataset, *, method: str = "model", baselines: bool = 
 
     def flush() -> None:
         candidates = []
-        for item in batch:
+        found = cropper.find_objects([item["resized"] for item in batch])
+        for item, (_, faces) in zip(batch, found):
             truth = item["crop"]
             ratio = float((truth[2] - truth[0]) / (truth[3] - truth[1]))
-            candidates.append((cropper.candidates(item["geometry"], [ratio])[0], grid_anchors(*item["size"])))
+            geometry = item["geometry"]
+            by_ratio = cropper.candidates(geometry, [ratio], faces=geometry.boxes_to_original(faces))[0]
+            candidates.append((by_ratio, grid_anchors(*item["size"])))
         scores = cropper.score_images([item["resized"] for item in batch], [item["geometry"] for item in batch],
-                                      [list(c) for c in candidates])
+                                      [list(c) for c in candidates], found=found)
         for item, (by_ratio, grid), s in zip(batch, candidates, scores):
             for protocol, boxes, part in (("ratio", by_ratio, s[: len(by_ratio)]), ("free", grid, s[len(by_ratio):])):
                 best = boxes[int(torch.argmax(part))]

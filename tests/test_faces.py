@@ -10,8 +10,7 @@ from torchvision.transforms.functional import pil_to_tensor
 
 from conftest import SHARED
 from s2c_ops import Cropper
-from s2c_ops.cropping.cropper import (FACE_CLEARANCE, FACE_CROWDED_PENALTY, FACE_CUT_PENALTY, FACE_LEFT_OUT_PENALTY,
-                                     face_penalty, faces_cut)
+from s2c_ops.cropping.face_rule import faces_cut
 from s2c_ops.ops.boxes import kept_share
 from s2c_ops.cropping.proposals import FaceDetector, default_proposer, get_proposer, head_boxes
 from s2c_ops.cropping.proposals.faces import MTCNNNets, published_names
@@ -112,35 +111,6 @@ def test_the_default_cropper_keeps_the_astronaut_s_face(ratio):
     assert float(kept_share(crop, ASTRONAUT_FACE)[0]) >= 0.95
 
 
-def test_face_rule_cuts_cost_most_then_leaving_the_largest_face_out_then_crowding_a_head():
-    heads = torch.tensor([[100.0, 100, 200, 200], [300.0, 100, 330, 130]])  # a large head, a small one
-    crops = torch.tensor([
-        [50.0, 50, 400, 300],   # both inside, with room
-        [50.0, 50, 250, 300],   # the large one inside, the small one out
-        [250.0, 50, 400, 300],  # the small one inside, the large one out
-        [150.0, 50, 400, 300],  # the large one cut
-        [50.0, 50, 205, 300],   # the large one inside, its right edge 5 pixels from the crop's
-        [0.0, 0.0, 400, 202],   # both inside, the large one's room below cut by the image's edge
-    ])
-    # Room is measured within the image: at its edge, a head needs none.
-    penalty = face_penalty(crops, heads, height=202, width=400)
-    c = FACE_CLEARANCE
-    assert 0 < c < 0.5
-    assert penalty.tolist() == [0.0, 0.0, FACE_LEFT_OUT_PENALTY, FACE_CUT_PENALTY + FACE_CROWDED_PENALTY,
-                                FACE_CROWDED_PENALTY, 0.0]
-    assert FACE_CROWDED_PENALTY < FACE_LEFT_OUT_PENALTY < FACE_CUT_PENALTY
-
-
-def test_crowding_many_heads_costs_less_than_leaving_the_largest_out():
-    # A row of 18 small heads above a large one: a crop along the row's lower edge crowds every small head.
-    small = torch.tensor([[10.0 + 20 * i, 10, 24 + 20 * i, 24] for i in range(18)])
-    heads = torch.cat([small, torch.tensor([[150.0, 100, 250, 200]])])
-    crops = torch.tensor([[0.0, 25, 400, 300],   # the large head inside, every small head crowded
-                          [0.0, 0, 400, 60]])    # the small heads inside with room, the large one out
-    penalty = face_penalty(crops, heads, height=300, width=420)
-    assert 0 < penalty[0] < penalty[1] == FACE_LEFT_OUT_PENALTY
-
-
 def test_the_cropper_tells_a_face_using_scorer_which_images_have_faces():
     seen = []
 
@@ -155,5 +125,5 @@ def test_the_cropper_tells_a_face_using_scorer_which_images_have_faces():
     photos = [Image.open(PHOTOS / name) for name in ("astronaut.png", "chelsea.png")]
     Cropper(Recorder(), batch_size=1).crop(photos, "1:1")
     assert seen == [[True], [False]]
-    Cropper(Recorder(), batch_size=1, keep_faces=False).crop(photos[:1], "1:1")
+    Cropper(Recorder(), batch_size=1, face_rule=None).crop(photos[:1], "1:1")
     assert seen[-1] is None

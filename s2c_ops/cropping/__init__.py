@@ -3,7 +3,7 @@ with the models it needs, on first use: reading a dataset needs only ``images`` 
 import importlib
 
 
-_HOMES = {"CropResult": "cropper", "Cropper": "cropper", "CropTable": "table"}
+_HOMES = {"CropResult": "cropper", "Cropper": "cropper", "CropTable": "table", "FaceRule": "face_rule"}
 
 
 def __getattr__(name: str):
@@ -12,4 +12,4 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["CropResult", "Cropper", "CropTable"]
+__all__ = ["CropResult", "Cropper", "CropTable", "FaceRule"]

@@ -196,17 +196,20 @@ def ratio_anchors(
     centre = torch.tensor([[cx, cy, cx + w0, cy + h0]], dtype=f64)
     boxes = torch.cat([centre, boxes], dim=0)
 
-    # Deduplicate on whole-pixel coordinates, keeping first occurrences in order.
-    key = boxes.round().long()
-    _, inverse = torch.unique(key, dim=0, return_inverse=True)
-    first = torch.full((int(inverse.max()) + 1,), boxes.shape[0], dtype=torch.long)
-    first = first.scatter_reduce(0, inverse, torch.arange(boxes.shape[0]), reduce="amin")
-    boxes = boxes[first.sort().values]
+    boxes = unique_boxes(boxes)
 
     if boxes.shape[0] > max_count:
         keep = torch.linspace(0, boxes.shape[0] - 1, max_count, dtype=f64).round().long()
         boxes = boxes[keep]
     return boxes.to(torch.float32)
+
+
+def unique_boxes(boxes: Tensor) -> Tensor:
+    """``boxes`` (N >= 1, 4) without repeats on whole-pixel coordinates, first occurrences kept, in order."""
+    _, inverse = torch.unique(boxes.round().long(), dim=0, return_inverse=True)
+    first = torch.full((int(inverse.max()) + 1,), boxes.shape[0], dtype=torch.long)
+    first = first.scatter_reduce(0, inverse, torch.arange(boxes.shape[0]), reduce="amin")
+    return boxes[first.sort().values]
 
 
 def pixel_crops(boxes: Tensor, ratio: float, height: int, width: int) -> Tensor:

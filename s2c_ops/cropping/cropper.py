@@ -18,12 +18,14 @@ from torch import Tensor, nn
 
 from ..models.default import default_model
 from ..models.scorer import ability, inference_copy, module_device
-from ..ops.boxes import grow_boxes, kept_share, sides
 from ..ops.constants import constant
 from .candidates import parse_ratio, ratio_anchors
+# The default rule's weights are read from here by s2c_kornia and the export.
+from .face_rule import (FACE_CLEARANCE, FACE_CROWDED_PENALTY, FACE_CUT_MARGIN, FACE_CUT_PENALTY,  # noqa: F401
+                        FACE_LEFT_OUT_PENALTY, FaceRule)
 from .images import ImageLike
 from .pixels import check_unit_range
-from .proposals import GivenBoxes, ProposedObjects, Proposer, default_proposer, head_boxes
+from .proposals import GivenBoxes, ProposedObjects, Proposer, default_proposer
 from .transforms import OfficialPreprocess, Resize
 
 RatioLike = Union[float, str]
@@ -37,48 +39,6 @@ class CropResult:
     ratio: float
     boxes: Tensor  # (k, 4) float (x1, y1, x2, y2)
     scores: Tensor  # (k,)
-
-
-#: What a candidate's score loses per face it cuts (far more than scores differ: a hard rule).
-FACE_CUT_PENALTY = 100.0
-#: What it loses when it leaves the largest face out: more than scores differ, less than a cut (a crop
-#: that keeps every head whole but not the main one still beats one that cuts a head).
-FACE_LEFT_OUT_PENALTY = 10.0
-#: What it loses per head whose room (its :data:`FACE_CLEARANCE` box) a crop edge crosses, at most half of
-#: :data:`FACE_LEFT_OUT_PENALTY` in all: more than scores differ. Head boxes are estimates from the face's
-#: box; a crop edge just past one often still clips an ear or the hair.
-FACE_CROWDED_PENALTY = 1.0
-#: The room a crop leaves around a head: this share of the head's width on the left and right, of its
-#: height above and below.
-FACE_CLEARANCE = 0.15
-#: A face is cut when a crop keeps more than this share of its box and less than one minus it.
-FACE_CUT_MARGIN = 0.05
-
-
-def _cuts(kept: Tensor, margin: float) -> Tensor:
-    """Per crop, how many faces a (K, F) matrix of kept shares cuts."""
-    return ((kept > margin) & (kept < 1 - margin)).sum(1)
-
-
-def faces_cut(crops: Tensor, faces: Tensor, margin: float = FACE_CUT_MARGIN) -> Tensor:
-    """How many of ``faces`` (F, 4) each crop of ``crops`` (K, 4) cuts: keeps more than ``margin`` of
-    the face's box but less than ``1 - margin`` (a face wholly inside or wholly outside is not cut)."""
-    return _cuts(kept_share(crops[:, None], faces[None]), margin)
-
-
-def face_penalty(crops: Tensor, heads: Tensor, height: float, width: float) -> Tensor:
-    """What the face rule takes from each crop's score, for ``heads`` (F >= 1, 4) in a ``width`` x ``height``
-    image: :data:`FACE_CUT_PENALTY` per head cut, :data:`FACE_LEFT_OUT_PENALTY` when the largest head is
-    left out (no more than :data:`FACE_CUT_MARGIN` of it kept) and :data:`FACE_CROWDED_PENALTY` per head
-    whose room (:data:`FACE_CLEARANCE`, within the image) is cut, never as much as leaving the largest head
-    out however many heads there are."""
-    kept = kept_share(crops[:, None], heads[None])
-    c = FACE_CLEARANCE
-    room = kept_share(crops[:, None], grow_boxes(heads, c, c, c, c, height, width)[None])
-    w, h = sides(heads)
-    left_out = kept[:, (w * h).argmax()] <= FACE_CUT_MARGIN
-    crowded = (FACE_CROWDED_PENALTY * _cuts(room, FACE_CUT_MARGIN).float()).clamp(max=FACE_LEFT_OUT_PENALTY / 2)
-    return FACE_CUT_PENALTY * _cuts(kept, FACE_CUT_MARGIN).float() + FACE_LEFT_OUT_PENALTY * left_out.float() + crowded
 
 
 @functools.lru_cache(maxsize=64)
@@ -102,13 +62,10 @@ class Cropper:
     moved); the caller's model is never moved. ``proposer`` defaults to
     :func:`~s2c_ops.cropping.proposals.default_proposer` (faces, then salient regions).
     ``apply_exif_orientation`` turns PIL images upright before anything else, as ``s2c crop`` does: boxes
-    are then in pixels of the upright photo. ``keep_faces``: a candidate that cuts the head of a face the
-    proposer found (its :func:`~s2c_ops.cropping.proposals.head_boxes` box) loses :data:`FACE_CUT_PENALTY` of
-    its score per head cut (:func:`faces_cut`), so a crop that keeps every head whole (inside or out) wins
-    whenever there is one; among those, one that keeps the largest head inside wins
-    (:data:`FACE_LEFT_OUT_PENALTY`, :func:`face_penalty`), then one that leaves room around the heads
-    (:data:`FACE_CROWDED_PENALTY`). A scorer with the ``uses_faces`` ability (the default model) is told
-    which images have faces.
+    are then in pixels of the upright photo. ``face_rule``: what a candidate loses for the faces the proposer
+    found (:class:`~s2c_ops.cropping.face_rule.FaceRule`: cuts most, then main faces left out, then heads
+    crowded), and the crops built from the faces added to each ratio's candidates; ``None``: neither. A
+    scorer with the ``uses_faces`` ability (the default model) is told which images have faces.
 
     Conventions of the scoring methods: the model runs on ``device``; scores come back on the device of the
     images given (:meth:`score_images`, :meth:`score_resized`, :meth:`score_candidates`). Photos
@@ -127,7 +84,7 @@ class Cropper:
         batch_size: int = 16,
         device: Optional[DeviceLike] = None,
         apply_exif_orientation: bool = True,
-        keep_faces: bool = True,
+        face_rule: Optional[FaceRule] = FaceRule(),
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
@@ -154,7 +111,7 @@ class Cropper:
         self.num_boxes = int(num_boxes)
         self.batch_size = batch_size
         self.apply_exif_orientation = apply_exif_orientation
-        self.keep_faces = keep_faces
+        self.face_rule = face_rule
 
     def prepare(self, image: ImageLike) -> Tuple[Tensor, Resize]:
         """The model's pixels of one photo (the official resize, values in [0, 255]) and its geometry."""
@@ -181,51 +138,82 @@ class Cropper:
         elif not isinstance(images, (list, tuple)):
             images = [images]
         prepared = [self.prepare(image) for image in images]
-        candidates = [self.candidates(geometry, values, index=i) for i, (_, geometry) in enumerate(prepared)]
-        scores = self.score_images([r for r, _ in prepared], [g for _, g in prepared], candidates)
+        resized, geometries = [r for r, _ in prepared], [g for _, g in prepared]
+        found = self.find_objects(resized)
+        candidates = [self.candidates(g, values, index=i, faces=g.boxes_to_original(f[1]))
+                      for i, (g, f) in enumerate(zip(geometries, found))]
+        scores = self.score_images(resized, geometries, candidates, found=found)
         return [self.best_crops(c, s, values, top_k) for c, s in zip(candidates, scores)]
 
-    @staticmethod
-    def candidates(geometry: Resize, ratios: Sequence[float], index: Optional[int] = None) -> List[Tensor]:
-        """The candidate crops of each ratio (original pixels) of an image; a ratio the image cannot hold
-        raises ``ValueError`` naming the image (``index``) and its size."""
+    def candidates(self, geometry: Resize, ratios: Sequence[float], index: Optional[int] = None,
+                   faces: Optional[Tensor] = None) -> List[Tensor]:
+        """The candidate crops of each ratio (original pixels) of an image: the ratio's anchors, then, for
+        ``faces`` (the image's face boxes, original pixels), the face rule's crops around them. A ratio the
+        image cannot hold raises ``ValueError`` naming the image (``index``) and its size."""
         h, w = geometry.original
         out = []
         for ratio in ratios:
             try:
-                out.append(ratio_anchors(h, w, ratio))
+                boxes = ratio_anchors(h, w, ratio)
             except ValueError as e:
                 where = f"image {index} ({w}x{h})" if index is not None else f"a {w}x{h} image"
                 raise ValueError(f"{where}: {e}") from None
+            if self.face_rule is not None and faces is not None and len(faces):
+                boxes = torch.cat([boxes, self.face_rule.candidates(faces, h, w, ratio)])
+            out.append(boxes)
         return out
+
+    def _size_batches(self, resized: Sequence[Tensor]) -> List[List[int]]:
+        """Indices of ``resized`` in batches of one size, at most ``batch_size`` each."""
+        sizes: Dict[tuple, List[int]] = defaultdict(list)
+        for i, image in enumerate(resized):
+            sizes[tuple(image.shape[-2:])].append(i)
+        return [members[start : start + self.batch_size] for members in sizes.values()
+                for start in range(0, len(members), self.batch_size)]
+
+    @torch.no_grad()
+    def find_objects(self, resized: Sequence[Tensor]) -> List[Tuple[Tensor, Tensor]]:
+        """Per image (as :meth:`prepare` gives them): the proposer's ``num_boxes`` object boxes and the faces
+        it found (F, 4), in model pixels, from the batches :meth:`score_images` makes."""
+        out: List[Optional[Tuple[Tensor, Tensor]]] = [None] * len(resized)
+        for batch in self._size_batches(resized):
+            pixels = self.preprocess.unnormalised(torch.stack([resized[i] for i in batch]).float().to(self.device))
+            found = self._propose(pixels)
+            for k, i in enumerate(batch):
+                out[i] = (found.boxes[k], found.faces[k] if found.faces else pixels.new_zeros((0, 4)))
+        return out
+
+    def _propose(self, pixels: Tensor) -> ProposedObjects:
+        if isinstance(self.proposer, Proposer):
+            return self.proposer.propose_objects(pixels, self.num_boxes)
+        return ProposedObjects(self.proposer(pixels, self.num_boxes), [])  # any callable of the proposer's form
 
     @torch.no_grad()
     def score_images(self, resized: Sequence[Tensor], geometries: Sequence[Resize],
                      boxes: Sequence[Union[Tensor, Sequence[Tensor]]],
-                     objects: Optional[Sequence[Tensor]] = None) -> List[Tensor]:
+                     objects: Optional[Sequence[Tensor]] = None,
+                     found: Optional[Sequence[Tuple[Tensor, Tensor]]] = None) -> List[Tensor]:
         """Scores (float32, on the device of ``resized``) of each image's ``boxes`` (original pixels): ``resized`` are the
         images as :meth:`prepare` gives them (any sizes; uint8 or float in [0, 255]), ``geometries``
         their :class:`Resize`. An image's boxes are one tensor, or a list of candidate groups (one per
         ratio) whose scores never depend on each other; the scores come concatenated in that order.
         Images of one size are scored together, ``batch_size`` per call. ``objects`` (each image's object
-        boxes in original pixels) replace the proposer's boxes."""
-        if not (len(resized) == len(geometries) == len(boxes)) or (objects is not None and len(objects) != len(boxes)):
+        boxes in original pixels) replace the proposer's boxes (no faces then); ``found`` (what
+        :meth:`find_objects` gave for these images) spares the proposer a second run."""
+        if not (len(resized) == len(geometries) == len(boxes)) or any(
+                extra is not None and len(extra) != len(boxes) for extra in (objects, found)):
             raise ValueError("score_images needs one geometry, one box tensor (and one object-box tensor) per image")
         groups = [[b] if isinstance(b, Tensor) else list(b) for b in boxes]
-        sizes: Dict[tuple, List[int]] = defaultdict(list)
-        for i, image in enumerate(resized):
-            sizes[tuple(image.shape[-2:])].append(i)
         results: List[Optional[Tensor]] = [None] * len(resized)
-        for members in sizes.values():
-            for start in range(0, len(members), self.batch_size):
-                batch = members[start : start + self.batch_size]
-                pixels = torch.stack([resized[i] for i in batch]).float()
-                given = None if objects is None else [geometries[i].boxes_to_model(objects[i]) for i in batch]
-                scores = self.score_resized(pixels, [geometries[i] for i in batch],
-                                            [torch.cat(groups[i]) for i in batch], given,
-                                            groups=[[len(g) for g in groups[i]] for i in batch])
-                for i, s in zip(batch, scores):
-                    results[i] = s.float()
+        for batch in self._size_batches(resized):
+            pixels = torch.stack([resized[i] for i in batch]).float()
+            given = None if objects is None else [geometries[i].boxes_to_model(objects[i]) for i in batch]
+            known = None if found is None else ProposedObjects([found[i][0] for i in batch], [found[i][1] for i in batch])
+            scores = self.score_resized(pixels, [geometries[i] for i in batch],
+                                        [torch.cat(groups[i]) for i in batch], given,
+                                        groups=[[len(g) for g in groups[i]] for i in batch], found=known)
+            for i, s in zip(batch, scores):
+                results[i] = s.float()
         return results
 
     @torch.no_grad()
@@ -248,13 +236,14 @@ class Cropper:
 
     def score_resized(
         self, resized: Tensor, geometry, boxes: List[Tensor], objects: Optional[List[Tensor]] = None, *,
-        groups: Optional[List[List[int]]] = None,
+        groups: Optional[List[List[int]]] = None, found: Optional[ProposedObjects] = None,
     ) -> List[Tensor]:
         """Scores of ``boxes`` (original pixels, one tensor per image) on ``resized`` images (one size,
         values in [0, 255] as :meth:`prepare` gives them), on the device of ``resized``; ``geometry`` is their
         Resize, or one per image. ``objects`` (model pixels, one tensor per image) replace the proposer's
         boxes when given. ``groups``: per image, the sizes of consecutive candidate groups scored as if
-        alone (default: all of an image's boxes are one group)."""
+        alone (default: all of an image's boxes are one group). ``found``: the proposer's boxes and faces for
+        these images (model pixels), when already found."""
         device, given = self.device, resized.device
         resized = resized.to(device)
         geometries = geometry if isinstance(geometry, list) else [geometry] * len(boxes)
@@ -264,26 +253,21 @@ class Cropper:
         pixels = self.preprocess.unnormalised(resized)
         if objects is not None:
             found = GivenBoxes([o.to(device) for o in objects]).propose_objects(pixels, self.num_boxes)
-        elif isinstance(self.proposer, Proposer):
-            found = self.proposer.propose_objects(pixels, self.num_boxes)
-        else:  # any callable of the proposer's form: no faces
-            found = ProposedObjects(self.proposer(pixels, self.num_boxes), [])
+        elif found is None:
+            found = self._propose(pixels)
         # A scorer that reads only the size (the geometry prior) is spared the normalisation.
         images = self.preprocess.normalise(resized) if ability(self.model, "reads_pixels") else resized
         options = {}
         if ability(self.model, "decodes_candidates") and groups is not None:
             options["groups"] = groups
-        if ability(self.model, "uses_faces") and self.keep_faces and found.faces:
+        rule = self.face_rule
+        if ability(self.model, "uses_faces") and rule is not None and found.faces:
             options["faces"] = [len(f) > 0 for f in found.faces]
         scores = self.model(images, crop_boxes, found.boxes, **options)
         per_image = list(scores.split([len(b) for b in crop_boxes]))
-        if self.keep_faces and found.faces:
-            # Whole heads: the detector's boxes are tight (brows to chin), a face as people see it takes in
-            # the forehead, the ears and the hair (with the previous release's model on validation: 95% of
-            # cases kept every face, 93% with the detector's boxes).
-            heads = [head_boxes(f, height, width) for f in found.faces]
-            per_image = [s - face_penalty(b, f, height, width).to(s.dtype) if len(f) else s
-                         for s, b, f in zip(per_image, crop_boxes, heads)]
+        if rule is not None and found.faces:
+            per_image = [s - rule.penalty(b, f.to(device), height, width).to(s.dtype) if len(f) else s
+                         for s, b, f in zip(per_image, crop_boxes, found.faces)]
         return [s.to(given) for s in per_image]
 
     @staticmethod

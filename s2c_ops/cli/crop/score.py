@@ -83,21 +83,26 @@ def score_outcomes(cropper, outcomes: List[Outcome], job: Job, given: Optional[B
             if isinstance(objects, str):
                 o.error = objects
                 continue
-        specs, cands = [], []
+        specs = []
         for r in job.ratios:
             try:
-                cands.append(ratio_anchors(d.height, d.width, r.value))
+                ratio_anchors(d.height, d.width, r.value)
                 specs.append(r)
             except ValueError as e:
                 o.results[r.text] = f"ratio {r.text}: {e}"
         if specs:
-            work.append((o, specs, cands, objects))
+            work.append((o, specs, None, objects))
     if not work:
         return
     try:
+        # Found before the candidates: the Cropper adds crops built from the faces (Cropper.crop_ratios).
+        found = None if given is not None else cropper.find_objects([o.decoded.pixels for o, *_ in work])
+        work = [(o, specs, cropper.candidates(o.decoded.geometry, [r.value for r in specs],
+                                              faces=None if found is None else o.decoded.geometry.boxes_to_original(f[1])),
+                 objects) for (o, specs, _, objects), f in zip(work, found or [None] * len(work))]
         scores = cropper.score_images([o.decoded.pixels for o, *_ in work], [o.decoded.geometry for o, *_ in work],
                                       [c for _, _, c, _ in work],
-                                      None if given is None else [objs for *_, objs in work])
+                                      None if given is None else [objs for *_, objs in work], found=found)
     except Exception as e:  # the model failed (e.g. out of memory): these inputs fail, the run goes on
         for o, *_ in work:
             o.error = f"model failed on this batch: {type(e).__name__}: {e}".splitlines()[0]

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ...ops._checks import host_may_read
-from ...ops.boxes import grow_boxes
+from ..face_rule import FaceRule
 
 
 def check_images(images: Any) -> Tuple[int, int, int]:
@@ -168,9 +168,12 @@ def pad_ranked_boxes(boxes: Tensor, valid: Tensor, num_boxes: int, height: int, 
 
 
 def head_boxes(faces: Tensor, height: int, width: int) -> Tensor:
-    """Face boxes ``(F, 4)`` grown to the whole head (hair, chin, ears), clamped to the image: 30% of the
-    face's width on each side, 50% of its height above and 25% below."""
-    return grow_boxes(faces, 0.3, 0.5, 0.3, 0.25, height, width)
+    """Face boxes ``(F, 4)`` grown to the whole head, clamped to the image (:meth:`FaceRule.heads
+    <s2c_ops.cropping.face_rule.FaceRule.heads>` of the default rule)."""
+    return _DEFAULT_RULE.heads(faces, height, width)
+
+
+_DEFAULT_RULE = FaceRule()
 
 
 @dataclass

@@ -1,0 +1,147 @@
+"""The face rule: what a crop's score loses for what it does to the faces in a photo, and the crops built
+from the faces that let a crop keep every main face whole.
+
+Faces are the detector's boxes (brows to chin); the rule works on the whole head (:meth:`FaceRule.heads`:
+forehead, hair, ears, chin). Per crop, in order of weight:
+
+1. a head cut (neither wholly inside nor wholly outside) costs ``cut_penalty``, more for a larger face
+   (up to ``1 + cut_growth`` times it for the largest), so when every crop cuts something, the smallest
+   faces are the ones cut;
+2. a *main* face (height at least ``main_share`` of the largest face's) not wholly inside costs between
+   half of ``left_out_penalty`` and all of it (all of it when every main face is out), more than the model's
+   scores differ and less than any cut;
+3. a head whose room (``clearance`` of its sides, within the photo) a crop edge crosses costs
+   ``crowded_penalty``, at most half of ``left_out_penalty`` in all.
+
+:meth:`FaceRule.candidates` adds crops of a ratio around the main heads (with room, scaled and shifted in a
+few steps), so a crop that keeps every main face whole exists whenever the photo holds one.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Tuple
+
+import torch
+from torch import Tensor
+
+from ..ops.boxes import grow_boxes, kept_share, sides
+from .candidates import unique_boxes
+
+#: The default rule's weights (as ``FaceRule()`` has them).
+FACE_CUT_PENALTY = 100.0
+FACE_LEFT_OUT_PENALTY = 10.0
+FACE_CROWDED_PENALTY = 1.0
+FACE_CLEARANCE = 0.15
+FACE_CUT_MARGIN = 0.05
+
+
+def _cut(kept: Tensor, margin: float) -> Tensor:
+    """Which of a (K, F) matrix of kept shares are cuts: more than ``margin`` kept and less than ``1 - margin``."""
+    return (kept > margin) & (kept < 1 - margin)
+
+
+def faces_cut(crops: Tensor, faces: Tensor, margin: float = FACE_CUT_MARGIN) -> Tensor:
+    """How many of ``faces`` (F, 4) each crop of ``crops`` (K, 4) cuts: keeps more than ``margin`` of
+    the face's box but less than ``1 - margin`` (a face wholly inside or wholly outside is not cut)."""
+    return _cut(kept_share(crops[:, None], faces[None]), margin).sum(1)
+
+
+@dataclass(frozen=True)
+class FaceRule:
+    """The face rule the :class:`~s2c_ops.cropping.cropper.Cropper` applies (``Cropper(face_rule=None)``:
+    none). See the module docstring for what each weight does."""
+
+    cut_penalty: float = FACE_CUT_PENALTY
+    #: A cut of the largest face costs ``cut_penalty * (1 + cut_growth)``, of a face of height ``s`` times
+    #: the largest's ``cut_penalty * (1 + cut_growth * s)``.
+    cut_growth: float = 2.0
+    left_out_penalty: float = FACE_LEFT_OUT_PENALTY
+    crowded_penalty: float = FACE_CROWDED_PENALTY
+    clearance: float = FACE_CLEARANCE
+    cut_margin: float = FACE_CUT_MARGIN
+    #: A face is a main face when its height is at least this share of the largest face's.
+    main_share: float = 0.5
+    #: A head box: the face's box grown by these shares of its width (left, right) and height (top, bottom).
+    head: Tuple[float, float, float, float] = (0.3, 0.5, 0.3, 0.25)
+    #: Whether :meth:`candidates` adds crops built from the faces (the Cropper asks it per ratio).
+    face_candidates: bool = True
+    #: The face crops' sizes, as steps from the tightest crop around the main heads (0) to the largest of
+    #: the ratio (1), and their positions per axis, spread over the room the photo leaves.
+    scale_steps: Tuple[float, ...] = (0.0, 0.2, 0.45, 0.75)
+    shift_steps: int = 3
+
+    def __post_init__(self) -> None:
+        if not self.cut_penalty > 2 * self.left_out_penalty > 0 or self.crowded_penalty < 0 or self.cut_growth < 0:
+            raise ValueError("FaceRule needs cut_penalty > 2 * left_out_penalty > 0, crowded_penalty >= 0 and "
+                             "cut_growth >= 0 (a cut outweighs every other charge)")
+        if not 0 <= self.cut_margin < 0.5 or not 0 < self.main_share <= 1 or self.shift_steps < 1:
+            raise ValueError("FaceRule needs 0 <= cut_margin < 0.5, 0 < main_share <= 1 and shift_steps >= 1")
+
+    def heads(self, faces: Tensor, height: float, width: float) -> Tensor:
+        """Face boxes ``(F, 4)`` grown to the whole head (:attr:`head`), clamped to the image."""
+        left, top, right, bottom = self.head
+        return grow_boxes(faces, left, top, right, bottom, height, width)
+
+    def main_faces(self, faces: Tensor) -> Tensor:
+        """``(F,)`` bool: the faces at least :attr:`main_share` as tall as the largest."""
+        h = sides(faces)[1]
+        return h >= self.main_share * h.max()
+
+    def penalty(self, crops: Tensor, faces: Tensor, height: float, width: float) -> Tensor:
+        """What each crop of ``crops`` (K, 4) loses for ``faces`` (F >= 1, 4, detector boxes) in a ``width`` x
+        ``height`` image (all in one pixel space)."""
+        heads = self.heads(faces, height, width)
+        c = self.clearance
+        kept = kept_share(crops[:, None], heads[None])
+        room = kept_share(crops[:, None], grow_boxes(heads, c, c, c, c, height, width)[None])
+        size = sides(faces)[1]
+        size = size / size.max()
+        cuts = self.cut_penalty * (_cut(kept, self.cut_margin).float() * (1 + self.cut_growth * size)).sum(1)
+        main = (size >= self.main_share).float() * size
+        out = (kept < 1 - self.cut_margin).float() @ main / main.sum()
+        left_out = torch.where(out > 0, self.left_out_penalty * (0.5 + 0.5 * out), torch.zeros_like(out))
+        crowded = (self.crowded_penalty * _cut(room, self.cut_margin).sum(1).float()).clamp(max=self.left_out_penalty / 2)
+        return cuts + left_out + crowded
+
+    def cuts(self, crops: Tensor, faces: Tensor, height: float, width: float) -> Tensor:
+        """How many of the heads of ``faces`` each crop cuts (what :meth:`penalty` charges most for)."""
+        return faces_cut(crops, self.heads(faces, height, width), self.cut_margin)
+
+    def candidates(self, faces: Tensor, height: int, width: int, ratio: float) -> Tensor:
+        """Crops of ``ratio`` (K, 4, float32) around the main faces' heads of ``faces`` (F, 4) with room
+        around them: from the tightest (with room, else without) towards the largest crop of the ratio in
+        :attr:`scale_steps`, each at :attr:`shift_steps` positions per axis that keep every main head
+        inside. None (0, 4) when no crop of the ratio holds the main heads, or when there are no faces."""
+        empty = torch.zeros((0, 4))
+        if not self.face_candidates or not len(faces):
+            return empty
+        heads = self.heads(faces.float().cpu(), height, width)[self.main_faces(faces.float().cpu())]
+        c = self.clearance
+        big_w, big_h = min(float(width), height * ratio), min(float(height), width / ratio)
+        for boxes in (grow_boxes(heads, c, c, c, c, height, width), heads):
+            x1, y1 = boxes[:, :2].min(0).values.tolist()
+            x2, y2 = boxes[:, 2:].max(0).values.tolist()
+            tight = max(x2 - x1, (y2 - y1) * ratio)
+            if tight <= big_w + 1e-3:
+                break
+        else:
+            return empty
+        out = []
+        for step in self.scale_steps:
+            w = tight + step * (big_w - tight)
+            h = min(w / ratio, big_h)
+            w = min(w, big_w)
+            for x in _positions(x1, x2, w, width, self.shift_steps):
+                for y in _positions(y1, y2, h, height, self.shift_steps):
+                    out.append([x, y, x + w, y + h])
+        return unique_boxes(torch.tensor(out, dtype=torch.float32))
+
+
+def _positions(low: float, high: float, size: float, limit: int, steps: int):
+    """``steps`` starts of a span of ``size`` within ``[0, limit]`` that hold ``[low, high]``, spread from the
+    span's far side to its near side (one, centred on it, when ``steps`` is 1)."""
+    first = max(0.0, min(high - size, limit - size))
+    last = min(max(0.0, low), limit - size)
+    if steps == 1 or last <= first:
+        return [min(max((low + high - size) / 2, first), last) if last >= first else first]
+    return [first + (last - first) * i / (steps - 1) for i in range(steps)]

@@ -1,0 +1,112 @@
+"""The face rule (s2c_ops.cropping.FaceRule): what crops lose for the faces, and the crops built from them."""
+from typing import List
+
+import pytest
+import torch
+from torch import Tensor
+
+from s2c_ops import Cropper
+from s2c_ops.cropping import FaceRule
+from s2c_ops.cropping.candidates import ratio_anchors
+from s2c_ops.cropping.face_rule import faces_cut
+from s2c_ops.cropping.proposals import Proposer
+from s2c_ops.ops.boxes import kept_share
+
+RULE = FaceRule()
+# Detector boxes in a 400 x 800 image: two main faces (50 px tall) and a small one (20 px).
+FACES = torch.tensor([[200.0, 150, 240, 200], [320.0, 150, 360, 200], [700.0, 160, 716, 180]])
+
+
+def penalty(*crops: List[float], faces: Tensor = FACES) -> List[float]:
+    return RULE.penalty(torch.tensor(crops), faces, 400, 800).tolist()
+
+
+def test_a_cut_costs_most_then_a_main_face_left_out_then_crowding():
+    heads = RULE.heads(FACES, 400, 800)
+    both = [150.0, 50, 450, 350]       # both main heads inside with room, the small one out
+    one = [150.0, 50, 290, 350]        # the first main head inside, the second out
+    cut = [150.0, 50, 340, 350]        # the second main head cut
+    tight = [float(heads[0, 0]) - 1, 50, 450, 350]  # both inside, the first head's room cut
+    p_both, p_one, p_cut, p_tight = penalty(both, one, cut, tight)
+    assert p_both == 0
+    assert 0 < p_tight <= RULE.left_out_penalty / 2 < p_one <= RULE.left_out_penalty < RULE.cut_penalty <= p_cut
+
+
+def test_leaving_more_main_faces_out_costs_more_and_the_largest_most():
+    faces = torch.tensor([[100.0, 100, 140, 150], [300.0, 100, 336, 145], [500.0, 100, 530, 135]])
+    keep_all, keep_two, keep_one = [0.0, 0, 800, 400], [0.0, 0, 400, 400], [0.0, 0, 200, 400]
+    largest_out = [250.0, 0, 800, 400]
+    a, b, c, d = penalty(keep_all, keep_two, keep_one, largest_out, faces=faces)
+    assert a == 0 < b < c <= RULE.left_out_penalty
+    assert d > RULE.left_out_penalty / 2 and d > penalty([0.0, 0, 450, 400], faces=faces)[0]  # the smallest out
+
+
+def test_when_every_crop_cuts_a_face_the_smallest_is_cut():
+    cuts_small, cuts_main = [150.0, 50, 708, 350], [225.0, 50, 800, 350]
+    small, main = penalty(cuts_small, cuts_main)
+    assert RULE.cut_penalty <= small < main
+    assert int(faces_cut(torch.tensor([cuts_small]), RULE.heads(FACES, 400, 800))[0]) == 1
+
+
+@pytest.mark.parametrize("ratio", [16 / 9, 1.0, 4 / 5])
+def test_face_candidates_hold_the_main_heads_with_a_crop_that_cuts_none(ratio):
+    boxes = RULE.candidates(FACES, 400, 800, ratio)
+    assert len(boxes) >= 3
+    w, h = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
+    assert torch.allclose(w / h, torch.full_like(w, ratio), rtol=1e-3)
+    assert (boxes[:, :2] >= 0).all() and (boxes[:, 2] <= 800 + 1e-3).all() and (boxes[:, 3] <= 400 + 1e-3).all()
+    heads = RULE.heads(FACES, 400, 800)
+    assert (kept_share(boxes[:, None], heads[None, :2]) > 0.999).all()
+    assert (faces_cut(boxes, heads) == 0).any()
+
+
+def test_no_face_candidates_when_the_main_faces_do_not_fit_the_ratio():
+    apart = torch.tensor([[10.0, 150, 60, 200], [740.0, 150, 790, 200]])
+    assert RULE.candidates(apart, 400, 800, 4 / 5).shape == (0, 4)
+    assert len(RULE.candidates(apart, 400, 800, 2.0)) > 0
+    assert FaceRule(face_candidates=False).candidates(FACES, 400, 800, 1.0).shape == (0, 4)
+
+
+def test_settings_are_checked():
+    with pytest.raises(ValueError, match="cut outweighs"):
+        FaceRule(cut_penalty=10.0)
+    with pytest.raises(ValueError, match="main_share"):
+        FaceRule(main_share=0.0)
+
+
+class FixedFaces(Proposer):
+    """Faces at fixed places of the model's 256 x 512 input, no other boxes."""
+
+    uses_pixels = False
+
+    def propose(self, images: Tensor) -> List[Tensor]:
+        return [images.new_zeros((0, 4)) for _ in images]
+
+    def propose_faces(self, images: Tensor) -> List[Tensor]:
+        return [FACES * 256 / 400 for _ in images]
+
+
+class LikesTheLeft:
+    """A scorer that prefers small crops far left: left alone it leaves the second main face out."""
+
+    bbox_num = 4
+    reads_pixels = False
+
+    def __call__(self, images, crops, objects):
+        boxes = torch.cat(crops)
+        return -(boxes[:, 0] + (boxes[:, 2] - boxes[:, 0])) / 1000
+
+
+def test_the_cropper_keeps_every_main_face_and_cuts_none():
+    photo = torch.rand(3, 400, 800)
+    original = FACES.clone()
+    ruled = Cropper(LikesTheLeft(), FixedFaces())
+    box = ruled.crop(photo, "4:5")[0].boxes[:1]
+    heads = RULE.heads(original, 400, 800)
+    assert (kept_share(box, heads[:2]) > 0.99).all()
+    assert int(faces_cut(box, heads)[0]) == 0
+    resized, geometry = ruled.prepare(photo)
+    assert len(ruled.candidates(geometry, [0.8], faces=original)[0]) > len(ratio_anchors(400, 800, 0.8))
+    bare = Cropper(LikesTheLeft(), FixedFaces(), face_rule=None)
+    assert len(bare.candidates(geometry, [0.8], faces=original)[0]) == len(ratio_anchors(400, 800, 0.8))
+    assert (kept_share(bare.crop(photo, "4:5")[0].boxes[:1], heads[:2]) < 0.99).any()
