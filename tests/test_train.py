@@ -145,7 +145,7 @@ def test_fcdb_training_resume_and_finetune(tmp_path, capsys, one_thread):
     assert len(read_fcdb(data)[0]) == 6
     # the blend with the geometry priors: every setting of the grid measured, the best one written
     from s2c_ops.models.blend import S2CNetWithPriors
-    from s2c_ops.training.fcdb import BLEND_GRID, choose_blend
+    from s2c_ops.training.blend_search import BLEND_GRID, choose_blend
 
     blend = S2CNetWithPriors.load(run / "blend.safetensors")
     measured = json.loads((run / "blend.json").read_text())

@@ -1,6 +1,6 @@
 """The blend setting chosen on several training runs at once: their ``blend.json`` grids (``s2c train`` on FCDB,
 validation held out) averaged setting by setting, then the best taken as one run's grid is
-(:func:`s2c_ops.training.fcdb.choose_blend`). Less noisy than one run's choice on 200 photos.
+(:func:`s2c_ops.training.blend_search.choose_blend`). Less noisy than one run's choice on 200 photos.
 
     python tools/mean_blend.py runs/seed0/blend.json runs/seed1/blend.json runs/seed2/blend.json [--mirror off]
 
@@ -15,7 +15,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from s2c_ops.training.fcdb import choose_blend  # noqa: E402
+from s2c_ops.training.blend_search import choose_blend  # noqa: E402
 
 KEYS = ("geometry_weight", "gaicd_weight", "temperature", "mirror")
 FIGURES = ("ratio_iou", "ratio_bde", "free_iou", "free_bde")
