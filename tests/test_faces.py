@@ -12,7 +12,8 @@ from conftest import SHARED
 from s2c_ops import Cropper
 from s2c_ops.cropping.face_rule import faces_cut
 from s2c_ops.ops.boxes import kept_share
-from s2c_ops.cropping.proposals import FaceDetector, default_proposer, get_proposer, head_boxes
+from s2c_ops.cropping import FaceRule
+from s2c_ops.cropping.proposals import FaceDetector, FacesFirst, default_proposer, get_proposer
 from s2c_ops.cropping.proposals.faces import MTCNNNets, published_names
 
 PHOTOS = Path(__file__).resolve().parents[1] / "s2c_ops" / "demo_photos"
@@ -94,11 +95,11 @@ def test_published_names_map_onto_the_networks():
 def test_default_proposer_puts_the_head_first():
     image = photo("astronaut.png")
     proposer = default_proposer()
-    assert isinstance(get_proposer("faces").faces, FaceDetector)
+    assert isinstance(proposer, FacesFirst) and isinstance(get_proposer("faces").faces, FaceDetector)
     found = proposer.propose_objects(image, 10)
     face = found.faces[0]
     assert face.shape == (1, 4)
-    assert torch.equal(found.boxes[0][0], head_boxes(face, 256, 256)[0])
+    assert torch.equal(found.boxes[0][0], FaceRule().heads(face, 256, 256)[0])
     saliency_only = get_proposer("saliency").propose_objects(image, 10)
     assert saliency_only.faces[0].shape == (0, 4)
 

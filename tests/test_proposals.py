@@ -14,6 +14,7 @@ from s2c_ops.cropping import proposals
 from s2c_ops.cropping.proposals import (
     Proposer,
     GivenBoxes,
+    FacesFirst,
     SaliencyProposer,
     TorchvisionDetector,
     WholeImage,
@@ -251,7 +252,8 @@ def test_given_boxes_errors(boxes, error):
 
 # -- registry -----------------------------------------------------------------------------------
 def test_registry():
-    assert isinstance(get_proposer(), SaliencyProposer)
+    assert isinstance(get_proposer(), FacesFirst) and isinstance(get_proposer().objects, SaliencyProposer)
+    assert get_proposer(nms_threshold=0.4).objects.nms_threshold == 0.4
     assert isinstance(get_proposer("Saliency", nms_threshold=0.4), SaliencyProposer)
     assert get_proposer("saliency", nms_threshold=0.4).nms_threshold == 0.4
     images = torch.rand(2, 3, 30, 40)
@@ -472,3 +474,16 @@ def test_unnormalised_range_rejected(name):
         proposer((torch.rand(1, 3, 20, 30) - mean) / std, 3)
     # the small overshoot of bicubic resizing is fine
     check_contract(proposer(torch.rand(1, 3, 20, 30) * 1.1 - 0.05, 3), torch.zeros(1, 3, 20, 30), 3)
+
+
+def test_faces_first_puts_the_heads_before_the_other_boxes():
+    face = torch.tensor([[10.0, 10.0, 20.0, 22.0]])
+    given = GivenBoxes([torch.tensor([[0.0, 0.0, 30.0, 30.0]])])
+    found = FacesFirst(given, faces=lambda images: [face for _ in images]).propose_objects(torch.rand(1, 3, 40, 60), 3)
+    assert torch.equal(found.faces[0], face)
+    # The head: 30% of the face's width each side, 50% of its height above, 25% below (FaceRule.head).
+    torch.testing.assert_close(found.boxes[0], torch.tensor([[7.0, 4.0, 23.0, 25.0], [0.0, 0.0, 30.0, 30.0],
+                                                            [0.0, 0.0, 60.0, 40.0]]))
+    assert get_proposer("saliency").propose_objects(torch.rand(1, 3, 40, 60), 3).faces[0].shape == (0, 4)
+    with pytest.raises(TypeError, match="Proposer"):
+        FacesFirst(lambda images, n: [])

@@ -24,13 +24,13 @@ with these promises:
 
 Every proposer brings its ranked boxes to the same size with :func:`pad_boxes`: the first ``num_boxes``
 are kept and missing ones are the whole-image box ``(0, 0, W, H)``. :meth:`Proposer.propose_objects`
-also returns the faces a proposer found (the Cropper keeps them whole).
+also returns the faces a proposer found (the Cropper's face rule reads them).
 
 Proposers (:func:`get_proposer` builds them by name; :func:`register` adds names, :func:`available`
 lists them):
 
 * ``"default"`` (also ``"faces"``): :func:`default_proposer`, faces (:mod:`.faces`, MTCNN in PyTorch with
-  shipped weights) as head boxes first, then salient regions.
+  shipped weights) as head boxes first, then salient regions (:class:`FacesFirst`).
 * :class:`SaliencyProposer` (``"saliency"``): salient regions alone, offline, no weights.
 * :class:`TorchvisionDetector`: wraps a torchvision detection model the user brings.
 * :class:`GivenBoxes`: boxes the user already has (e.g. the official precomputed files).
@@ -45,13 +45,13 @@ from .base import (
     check_images,
     check_num_boxes,
     check_value_range,
-    head_boxes,
     pad_box_sets,
     pad_boxes,
     whole_image_boxes,
 )
 from .detectors import TorchvisionDetector
 from .faces import FaceBoxes, FaceDetector
+from .faces_first import FacesFirst
 from .registry import available, default_proposer, get_proposer, register, unregister
 from .saliency import (
     SaliencyProposer,
@@ -64,6 +64,7 @@ from .saliency import (
 __all__ = [
     "FaceBoxes",
     "FaceDetector",
+    "FacesFirst",
     "GivenBoxes",
     "ProposedObjects",
     "Proposer",
@@ -77,7 +78,6 @@ __all__ = [
     "default_proposer",
     "get_proposer",
     "global_contrast_saliency",
-    "head_boxes",
     "label_components",
     "pad_box_sets",
     "pad_boxes",

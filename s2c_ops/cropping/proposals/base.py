@@ -3,7 +3,7 @@ trivial proposers (whole image, given boxes).
 
 A proposer is a :class:`Proposer`: ``proposer(images: Tensor[B, 3, H, W], num_boxes) -> list[Tensor[num_boxes,
 4]]`` (see :mod:`s2c_ops.cropping.proposals` for the promises). :meth:`Proposer.propose_objects` gives the
-same boxes and, separately, the faces a proposer found (the Cropper keeps faces whole).
+same boxes and, separately, the faces a proposer found (the Cropper's face rule reads them).
 """
 from __future__ import annotations
 
@@ -16,7 +16,6 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ...ops._checks import host_may_read
-from ..face_rule import FaceRule
 
 
 def check_images(images: Any) -> Tuple[int, int, int]:
@@ -167,20 +166,11 @@ def pad_ranked_boxes(boxes: Tensor, valid: Tensor, num_boxes: int, height: int, 
     return out[:-1].view(n, num_boxes, 4)
 
 
-def head_boxes(faces: Tensor, height: int, width: int) -> Tensor:
-    """Face boxes ``(F, 4)`` grown to the whole head, clamped to the image (:meth:`FaceRule.heads
-    <s2c_ops.cropping.face_rule.FaceRule.heads>` of the default rule)."""
-    return _DEFAULT_RULE.heads(faces, height, width)
-
-
-_DEFAULT_RULE = FaceRule()
-
-
 @dataclass
 class ProposedObjects:
     """What a proposer found in a batch: ``boxes``, exactly ``num_boxes`` per image (what the scorer
-    takes), and ``faces``, each image's face boxes (``Tensor[F_i, 4]``, possibly empty; the Cropper keeps
-    them whole), all in pixels of the images."""
+    takes), and ``faces``, each image's face boxes (``Tensor[F_i, 4]``, possibly empty; the Cropper's face
+    rule reads them), all in pixels of the images."""
 
     boxes: List[Tensor]
     faces: List[Tensor]
@@ -191,8 +181,8 @@ class Proposer(abc.ABC):
 
     Subclasses implement :meth:`propose`, which returns each image's boxes ranked best first, in any
     number; :meth:`__call__` turns them into exactly ``num_boxes`` with :func:`pad_boxes`. A proposer that
-    finds faces implements :meth:`propose_faces` too: their head boxes (:func:`head_boxes`) then come
-    first, its other boxes after; :meth:`propose_objects` gives the boxes and the faces.
+    finds faces implements :meth:`propose_faces` too (see :class:`~s2c_ops.cropping.proposals.FacesFirst`);
+    :meth:`propose_objects` gives the boxes and the faces.
     """
 
     #: Whether the proposer looks at the pixels (then their range is checked, see
@@ -220,23 +210,21 @@ class Proposer(abc.ABC):
             return self._propose_objects(images, num_boxes)
 
     def _propose_objects(self, images: Tensor, num_boxes: int) -> ProposedObjects:
-        """:meth:`propose_objects` on checked images, without autograd: faces, then :meth:`propose`'s boxes."""
+        """:meth:`propose_objects` on checked images, without autograd: :meth:`propose`'s boxes, padded,
+        and :meth:`propose_faces`'s faces."""
         b, _, h, w = images.shape
-        faces = self.propose_faces(images)
         ranked = self.propose(images)
+        faces = self.propose_faces(images)
         if len(ranked) != b or len(faces) != b:
             raise RuntimeError(f"{type(self).__name__} returned {len(ranked)} box sets and {len(faces)} face sets "
                                f"for {b} images")
-        ranked = [torch.cat([head_boxes(f.to(r.device), h, w), r.float()]) if len(f) else r
-                  for f, r in zip(faces, ranked)]
         # Padded where the proposer left them, then moved in one copy.
         boxes = list(pad_box_sets(ranked, num_boxes, h, w).to(images.device).unbind(0))
         return ProposedObjects(boxes, [f.to(images.device) for f in faces])
 
     @abc.abstractmethod
     def propose(self, images: Tensor) -> List[Tensor]:
-        """Each image's boxes ``Tensor[L_i, 4]`` best first, any ``L_i``; ``images`` already checked;
-        ``faces`` what :meth:`propose_faces` found for them."""
+        """Each image's boxes ``Tensor[L_i, 4]`` best first, any ``L_i``; ``images`` already checked."""
 
     def propose_faces(self, images: Tensor) -> List[Tensor]:
         """Each image's face boxes ``Tensor[F_i, 4]`` (none for proposers that do not look for faces)."""

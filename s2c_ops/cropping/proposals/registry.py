@@ -5,6 +5,7 @@ from ...registry import Registry
 
 from .base import Proposer, WholeImage
 from .faces import FaceDetector
+from .faces_first import FacesFirst
 from .saliency import SaliencyProposer
 
 _REGISTRY: Registry[Callable[..., Proposer]] = Registry("proposer")
@@ -33,10 +34,11 @@ def get_proposer(name: str = "default", **kwargs: Any) -> Proposer:
     return _REGISTRY[name](**kwargs)
 
 
-def default_proposer(**kwargs: Any) -> SaliencyProposer:
-    """The package's default: faces (:class:`FaceDetector`, MTCNN) as head boxes first, then salient regions;
-    ``kwargs`` go to :class:`SaliencyProposer`. The same on every device and in every install."""
-    return SaliencyProposer(faces=FaceDetector(), **kwargs)
+def default_proposer(**kwargs: Any) -> FacesFirst:
+    """The package's default: faces (:class:`FaceDetector`, MTCNN) as head boxes first, then salient regions
+    (:class:`FacesFirst`); ``kwargs`` go to :class:`SaliencyProposer`. The same on every device and in every
+    install."""
+    return FacesFirst(SaliencyProposer(**kwargs), FaceDetector())
 
 
 register("default", default_proposer)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import Callable, List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -217,8 +217,6 @@ class SaliencyProposer(Proposer):
     batch. Without ``faces``, :meth:`propose_objects` works on fixed-size tensors throughout and never
     waits for the device (after :func:`check_value_range`).
 
-    ``faces``: a :class:`~s2c_ops.cropping.proposals.faces.FaceDetector` (or any callable of the same
-    form); the faces it finds come first, as head boxes, then the saliency boxes.
     """
 
     def __init__(
@@ -232,7 +230,6 @@ class SaliencyProposer(Proposer):
         colour_weight: float = 1.0,
         centre_sigma: Optional[float] = 0.4,
         blur: float = 0.03,
-        faces: Optional[Callable[[Tensor], List[Tensor]]] = None,
     ) -> None:
         if not isinstance(resolution, int) or resolution < 8:
             raise ValueError(f"resolution must be an int >= 8, got {resolution!r}")
@@ -254,12 +251,6 @@ class SaliencyProposer(Proposer):
         self.colour_weight = float(colour_weight)
         self.centre_sigma = centre_sigma
         self.blur = float(blur)
-        if faces is not None and not callable(faces):
-            raise TypeError(f"faces must be a face detector (callable), got {type(faces).__name__}")
-        self.faces = faces
-
-    def propose_faces(self, images: Tensor) -> List[Tensor]:
-        return super().propose_faces(images) if self.faces is None else self.faces(images)
 
     def saliency(self, images: Tensor) -> Tensor:
         """The saliency map ``[B, 1, h, w]`` this proposer thresholds (at its working resolution)."""
@@ -325,9 +316,7 @@ class SaliencyProposer(Proposer):
         return [(bi[ii[:n]], si[ii[:n]]) for bi, si, ii, n in zip(boxes, score, index, counts)]
 
     def _propose_objects(self, images: Tensor, num_boxes: int) -> ProposedObjects:
-        if self.faces is not None:
-            return super()._propose_objects(images, num_boxes)
-        # Without faces, only the first num_boxes boxes NMS keeps are needed: fixed sizes throughout.
+        # Only the first num_boxes boxes NMS keeps are needed: fixed sizes throughout.
         b, _, h, w = images.shape
         boxes, _, valid = self.ranked_components(images)
         index, found = greedy_nms(boxes, valid, self.nms_threshold, num_boxes)
@@ -342,5 +331,5 @@ class SaliencyProposer(Proposer):
     def extra_repr(self) -> str:
         return (
             f"resolution={self.resolution}, levels={self.levels}, nms_threshold={self.nms_threshold}, "
-            f"min_area={self.min_area}, max_area={self.max_area}" + (f", faces={self.faces}" if self.faces else "")
+            f"min_area={self.min_area}, max_area={self.max_area}"
         )

@@ -1,0 +1,49 @@
+"""Faces first: a face detector's head boxes before another proposer's boxes (the default proposer)."""
+from __future__ import annotations
+
+from typing import Callable, List, Optional
+
+import torch
+from torch import Tensor
+
+from ..face_rule import FaceRule
+from .base import ProposedObjects, Proposer, pad_box_sets
+from .faces import FaceDetector
+
+
+class FacesFirst(Proposer):
+    """The faces ``faces`` finds (a :class:`FaceDetector` unless given), as ``rule``'s head boxes
+    (:meth:`FaceRule.heads <s2c_ops.cropping.face_rule.FaceRule.heads>`), then the boxes of ``objects``;
+    :meth:`propose_objects` also gives the faces (the Cropper's face rule reads them)."""
+
+    def __init__(self, objects: Proposer, faces: Optional[Callable[[Tensor], List[Tensor]]] = None,
+                 rule: Optional[FaceRule] = None) -> None:
+        if not isinstance(objects, Proposer):
+            raise TypeError(f"objects must be a Proposer, got {type(objects).__name__}")
+        if faces is not None and not callable(faces):
+            raise TypeError(f"faces must be a face detector (callable), got {type(faces).__name__}")
+        self.objects = objects
+        self.faces = faces if faces is not None else FaceDetector()
+        self.rule = rule if rule is not None else FaceRule()
+
+    def propose_faces(self, images: Tensor) -> List[Tensor]:
+        return self.faces(images)
+
+    def propose(self, images: Tensor) -> List[Tensor]:
+        return self.objects.propose(images)
+
+    def _propose_objects(self, images: Tensor, num_boxes: int) -> ProposedObjects:
+        b, _, h, w = images.shape
+        faces = self.propose_faces(images)
+        ranked = self.propose(images)
+        if len(ranked) != b or len(faces) != b:
+            raise RuntimeError(f"{type(self).__name__} found {len(ranked)} box sets and {len(faces)} face sets "
+                               f"for {b} images")
+        ranked = [torch.cat([self.rule.heads(f.to(r.device), h, w), r.float()]) if len(f) else r
+                  for f, r in zip(faces, ranked)]
+        # Padded where the proposer left them, then moved in one copy.
+        boxes = list(pad_box_sets(ranked, num_boxes, h, w).to(images.device).unbind(0))
+        return ProposedObjects(boxes, [f.to(images.device) for f in faces])
+
+    def extra_repr(self) -> str:
+        return f"objects={self.objects}, faces={self.faces}"
