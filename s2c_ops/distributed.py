@@ -67,3 +67,40 @@ def init_process_group(ranks: Ranks, backend: str) -> bool:
         return False
     dist.init_process_group(backend)
     return True
+
+
+class ProcessGroup:
+    """torch.distributed for a torchrun job as a context manager: started on entering when this process is
+    one of several ranks and no group exists yet (a group someone else started is not ours to use or tear
+    down), torn down on leaving. Outside torchrun, or when the group is not ours, :meth:`barrier` and
+    :meth:`sum` do nothing."""
+
+    def __init__(self, ranks: Ranks, backend: str = "gloo") -> None:
+        self.ranks, self.backend, self.started = ranks, backend, False
+
+    def __enter__(self) -> "ProcessGroup":
+        self.started = init_process_group(self.ranks, self.backend)
+        return self
+
+    def barrier(self) -> None:
+        if self.started:
+            import torch.distributed as dist
+
+            dist.barrier()
+
+    def sum(self, *values: int) -> tuple:
+        """The values summed over the ranks."""
+        if not self.started:
+            return values
+        import torch.distributed as dist
+
+        total = torch.tensor(values, dtype=torch.int64)
+        dist.all_reduce(total)
+        return tuple(int(v) for v in total)
+
+    def __exit__(self, *exc) -> None:
+        if self.started:
+            import torch.distributed as dist
+
+            self.started = False
+            dist.destroy_process_group()

@@ -1,5 +1,6 @@
 """Writing files atomically: the one helper every writer of the package uses (weights, records, crops,
-previews, logs); and :class:`DurableAppender`, for files that grow a line at a time (``s2c crop``'s journal).
+previews, logs), and the :class:`Leftovers` of killed writers; and :class:`DurableAppender`, for files that
+grow a line at a time (``s2c crop``'s journal).
 
 The content goes to a temporary file with a unique name in the target's folder (so concurrent writers,
 e.g. torchrun ranks, never share one) and is then renamed into place: readers see the old file or the
@@ -101,7 +102,8 @@ _TEMPORARY_NAMED = re.compile(r"\.(.+)\.[a-z0-9_]{8}\.tmp")
 
 def temporaries_in(folder: PathLike) -> Dict[str, List[str]]:
     """The temporary files of :func:`write_atomic` in ``folder`` (a killed process leaves them), by the
-    :func:`temporary_tag` of the file each was to become: ``{temporary_tag("a.jpg"): [".3f1c0a9b2e7d.k2j_9x0q.tmp"]}``."""
+    :func:`temporary_tag` of the file each was to become:
+    ``{temporary_tag("a.jpg"): [".3f1c0a9b2e7d.k2j_9x0q.tmp"]}``."""
     found: Dict[str, List[str]] = {}
     try:
         names = os.listdir(folder)
@@ -116,6 +118,29 @@ def temporaries_in(folder: PathLike) -> Dict[str, List[str]]:
         if tag is not None:
             found.setdefault(tag, []).append(name)
     return found
+
+
+class Leftovers:
+    """The temporary files of :func:`write_atomic` that a killed process left beside its outputs: each is
+    removed (:meth:`remove`) when its output is written again. Every folder is listed once, at its first
+    output."""
+
+    def __init__(self) -> None:
+        self._found: Dict[str, Dict[str, List[str]]] = {}
+        self._lock = threading.Lock()
+
+    def remove(self, path: str) -> None:
+        folder, name = os.path.split(path)
+        folder = folder or "."
+        with self._lock:
+            if folder not in self._found:
+                self._found[folder] = temporaries_in(folder)
+            stale = self._found[folder].pop(temporary_tag(name), [])
+        for tmp in stale:
+            try:
+                os.unlink(os.path.join(folder, tmp))
+            except FileNotFoundError:
+                pass
 
 
 def write_text_atomic(path: PathLike, text: str, **kwargs: Any) -> None:

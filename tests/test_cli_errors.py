@@ -58,7 +58,7 @@ def test_model_failure_exits_1_with_one_line(capsys, monkeypatch, error):
 def test_every_command_and_option_has_help():
     parser = cli.build_parser()
     (commands,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
-    assert set(commands.choices) == {"crop", "eval", "train", "train-prior"}
+    assert set(commands.choices) == {"crop", "eval", "export", "table", "train", "train-prior"}
     for name, sub in commands.choices.items():
         assert sub.description, f"s2c {name} has no description"
         bare = [a.option_strings or a.dest for a in sub._actions if not a.help]

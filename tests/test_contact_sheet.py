@@ -24,7 +24,12 @@ def test_contact_sheet_from_crop_records(tmp_path):
 
 def test_contact_sheet_errors(tmp_path):
     empty = tmp_path / "empty.jsonl"
-    empty.write_text(json.dumps({"file": "x.png", "status": "error", "error": "corrupt"}) + "\n")
+    empty.write_text(json.dumps({"file": "x.png", "status": "error", "ratio": 1.0, "ratio_text": "1:1",
+                                 "error": "corrupt"}) + "\n")
     with pytest.raises(ValueError, match="no successful crop records"):
         contact_sheet(str(empty), str(tmp_path / "sheet.png"))
+    other = tmp_path / "other.jsonl"
+    other.write_text(json.dumps({"file": "x.png", "status": "error"}) + "\n")  # no ratio: not s2c crop's
+    with pytest.raises(ValueError, match="line 1 is not a record of s2c crop"):
+        contact_sheet(str(other), str(tmp_path / "sheet.png"))
     assert main(["only-one-argument"]) == 2

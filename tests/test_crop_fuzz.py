@@ -4,7 +4,6 @@ long names, exit statuses. Every input's crop and every input photo must come ou
 import importlib
 import json
 import os
-import pickle
 import signal
 import subprocess
 import sys
@@ -138,7 +137,8 @@ def test_a_new_journal_inside_an_input_folder_is_not_an_input(tmp_path, capsys):
 def _forged(path: Path, config: dict, fmt: str = "s2cnet/1") -> Path:
     from safetensors.torch import save_file
 
-    save_file({"reduce.weight": torch.zeros(8, 448, 1, 1)}, str(path), metadata={"format": fmt, "config": json.dumps(config)})
+    save_file({"reduce.weight": torch.zeros(8, 448, 1, 1)}, str(path),
+              metadata={"format": fmt, "config": json.dumps(config)})
     return path
 
 
@@ -247,7 +247,8 @@ def test_fifo_among_inputs_fails_alone(tmp_path):
     recs = read_jsonl(tmp_path / "r.jsonl")
     assert [r["status"] for r in recs] == ["ok", "error", "ok"]
     assert recs[1]["error"] == "not a regular file (a FIFO)"
-    assert [line for line in err.splitlines() if line.startswith("error ")] == ["error in/b.jpg: not a regular file (a FIFO)"]
+    failures = [line for line in err.splitlines() if line.startswith("error ")]
+    assert failures == ["error in/b.jpg: not a regular file (a FIFO)"]
 
 
 # ---------------------------------------------------------------------------------------------------

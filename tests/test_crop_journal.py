@@ -459,7 +459,11 @@ def test_appender_cuts_off_a_failed_write_and_syncs(tmp_path, monkeypatch):
     log.close()
     log.close()
     assert path.read_text() == "one\nthree\n"
-    assert DurableAppender(path, truncate=True).close() is None and path.read_text() == ""
+    again = DurableAppender(path, truncate=True)
+    again.close()
+    assert path.read_text() == ""  # truncate=True starts the file again
+    with pytest.raises(OSError):  # closed for good: a write after close fails
+        again.write("four\n")
 
 
 def test_temporaries_in(tmp_path):

@@ -5,7 +5,6 @@
 RECORDS.jsonl is what ``s2c crop --json`` writes (one record per image and ratio); the best crop of
 every ratio is drawn in its own colour and labelled with the ratio.
 """
-import json
 import sys
 from collections import OrderedDict
 from typing import List, Optional
@@ -13,6 +12,7 @@ from typing import List, Optional
 from PIL import Image, ImageDraw, ImageOps
 
 from ..files import write_atomic
+from .crop.record import Record
 
 COLOURS = [(230, 40, 40), (40, 120, 230), (40, 180, 80), (230, 160, 20), (160, 60, 200)]
 THUMB_HEIGHT = 240
@@ -20,13 +20,15 @@ THUMB_HEIGHT = 240
 
 def contact_sheet(records_path: str, out_path: str, columns: int = 2) -> str:
     """Draws the sheet; returns ``out_path``."""
-    photos: "OrderedDict[str, List[dict]]" = OrderedDict()
-    with open(records_path) as f:
-        for line in f:
+    photos: "OrderedDict[str, List[Record]]" = OrderedDict()
+    with open(records_path, "rb") as f:
+        for number, line in enumerate(f, 1):
             if line.strip():
-                rec = json.loads(line)
-                if rec.get("status") == "ok" and rec.get("boxes"):
-                    photos.setdefault(rec["file"], []).append(rec)
+                rec = Record.from_line(line)
+                if rec is None:
+                    raise ValueError(f"{records_path} line {number} is not a record of s2c crop")
+                if rec.ok and rec.boxes:
+                    photos.setdefault(rec.file, []).append(rec)
     if not photos:
         raise ValueError(f"{records_path} has no successful crop records")
     tiles = []
@@ -38,9 +40,9 @@ def contact_sheet(records_path: str, out_path: str, columns: int = 2) -> str:
         draw = ImageDraw.Draw(thumb)
         for i, rec in enumerate(records):
             colour = COLOURS[i % len(COLOURS)]
-            x1, y1, x2, y2 = (v * scale for v in rec["boxes"][0])
+            x1, y1, x2, y2 = (v * scale for v in rec.boxes[0])
             draw.rectangle([x1, y1, x2 - 1, y2 - 1], outline=colour, width=3)
-            draw.text((x1 + 5, y1 + 4 + 12 * i), rec.get("ratio_text", f"{rec['ratio']:.2f}"), fill=colour)
+            draw.text((x1 + 5, y1 + 4 + 12 * i), rec.ratio_text, fill=colour)
         tiles.append(thumb)
     pad = 8
     rows = [tiles[i : i + columns] for i in range(0, len(tiles), columns)]

@@ -6,6 +6,15 @@ import argparse
 import sys
 from typing import Callable
 
+
+class UsageError(Exception):
+    """Options that cannot run together, found where they are read (exit status 2, one line)."""
+
+
+class Failure(Exception):
+    """A run that cannot go on, said in one line (exit status 1)."""
+
+
 #: Optional libraries a command may need, and the package extra that installs each.
 EXTRAS = {"kornia": "kornia"}
 
@@ -32,6 +41,9 @@ def run_command(func: Callable[[argparse.Namespace], int], args: argparse.Namesp
     except KeyboardInterrupt:  # Ctrl-C before a command's own handling of it (loading the model, say)
         print(f"{prog}: interrupted", file=sys.stderr)
         return 130
+    except (UsageError, Failure) as e:
+        print(f"{prog}: error: {_first_line(e)}", file=sys.stderr)
+        return 2 if isinstance(e, UsageError) else 1
     except ImportError as e:
         print(f"{prog}: error: {missing_library(e)}", file=sys.stderr)
         return 2

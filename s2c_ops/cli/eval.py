@@ -7,7 +7,8 @@ from pathlib import Path
 
 from ..distributed import Ranks, rank_device
 from ..files import write_json_atomic
-from .models import add_model_arguments, check_model_arguments, load_model
+from .errors import UsageError
+from .models import ModelOptions, add_model_arguments, load_model
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -27,7 +28,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--json", metavar="OUT", help="write the metrics and per-image results here")
     p.add_argument("--device", help="torch device (default: cuda when available, else cpu)")
     p.add_argument("--batch-size", type=int, default=16, help="photos per model call on FCDB (default 16)")
-    p.set_defaults(func=run, eval_parser=p)
+    p.set_defaults(func=run)
     return p
 
 
@@ -46,36 +47,36 @@ def _print_gaicd(metrics: dict, label: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    check_model_arguments(args.eval_parser, args)
+    model_options = ModelOptions.from_namespace(args)
     from ..data.fcdb import fcdb_splits, is_fcdb
 
     try:
         device = rank_device(args.device, Ranks())
     except ValueError as e:
-        args.eval_parser.error(f"--{e}")
+        raise UsageError(f"--{e}") from None
     if not os.path.isdir(args.data):
         raise FileNotFoundError(f"--data {args.data}: no such folder")
     fcdb = is_fcdb(args.data)
     splits = fcdb_splits(args.data) if fcdb else ["train", "test"]
-    args.split = args.split or ("test" if "test" in splits else "val")
-    if args.split not in splits:
-        args.eval_parser.error(f"--split {args.split}: {args.data} holds the {'FCDB' if fcdb else 'GAICD'} splits "
-                               f"{', '.join(splits)}")
-    choice = load_model(args)
-    result = _fcdb(args, choice, device) if fcdb else _gaicd(args, choice, device)
+    split = args.split or ("test" if "test" in splits else "val")
+    if split not in splits:
+        raise UsageError(f"--split {split}: {args.data} holds the {'FCDB' if fcdb else 'GAICD'} splits "
+                         f"{', '.join(splits)}")
+    choice = load_model(model_options)
+    result = _fcdb(args, split, choice, device) if fcdb else _gaicd(args, split, choice, device)
     if args.json:
         write_json_atomic(args.json, result)
     return 0
 
 
-def _fcdb(args, choice, device) -> dict:
+def _fcdb(args, split: str, choice, device) -> dict:
     from ..cropping.cropper import Cropper
     from ..cropping.proposals import get_proposer
     from ..data.fcdb import FCDB
     from ..evaluation import evaluate_fcdb, format_fcdb
 
-    dataset = FCDB(args.data, args.split)
-    print(f"FCDB {args.split}: {len(dataset)} photos; {dataset.report}", file=sys.stderr)
+    dataset = FCDB(args.data, split)
+    print(f"FCDB {split}: {len(dataset)} photos; {dataset.report}", file=sys.stderr)
     proposer = get_proposer(args.proposer) if args.proposer else None
     cropper = Cropper(choice.module, proposer, batch_size=args.batch_size, device=device)
     metrics = evaluate_fcdb(cropper, dataset, method=choice.description, progress=_progress("eval"))
@@ -84,7 +85,7 @@ def _fcdb(args, choice, device) -> dict:
     return result
 
 
-def _gaicd(args, choice, device) -> dict:
+def _gaicd(args, split: str, choice, device) -> dict:
     from ..data.gaicd import GAICD, read_split
     from ..models.scorer import ability, inference_copy
 
@@ -93,16 +94,16 @@ def _gaicd(args, choice, device) -> dict:
         from ..training.prior import load_geometry, prior_scores
 
         metrics = GAICMetrics()
-        for image in _progress("eval prior")(load_geometry(args.data, args.split)):
+        for image in _progress("eval prior")(load_geometry(args.data, split)):
             metrics.update(image["id"], prior_scores(choice.module, image), image["mos"])
     else:
         from ..evaluation import evaluate_gaicd
 
         model = inference_copy(choice.module)
-        dataset = GAICD.with_images(args.data, args.split)
-        missing = len(read_split(Path(args.data) / "split.json")[args.split]) - len(dataset)
+        dataset = GAICD.with_images(args.data, split)
+        missing = len(read_split(Path(args.data) / "split.json")[split]) - len(dataset)
         if missing:
-            print(f"note: {missing} images of the {args.split} split have no pixels here; evaluating {len(dataset)}",
+            print(f"note: {missing} images of the {split} split have no pixels here; evaluating {len(dataset)}",
                   file=sys.stderr)
         metrics = evaluate_gaicd(model.to(device), dataset, device, progress=_progress("eval"))
     result = metrics.to_dict()

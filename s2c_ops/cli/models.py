@@ -1,13 +1,15 @@
 """Which model a command uses: the options (``--official CKPT --config C``, ``--weights RUN``, ``--model
 NAME``), and the one function that loads and names it for ``s2c crop`` and ``s2c eval``."""
 import argparse
-from typing import NamedTuple
+from dataclasses import dataclass
+from typing import NamedTuple, Optional
 
 from torch import nn
 
 from ..models.config import OFFICIAL
 from ..models.default import list_models
 from ..models.weights import weights_digest
+from .errors import UsageError
 
 
 class ModelChoice(NamedTuple):
@@ -25,29 +27,40 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", choices=sorted(OFFICIAL), help="official config of --official")
 
 
-def check_model_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    if args.official and not args.config:
-        parser.error("--official needs --config (GAICv1 or GAICv2)")
-    if args.config and not args.official:
-        parser.error("--config goes with --official")
+@dataclass(frozen=True)
+class ModelOptions:
+    """Which model a command uses, read once from the options of :func:`add_model_arguments`."""
+
+    name: str = "default"  # --model: a model shipped in the package
+    official: Optional[str] = None  # --official CKPT (with config)
+    config: Optional[str] = None
+    weights: Optional[str] = None  # --weights RUN
+
+    @classmethod
+    def from_namespace(cls, args: argparse.Namespace) -> "ModelOptions":
+        if args.official and not args.config:
+            raise UsageError("--official needs --config (GAICv1 or GAICv2)")
+        if args.config and not args.official:
+            raise UsageError("--config goes with --official")
+        return cls(args.model, args.official, args.config, args.weights)
 
 
-def load_model(args: argparse.Namespace) -> ModelChoice:
+def load_model(options: ModelOptions) -> ModelChoice:
     """The model the options name: an official checkpoint, ``--weights`` or a shipped model."""
-    if args.official:
+    if options.official:
         from ..models.s2cnet import S2CNet
 
-        module = S2CNet.from_official(args.official, args.config)
-        description = f"S2CNet {args.config} (official checkpoint {args.official})"
-    elif args.weights:
+        module = S2CNet.from_official(options.official, options.config)
+        description = f"S2CNet {options.config} (official checkpoint {options.official})"
+    elif options.weights:
         from ..models.weights import load_weights
 
         try:
-            module, description = load_weights(args.weights)
+            module, description = load_weights(options.weights)
         except FileNotFoundError as e:
-            raise FileNotFoundError(f"--weights {args.weights}: {e}") from None
+            raise FileNotFoundError(f"--weights {options.weights}: {e}") from None
     else:
         from ..models.default import create_model, model_description
 
-        module, description = create_model(args.model), model_description(args.model)
+        module, description = create_model(options.name), model_description(options.name)
     return ModelChoice(module, description, weights_digest(module))

@@ -26,7 +26,7 @@ from ..distributed import init_process_group, rank_device, torchrun_ranks
 from ..files import write_json_atomic
 from .crop.args import _int_arg, ratio_arg, unique_ratios
 from .crop.inputs import Entry, iter_inputs
-from .models import add_model_arguments, check_model_arguments, load_model
+from .models import ModelOptions, add_model_arguments, load_model
 
 EPILOG = """\
 inputs:
@@ -168,7 +168,7 @@ def _check_start(options: TableOptions, parser: argparse.ArgumentParser, run_inf
 
 def run(args: argparse.Namespace) -> int:
     parser: argparse.ArgumentParser = args.table_parser
-    check_model_arguments(parser, args)
+    model_options = ModelOptions.from_namespace(args)
     options = TableOptions.from_args(args)
     try:
         ranks = torchrun_ranks()
@@ -179,7 +179,7 @@ def run(args: argparse.Namespace) -> int:
     from ..cropping.proposals import get_proposer
     from ..cropping.table import CropTable, proposer_identity
 
-    model = load_model(args)
+    model = load_model(model_options)
     table = CropTable(options.keys, candidates=options.candidates, lazy=False)
     table.bind(options.ratios, model.digest, proposer_identity(options.proposer))
     run_info = {"format": FORMAT, **table.metadata(), "batch_size": options.batch_size}

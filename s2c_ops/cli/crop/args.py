@@ -1,16 +1,17 @@
-"""``s2c crop``'s arguments: the parser, its help text (``EPILOG``: the user documentation) and the settings
+"""``s2c crop``'s arguments: the parser, its help text (:func:`help_text`: the user documentation) and the settings
 the run derives from them (:class:`Job`: ratios, output names)."""
 import argparse
 import os
 from dataclasses import dataclass, field
-from typing import Any, List, Optional, Tuple
+from typing import List, Optional, Tuple
 
 from PIL import Image
 
 from ...cropping.candidates import parse_ratio
+from ...files import Leftovers
 from ..models import add_model_arguments
 
-EPILOG = """\
+_BEFORE = """\
 inputs:
   Files, folders (searched recursively for files with an image extension Pillow knows; hidden
   files and the --out folder are skipped) and glob patterns (quoted, ** allowed), listed one folder
@@ -55,48 +56,9 @@ outputs (with --out DIR):
   records is written (--show needs --out). A --out folder that cannot be written stops the run at
   the start, with one line, before the model loads.
 
-records (JSON Lines, one per input and ratio, in input order):
-  {"file": "photos/a.jpg", "status": "ok", "width": 4032, "height": 3024, "ratio": 1.7778,
-   "ratio_text": "16:9", "boxes": [[x1, y1, x2, y2], ...], "scores": [...], "outputs": [...],
-   "show": null, "model": "...", "proposer": "...",
-   "options": {"ratios": ["16:9"], "top_k": 1, "size": null, "weights": "sha256:..."}}
-  boxes: the top-k crops, best first, in pixels of the upright full-resolution image (floats, x2/y2
-  exclusive); outputs: the files written for them (empty without --out); show: the preview or null;
-  options: what the records depend on besides model and proposer (the ratios as written, --top-k,
-  --size as [W, H], a digest of the model's weights).
-  A failure: {"file": ..., "status": "error", "ratio": ..., "ratio_text": ..., "error": "one line",
-  "model": ..., "proposer": ..., "options": ..., and "width"/"height" when known}. A file that
-  cannot be read gets an error record for each ratio; a ratio the image cannot hold fails alone.
-  Without --json the records go to stdout when stdout is not a terminal (one line per record,
-  flushed), and nowhere when it is.
+"""
 
---json FILE, the journal:
-  Each record is appended to FILE once its input's crops are written, in input order, and
-  flushed; FILE is synced to the disk every 2 s and at exit. Writing overlaps the scoring of the
-  next batch, so the records of up to two batches of inputs may be missing after a kill even
-  though their crops exist: --resume does those inputs again (and replaces their outputs). A torn
-  last line, from a kill in the middle of a write, is dropped when FILE is read back. Under torchrun
-  each rank appends to FILE.rank<r>; rank 0 merges the parts into FILE at the end (input order,
-  one record per input and ratio) and removes them. An existing FILE is an error unless --resume
-  (continue it) or --overwrite (start it again) is given; a FILE whose first line is not a record
-  of s2c crop (a photo, any other file) is never replaced or continued. FILE is rewritten with its
-  mode kept, through a link when it is one. One run at a time per FILE: a second run
-  on a FILE in use stops at once with a usage error (the lock, on FILE.lock, is held by the OS for
-  the running process: a killed run leaves the file behind but no lock, and --resume goes on).
-
---resume (needs --json FILE):
-  Continues the run that wrote FILE (and its FILE.rank<r> parts, if it was killed under torchrun).
-  An input is skipped when its latest records are ok for every ratio and, with --out, its outputs
-  (and with --show its previews) are this run's file names and exist; the others are processed
-  (again), replacing outputs of theirs that a killed run left. At the end FILE is rewritten
-  atomically with one record per input and ratio, in input order (records of files that are no
-  longer among the inputs are kept, after them). The records must have been made with the same
-  ratios (as written, in order), --top-k, --size, model (its description and weights digest) and
-  object boxes (--proposer, or the --boxes file's name); otherwise nothing is done and the run ends
-  with a usage error naming the difference. Not compared: --out and --show (inputs whose outputs
-  are not there are processed again), --device, --batch-size, --workers and the inputs themselves
-  (new inputs are processed). Works under torchrun, with any number of ranks.
-
+_AFTER = """\
 stopping (SIGINT, i.e. Ctrl-C, or SIGTERM):
   The run stops taking new inputs and finishes the ones being written (inputs decoded but not yet
   scored are dropped: no record, no file). No partial crop or temporary file is left; the journal
@@ -183,8 +145,9 @@ def size_arg(text: str) -> Tuple[int, int]:
     if not (0 < w <= 65500 and 0 < h <= 65500):
         raise argparse.ArgumentTypeError(f"invalid size {text!r}: width and height must be 1..65500 px")
     if Image.MAX_IMAGE_PIXELS is not None and w * h > Image.MAX_IMAGE_PIXELS:
-        raise argparse.ArgumentTypeError(f"invalid size {text!r}: {w * h} pixels, more than the {Image.MAX_IMAGE_PIXELS} "
-                                         "an input may have (Pillow's decompression-bomb limit)")
+        raise argparse.ArgumentTypeError(f"invalid size {text!r}: {w * h} pixels, more than the "
+                                         f"{Image.MAX_IMAGE_PIXELS} an input may have (Pillow's decompression-bomb "
+                                         "limit)")
     return w, h
 
 
@@ -201,6 +164,15 @@ def _int_arg(minimum: int):
     return parse
 
 
+def help_text() -> str:
+    """The user documentation of ``s2c crop --help``: the records and the journal are told where they are
+    defined."""
+    from .journal import HELP as JOURNAL
+    from .record import HELP as RECORDS
+
+    return "\n".join([_BEFORE.rstrip("\n"), "", RECORDS, JOURNAL, _AFTER])
+
+
 def add_arguments(subparsers) -> argparse.ArgumentParser:
     """Registers ``crop`` and its options on the ``s2c`` sub-command parsers."""
     from ...cropping.proposals import available
@@ -210,7 +182,7 @@ def add_arguments(subparsers) -> argparse.ArgumentParser:
         help="best crops of photos for aspect ratios (files, folders, globs)",
         description="Finds the best crops of each input for each --ratio and writes the crops, "
         "a JSON Lines record per input and ratio, and optionally previews.",
-        epilog=EPILOG,
+        epilog=help_text(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders (recursive) or glob patterns")
@@ -273,7 +245,7 @@ class Job:
     size: Optional[Tuple[int, int]]
     show: bool
     overwrite: bool
-    leftovers: Any = field(default=None, compare=False)  # a write.Leftovers: killed runs' temporary files
+    leftovers: Optional[Leftovers] = field(default=None, compare=False)  # killed runs' temporary files
 
     def _base(self, entry, ratio: RatioSpec) -> str:
         stem = os.path.splitext(os.path.basename(entry.path or entry.file))[0]

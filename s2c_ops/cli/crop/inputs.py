@@ -2,6 +2,7 @@
 the checks that need the whole list (output names that clash) run on the stream too, on every rank."""
 import fnmatch
 import glob
+import itertools
 import os
 import re
 from dataclasses import dataclass
@@ -205,3 +206,34 @@ def check_existing(entry: Entry, job: Job) -> None:
     existing = next((p for p in job.planned_paths(entry) if os.path.exists(p)), None)
     if existing is not None:
         entry.error = f"output {existing} exists (pass --overwrite to replace it)"
+
+
+class Inputs:
+    """A rank's inputs as a stream, listed once (every rank lists them all, in the same order, and takes
+    every world-th), without those ``finished`` (a :class:`~s2c_ops.cli.crop.journal.Finished`) says are
+    done, counting what it sees; with ``keep_order`` also the input order (file -> number), for merging the
+    journal."""
+
+    def __init__(self, inputs: Sequence[str], reserved: Reserved, job: Job, rank: int, world: int,
+                 note: Callable[[str], None] = lambda text: None, keep_order: bool = False) -> None:
+        listing = mark_clashes(iter_inputs(inputs, reserved, note), job)
+        first = next(listing, None)
+        self.empty = first is None
+        self.listing = itertools.chain([first], listing) if first is not None else iter(())
+        self.job, self.rank, self.world = job, rank, world
+        self.finished = None  # set once the journal is open
+        self.order: Optional[Dict[str, int]] = {} if keep_order else None
+        self.seen = self.skipped = 0
+
+    def __iter__(self) -> Iterator[Entry]:
+        for i, entry in enumerate(self.listing):
+            self.seen += 1
+            if self.order is not None:
+                self.order[entry.file] = i
+            if i % self.world != self.rank:
+                continue
+            if self.finished is not None and self.finished.done(entry, self.job):
+                self.skipped += 1
+                continue
+            check_existing(entry, self.job)
+            yield entry

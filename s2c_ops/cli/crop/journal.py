@@ -1,36 +1,58 @@
-"""``s2c crop``'s records and its journal (``--json FILE``).
+"""``s2c crop``'s journal (``--json FILE``): :class:`Journal`, what a run opens, appends its records to and
+finishes; and what it is made of (the lock, the parts of torchrun ranks, reading back, ``--resume``'s index
+and checks, the merge). ``HELP`` states the rules to users; the records are :mod:`.record`'s.
 
-Records are appended to the journal as each input finishes (:class:`~s2c_ops.files.DurableAppender`:
-written at once, synced every few seconds). Under torchrun rank r appends to ``FILE.rank<r>`` and rank 0
-merges the parts into FILE at the end. Reading a journal back drops a torn last line (a kill in the middle
-of a write); for one key (file, ratio) the latest record wins, "latest" being file order within FILE, and
-FILE before the parts (a run merges or consolidates the parts into FILE before it appends anything new,
-and within one run an input belongs to one rank).
-
-One run at a time per journal: rank 0 holds :class:`JournalLock` (an ``flock`` on ``FILE.lock``) from
-before it reads FILE to the end; the OS lets go of it when the process ends, so a killed run's lock file
-stops nothing.
-
-``--resume``: every rank checks that the records were made with this run's :class:`Stamp`; rank 0 folds
-the parts of a killed torchrun run into FILE (:func:`consolidate`); each rank then skips the inputs
-:class:`Finished` says are done, and at the end FILE is rewritten in input order (:func:`merge`).
+Reading a journal back drops a torn last line (a kill in the middle of a write); for one key (file, ratio)
+the latest record wins, "latest" being file order within FILE, and FILE before the parts (a run merges or
+consolidates the parts into FILE before it appends anything new, and within one run an input belongs to
+one rank).
 """
 import fcntl
 import glob
-import json
 import os
 import re
 from contextlib import suppress
 from typing import Callable, Dict, Iterator, List, NamedTuple, Optional, Tuple
 
+from ...distributed import Ranks
 from ...files import DurableAppender, temporaries_in, temporary_tag, write_atomic
+from ..errors import UsageError
+from ..models import ModelChoice
 from .args import Job
 from .inputs import Entry
-from ..models import ModelChoice
-from .score import Outcome
+from .record import Key, Record, lines
+from .write import os_error_text
 
 SYNC_INTERVAL_S = 2.0  # the journal reaches the disk at most this long after a record
-Key = Tuple[str, str]  # (file, ratio text)
+
+HELP = """\
+--json FILE, the journal:
+  Each record is appended to FILE once its input's crops are written, in input order, and
+  flushed; FILE is synced to the disk every 2 s and at exit. Writing overlaps the scoring of the
+  next batch, so the records of up to two batches of inputs may be missing after a kill even
+  though their crops exist: --resume does those inputs again (and replaces their outputs). A torn
+  last line, from a kill in the middle of a write, is dropped when FILE is read back. Under torchrun
+  each rank appends to FILE.rank<r>; rank 0 merges the parts into FILE at the end (input order,
+  one record per input and ratio) and removes them. An existing FILE is an error unless --resume
+  (continue it) or --overwrite (start it again) is given; a FILE whose first line is not a record
+  of s2c crop (a photo, any other file) is never replaced or continued. FILE is rewritten with its
+  mode kept, through a link when it is one. One run at a time per FILE: a second run
+  on a FILE in use stops at once with a usage error (the lock, on FILE.lock, is held by the OS for
+  the running process: a killed run leaves the file behind but no lock, and --resume goes on).
+
+--resume (needs --json FILE):
+  Continues the run that wrote FILE (and its FILE.rank<r> parts, if it was killed under torchrun).
+  An input is skipped when its latest records are ok for every ratio and, with --out, its outputs
+  (and with --show its previews) are this run's file names and exist; the others are processed
+  (again), replacing outputs of theirs that a killed run left. At the end FILE is rewritten
+  atomically with one record per input and ratio, in input order (records of files that are no
+  longer among the inputs are kept, after them). The records must have been made with the same
+  ratios (as written, in order), --top-k, --size, model (its description and weights digest) and
+  object boxes (--proposer, or the --boxes file's name); otherwise nothing is done and the run ends
+  with a usage error naming the difference. Not compared: --out and --show (inputs whose outputs
+  are not there are processed again), --device, --batch-size, --workers and the inputs themselves
+  (new inputs are processed). Works under torchrun, with any number of ranks.
+"""
 
 
 class JournalError(ValueError):
@@ -78,34 +100,6 @@ def run_stamp(job: Job, model: ModelChoice, proposer: str) -> Stamp:
                  {"ratios": [r.text for r in job.ratios], "top_k": job.top_k, "size": size, "weights": model.digest})
 
 
-def _round(values, digits: int) -> list:
-    return [round(float(v), digits) for v in values]
-
-
-def records_of(o: Outcome, job: Job, stamp: Stamp) -> List[dict]:
-    out = []
-    d = o.decoded
-    for r in job.ratios:
-        rec = {"file": o.entry.file}
-        result = o.error or o.entry.error or o.results.get(r.text, "not processed")
-        if isinstance(result, tuple):
-            boxes, scores = result
-            rec.update(status="ok", width=d.width, height=d.height, ratio=r.value, ratio_text=r.text,
-                       boxes=[_round(b, 3) for b in boxes.tolist()], scores=_round(scores.tolist(), 6),
-                       outputs=o.outputs.get(r.text, []), show=o.shows.get(r.text))
-        else:
-            rec.update(status="error", ratio=r.value, ratio_text=r.text, error=result)
-            if d is not None:
-                rec.update(width=d.width, height=d.height)
-        rec.update(model=stamp.model, proposer=stamp.proposer, options=stamp.options)
-        out.append(rec)
-    return out
-
-
-def lines(records: List[dict]) -> str:
-    return "".join(json.dumps(r) + "\n" for r in records)
-
-
 # ---------------------------------------------------------------------------------------------------
 # Reading
 # ---------------------------------------------------------------------------------------------------
@@ -123,7 +117,7 @@ def parts_of(path: str) -> List[str]:
     return [p for _, p in sorted(found)]
 
 
-def scan(path: str) -> Iterator[Tuple[int, dict]]:
+def scan(path: str) -> Iterator[Tuple[int, Record]]:
     """(byte offset, record) of every whole line of a journal. A last line without its newline is a torn
     write and is left out; any other line that is not a record is a :class:`JournalError`."""
     with open(path, "rb") as f:
@@ -133,21 +127,11 @@ def scan(path: str) -> Iterator[Tuple[int, dict]]:
             if not line.endswith(b"\n"):
                 return
             if line.strip():
-                rec = _record(line)
+                rec = Record.from_line(line)
                 if rec is None:
                     raise JournalError(f"{path} line {number} is not a record of s2c crop (is it the right file?)")
                 yield offset, rec
             offset += len(line)
-
-
-def _record(line: bytes) -> Optional[dict]:
-    """The record a journal line holds, or None."""
-    try:
-        rec = json.loads(line)
-    except ValueError:
-        return None
-    ok = isinstance(rec, dict) and isinstance(rec.get("file"), str) and "ratio_text" in rec and "status" in rec
-    return rec if ok else None
 
 
 def is_journal(path: str) -> bool:
@@ -155,7 +139,7 @@ def is_journal(path: str) -> bool:
     replace (a photo or any other file given as ``--json`` by mistake is never emptied)."""
     with open(path, "rb") as f:
         head = f.read(1 << 20)
-    return not head or _record(head.split(b"\n", 1)[0]) is not None
+    return not head or Record.from_line(head.split(b"\n", 1)[0]) is not None
 
 
 def _complete_size(path: str) -> int:
@@ -181,20 +165,20 @@ _OPTIONS = {  # option in the records -> (flag, how to show its value)
 }
 
 
-def check_stamp(rec: dict, stamp: Stamp, path: str) -> None:
+def check_stamp(rec: Record, stamp: Stamp, path: str) -> None:
     """A :class:`JournalError` naming the first difference between ``rec``'s run and this one."""
-    options = rec.get("options")
+    options = rec.options
     if not isinstance(options, dict):
-        raise JournalError(f"its records do not name their options (written before --resume existed?): {rec['file']}")
+        raise JournalError(f"its records do not name their options (written before --resume existed?): {rec.file}")
     for key, (flag, show) in _OPTIONS.items():
         if options.get(key) != stamp.options[key]:
             raise JournalError(f"{flag}: {path} was made with {show(options.get(key))}, this run asks for "
                                f"{show(stamp.options[key])}")
-    if rec.get("model") != stamp.model or options.get("weights") != stamp.options["weights"]:
-        raise JournalError(f"model: {path} was made with {rec.get('model')} (weights {options.get('weights')}), "
+    if rec.model != stamp.model or options.get("weights") != stamp.options["weights"]:
+        raise JournalError(f"model: {path} was made with {rec.model} (weights {options.get('weights')}), "
                            f"this run uses {stamp.model} (weights {stamp.options['weights']})")
-    if rec.get("proposer") != stamp.proposer:
-        raise JournalError(f"object boxes: {path} was made with {rec.get('proposer')}, this run uses {stamp.proposer}")
+    if rec.proposer != stamp.proposer:
+        raise JournalError(f"object boxes: {path} was made with {rec.proposer}, this run uses {stamp.proposer}")
 
 
 def validate(path: str, stamp: Stamp) -> None:
@@ -209,7 +193,7 @@ def _index(sources: List[str]) -> Dict[Key, Tuple[int, int]]:
     index: Dict[Key, Tuple[int, int]] = {}
     for n, source in enumerate(sources):
         for offset, rec in scan(source):
-            index[rec["file"], rec["ratio_text"]] = (n, offset)
+            index[rec.key] = (n, offset)
     return index
 
 
@@ -294,12 +278,12 @@ class Finished:
         self.index = _index([path]) if os.path.exists(path) else {}
         self._file = open(path, "rb") if self.index else None
 
-    def record(self, key: Key) -> Optional[dict]:
+    def record(self, key: Key) -> Optional[Record]:
         at = self.index.get(key)
         if at is None:
             return None
         self._file.seek(at[1])
-        return json.loads(self._file.readline())
+        return Record.from_line(self._file.readline())
 
     def done(self, entry: Entry, job: Job) -> bool:
         """Whether ``entry``'s latest records are ok for every ratio and, with --out (--show), its outputs
@@ -308,16 +292,16 @@ class Finished:
             return False
         for r in job.ratios:
             rec = self.record((entry.file, r.text))
-            if rec is None or rec.get("status") != "ok":
+            if rec is None or not rec.ok:
                 return False
             if job.out is None:
                 continue
-            outputs = rec.get("outputs") or []
-            if not outputs or len(outputs) != len(rec.get("boxes") or []):
+            outputs = rec.outputs
+            if not outputs or len(outputs) != len(rec.boxes):
                 return False
             want = job.crop_paths(entry, r, len(outputs))
             if job.show:
-                outputs, want = outputs + [rec.get("show") or ""], want + [job.show_path(entry, r)]
+                outputs, want = outputs + [rec.show or ""], want + [job.show_path(entry, r)]
             if [os.path.normpath(p) for p in outputs] != [os.path.normpath(p) for p in want]:
                 return False
             if not all(os.path.isfile(p) for p in outputs):
@@ -327,3 +311,93 @@ class Finished:
     def close(self) -> None:
         if self._file is not None:
             self._file.close()
+
+
+class Journal:
+    """The journal of one run (``path=None``: the run keeps none, and every step does nothing), in three
+    steps. Entering takes the lock (rank 0; another run holding it is a
+    :class:`~s2c_ops.cli.errors.UsageError`, found before the model loads). :meth:`open`, once the run's
+    :class:`Stamp` is known: a resumed journal's records are checked against it (a difference is a
+    UsageError), rank 0 folds a killed run's parts in (:func:`consolidate`) or clears an earlier run's
+    (:func:`start_fresh`), and each rank opens what it appends to and, on ``--resume``, the index of the
+    inputs done (:attr:`finished`). :meth:`finish` at the end: rank 0 merges (:func:`merge`). Leaving syncs
+    and closes everything and lets go of the lock."""
+
+    def __init__(self, path: Optional[str], ranks: Ranks, resume: bool) -> None:
+        self.path, self.rank, self.world, self.resume = path, ranks.rank, ranks.world, resume
+        self.finished: Optional[Finished] = None
+        self.error: Optional[str] = None  # set when a record could not be written: the run stops
+        self._lock: Optional[JournalLock] = None
+        self._appender: Optional[DurableAppender] = None
+
+    @property
+    def file(self) -> Optional[str]:
+        """The file this process appends to: FILE, or its part under torchrun."""
+        if self.path is None:
+            return None
+        return self.path if self.world == 1 else part_path(self.path, self.rank)
+
+    def __enter__(self) -> "Journal":
+        if self.path is not None and self.rank == 0:
+            try:
+                self._lock = JournalLock(self.path)
+            except JournalError as e:
+                raise UsageError(str(e)) from None
+        return self
+
+    def open(self, stamp: Stamp, barrier: Callable[[], None]) -> None:
+        """Raises UsageError (a journal --resume cannot continue) or OSError (it cannot be written)."""
+        if self.path is None:
+            return
+        if self.resume:
+            try:
+                validate(self.path, stamp)
+            except JournalError as e:
+                raise UsageError(f"cannot --resume {self.path}: {e}. Resume with the same options, or start again "
+                                 "with --overwrite instead of --resume") from None
+        if self.rank == 0:
+            consolidate(self.path) if self.resume else start_fresh(self.path, self.world)
+        barrier()
+        self._appender = open_journal(self.path, self.rank, self.world, self.resume)
+        if self.resume:
+            self.finished = Finished(self.path)
+
+    def append(self, records: List[Record]) -> None:
+        if self._appender is None or self.error is not None:
+            return
+        try:
+            self._appender.write(lines(records))
+        except OSError as e:
+            self.error = f"cannot write the journal {self._appender.path}: {os_error_text(e)}"
+
+    def close(self) -> None:
+        """Syncs and closes what :meth:`open` opened (an error syncing is :attr:`error`)."""
+        if self._appender is not None:
+            try:
+                self._appender.close()
+            except OSError as e:
+                self.error = self.error or f"cannot write the journal {self._appender.path}: {os_error_text(e)}"
+        if self.finished is not None:
+            self.finished.close()
+
+    @property
+    def merges(self) -> bool:
+        """Whether :meth:`finish` rewrites FILE in input order (rank 0 of a resumed or torchrun run)."""
+        return self.path is not None and self.rank == 0 and (self.resume or self.world > 1)
+
+    def finish(self, order: Dict[str, int], job: Job) -> List[str]:
+        """FILE merged in input order when :attr:`merges`; the problems, one line each."""
+        if not self.merges:
+            return []
+        try:
+            return merge(self.path, self.world, order, job)
+        except OSError as e:  # FILE and the parts are as they were
+            return [f"cannot write {self.path}: {os_error_text(e)}; the records are kept in the journal: run the "
+                    "same command with --resume once it can be written"]
+
+    def __exit__(self, *exc) -> None:
+        try:
+            self.close()
+        finally:
+            if self._lock is not None:
+                self._lock.__exit__(*exc)

@@ -3,43 +3,41 @@ otherwise), the progress bar, the records on stdout (when it is not a terminal a
 in the journal."""
 import os
 import sys
-from typing import List, Optional, Tuple
+from typing import List, Tuple
 
-from ...files import DurableAppender
-from .journal import lines
-from .write import os_error_text
+from .journal import Journal
+from .record import Record, lines
 
 
-def outcome_line(records: List[dict]) -> Tuple[bool, str]:
+def outcome_line(records: List[Record]) -> Tuple[bool, str]:
     """(ok, one line) for an input's records."""
-    file = records[0]["file"]
-    errors = [r for r in records if r["status"] != "ok"]
-    if errors and len({r["error"] for r in errors}) == 1 and len(errors) == len(records):
-        msg = errors[0]["error"]
-        prefix = f"ratio {errors[0]['ratio_text']}: "
+    file = records[0].file
+    errors = [r for r in records if not r.ok]
+    if errors and len({r.error for r in errors}) == 1 and len(errors) == len(records):
+        msg = errors[0].error
+        prefix = f"ratio {errors[0].ratio_text}: "
         if len(records) > 1 and msg.startswith(prefix):
             msg = msg[len(prefix):]
         return False, f"error {file}: {msg}"
     parts = []
-    for r in errors + [r for r in records if r["status"] == "ok"]:  # the failures first
-        if r["status"] != "ok":
-            parts.append(r["error"])
-        elif r["outputs"]:
-            parts.append(f"{r['ratio_text']} -> {', '.join(r['outputs'])}")
+    for r in errors + [r for r in records if r.ok]:  # the failures first
+        if not r.ok:
+            parts.append(r.error)
+        elif r.outputs:
+            parts.append(f"{r.ratio_text} -> {', '.join(r.outputs)}")
         else:
-            box = ", ".join(f"{v:.0f}" for v in r["boxes"][0]) if r["boxes"] else ""
-            parts.append(f"{r['ratio_text']} [{box}] {r['scores'][0]:.3f}" if r["boxes"] else r["ratio_text"])
+            box = ", ".join(f"{v:.0f}" for v in r.boxes[0]) if r.boxes else ""
+            parts.append(f"{r.ratio_text} [{box}] {r.scores[0]:.3f}" if r.boxes else r.ratio_text)
     return not errors, ("error " if errors else "ok ") + f"{file}: " + "; ".join(parts)
 
 
 class Reporter:
     """Takes each input's records, in input order: messages, stdout, the journal."""
 
-    def __init__(self, show_bar: bool, to_stdout: bool) -> None:
+    def __init__(self, show_bar: bool, to_stdout: bool, journal: Journal) -> None:
         self.tty = sys.stderr.isatty()
         self.to_stdout = to_stdout
-        self.journal: Optional[DurableAppender] = None
-        self.journal_error: Optional[str] = None  # the journal could not be written: the run stops
+        self.journal = journal
         self.failed_inputs = 0
         self.count = 0
         self.bar = None
@@ -54,13 +52,8 @@ class Reporter:
         else:
             print(text, file=sys.stderr, flush=True)
 
-    def add(self, records: List[dict]) -> None:
-        text = lines(records)
-        if self.journal is not None and self.journal_error is None:
-            try:
-                self.journal.write(text)
-            except OSError as e:
-                self.journal_error = f"cannot write the journal {self.journal.path}: {os_error_text(e)}"
+    def add(self, records: List[Record]) -> None:
+        self.journal.append(records)
         self.count += 1
         ok, line = outcome_line(records)
         if not ok:
@@ -69,7 +62,7 @@ class Reporter:
             self.message(line)
         if self.to_stdout:
             try:
-                sys.stdout.write(text)
+                sys.stdout.write(lines(records))
                 sys.stdout.flush()
             except BrokenPipeError:  # the reader left (e.g. | head): keep working, stop printing
                 self.to_stdout = False
@@ -80,10 +73,13 @@ class Reporter:
             self.bar.update(1)
 
     def close(self) -> None:
+        """Closes the bar and the journal (synced: an error doing so is the journal's ``error``)."""
         if self.bar is not None:
             self.bar.close()
-        if self.journal is not None:
-            try:
-                self.journal.close()
-            except OSError as e:
-                self.journal_error = self.journal_error or f"cannot write the journal {self.journal.path}: {os_error_text(e)}"
+        self.journal.close()
+
+    def __enter__(self) -> "Reporter":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -2,15 +2,14 @@
 resizing and ``--show`` previews, each file atomically (:func:`s2c_ops.files.write_atomic`)."""
 import errno
 import os
-import threading
-from typing import Dict, List, Optional, Tuple
+from typing import List, Optional, Tuple
 
 import torch
 from PIL import Image
 
 from ...cropping.candidates import pixel_crops
 from ...cropping.images import to_rgb
-from ...files import temporaries_in, temporary_tag, write_atomic as write_file_atomic
+from ...files import write_atomic as write_file_atomic
 from .args import Job, output_format
 from .decode import JPEG_FORMATS, InputError, decode_full, describe
 from .score import Outcome
@@ -70,28 +69,6 @@ def _save_options(im: Image.Image, fmt: str, params: dict) -> dict:
     elif fmt == "TIFF" and im.info.get("compression") not in (None, "raw"):
         opts["compression"] = im.info["compression"]
     return opts
-
-
-class Leftovers:
-    """The temporary files that a killed run left beside outputs: each is removed when its output is
-    written again. Every folder is listed once, at its first output."""
-
-    def __init__(self) -> None:
-        self._found: Dict[str, Dict[str, List[str]]] = {}
-        self._lock = threading.Lock()
-
-    def remove(self, path: str) -> None:
-        folder, name = os.path.split(path)
-        folder = folder or "."
-        with self._lock:
-            if folder not in self._found:
-                self._found[folder] = temporaries_in(folder)
-            stale = self._found[folder].pop(temporary_tag(name), [])
-        for tmp in stale:
-            try:
-                os.unlink(os.path.join(folder, tmp))
-            except FileNotFoundError:
-                pass
 
 
 def write_atomic(path: str, writer, job: Job) -> None:
