@@ -3,7 +3,7 @@ import argparse
 import sys
 from typing import List, Optional
 
-from . import crop, table, train
+from . import crop, export, table, train
 from . import eval as eval_cli
 from .errors import run_command
 
@@ -15,6 +15,7 @@ def build_parser() -> argparse.ArgumentParser:
     eval_cli.add_parser(sub)
     train.add_parsers(sub)
     crop.add_parser(sub)
+    export.add_parser(sub)
     table.add_parser(sub)
     return parser
 

@@ -1,0 +1,72 @@
+"""``s2c export``: a scorer as an ONNX model and/or an AOTInductor package, with the JSON file that says how
+to feed it (docs/deploy.md)."""
+import argparse
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Tuple
+
+from .models import ModelOptions, add_model_arguments, load_model
+
+FORMATS = ("onnx", "aoti")
+#: The files written in --out, by format.
+FILE_NAMES = {"onnx": "scorer.onnx", "aoti": "scorer.pt2", "json": "scorer.json"}
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    out: Path
+    formats: Tuple[str, ...]
+    model: ModelOptions
+    device: str
+    overwrite: bool
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> "ExportOptions":
+        formats = tuple(FORMATS) if args.format == "both" else (args.format,)
+        return cls(Path(args.out), formats, ModelOptions.from_namespace(args), args.device, bool(args.overwrite))
+
+    def paths(self) -> dict:
+        return {kind: self.out / FILE_NAMES[kind] for kind in (*self.formats, "json")}
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    p = subparsers.add_parser(
+        "export", help="write a scorer as ONNX and/or an AOTInductor package, for use without Python",
+        description="Writes the scoring of one candidate set per image (images, crops, objects, faces -> scores; "
+        "batch size, candidate count and image size dynamic) to --out: scorer.onnx (onnxruntime and other "
+        "ONNX runtimes), scorer.pt2 (AOTInductor, for the --device kind) and scorer.json (the inputs, the "
+        "pre-processing and the steps the caller runs: candidates, object boxes, the face rule).")
+    p.add_argument("--out", required=True, metavar="DIR", help="folder to write into")
+    p.add_argument("--format", choices=[*FORMATS, "both"], default="onnx", help="what to write (default: onnx)")
+    add_model_arguments(p)
+    p.add_argument("--device", default="cpu", help="the device the AOTInductor package runs on (default cpu)")
+    p.add_argument("--overwrite", action="store_true", help="replace files already in --out")
+    p.set_defaults(func=run)
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    options = ExportOptions.from_args(args)
+    paths = options.paths()
+    existing = [str(path) for path in paths.values() if path.exists()]
+    if existing and not options.overwrite:
+        raise FileExistsError(f"{', '.join(existing)} exist(s): pass --overwrite to replace")
+    if "onnx" in options.formats:
+        import onnxscript  # noqa: F401  (torch.onnx needs it: fail before the slow part)
+    from ..export import describe, export_program, write_aoti, write_description, write_onnx
+    from ..models.exportable import SetScorer
+
+    choice = load_model(options.model)
+    scorer = SetScorer(choice.module)
+    if "onnx" in options.formats:
+        write_onnx(export_program(scorer), paths["onnx"], overwrite=options.overwrite)
+        print(f"wrote {paths['onnx']}")
+    if "aoti" in options.formats:
+        write_aoti(export_program(scorer, options.device), paths["aoti"], overwrite=options.overwrite)
+        print(f"wrote {paths['aoti']}")
+    files = {kind: paths[kind].name for kind in options.formats}
+    payload = describe(scorer, choice.description, files)
+    payload["weights_digest"] = choice.digest
+    write_description(payload, paths["json"], overwrite=options.overwrite)
+    print(f"wrote {paths['json']}")
+    return 0
