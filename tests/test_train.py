@@ -198,6 +198,8 @@ def test_fcdb_training_on_every_photo_with_a_fixed_blend(tmp_path, capsys):
                 ["--blend-setting", "a:0:1", "--mirror", "on"], ["--blend-setting", "0.5:0:-1", "--mirror", "on"],
                 ["--blend-setting", "0.5:0:none:1", "--mirror", "on"], ["--blend-setting", "0.5:0:1:1:0", "--mirror", "on"],
                 ["--blend-setting", "0.5:0:none:none:1", "--mirror", "on"], ["--blend-setting", "0.5:0:1:1:1:1", "--mirror", "on"]):
-        with pytest.raises(SystemExit) as exit_info:
-            cli.main(base + bad)
-        assert exit_info.value.code == 2 and "--blend-setting" in capsys.readouterr().err
+        assert cli.main(base + bad) == 2
+        err = capsys.readouterr().err
+        assert "--blend-setting" in err and len(err.splitlines()) == 1, err
+    assert cli.main(base + ["--photos-per-step", "0"]) == 2
+    assert capsys.readouterr().err == "s2c train: error: --photos-per-step must be at least 1, got 0\n"

@@ -1,9 +1,12 @@
 """``s2c train`` (S2CNet on GAICD, the GAIC recipe, or on FCDB's real photos; also under torchrun) and
-``s2c train-prior`` (the geometry prior on GAICD ratings). The command line only parses: the training
-itself is :func:`~s2c_ops.training.gaicd.train_gaicd`, :func:`~s2c_ops.training.fcdb.train_fcdb` and
-:func:`~s2c_ops.training.prior.train_prior`."""
+``s2c train-prior`` (the geometry prior on GAICD ratings). The command line only parses: :func:`options_from`
+reads ``s2c train``'s options once into :class:`~s2c_ops.training.options.TrainOptions` for
+:func:`~s2c_ops.training.loop.train`; the prior is :func:`~s2c_ops.training.prior.train_prior`."""
 import argparse
+
 from ..models.config import OFFICIAL
+from ..training.options import BlendSetting, TrainOptions
+from .errors import UsageError
 
 DESCRIPTION = (
     "Trains S2CNet on the folder --data names, into the run folder --out. GAICD (annotations/, bbox/, split.json, "
@@ -12,8 +15,6 @@ DESCRIPTION = (
     "frozen-backbone epochs then optional fine-tuning, listwise and pair losses. Both evaluate --eval-split every "
     "epoch, save checkpoints, write log.csv and curves.png, and take --resume; torchrun -m s2c_ops.cli train runs it "
     "on several processes.")
-#: Defaults that differ between the two datasets (GAICD's are the GAIC recipe's).
-DEFAULTS = {"gaicd": {"epochs": 80, "lr": 1e-4, "split": "test"}, "fcdb": {"epochs": 2, "lr": 3e-4, "split": "val"}}
 
 
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
@@ -57,7 +58,7 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
 def add_parsers(subparsers) -> None:
     p = subparsers.add_parser("train", help="train S2CNet on GAICD or FCDB (also under torchrun)", description=DESCRIPTION)
     add_train_arguments(p)
-    p.set_defaults(func=run_train, train_parser=p)
+    p.set_defaults(func=run_train)
 
     p = subparsers.add_parser(
         "train-prior", help="train the geometry prior on GAICD ratings (minutes on a CPU)",
@@ -74,48 +75,27 @@ def add_parsers(subparsers) -> None:
     p.set_defaults(func=run_train_prior)
 
 
-def run_train(args: argparse.Namespace) -> int:
-    from ..data.fcdb import is_fcdb
-
-    kind = "fcdb" if is_fcdb(args.data) else "gaicd"
-    defaults = DEFAULTS[kind]
-    common = dict(config=args.config, epochs=args.epochs if args.epochs is not None else defaults["epochs"],
-                  lr=args.lr if args.lr is not None else defaults["lr"], eval_split=args.eval_split or defaults["split"],
-                  backbone_weights=args.backbone_weights, resume=args.resume, seed=args.seed, device=args.device)
-    if kind == "fcdb":
-        from ..training.fcdb import train_fcdb
-
-        mirror = {"auto": None, "on": True, "off": False}[args.mirror]
-        try:
-            setting = _blend_setting(args.blend_setting, mirror) if args.blend_setting else None
-        except ValueError as e:
-            args.train_parser.error(str(e))
-        train_fcdb(args.data, args.out, finetune_epochs=args.finetune_epochs, finetune_lr=args.finetune_lr,
-                   temperature=args.temperature, pair_weight=args.pair_weight, sample=args.sample,
-                   photos_per_step=args.photos_per_step, proposer=args.proposer, blend=args.blend,
-                   mirror=mirror, split=args.train_split, blend_setting=setting, log=_log, **common)
-    else:
-        from ..training.gaicd import train_gaicd
-
-        train_gaicd(args.data, args.out, workers=args.workers, log=_log, **common)
-    return 0
-
-
-def _blend_setting(text: str, mirror):
-    """``G:P:T[:TR[:TF]]`` and the mirror choice as ``(G, P, T, TR or None, TF or None, mirror)``."""
-    parts = text.split(":")
-    if len(parts) not in (3, 4, 5) or mirror is None:
-        raise ValueError(f"--blend-setting {text!r}: expected G:P:T, G:P:T:TR or G:P:T:TR:TF (e.g. 1:0.25:0.7:2:1) "
-                         "with --mirror on or off")
+def options_from(args: argparse.Namespace) -> TrainOptions:
+    """``s2c train``'s options, read here alone; a combination that cannot run is a :class:`UsageError`."""
+    mirror = {"auto": None, "on": True, "off": False}[args.mirror]
     try:
-        g, p = float(parts[0]), float(parts[1])
-        t, tr, tf = (None if v.lower() == "none" else float(v) for v in (parts[2:] + ["none"] * 2)[:3])
-    except ValueError:
-        raise ValueError(f"--blend-setting {text!r}: G, P, T, TR and TF must be numbers (T, TR, TF may be none)")
-    temps = (t, tr, tf)
-    if g < 0 or p < 0 or any(v is not None and not v > 0 for v in temps) or (t is None and temps != (None,) * 3):
-        raise ValueError(f"--blend-setting {text!r}: weights must be >= 0, temperatures > 0, TR and TF only with T")
-    return g, p, t, tr, tf, mirror
+        setting = BlendSetting.parse(args.blend_setting, mirror) if args.blend_setting else None
+        return TrainOptions.for_data(
+            args.data, args.out, epochs=args.epochs, lr=args.lr, eval_split=args.eval_split, config=args.config,
+            backbone_weights=args.backbone_weights, resume=args.resume, seed=args.seed, device=args.device,
+            workers=args.workers, finetune_epochs=args.finetune_epochs, finetune_lr=args.finetune_lr,
+            temperature=args.temperature, pair_weight=args.pair_weight, sample=args.sample,
+            photos_per_step=args.photos_per_step, proposer=args.proposer, train_split=args.train_split,
+            blend=args.blend, mirror=mirror, blend_setting=setting)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from ..training.loop import train
+
+    train(options_from(args), log=_log)
+    return 0
 
 
 def run_train_prior(args: argparse.Namespace) -> int:

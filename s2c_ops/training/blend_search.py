@@ -13,6 +13,7 @@ from ..files import write_json_atomic
 from ..models.s2cnet import S2CNet
 from .features import CachedPhoto
 from .fcdb_prior import prior_scores, train_fcdb_prior
+from .options import BlendSetting
 from .scoring import candidates, protocol_figures, score_view
 
 #: The blends measured at the end of training: FCDB-prior weights, GAICD-prior weights, temperatures, and
@@ -82,12 +83,11 @@ def measure_blends(model: S2CNet, fcdb_prior, gaicd_prior, photos: List[CachedPh
 
 def write_blend(model: S2CNet, train: List[CachedPhoto], evaluated: List[CachedPhoto], device: torch.device,
                 preprocess: OfficialPreprocess, folder: Path, *, seed: int, temperature: float,
-                mirror: Optional[bool], setting: Optional[tuple], log: Callable[[str], None]) -> Dict[str, Any]:
+                mirror: Optional[bool], setting: Optional[BlendSetting], log: Callable[[str], None]) -> Dict[str, Any]:
     """The FCDB geometry prior trained on ``train``, every blend of :data:`BLEND_GRID` (``mirror``: only
-    those with, or without, the mirror image; ``None``: both) or the one ``setting`` ``(G, P, T, ratio T or
-    None, face T or None, mirror)`` measured on ``evaluated``, the best (:func:`choose_blend`; mean of the two
-    protocols' IoU) or the given one written to ``folder/blend.safetensors``, all of them to ``blend.json``.
-    Returns the summary's ``{"blend": chosen}``."""
+    those with, or without, the mirror image; ``None``: both) or the one ``setting`` measured on
+    ``evaluated``, the best (:func:`choose_blend`; mean of the two protocols' IoU) or the given one written
+    to ``folder/blend.safetensors``, all of them to ``blend.json``. Returns the summary's ``{"blend": chosen}``."""
     from ..models.blend import S2CNetWithPriors
     from ..models.default import prior
 

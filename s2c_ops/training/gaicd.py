@@ -1,88 +1,78 @@
 """Training S2CNet on GAICD with the GAIC recipe: one image per step with all its rated crops, SmoothL1 on
 the normalised MOS, Adam, the backbone's BatchNorm frozen, ImageNet MobileNetV2 start, evaluation every
 epoch (:func:`~s2c_ops.evaluation.evaluate_gaicd`), checkpoints every epoch, resumable, under torchrun.
+:class:`GAICDTask` is this for :func:`~.loop.train`.
 """
-import time
-from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any, Callable, Dict, Iterator, List
 
 import torch
 import torch.nn.functional as F
-from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler
 
 from ..evaluation import evaluate_gaicd
-from ..models.config import ConfigLike
-from ..models.official import load_imagenet_backbone
+from ..models.config import S2CNetConfig, resolve_config
 from ..models.s2cnet import S2CNet
-from .run import Distributed, RunFolder, freeze_backbone_batchnorm, seed_epoch, summary_of
+from .options import TrainOptions
+from .run import Distributed, RunFolder, Stage
 
 LOG_FIELDS = ["epoch", "loss", "srcc", "pcc", "acc5", "acc10", "seconds"]
 
 
-def train_gaicd(data, out, *, config: ConfigLike = "GAICv1", epochs: int = 80, lr: float = 1e-4,
-                eval_split: str = "test", backbone_weights: str = "imagenet", resume: bool = False, seed: int = 0,
-                workers: int = 0, device: Optional[str] = None, log=print) -> Dict[str, Any]:
-    """Trains S2CNet on the GAICD folder ``data`` into the run folder ``out`` and returns the summary (what
-    ``summary.json`` holds). ``backbone_weights``: ``"imagenet"`` (torchvision's file through its hub
-    cache), a path to a torchvision MobileNetV2 state dict, or ``"none"``. ``device`` ``None``: CUDA when
-    available (``cuda:LOCAL_RANK`` under torchrun), else the CPU."""
-    from ..data.gaicd import GAICD, collate, normalise_mos
+class GAICDTask:
+    """GAICD for :func:`~.loop.train`: the train split's images (augmented; each rank its share of every
+    epoch's order), ``eval_split`` measured on rank 0, one stage of Adam on every parameter but the
+    backbone's BatchNorm."""
 
-    run = Distributed(device)
-    folder = RunFolder(Path(out), LOG_FIELDS, ["loss", "srcc"])
-    torch.manual_seed(seed)
-    train_set = GAICD.with_images(data, "train", augment=True, generator=torch.Generator().manual_seed(seed + run.rank))
-    eval_set = GAICD.with_images(data, eval_split) if run.rank == 0 else None
-    if len(train_set) == 0:
-        raise ValueError(f"no training images with pixels under {data}")
+    log_fields = LOG_FIELDS
+    curves = ("loss", "srcc")
+    weights_dtype = None
+    seconds_digits = 2
 
-    saved = folder.load_state() if resume else None
-    if saved is not None:
-        model = S2CNet.load(folder.weights)
-    else:
-        model = S2CNet(config)
-        if backbone_weights != "none":
-            load_imagenet_backbone(model, backbone_weights)
-    start_epoch, rows = (int(saved["epoch"]), list(saved["rows"])) if saved else (0, [])
-    model.to(run.device)
-    freeze_backbone_batchnorm(model)
-    optimiser = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr)
-    if saved is not None:
-        optimiser.load_state_dict(saved["optimiser"])
-    net = DistributedDataParallel(model) if run.world > 1 else model
+    def __init__(self, options: TrainOptions, run: Distributed, log: Callable[[str], None]) -> None:
+        from ..data.gaicd import GAICD
 
-    sampler = DistributedSampler(train_set, num_replicas=run.world, rank=run.rank, shuffle=True, seed=seed)
-    loader = DataLoader(train_set, batch_size=1, sampler=sampler, collate_fn=collate, num_workers=workers)
-    for epoch in range(start_epoch, epochs):
-        started = time.time()
-        seed_epoch(seed, run.rank, epoch, *([train_set.generator] if train_set.generator is not None else []))
-        sampler.set_epoch(epoch)
-        model.train()
-        freeze_backbone_batchnorm(model)
-        total = torch.zeros(2, dtype=torch.float64)
-        for batch in loader:
-            scores = net(batch["image"].to(run.device), [b.float().to(run.device) for b in batch["crop_boxes"]],
-                         [b.float().to(run.device) for b in batch["object_boxes"]])
-            loss = F.smooth_l1_loss(scores, normalise_mos(torch.cat(batch["mos"]).float()).to(run.device))
-            optimiser.zero_grad()
-            loss.backward()
-            optimiser.step()
-            total += torch.tensor([float(loss.detach()), 1.0], dtype=torch.float64)
-        total = run.sum(total)
-        row: Dict[str, Any] = {"epoch": epoch + 1, "loss": float(total[0] / total[1])}
-        if run.rank == 0:
-            model.eval()
-            m = evaluate_gaicd(model, eval_set, run.device).compute() if len(eval_set) else {}
-            row.update({k: m.get(k, float("nan")) for k in ("srcc", "pcc", "acc5", "acc10")})
-            row["seconds"] = round(time.time() - started, 2)
-            rows.append(row)
-            folder.save_epoch(model, {"epoch": epoch + 1, "optimiser": optimiser.state_dict()}, rows)
-            log(f"epoch {epoch + 1}/{epochs} loss {row['loss']:.4f} srcc {row['srcc']:.3f} "
+        self.options, self.run, self.log = options, run, log
+        generator = torch.Generator().manual_seed(options.seed + run.rank)
+        self.train_set = GAICD.with_images(options.data, "train", augment=True, generator=generator)
+        self.eval_set = GAICD.with_images(options.data, options.eval_split) if run.rank == 0 else None
+        if len(self.train_set) == 0:
+            raise ValueError(f"no training images with pixels under {options.data}")
+        self.generators = [self.train_set.generator] if self.train_set.generator is not None else []
+
+    def config(self) -> S2CNetConfig:
+        return resolve_config(self.options.config)
+
+    def prepare(self, model: S2CNet, folder: RunFolder) -> None:
+        from ..data.gaicd import collate
+
+        o, run = self.options, self.run
+        self.sampler = DistributedSampler(self.train_set, num_replicas=run.world, rank=run.rank, shuffle=True,
+                                          seed=o.seed)
+        self.loader = DataLoader(self.train_set, batch_size=1, sampler=self.sampler, collate_fn=collate,
+                                 num_workers=o.workers)
+
+    def stages(self, model: S2CNet) -> List[Stage]:
+        params = [p for p in model.parameters() if p.requires_grad]
+        return [Stage("train", self.options.epochs, params, torch.optim.Adam(params, lr=self.options.lr))]
+
+    def losses(self, model: S2CNet, stage: Stage, epoch: int, seed: int) -> Iterator[torch.Tensor]:
+        from ..data.gaicd import normalise_mos
+
+        device = self.run.device
+        self.sampler.set_epoch(epoch)
+        for batch in self.loader:
+            scores = model(batch["image"].to(device), [b.float().to(device) for b in batch["crop_boxes"]],
+                           [b.float().to(device) for b in batch["object_boxes"]])
+            yield F.smooth_l1_loss(scores, normalise_mos(torch.cat(batch["mos"]).float()).to(device))
+
+    def evaluate(self, model: S2CNet, stage: Stage) -> Dict[str, float]:
+        model.eval()
+        m = evaluate_gaicd(model, self.eval_set, self.run.device).compute() if len(self.eval_set) else {}
+        return {k: m.get(k, float("nan")) for k in ("srcc", "pcc", "acc5", "acc10")}
+
+    def epoch_line(self, row: Dict[str, Any], epochs: int) -> str:
+        return (f"epoch {row['epoch']}/{epochs} loss {row['loss']:.4f} srcc {row['srcc']:.3f} "
                 f"acc5 {row['acc5']:.1f} acc10 {row['acc10']:.1f} ({row['seconds']} s)")
-        run.barrier()
-    summary = summary_of(model, run, rows, epochs=epochs)
-    if run.rank == 0:
-        folder.write_summary(summary)
-    run.close()
-    return summary
+
+    def finish(self, model: S2CNet, folder: RunFolder) -> Dict[str, Any]:
+        return {"epochs": self.options.epochs}

@@ -141,6 +141,21 @@ class Distributed:
         dist.all_gather_object(out, value)
         return out
 
+    def average_gradients(self, params: Sequence[nn.Parameter]) -> None:
+        """The gradients of ``params`` averaged over the ranks (every rank then takes the same step)."""
+        if self.world == 1:
+            return
+        for p in params:
+            if p.grad is not None:
+                dist.all_reduce(p.grad)
+                p.grad /= self.world
+
+    def broadcast_buffers(self, module: nn.Module) -> None:
+        """``module``'s buffers (BatchNorm statistics outside the frozen backbone) as rank 0 has them."""
+        if self.world > 1:
+            for b in module.buffers():
+                dist.broadcast(b, 0)
+
     def barrier(self) -> None:
         if self.world > 1:
             dist.barrier()
@@ -151,6 +166,18 @@ class Distributed:
             # without an active exception") now and then when its peer tore the group down mid-exchange.
             dist.barrier()
             dist.destroy_process_group()
+
+
+@dataclass
+class Stage:
+    """Epochs of a run that train the same parameters with one optimiser (and learning-rate schedule),
+    both built before the first epoch; ``name`` is what the state (and FCDB's log) records."""
+
+    name: str
+    epochs: int
+    params: List[nn.Parameter]
+    optimiser: torch.optim.Optimizer
+    schedule: Optional[torch.optim.lr_scheduler.LRScheduler] = None
 
 
 def summary_of(model: nn.Module, run: Distributed, rows: List[Dict[str, Any]], **extra: Any) -> Dict[str, Any]:

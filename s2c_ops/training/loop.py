@@ -1,0 +1,147 @@
+"""The training loop of ``s2c train``, one for both datasets: a :class:`Task` (:class:`~.gaicd.GAICDTask`,
+:class:`~.fcdb.FCDBTask`) brings the data, the stages and the loss of each step; the loop seeds each epoch
+(:func:`~.run.seed_epoch`), averages the gradients over the torchrun ranks, evaluates and saves on rank 0.
+
+Resuming (``--resume``) reads ``state.pt``, one format for both: ``epoch`` (epochs done), ``stage`` and the
+stage's ``optimiser`` and ``schedule`` (``None`` without one), ``model`` (float32, whatever the weights
+file's dtype), ``config`` and the log's ``rows``. The next epoch then draws what it would have drawn in an
+uninterrupted run."""
+import time
+from dataclasses import asdict
+from typing import Any, Callable, Dict, Iterator, List, Optional, Protocol, Sequence
+
+import torch
+
+from ..models.config import S2CNetConfig
+from ..models.official import load_imagenet_backbone
+from ..models.s2cnet import S2CNet
+from .options import TrainOptions
+from .run import Distributed, RunFolder, Stage, freeze_backbone_batchnorm, seed_epoch, summary_of
+
+STATE_KEYS = ("epoch", "stage", "optimiser", "schedule", "model", "config", "rows")
+
+
+class Task(Protocol):
+    """What a dataset brings to :func:`train`. ``log_fields``: the columns of ``log.csv`` (with ``"stage"``
+    every row names its stage); ``curves``: those ``curves.png`` draws; ``generators``: seeded every epoch
+    with torch's global one; ``weights_dtype``: of the weights file (``None``: as trained)."""
+
+    log_fields: Sequence[str]
+    curves: Sequence[str]
+    generators: Sequence[torch.Generator]
+    weights_dtype: Optional[torch.dtype]
+    seconds_digits: int
+
+    def config(self) -> S2CNetConfig:
+        """The model of a fresh run."""
+
+    def prepare(self, model: S2CNet, folder: RunFolder) -> None:
+        """The data, once the model is on its device."""
+
+    def stages(self, model: S2CNet) -> List[Stage]:
+        """The run's stages in order, their optimisers built (the backbone's BatchNorm already frozen)."""
+
+    def losses(self, model: S2CNet, stage: Stage, epoch: int, seed: int) -> Iterator[torch.Tensor]:
+        """The loss of each step of an epoch; ``seed``: :func:`~.run.seed_epoch`'s, for Python's ``random``."""
+
+    def evaluate(self, model: S2CNet, stage: Stage) -> Dict[str, float]:
+        """The figures of the log after an epoch (rank 0)."""
+
+    def epoch_line(self, row: Dict[str, Any], epochs: int) -> str:
+        """What the run prints after an epoch."""
+
+    def finish(self, model: S2CNet, folder: RunFolder) -> Dict[str, Any]:
+        """The work after the last epoch (every rank); returns what ``summary.json`` adds."""
+
+
+def train(options: TrainOptions, log: Callable[[str], None] = print) -> Dict[str, Any]:
+    """Trains S2CNet as ``options`` say (also under torchrun) into the run folder ``options.out``: the
+    weights, ``state.pt``, ``log.csv`` and ``curves.png`` every epoch, ``summary.json`` at the end (which
+    this returns). ``device`` ``None``: CUDA when available (``cuda:LOCAL_RANK`` under torchrun), else
+    the CPU."""
+    run = Distributed(options.device)
+    torch.manual_seed(options.seed)
+    task = _task(options, run, log)
+    folder = RunFolder(options.out, task.log_fields, task.curves)
+    saved = _saved_state(folder) if options.resume else None
+    model = _model(options, task, saved).to(run.device)
+    task.prepare(model, folder)
+    freeze_backbone_batchnorm(model)
+    stages = task.stages(model)
+    for stage in stages:
+        if saved is not None and saved["stage"] == stage.name:
+            stage.optimiser.load_state_dict(saved["optimiser"])
+            if stage.schedule is not None:
+                stage.schedule.load_state_dict(saved["schedule"])
+    tunable = list({id(p): p for stage in stages for p in stage.params}.values())
+    plan = [stage for stage in stages for _ in range(stage.epochs)]
+    rows: List[Dict[str, Any]] = list(saved["rows"]) if saved else []
+    for epoch in range(int(saved["epoch"]) if saved else 0, len(plan)):
+        stage = plan[epoch]
+        started = time.time()
+        seed = seed_epoch(options.seed, run.rank, epoch, *task.generators)
+        model.train()
+        freeze_backbone_batchnorm(model)
+        trained = {id(p) for p in stage.params}
+        for p in tunable:
+            p.requires_grad_(id(p) in trained)
+        total = torch.zeros(2, dtype=torch.float64)
+        for loss in task.losses(model, stage, epoch, seed):
+            stage.optimiser.zero_grad()
+            loss.backward()
+            run.average_gradients(stage.params)
+            stage.optimiser.step()
+            if stage.schedule is not None:
+                stage.schedule.step()
+            total += torch.tensor([float(loss.detach()), 1.0], dtype=torch.float64)
+        total = run.sum(total)
+        run.broadcast_buffers(model)
+        row: Dict[str, Any] = {"epoch": epoch + 1}
+        if "stage" in task.log_fields:
+            row["stage"] = stage.name
+        row["loss"] = float(total[0] / total[1])
+        if run.rank == 0:
+            row.update(task.evaluate(model, stage))
+            row["seconds"] = round(time.time() - started, task.seconds_digits)
+            rows.append(row)
+            state = {"epoch": epoch + 1, "stage": stage.name, "optimiser": stage.optimiser.state_dict(),
+                     "schedule": stage.schedule.state_dict() if stage.schedule is not None else None,
+                     "model": model.state_dict(), "config": asdict(model.config)}
+            folder.save_epoch(model, state, rows, dtype=task.weights_dtype)
+            log(task.epoch_line(row, len(plan)))
+        run.barrier()
+    summary = summary_of(model, run, rows, **task.finish(model, folder))
+    if run.rank == 0:
+        folder.write_summary(summary)
+    run.close()
+    return summary
+
+
+def _task(options: TrainOptions, run: Distributed, log: Callable[[str], None]) -> Task:
+    if options.kind == "fcdb":
+        from .fcdb import FCDBTask
+
+        return FCDBTask(options, run, log)
+    from .gaicd import GAICDTask
+
+    return GAICDTask(options, run, log)
+
+
+def _saved_state(folder: RunFolder) -> Optional[Dict[str, Any]]:
+    saved = folder.load_state()
+    missing = [k for k in STATE_KEYS if saved is not None and k not in saved]
+    if missing:
+        raise ValueError(f"cannot resume from {folder.state}: it lacks {', '.join(missing)} (an older release's "
+                         "state); train again without --resume")
+    return saved
+
+
+def _model(options: TrainOptions, task: Task, saved: Optional[Dict[str, Any]]) -> S2CNet:
+    if saved is not None:
+        model = S2CNet(saved["config"])
+        model.load_state_dict(saved["model"])
+    else:
+        model = S2CNet(task.config())
+        if options.backbone_weights != "none":
+            load_imagenet_backbone(model, options.backbone_weights)
+    return model

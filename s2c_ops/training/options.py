@@ -1,0 +1,103 @@
+"""What a training run of ``s2c train`` is given: :class:`TrainOptions`, made once (by the command line from
+its options, or by a caller), read by :func:`~.loop.train` and the two datasets' tasks."""
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NamedTuple, Optional
+
+from ..models.config import ConfigLike
+
+#: The options whose defaults differ between the two datasets (GAICD's are the GAIC recipe's).
+DEFAULTS = {"gaicd": {"epochs": 80, "lr": 1e-4, "eval_split": "test"},
+            "fcdb": {"epochs": 2, "lr": 3e-4, "eval_split": "val"}}
+
+
+class BlendSetting(NamedTuple):
+    """A blend chosen beforehand (``--blend-setting G:P:T[:TR[:TF]]`` with ``--mirror on|off``) instead of
+    the best of the grid: the FCDB prior's weight, the GAICD prior's, the temperature (``None``: no
+    decoding), the temperature of candidates of one aspect ratio and the highest of a photo with faces
+    (``None``: the temperature, no bound), and whether S2CNet scores the mirror image too."""
+
+    geometry_weight: float
+    gaicd_weight: float
+    temperature: Optional[float]
+    ratio_temperature: Optional[float]
+    face_temperature: Optional[float]
+    mirror: bool
+
+    @classmethod
+    def parse(cls, text: str, mirror: Optional[bool]) -> "BlendSetting":
+        """``G:P:T[:TR[:TF]]`` (T, TR and TF may be ``none``) with the mirror choice (``None``, auto, is
+        refused); a ValueError names what is wrong."""
+        parts = text.split(":")
+        if len(parts) not in (3, 4, 5) or mirror is None:
+            raise ValueError(f"--blend-setting {text!r}: expected G:P:T, G:P:T:TR or G:P:T:TR:TF (e.g. "
+                             "1:0.25:0.7:2:1) with --mirror on or off")
+        try:
+            g, p = float(parts[0]), float(parts[1])
+            t, tr, tf = (None if v.lower() == "none" else float(v) for v in (parts[2:] + ["none"] * 2)[:3])
+        except ValueError:
+            raise ValueError(f"--blend-setting {text!r}: G, P, T, TR and TF must be numbers (T, TR, TF may be none)")
+        temps = (t, tr, tf)
+        if g < 0 or p < 0 or any(v is not None and not v > 0 for v in temps) or (t is None and temps != (None,) * 3):
+            raise ValueError(f"--blend-setting {text!r}: weights must be >= 0, temperatures > 0, TR and TF only with T")
+        return cls(g, p, t, tr, tf, mirror)
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    """One training run. ``kind`` ``"gaicd"`` (the GAIC recipe) or ``"fcdb"``; :meth:`for_data` tells it
+    from the folder and fills the kind's :data:`DEFAULTS`. The options after ``workers`` are FCDB's (see
+    :mod:`.fcdb`): ``finetune_epochs`` on pixels after the ``epochs`` on the frozen backbone's cache,
+    ``train_split`` ``"fit"`` (the training photos without the validation list) or ``"train"`` (all), the
+    blend with the geometry priors at the end (``blend``; ``mirror`` ``None``: with or without the mirror
+    image, whichever measures best; ``blend_setting``: that one, not the best of the grid). ``antialias``:
+    the model's input is resized with antialiasing (the face proposer needs it)."""
+
+    data: Path
+    out: Path
+    kind: str
+    epochs: int
+    lr: float
+    eval_split: str
+    config: ConfigLike = "GAICv1"
+    backbone_weights: str = "imagenet"
+    resume: bool = False
+    seed: int = 0
+    device: Optional[str] = None
+    workers: int = 0
+    finetune_epochs: int = 0
+    finetune_lr: float = 3e-5
+    weight_decay: float = 1e-4
+    temperature: float = 0.05
+    pair_weight: float = 0.5
+    sample: int = 24
+    photos_per_step: int = 4
+    proposer: str = "default"
+    train_split: str = "fit"
+    antialias: bool = True
+    blend: bool = True
+    mirror: Optional[bool] = None
+    blend_setting: Optional[BlendSetting] = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in DEFAULTS:
+            raise ValueError(f"kind must be one of {', '.join(DEFAULTS)}, got {self.kind!r}")
+        if self.train_split not in ("fit", "train"):
+            raise ValueError(f"--train-split must be fit or train, got {self.train_split!r}")
+        for name, least in (("epochs", 0), ("finetune_epochs", 0), ("workers", 0), ("sample", 1),
+                            ("photos_per_step", 1)):
+            if getattr(self, name) < least:
+                raise ValueError(f"--{name.replace('_', '-')} must be at least {least}, got {getattr(self, name)}")
+
+    @classmethod
+    def for_data(cls, data: Path, out: Path, *, epochs: Optional[int] = None, lr: Optional[float] = None,
+                 eval_split: Optional[str] = None, **options) -> "TrainOptions":
+        """The options of a run on the folder ``data`` (FCDB or GAICD), the kind's defaults where
+        ``epochs``, ``lr`` or ``eval_split`` is ``None``; ``options``: the other fields."""
+        from ..data.fcdb import is_fcdb
+
+        kind = "fcdb" if is_fcdb(data) else "gaicd"
+        given = {"epochs": epochs, "lr": lr, "eval_split": eval_split}
+        return cls(Path(data), Path(out), kind, **{k: DEFAULTS[kind][k] if v is None else v for k, v in given.items()},
+                   **options)
+
