@@ -203,3 +203,29 @@ def test_fcdb_training_on_every_photo_with_a_fixed_blend(tmp_path, capsys):
         assert "--blend-setting" in err and len(err.splitlines()) == 1, err
     assert cli.main(base + ["--photos-per-step", "0"]) == 2
     assert capsys.readouterr().err == "s2c train: error: --photos-per-step must be at least 1, got 0\n"
+
+
+def test_options_read_once_and_an_older_state_refused(tmp_path, capsys):
+    """The namespace holds no parser and becomes one frozen TrainOptions; a GAICD state.pt of an earlier
+    release (weights beside it, no model in it) is refused in one line rather than half resumed."""
+    import dataclasses
+    from argparse import ArgumentParser
+
+    from s2c_ops.cli.main import build_parser
+    from s2c_ops.cli.train import options_from
+
+    data = tmp_path / "gaicd"
+    make_gaicd(data, n_train=1, n_test=1, pixels=True, crops=4)
+    run = tmp_path / "run"
+    args = build_parser().parse_args(["train", "--data", str(data), "--out", str(run), "--resume"])
+    assert not any(isinstance(v, ArgumentParser) for v in vars(args).values())
+    options = options_from(args)
+    assert (options.kind, options.epochs, options.lr, options.eval_split, options.resume) == ("gaicd", 80, 1e-4, "test", True)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        options.epochs = 1
+    run.mkdir()
+    torch.save({"epoch": 1, "optimiser": {}, "rows": []}, run / "state.pt")
+    assert cli.main(["train", "--data", str(data), "--out", str(run), "--resume", "--device", "cpu",
+                     "--backbone-weights", "none"]) == 1
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and "lacks stage, schedule, model, config" in err, err

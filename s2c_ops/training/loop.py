@@ -131,8 +131,8 @@ def _saved_state(folder: RunFolder) -> Optional[Dict[str, Any]]:
     saved = folder.load_state()
     missing = [k for k in STATE_KEYS if saved is not None and k not in saved]
     if missing:
-        raise ValueError(f"cannot resume from {folder.state}: it lacks {', '.join(missing)} (an older release's "
-                         "state); train again without --resume")
+        raise ValueError(f"cannot resume from {folder.state}: it lacks {', '.join(missing)} (a GAICD "
+                         "run of an earlier release); train again without --resume")
     return saved
 
 
