@@ -67,13 +67,12 @@ def test_torch_export_is_dynamic(name):
             torch.testing.assert_close(program.module()(*inputs), scorer.score(*inputs), rtol=0, atol=1e-5)
 
 
-@pytest.mark.parametrize("name", ["s2cnet_gaicv1", "default"])
+@pytest.mark.parametrize("name", ["prior", "default"])  # the default model runs S2CNet's whole forward
 def test_compile_fullgraph_has_no_graph_break(name):
     scorer = SetScorer(MODELS[name])
     inputs = scorer.example_inputs()
     torch._dynamo.reset()
-    explained = torch._dynamo.explain(scorer)(*inputs)
-    assert explained.graph_break_count == 0, explained.break_reasons
+    # fullgraph=True raises at the first graph break.
     compiled = torch.compile(scorer, fullgraph=True, backend="eager", dynamic=True)
     with torch.no_grad():
         torch.testing.assert_close(compiled(*inputs), scorer(*inputs), rtol=0, atol=1e-5)
