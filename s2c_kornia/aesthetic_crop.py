@@ -51,10 +51,7 @@ from s2c_ops.cropping.table import CropTable, model_identity, proposer_identity
 from s2c_ops.models.default import default_model
 from s2c_ops.cropping.proposals import default_proposer, get_proposer, whole_image_boxes
 
-try:  # the face rule's own module, where the Cropper's face rule moves (the work beside issue 31)
-    from s2c_ops.cropping.face_rule import FACE_CUT_PENALTY
-except ImportError:
-    from s2c_ops.cropping.cropper import FACE_CUT_PENALTY
+from .sampling import pick_candidates
 
 __all__ = ["AestheticCrop"]
 
@@ -420,31 +417,8 @@ class AestheticCrop(GeometricAugmentationBase2D):
         return boxes.to(images.device), scores.to(images.device)
 
     def _pick(self, boxes: Tensor, scores: Tensor, draw: Optional[Tensor]) -> Tuple[Tensor, Tensor]:
-        """Per image, the chosen candidate box (B, 4) and its score (B,), on the scores' device: ``boxes``
-        are the candidates of every image (N, 4), or of each image (B, N, 4). A draw never picks a candidate
-        that cuts more faces than the best one (the face rule's penalty is in the scores)."""
-        b = scores.shape[0]
-        if self.same_on_batch:
-            scores = scores.mean(0, keepdim=True)
-        k = min(self.flags["top_k"], scores.shape[1])
-        top, index = torch.sort(scores, dim=1, descending=True, stable=True)
-        top, index = top[:, :k], index[:, :k]
-        choice = torch.zeros(len(index), dtype=torch.long, device=index.device)
-        if k > 1:
-            if draw is None:
-                raise RuntimeError("params has no 'draw' for top_k > 1: make them with forward_parameters")
-            temperature = self.flags["temperature"]
-            logits = torch.zeros_like(top) if temperature is None else top / temperature
-            allowed = top >= top[:, :1] - FACE_CUT_PENALTY / 2
-            weights = torch.softmax(logits.masked_fill(~allowed, -math.inf), dim=1)
-            cdf = weights.cumsum(1)
-            u = draw.to(cdf.device, cdf.dtype)[: len(cdf), None]
-            choice = (cdf < u * cdf[:, -1:]).sum(1).clamp_max(k - 1)
-        rows = torch.arange(len(index), device=index.device)
-        picked, score = index[rows, choice], top[rows, choice]
-        if self.same_on_batch:
-            picked, score = picked.expand(b), score.expand(b)
-        return (boxes[picked] if boxes.dim() == 2 else boxes[rows, picked]), score
+        """:func:`~s2c_kornia.sampling.pick_candidates` with this augmentation's settings."""
+        return pick_candidates(boxes, scores, draw, self.flags["top_k"], self.flags["temperature"], self.same_on_batch)
 
     # -- the transformation ----------------------------------------------------------------------
     def compute_transformation(self, input: Tensor, params: Dict[str, Tensor], flags: Dict[str, Any]) -> Tensor:

@@ -22,7 +22,7 @@ from PIL import Image
 from s2c_kornia import AestheticCrop, CropTable
 from s2c_ops import cli
 from s2c_ops.cropping.candidates import pixel_crops
-from s2c_kornia.aesthetic_crop import FACE_CUT_PENALTY
+from s2c_kornia.sampling import FACE_CUT_PENALTY
 from s2c_ops.cropping.cropper import Cropper
 from s2c_ops.cropping.table import TableMismatch, TableMiss
 from s2c_ops.cropping.table_keys import fingerprints, path_key
