@@ -10,6 +10,7 @@ from typing import Tuple, Union
 import torch
 from torch import Tensor, nn
 
+from ._registration import FUNCTIONS
 from .boxes import BoxesLike, boxes_to_rois
 
 Size = Union[int, Tuple[int, int]]
@@ -22,6 +23,15 @@ def _pair(output_size: Size) -> Tuple[int, int]:
     return size
 
 
+def _call(name: str, input: Tensor, rois: Tensor, spatial_scale: float, h: int, w: int) -> Tensor:
+    """``torch.ops.s2c.<name>``; under a torch.func transform its autograd.Function, applied here above the
+    dispatcher (the only place grad and jvp can reach it)."""
+    if not torch.jit.is_scripting() and not torch.compiler.is_compiling():
+        if torch._C._are_functorch_transforms_active():
+            return FUNCTIONS[f"s2c::{name}"].apply(input, rois, spatial_scale, h, w)
+    return getattr(torch.ops.s2c, name)(input, rois, spatial_scale, h, w)
+
+
 def rod_align(input: Tensor, boxes: BoxesLike, output_size: Size, spatial_scale: float = 1.0) -> Tensor:
     """RoDAlign of ``input`` (N, C, H, W) for each box: ``Tensor[K, C, h, w]``.
 
@@ -29,7 +39,7 @@ def rod_align(input: Tensor, boxes: BoxesLike, output_size: Size, spatial_scale:
     rows ``(batch_index, x1, y1, x2, y2)`` or a list of ``Tensor[L, 4]``, one per image.
     """
     h, w = _pair(output_size)
-    return torch.ops.s2c.rod_align(input, boxes_to_rois(boxes), spatial_scale, h, w)
+    return _call("rod_align", input, boxes_to_rois(boxes), spatial_scale, h, w)
 
 
 def gaic_roi_align(input: Tensor, boxes: BoxesLike, output_size: Size, spatial_scale: float = 1.0) -> Tensor:
@@ -39,7 +49,7 @@ def gaic_roi_align(input: Tensor, boxes: BoxesLike, output_size: Size, spatial_s
     outside the feature map give 0. ``boxes`` as in :func:`rod_align`.
     """
     h, w = _pair(output_size)
-    return torch.ops.s2c.gaic_roi_align(input, boxes_to_rois(boxes), spatial_scale, h, w)
+    return _call("gaic_roi_align", input, boxes_to_rois(boxes), spatial_scale, h, w)
 
 
 def _avg(align, input: Tensor, boxes: BoxesLike, output_size: Size, spatial_scale: float) -> Tensor:
