@@ -379,3 +379,76 @@ def test_unwritable_out_stops_before_the_model_loads(tmp_path, capsys, monkeypat
     monkeypatch.setattr(crop_run, "load_model", never)
     rc, _, err = run_cli(["crop", tmp_path / "p.png", "--ratio", "1:1", "--out", "/proc/s2c-nowhere"], capsys)
     assert rc == 1 and err.strip().startswith("s2c crop: error: cannot write to --out /proc/s2c-nowhere")
+
+
+# ---------------------------------------------------------------------------------------------------
+# The command against an expectation computed without the package's scoring code
+# ---------------------------------------------------------------------------------------------------
+class CentreScorer(torch.nn.Module):
+    """Scores a crop by how near its centre lies to a point given as fractions of the image's width and
+    height (the same in the model's pixels as in the photo's), plus a little for its area."""
+
+    bbox_num = 1
+
+    def __init__(self, fx: float, fy: float) -> None:
+        super().__init__()
+        self.fx, self.fy = fx, fy
+        self.anchor = torch.nn.Parameter(torch.zeros(1))  # gives the scorer a device
+
+    def forward(self, images, crop_boxes, object_boxes, **kwargs):
+        from s2c_ops.ops.boxes import boxes_to_rois
+
+        rois = boxes_to_rois(crop_boxes)
+        height, width = images.shape[-2:]
+        return score_boxes(rois[:, 1:], width, height, self.fx, self.fy)
+
+
+def score_boxes(boxes, width, height, fx, fy):
+    cx, cy = (boxes[:, 0] + boxes[:, 2]) / (2 * width), (boxes[:, 1] + boxes[:, 3]) / (2 * height)
+    area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]) / (width * height)
+    return -((cx - fx).abs() + (cy - fy).abs()) + 0.01 * area
+
+
+def expected_box(width, height, ratio, fx, fy):
+    """The best of every whole-pixel box of ``ratio`` (within 1%) inside the photo and at least half the
+    area of the largest one (the candidates' documented family), each placed as near the point as it can
+    be, by the scorer's rule: a brute-force search in the photo's pixels."""
+    largest = min(width, height * ratio) * min(height, width / ratio)
+    best, best_score = None, -float("inf")
+    for h in range(16, height + 1):
+        w = round(h * ratio)
+        if w > width or abs(w / h / ratio - 1) > 0.01 or w * h < 0.5 * largest:
+            continue
+        x = min(max(round(fx * width - w / 2), 0), width - w)
+        y = min(max(round(fy * height - h / 2), 0), height - h)
+        s = float(score_boxes(torch.tensor([[x, y, x + w, y + h]], dtype=torch.float64), width, height, fx, fy))
+        if s > best_score:
+            best, best_score = (x, y, x + w, y + h), s
+    return best
+
+
+@pytest.mark.parametrize("size, ratio, point", [((400, 300), "16:9", (0.3, 0.6)), ((300, 420), "1:1", (0.7, 0.25)),
+                                                ((512, 200), "4:5", (0.15, 0.5))])
+def test_crop_matches_an_independent_expectation(tmp_path, capsys, monkeypatch, size, ratio, point):
+    """s2c crop with a scorer whose best crop is known in closed form: the record's box and the written crop
+    agree, within the candidate grid's step, with a brute-force search over the photo's own pixels (no
+    candidates, no Cropper, no model pixels)."""
+    from s2c_ops.cli.models import ModelChoice
+
+    scorer = CentreScorer(*point)
+    monkeypatch.setattr(crop_run, "load_model", lambda options: ModelChoice(scorer, "centre", "sha256:0"))
+    width, height = size
+    photo(width, height).save(tmp_path / "p.png")
+    rc, _, err = run_cli(["crop", tmp_path / "p.png", "--ratio", ratio, "--proposer", "image", "--out",
+                          tmp_path / "out", "--json", tmp_path / "r.jsonl"], capsys)
+    assert rc == 0, err
+    (rec,) = read_jsonl(tmp_path / "r.jsonl")
+    x1, y1, x2, y2 = expected_box(width, height, rec["ratio"], *point)
+    step = max(width, height) / 12  # the candidates' grid is coarser than a pixel
+    assert all(abs(a - b) <= step for a, b in zip(rec["boxes"][0], (x1, y1, x2, y2))), rec["boxes"][0]
+    crop = Image.open(rec["outputs"][0])
+    bx1, by1, bx2, by2 = rec["boxes"][0]
+    assert abs(crop.width - (bx2 - bx1)) <= 1 and abs(crop.height - (by2 - by1)) <= 1
+    source = np.asarray(Image.open(tmp_path / "p.png"))[round(by1):round(by1) + crop.height,
+                                                         round(bx1):round(bx1) + crop.width]
+    assert np.abs(np.asarray(crop, np.int16) - source.astype(np.int16)).max() <= 1  # the photo's own pixels
