@@ -1,6 +1,8 @@
 """The model's input has a capped long side (OfficialPreprocess.max_long_side, MAX_LONG_SIDE): photos of
 any aspect ratio cost about what an ordinary photo does, and their crops still lie inside them.
 benchmarks/bench_extreme_shapes.py measures the time and memory."""
+from typing import Tuple
+
 import pytest
 from PIL import Image
 
@@ -34,12 +36,40 @@ def cropper():
     return Cropper(proposer=get_proposer("saliency"))  # the default model
 
 
-@pytest.mark.parametrize("width, height", [(10000, 40), (40, 10000)])
-def test_extreme_photo(cropper, width, height):
-    photo = Image.new("RGB", (width, height))
+def square_photo(width: int, height: int, k: int) -> Tuple[Image.Image, Tuple[int, int, int, int]]:
+    """A dark photo with a bright 26-pixel square at the k-th of the 13 positions (0-12) of its largest 1:1
+    candidates along the long side (their step is (long - short side) / 12), and the square's box."""
+    short, long = min(width, height), max(width, height)
+    start = round(k * (long - short) / 12) + (short - 26) // 2
+    box = (start, (short - 26) // 2, start + 26, (short + 26) // 2)
+    box = box if width > height else (box[1], box[0], box[3], box[2])
+    photo = Image.new("RGB", (width, height), (30, 40, 50))
+    photo.paste((230, 200, 90), box)
+    return photo, box
+
+
+def contains(crop, box) -> bool:
+    return crop[0] <= box[0] and crop[1] <= box[1] and crop[2] >= box[2] and crop[3] >= box[3]
+
+
+@pytest.mark.parametrize("k", [1, 4, 9, 11])
+@pytest.mark.parametrize("width, height", [
+    (40, 10000),
+    # Not yet right: on the wide photo the default model picks an empty crop about a grid step left of the
+    # square (k=9: the crops holding it score 0.24, that one 0.51); the geometry prior alone does the same
+    # and gets every tall one right, so the prior's scoring of these shapes leads it (the saliency boxes
+    # there lie around the square, ~40 times wider).
+    pytest.param(10000, 40, marks=pytest.mark.xfail(strict=True, reason="wide photos: the crop misses the "
+                                                    "square (the geometry prior's choice)")),
+])
+def test_extreme_photo_crop_holds_its_content(cropper, width, height, k):
+    """A square crop of a photo 40 pixels across: the only place worth cropping is the bright square (any
+    square of an empty photo would pass); the candidates there hold it whole, and the crop must be one."""
+    photo, box = square_photo(width, height, k)
     resized, _ = cropper.prepare(photo)
     assert max(resized.shape[-2:]) == MAX_LONG_SIDE and min(resized.shape[-2:]) == 32
     (result,) = cropper.crop(photo, "1:1")
-    x1, y1, x2, y2 = result.boxes[0].tolist()
+    x1, y1, x2, y2 = crop = result.boxes[0].tolist()
     assert 0 <= x1 < x2 <= width and 0 <= y1 < y2 <= height
     assert abs((x2 - x1) - (y2 - y1)) < 0.5
+    assert contains(crop, box), (crop, box)
