@@ -127,3 +127,23 @@ def test_images_with_faces_decode_at_no_more_than_the_face_temperature():
         BlendConfig(temperature=None, face_temperature=1.0)
     with pytest.raises(ValueError, match="face_temperature must be None or > 0"):
         BlendConfig(face_temperature=-1.0)
+
+
+def test_decoding_worked_out_by_hand():
+    """Expected IoU with the best crop, on paper. Set 1, one aspect ratio (decoded at the ratio temperature
+    2): A = (0, 0, 4, 4), B = (2, 0, 6, 4) (IoU with A 8/24 = 1/3), C = (8, 0, 12, 4) (meets neither); raw
+    2 ln 2, 0, 0, so the best is A, B, C with 1/2, 1/4, 1/4 and A = 1/2 + 1/3 * 1/4 = 7/12, B = 1/3 * 1/2 +
+    1/4 = 5/12, C = 1/4. Set 2, free form (temperature 1): D = (0, 0, 4, 2) inside E = (0, 0, 4, 4) (IoU
+    1/2); raw ln 3, 0: 3/4, 1/4, so D = 3/4 + 1/2 * 1/4 = 7/8, E = 1/2 * 3/4 + 1/4 = 5/8. With faces in set 1
+    and the face temperature 1: 4/6, 1/6, 1/6, so A = 2/3 + 1/18 = 13/18, B = 2/9 + 1/6 = 7/18, C = 1/6."""
+    import math
+
+    boxes = torch.tensor([[0.0, 0, 4, 4], [2, 0, 6, 4], [8, 0, 12, 4], [0, 0, 4, 2], [0, 0, 4, 4]], dtype=torch.float64)
+    rois = torch.cat([torch.zeros(5, 1, dtype=torch.float64), boxes], 1)
+    raw = torch.tensor([2 * math.log(2), 0, 0, math.log(3), 0], dtype=torch.float64)
+    decoded = expected_iou(rois, raw, 1.0, [3, 2], ratio_temperature=2.0)
+    torch.testing.assert_close(decoded, torch.tensor([7 / 12, 5 / 12, 1 / 4, 7 / 8, 5 / 8], dtype=torch.float64))
+    assert decoded[1] > decoded[2]  # equal raw scores: the crop beside the likely best decodes higher
+    with_faces = expected_iou(rois, raw, 1.0, [3, 2], ratio_temperature=2.0, face_temperature=1.0,
+                              with_faces=[True, False])
+    torch.testing.assert_close(with_faces, torch.tensor([13 / 18, 7 / 18, 1 / 6, 7 / 8, 5 / 8], dtype=torch.float64))
