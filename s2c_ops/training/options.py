@@ -2,7 +2,7 @@
 its options, or by a caller), read by :func:`~.loop.train` and the two datasets' tasks."""
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple, Optional
+from typing import NamedTuple, Optional, Union
 
 from ..models.config import ConfigLike
 
@@ -90,8 +90,8 @@ class TrainOptions:
                 raise ValueError(f"--{name.replace('_', '-')} must be at least {least}, got {getattr(self, name)}")
 
     @classmethod
-    def for_data(cls, data: Path, out: Path, *, epochs: Optional[int] = None, lr: Optional[float] = None,
-                 eval_split: Optional[str] = None, **options) -> "TrainOptions":
+    def for_data(cls, data: Union[str, Path], out: Union[str, Path], *, epochs: Optional[int] = None,
+                 lr: Optional[float] = None, eval_split: Optional[str] = None, **options) -> "TrainOptions":
         """The options of a run on the folder ``data`` (FCDB or GAICD), the kind's defaults where
         ``epochs``, ``lr`` or ``eval_split`` is ``None``; ``options``: the other fields."""
         from ..data.fcdb import is_fcdb
