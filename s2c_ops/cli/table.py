@@ -147,23 +147,27 @@ def _decode(entry: Entry):
         return None, (describe(e).splitlines() or [type(e).__name__])[0]
 
 
-def _check_start(options: TableOptions, parser: argparse.ArgumentParser, run_info: dict) -> None:
-    """Usage errors before any work: TABLE or parts present without --resume/--overwrite, --resume of another run."""
+def _check_paths(options: TableOptions, parser: argparse.ArgumentParser) -> None:
+    """Usage errors found before the model loads: TABLE or its parts there without --resume/--overwrite,
+    --resume with no run to continue."""
     marker = os.path.join(options.parts, "run.json")
-    if options.resume:
-        if not os.path.exists(marker):
-            parser.error(f"--resume: no run to continue ({marker} is missing)" +
-                         (f"; {options.out} is complete" if os.path.exists(options.out) else ""))
-        with open(marker, encoding="utf-8") as f:
-            earlier = json.load(f)
-        for name, value in run_info.items():
-            if earlier.get(name) != value:
-                parser.error(f"cannot --resume {options.out}: it was made with {name} {earlier.get(name)!r}, this run "
-                             f"has {value!r}; resume with the same options, or start again with --overwrite")
-    elif not options.overwrite:
+    if options.resume and not os.path.exists(marker):
+        parser.error(f"--resume: no run to continue ({marker} is missing)" +
+                     (f"; {options.out} is complete" if os.path.exists(options.out) else ""))
+    if not options.resume and not options.overwrite:
         for path in (options.out, options.parts):
             if os.path.exists(path):
                 parser.error(f"{path} exists: pass --resume to continue the run that wrote it, or --overwrite")
+
+
+def _check_resume(options: TableOptions, parser: argparse.ArgumentParser, run_info: dict) -> None:
+    """A --resume must have the options (and model) of the run it continues."""
+    with open(os.path.join(options.parts, "run.json"), encoding="utf-8") as f:
+        earlier = json.load(f)
+    for name, value in run_info.items():
+        if earlier.get(name) != value:
+            parser.error(f"cannot --resume {options.out}: it was made with {name} {earlier.get(name)!r}, this run "
+                         f"has {value!r}; resume with the same options, or start again with --overwrite")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -175,6 +179,7 @@ def run(args: argparse.Namespace) -> int:
         device = rank_device(options.device, ranks)
     except ValueError as e:
         parser.error(str(e))
+    _check_paths(options, parser)  # every rank, before any of them writes
     from ..cropping.cropper import Cropper
     from ..cropping.proposals import get_proposer
     from ..cropping.table import CropTable, proposer_identity
@@ -183,7 +188,8 @@ def run(args: argparse.Namespace) -> int:
     table = CropTable(options.keys, candidates=options.candidates, lazy=False)
     table.bind(options.ratios, model.digest, proposer_identity(options.proposer))
     run_info = {"format": FORMAT, **table.metadata(), "batch_size": options.batch_size}
-    _check_start(options, parser, run_info)  # every rank, before any of them writes
+    if options.resume:
+        _check_resume(options, parser, run_info)
     dist = None
     if init_process_group(ranks, "gloo"):
         import torch.distributed as dist
