@@ -50,6 +50,7 @@ from s2c_ops.cropping.cropper import Cropper
 from s2c_ops.cropping.table import CropTable, model_identity, proposer_identity
 from s2c_ops.models.default import default_model
 from s2c_ops.cropping.proposals import default_proposer, get_proposer, whole_image_boxes
+from s2c_ops.precision import full_precision
 
 from .sampling import pick_candidates
 
@@ -90,11 +91,13 @@ def _largest_crop_size(height: int, width: int, ratio: float) -> Tuple[int, int]
 
 
 def _resample(input: Tensor, transform: Any, size: Tuple[int, int], flags: Dict[str, Any], padding_mode: str) -> Tensor:
-    """``input`` warped by the (B, 3, 3) ``transform`` into ``size`` with the flags' resampling."""
+    """``input`` warped by the (B, 3, 3) ``transform`` into ``size`` with the flags' resampling, in the
+    input's own precision under autocast too (a sampling grid in bfloat16 misplaces pixels by several)."""
     if not isinstance(transform, Tensor):
         raise TypeError(f"Expected the `transform` be a torch.Tensor. Got {type(transform)}.")
-    return crop_by_transform_mat(input, transform[:, :2, :], size, mode=flags["resample"].name.lower(),
-                                 padding_mode=padding_mode, align_corners=flags["align_corners"])
+    with full_precision(input.device):
+        return crop_by_transform_mat(input, transform[:, :2, :], size, mode=flags["resample"].name.lower(),
+                                     padding_mode=padding_mode, align_corners=flags["align_corners"])
 
 
 def _corners(x0: Tensor, y0: Tensor, w: Tensor, h: Tensor) -> Tensor:

@@ -263,7 +263,8 @@ class Cropper:
         rule = self.face_rule
         if ability(self.model, "uses_faces") and rule is not None and found.faces:
             options["faces"] = [len(f) > 0 for f in found.faces]
-        scores = self.model(images, crop_boxes, found.boxes, **options)
+        # float32 whatever the scorer gave (a bare S2CNet under autocast gives bfloat16, full of ties)
+        scores = self.model(images, crop_boxes, found.boxes, **options).float()
         per_image = list(scores.split([len(b) for b in crop_boxes]))
         if rule is not None and found.faces:
             per_image = [s - rule.penalty(b, f.to(device), height, width).to(s.dtype) if len(f) else s

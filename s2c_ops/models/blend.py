@@ -35,6 +35,7 @@ import torch
 from torch import Tensor
 
 from ..ops.boxes import BoxesLike, batched_rois, box_iou, clamp_to_image, flip_boxes
+from ..precision import full_precision
 from .config import S2CNetConfig, resolve_config
 from .prior import GeometryPrior, PriorConfig
 from .s2cnet import S2CNet
@@ -193,7 +194,8 @@ def blend_sets(s2cnet_views: Callable[[Tensor], Sequence[Tensor]], priors: Seque
         return raw
     faces = faces if faces is not None and c.face_temperature is not None else False
     t = set_temperature(crops, raw.dtype, c.temperature, c.ratio_temperature, c.face_temperature, faces)
-    return decode(crops, raw, t[..., None] if isinstance(t, Tensor) else t)
+    with full_precision(crops.device):
+        return decode(crops, raw, t[..., None] if isinstance(t, Tensor) else t)
 
 
 def blend_scores(s2cnet_views: Callable[[Optional[Tensor]], Sequence[Tensor]],
@@ -219,7 +221,8 @@ def blend_scores(s2cnet_views: Callable[[Optional[Tensor]], Sequence[Tensor]],
         raw = values.new_full((len(crops),), -math.inf).index_put_((rows,), values)
     if temperature is None:
         return raw
-    return expected_iou(crops, raw, temperature, counts, ratio_temperature, face_temperature, with_faces)
+    with full_precision(crops.device):  # raw is float32 (the priors' are): so is its decoding, under autocast too
+        return expected_iou(crops, raw, temperature, counts, ratio_temperature, face_temperature, with_faces)
 
 
 @weights_format("s2cnet-blend/1", BlendConfig, "S2CNet + geometry priors")

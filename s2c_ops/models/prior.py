@@ -19,6 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from ..ops.boxes import BoxesLike, clamp_to_image, image_extent, kept_share, overlap, sides
+from ..precision import full_precision
 from .scorer import ScorerModule, check_scorer_inputs
 from .weights import weights_format
 
@@ -91,7 +92,12 @@ class GeometryPrior(ScorerModule):
 
     def score_normalised(self, crops: Tensor, objects: Tensor, real: Tensor) -> Tensor:
         """``crops`` (K, 4) and ``objects`` (K, D, 4) in unit-square coordinates, ``real`` (K, D)
-        marks the objects to use -> (K,) scores."""
+        marks the objects to use -> (K,) scores, in float32 under autocast too (a few small layers whose
+        scores of neighbouring crops differ in the third decimal)."""
+        with full_precision(crops.device):
+            return self._score_normalised(crops.float(), objects.float(), real)
+
+    def _score_normalised(self, crops: Tensor, objects: Tensor, real: Tensor) -> Tensor:
         cf = crop_features(crops)
         of = object_features(crops, objects)
         per_object = self.object_mlp(torch.cat([cf[:, None].expand(-1, of.shape[1], -1), of], dim=-1))

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ...ops._checks import host_may_read
+from ...precision import full_precision
 
 
 def check_images(images: Any) -> Tuple[int, int, int]:
@@ -206,7 +207,7 @@ class Proposer(abc.ABC):
             return ProposedObjects([], [])
         if self.uses_pixels:
             check_value_range(images)
-        with torch.no_grad():
+        with torch.no_grad(), full_precision(images.device):
             return self._propose_objects(images, num_boxes)
 
     def _propose_objects(self, images: Tensor, num_boxes: int) -> ProposedObjects:
