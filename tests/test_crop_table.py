@@ -184,6 +184,34 @@ def test_a_miss_without_lazy_filling_raises_one_line(prior, tmp_path):
         aug(images(2))
 
 
+def test_add_keeps_the_first_entry_of_a_key_in_bulk_and_one_at_a_time():
+    """Many images at once (straight into the sorted arrays) and a few (pending, merged later) give one table."""
+    n, k = 5000, 4
+    g = torch.Generator().manual_seed(0)
+    keys = torch.randperm(n, generator=g) * 7
+    boxes = torch.rand(n, 1, k, 4, generator=g) * 100
+    scores = torch.rand(n, 1, k, generator=g).sort(-1, descending=True).values
+    sizes = torch.tensor([[100, 120]], dtype=torch.int32).expand(n, 2)
+    bulk, few = CropTable(candidates=k), CropTable(candidates=k)
+    for t in (bulk, few):
+        t.bind(["1:1"], "sha256:x", "default")
+    bulk.add(keys, sizes, boxes, scores)
+    for start in range(0, n, 300):
+        few.add(keys[start:start + 300], sizes[start:start + 300], boxes[start:start + 300], scores[start:start + 300])
+    # the same keys again, other values: ignored (a key keeps its first entry), also within one call
+    bulk.add(keys[:10].repeat(2), sizes[:20], boxes[:20] + 1, scores[:20])
+    assert len(bulk) == len(few) == n
+    probe = torch.cat([keys[::37], torch.tensor([1, 3])])  # two keys never added
+    for t in (bulk, few):
+        found, got, top = t.lookup(probe, (100, 120), "1:1")
+        assert found[:-2].all() and not found[-2:].any()
+        assert torch.equal(got[:-2], boxes[::37, 0]) and torch.equal(top[:-2], scores[::37, 0])
+        assert (top[-2:] == -math.inf).all()
+    twice = CropTable(candidates=k).bind(["1:1"], "sha256:x", "default")
+    twice.add(torch.tensor([5, 5]), sizes[:2], boxes[:2], scores[:2])
+    assert len(twice) == 1 and torch.equal(twice.lookup(torch.tensor([5]), (100, 120), 1.0)[1][0], boxes[0, 0])
+
+
 # -- keys --------------------------------------------------------------------------------------------------
 def test_fingerprints():
     x = images(3)
