@@ -6,7 +6,7 @@ import itertools
 import os
 import re
 from dataclasses import dataclass
-from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
 from PIL import Image
 
@@ -95,7 +95,8 @@ def _matches(name: str, pattern: str) -> bool:
 def _glob(pattern: str, reserved: Reserved) -> Iterator[str]:
     """The paths ``pattern`` matches (glob's syntax, ``**`` for any number of folders), as a stream, one
     folder at a time in name order, never inside ``reserved``. ``**`` follows links to folders but enters
-    no folder twice, so a link loop ends."""
+    no folder twice, so a link loop ends; the folders being searched are a stack, not Python's recursion,
+    so no depth of folders is too deep."""
     parts = pattern.split(os.sep)
     fixed = 0
     while fixed < len(parts) - 1 and not glob.has_magic(parts[fixed]):
@@ -103,22 +104,30 @@ def _glob(pattern: str, reserved: Reserved) -> Iterator[str]:
     root = os.sep.join(parts[:fixed])
     if pattern.startswith(os.sep) and not root:
         root = os.sep
-    yield from _glob_below(root, parts[fixed:], reserved, set())
+    seen: set = set()
+    stack = [_glob_in(root, parts[fixed:], reserved, seen)]
+    while stack:
+        step = next(stack[-1], None)
+        if step is None:
+            stack.pop()
+        elif isinstance(step, str):
+            yield step
+        else:
+            stack.append(_glob_in(*step, reserved, seen))
 
 
-def _glob_below(folder: str, parts: List[str], reserved: Reserved, seen: set) -> Iterator[str]:
+def _glob_in(folder: str, parts: List[str], reserved: Reserved, seen: set) -> Iterator[Union[str, tuple]]:
+    """What ``parts`` matches in ``folder``, in order: a path (a match), or ``(folder, parts)`` to search
+    next (the caller does, before taking the next step here)."""
     head, rest = parts[0], parts[1:]
     try:
         with os.scandir(folder or os.curdir) as it:
             entries = sorted(it, key=lambda e: e.name)
+        st = os.stat(folder or os.curdir)
     except OSError:
         return
     join = (lambda name: os.path.join(folder, name)) if folder else (lambda name: name)
     if head == "**":
-        try:
-            st = os.stat(folder or os.curdir)
-        except OSError:
-            return
         key = (st.st_dev, st.st_ino, len(parts))
         if key in seen:
             return
@@ -126,10 +135,10 @@ def _glob_below(folder: str, parts: List[str], reserved: Reserved, seen: set) ->
         if not rest:  # "dir/**": the folder and everything below it
             yield folder or os.curdir
             return
-        yield from _glob_below(folder, rest, reserved, seen)
+        yield folder, rest
         for e in entries:
             if not e.name.startswith(".") and _is_folder(e) and not reserved.holds(e.path):
-                yield from _glob_below(join(e.name), parts, reserved, seen)
+                yield join(e.name), parts
         return
     for e in entries:
         if not _matches(e.name, head) or reserved.holds(e.path):
@@ -137,7 +146,7 @@ def _glob_below(folder: str, parts: List[str], reserved: Reserved, seen: set) ->
         if not rest:
             yield join(e.name)
         elif _is_folder(e):
-            yield from _glob_below(join(e.name), rest, reserved, seen)
+            yield join(e.name), rest
 
 
 def _listed(inputs: Sequence[str], reserved: Reserved, extensions: set,
