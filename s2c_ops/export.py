@@ -31,8 +31,8 @@ ONNX_OPSET = 20
 
 def export_program(scorer: Union[nn.Module, SetScorer], device: Union[str, torch.device] = "cpu"
                    ) -> torch.export.ExportedProgram:
-    """``torch.export`` of ``scorer``'s :class:`SetScorer` on ``device``, batch size, candidate count and
-    image size dynamic."""
+    """``torch.export`` of ``scorer``'s :class:`SetScorer` on ``device`` (a SetScorer given is moved there),
+    batch size, candidate count and image size dynamic."""
     module = (scorer if isinstance(scorer, SetScorer) else SetScorer(scorer)).to(device)
     inputs = tuple(t.to(device) for t in module.example_inputs())
     with torch.no_grad():
@@ -55,9 +55,13 @@ def write_aoti(program: torch.export.ExportedProgram, path: PathLike, *, overwri
     from torch._inductor import aoti_compile_and_package
 
     def write(tmp: str) -> None:
-        # AOTInductor wants a name ending .pt2.
-        aoti_compile_and_package(program, package_path=tmp + ".pt2")
-        os.replace(tmp + ".pt2", tmp)
+        package = tmp + ".pt2"  # AOTInductor wants a name ending .pt2
+        try:
+            aoti_compile_and_package(program, package_path=package)
+            os.replace(package, tmp)
+        finally:
+            if os.path.exists(package):
+                os.unlink(package)
 
     write_atomic(path, write, overwrite=overwrite)
     return Path(path)
