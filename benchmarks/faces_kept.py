@@ -112,7 +112,7 @@ def main() -> None:
                     uncut[name].append(no_cut)
                     kept[name].append(no_cut and bool(inside(box[0], faces[main]).all()))
                     if not kept[name][-1]:
-                        misses[name].append(f"{Path(path).name} {ratio}")
+                        misses[name].append(f"{Path(path).name} {ratio}{'' if no_cut else ' (a face cut)'}")
         if Path(path).name == "astronaut.png":
             for name in names:
                 print(f"astronaut.png, {name}: {'kept' if all(whole[name][-3:]) and all(main_kept[name][-3:]) else 'cut or left out'} "

@@ -48,6 +48,14 @@ def test_when_every_crop_cuts_a_face_the_smallest_is_cut():
     assert int(faces_cut(torch.tensor([cuts_small]), RULE.heads(FACES, 400, 800))[0]) == 1
 
 
+def test_a_main_face_keeps_its_place_with_its_hair_trimmed_when_its_head_does_not_fit():
+    face = torch.tensor([[100.0, 100, 200, 300]])  # its head is 350 px tall, a 16:9 crop of the photo 300
+    kept, out = RULE.penalty(torch.tensor([[0.0, 60, 533, 360], [300.0, 0, 833, 300]]), face, 400, 900).tolist()
+    assert 0 < kept <= RULE.trim_penalty + RULE.crowded_penalty < RULE.left_out_penalty / 2 < out
+    boxes = RULE.candidates(face, 400, 900, 16 / 9)
+    assert len(boxes) and (kept_share(boxes, RULE.cores(face, 400, 900)) > 0.999).all()
+
+
 @pytest.mark.parametrize("ratio", [16 / 9, 1.0, 4 / 5])
 def test_face_candidates_hold_the_main_heads_with_a_crop_that_cuts_none(ratio):
     boxes = RULE.candidates(FACES, 400, 800, ratio)

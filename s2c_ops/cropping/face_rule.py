@@ -1,16 +1,20 @@
 """The face rule: what a crop's score loses for what it does to the faces in a photo, and the crops built
 from the faces that let a crop keep every main face whole.
 
-Faces are the detector's boxes (brows to chin); the rule works on the whole head (:meth:`FaceRule.heads`:
-forehead, hair, ears, chin). Per crop, in order of weight:
+Faces are the detector's boxes (brows to chin). The rule protects each face's *core* (its box grown by
+``core`` of its sides: labelled faces reach a little past the detector's) and its whole head
+(:meth:`FaceRule.heads`: forehead, hair, ears, chin). Per crop, in order of weight:
 
-1. a head cut (neither wholly inside nor wholly outside) costs ``cut_penalty``, more for a larger face
-   (up to ``1 + cut_growth`` times it for the largest), so when every crop cuts something, the smallest
-   faces are the ones cut;
-2. a *main* face (height at least ``main_share`` of the largest face's) not wholly inside costs between
-   half of ``left_out_penalty`` and all of it (all of it when every main face is out), more than the model's
-   scores differ and less than any cut;
-3. a head whose room (``clearance`` of its sides, within the photo) a crop edge crosses costs
+1. a face cut (its core neither wholly inside nor wholly outside) costs ``cut_penalty``, more for a larger
+   face (up to ``1 + cut_growth`` times it for the largest), so when every crop cuts something, the
+   smallest faces are the ones cut;
+   (a crop too small for a face's core is judged on the face's box);
+2. a *main* face (height at least ``main_share`` of the largest face's) whose core is not wholly inside
+   costs between half of ``left_out_penalty`` and all of it (all of it when every main face is out), more
+   than the model's scores differ and less than any cut;
+3. a head trimmed (its face whole, in or out, but the head's box cut: hair, ears) costs ``trim_penalty``,
+   so a crop trims hair only to keep a main face that does not fit with its whole head;
+4. a head not trimmed whose room (``clearance`` of its sides, within the photo) a crop edge crosses costs
    ``crowded_penalty``, at most half of ``left_out_penalty`` in all.
 
 :meth:`FaceRule.candidates` adds crops of a ratio around the main heads (with room, scaled and shifted in a
@@ -56,9 +60,15 @@ class FaceRule:
     #: the largest's ``cut_penalty * (1 + cut_growth * s)``.
     cut_growth: float = 2.0
     left_out_penalty: float = FACE_LEFT_OUT_PENALTY
+    trim_penalty: float = 1.5
     crowded_penalty: float = FACE_CROWDED_PENALTY
     clearance: float = FACE_CLEARANCE
+    #: A head or its room is cut when a crop keeps more than this share of its box and less than one minus it.
     cut_margin: float = FACE_CUT_MARGIN
+    #: A face's core: its box grown by this share of its sides on each side; cut when a crop keeps more than
+    #: ``core_margin`` of it and less than one minus that.
+    core: float = 0.1
+    core_margin: float = 0.01
     #: A face is a main face when its height is at least this share of the largest face's.
     main_share: float = 0.5
     #: A head box: the face's box grown by these shares of its width (left, right) and height (top, bottom).
@@ -74,8 +84,10 @@ class FaceRule:
         if not self.cut_penalty > 2 * self.left_out_penalty > 0 or self.crowded_penalty < 0 or self.cut_growth < 0:
             raise ValueError("FaceRule needs cut_penalty > 2 * left_out_penalty > 0, crowded_penalty >= 0 and "
                              "cut_growth >= 0 (a cut outweighs every other charge)")
-        if not 0 <= self.cut_margin < 0.5 or not 0 < self.main_share <= 1 or self.shift_steps < 1:
-            raise ValueError("FaceRule needs 0 <= cut_margin < 0.5, 0 < main_share <= 1 and shift_steps >= 1")
+        if not 0 <= self.cut_margin < 0.5 or not 0 <= self.core_margin < 0.5 or not 0 < self.main_share <= 1 \
+                or self.shift_steps < 1 or self.trim_penalty < 0:
+            raise ValueError("FaceRule needs 0 <= cut_margin, core_margin < 0.5, 0 < main_share <= 1, "
+                             "shift_steps >= 1 and trim_penalty >= 0")
 
     def heads(self, faces: Tensor, height: float, width: float) -> Tensor:
         """Face boxes ``(F, 4)`` grown to the whole head (:attr:`head`), clamped to the image."""
@@ -87,38 +99,53 @@ class FaceRule:
         h = sides(faces)[1]
         return h >= self.main_share * h.max()
 
+    def cores(self, faces: Tensor, height: float, width: float) -> Tensor:
+        """Face boxes ``(F, 4)`` grown by :attr:`core` on each side, clamped to the image."""
+        c = self.core
+        return grow_boxes(faces, c, c, c, c, height, width)
+
     def penalty(self, crops: Tensor, faces: Tensor, height: float, width: float) -> Tensor:
         """What each crop of ``crops`` (K, 4) loses for ``faces`` (F >= 1, 4, detector boxes) in a ``width`` x
         ``height`` image (all in one pixel space)."""
         heads = self.heads(faces, height, width)
+        cores = self.cores(faces, height, width)
         c = self.clearance
-        kept = kept_share(crops[:, None], heads[None])
-        room = kept_share(crops[:, None], grow_boxes(heads, c, c, c, c, height, width)[None])
+        # A crop too small for a face's core keeps the face itself whole or not at all.
+        crop_w, crop_h = sides(crops[:, None])
+        core_w, core_h = sides(cores[None])
+        fits = (crop_w >= core_w) & (crop_h >= core_h)
+        core = torch.where(fits, kept_share(crops[:, None], cores[None]), kept_share(crops[:, None], faces[None]))
+        head = _cut(kept_share(crops[:, None], heads[None]), self.cut_margin)
+        room = _cut(kept_share(crops[:, None], grow_boxes(heads, c, c, c, c, height, width)[None]), self.cut_margin)
         size = sides(faces)[1]
         size = size / size.max()
-        cuts = self.cut_penalty * (_cut(kept, self.cut_margin).float() * (1 + self.cut_growth * size)).sum(1)
+        cut = _cut(core, self.core_margin)
+        cuts = self.cut_penalty * (cut.float() * (1 + self.cut_growth * size)).sum(1)
+        trimmed = self.trim_penalty * (head & ~cut).sum(1).float()
         main = (size >= self.main_share).float() * size
-        out = (kept < 1 - self.cut_margin).float() @ main / main.sum()
+        out = (core < 1 - self.core_margin).float() @ main / main.sum()
         left_out = torch.where(out > 0, self.left_out_penalty * (0.5 + 0.5 * out), torch.zeros_like(out))
-        crowded = (self.crowded_penalty * _cut(room, self.cut_margin).sum(1).float()).clamp(max=self.left_out_penalty / 2)
-        return cuts + left_out + crowded
+        crowded = (self.crowded_penalty * (room & ~head).sum(1).float()).clamp(max=self.left_out_penalty / 2)
+        return cuts + left_out + trimmed + crowded
 
     def cuts(self, crops: Tensor, faces: Tensor, height: float, width: float) -> Tensor:
-        """How many of the heads of ``faces`` each crop cuts (what :meth:`penalty` charges most for)."""
-        return faces_cut(crops, self.heads(faces, height, width), self.cut_margin)
+        """How many of ``faces`` each crop cuts (their cores: what :meth:`penalty` charges most for)."""
+        return faces_cut(crops, self.cores(faces, height, width), self.core_margin)
 
     def candidates(self, faces: Tensor, height: int, width: int, ratio: float) -> Tensor:
         """Crops of ``ratio`` (K, 4, float32) around the main faces' heads of ``faces`` (F, 4) with room
-        around them: from the tightest (with room, else without) towards the largest crop of the ratio in
-        :attr:`scale_steps`, each at :attr:`shift_steps` positions per axis that keep every main head
-        inside. None (0, 4) when no crop of the ratio holds the main heads, or when there are no faces."""
+        around them (else the heads alone, else the faces' cores, else the faces): from the tightest towards
+        the largest crop of the ratio in :attr:`scale_steps`, each at :attr:`shift_steps` positions per axis
+        that keep them inside. None (0, 4) when no crop of the ratio holds the main faces, or when there are
+        no faces."""
         empty = torch.zeros((0, 4))
         if not self.face_candidates or not len(faces):
             return empty
-        heads = self.heads(faces.float().cpu(), height, width)[self.main_faces(faces.float().cpu())]
-        c = self.clearance
+        faces = faces.float().cpu()
+        faces = faces[self.main_faces(faces)]
+        heads, c = self.heads(faces, height, width), self.clearance
         big_w, big_h = min(float(width), height * ratio), min(float(height), width / ratio)
-        for boxes in (grow_boxes(heads, c, c, c, c, height, width), heads):
+        for boxes in (grow_boxes(heads, c, c, c, c, height, width), heads, self.cores(faces, height, width), faces):
             x1, y1 = boxes[:, :2].min(0).values.tolist()
             x2, y2 = boxes[:, 2:].max(0).values.tolist()
             tight = max(x2 - x1, (y2 - y1) * ratio)
