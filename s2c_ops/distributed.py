@@ -70,37 +70,52 @@ def init_process_group(ranks: Ranks, backend: str) -> bool:
 
 
 class ProcessGroup:
-    """torch.distributed for a torchrun job as a context manager: started on entering when this process is
-    one of several ranks and no group exists yet (a group someone else started is not ours to use or tear
-    down), torn down on leaving. Outside torchrun, or when the group is not ours, :meth:`barrier` and
-    :meth:`sum` do nothing."""
+    """torch.distributed for a torchrun job, as a context manager: started on entering when this process is
+    one of several ranks and no group exists yet, torn down on leaving (or :meth:`close`) when it was
+    started here. Its collectives run while it is :attr:`active`: the group started here, or with
+    ``shared=True`` one someone else started (training, whose ranks all run it); by default a group started
+    elsewhere is not ours to use (``s2c crop`` may be called by one rank of a user's job). Inactive, the
+    collectives do nothing. ``device``: the rank's device (:meth:`sum` reduces on it when it is CUDA, for NCCL,
+    else on the CPU)."""
 
-    def __init__(self, ranks: Ranks, backend: str = "gloo") -> None:
-        self.ranks, self.backend, self.started = ranks, backend, False
+    def __init__(self, ranks: Ranks, backend: str = "gloo", device: Optional[torch.device] = None,
+                 shared: bool = False) -> None:
+        self.ranks, self.backend, self.shared = ranks, backend, shared
+        self.reduce_device = device if device is not None and device.type == "cuda" else torch.device("cpu")
+        self.started = self.active = False
 
     def __enter__(self) -> "ProcessGroup":
+        import torch.distributed as dist
+
         self.started = init_process_group(self.ranks, self.backend)
+        self.active = self.started or (self.shared and self.ranks.distributed and dist.is_initialized())
         return self
 
     def barrier(self) -> None:
-        if self.started:
+        if self.active:
             import torch.distributed as dist
 
             dist.barrier()
 
-    def sum(self, *values: int) -> tuple:
-        """The values summed over the ranks."""
-        if not self.started:
-            return values
-        import torch.distributed as dist
+    def sum(self, values: torch.Tensor) -> torch.Tensor:
+        """``values`` summed over the ranks, on the CPU."""
+        if self.active:
+            import torch.distributed as dist
 
-        total = torch.tensor(values, dtype=torch.int64)
-        dist.all_reduce(total)
-        return tuple(int(v) for v in total)
+            values = values.to(self.reduce_device)
+            dist.all_reduce(values)
+        return values.cpu()
 
-    def __exit__(self, *exc) -> None:
+    def close(self, wait: bool = False) -> None:
+        """Tears the group down if it was started here; ``wait``: after a barrier (a rank then never leaves
+        while a peer still talks to it, which made gloo abort a rank now and then)."""
         if self.started:
             import torch.distributed as dist
 
-            self.started = False
+            if wait:
+                dist.barrier()
+            self.started = self.active = False
             dist.destroy_process_group()
+
+    def __exit__(self, *exc) -> None:
+        self.close()

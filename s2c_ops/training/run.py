@@ -9,7 +9,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from ..distributed import Ranks, init_process_group, rank_device, torchrun_ranks
+from ..distributed import ProcessGroup, rank_device, torchrun_ranks
 from ..files import write_atomic, write_json_atomic
 from ..models.weights import weights_digest
 
@@ -109,15 +109,19 @@ class RunFolder:
         write_json_atomic(self.path / "summary.json", summary)
 
 
-class Distributed:
-    """torchrun for a training run: this rank's place and device; ``close()`` tears down what it started."""
+class Distributed(ProcessGroup):
+    """torchrun for a training run, started on creation: this rank's place and device, and the collectives
+    training uses (its ranks all run it, so a group started elsewhere is used too); ``close()`` tears down
+    what it started, after a barrier."""
 
     def __init__(self, device: Optional[str]) -> None:
-        self.ranks: Ranks = torchrun_ranks()
-        self.device = rank_device(device, self.ranks)
-        if self.device.type == "cuda":
-            torch.cuda.set_device(self.device)
-        self.owned = init_process_group(self.ranks, "nccl" if self.device.type == "cuda" else "gloo")
+        ranks = torchrun_ranks()
+        device = rank_device(device, ranks)
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
+        super().__init__(ranks, "nccl" if device.type == "cuda" else "gloo", device, shared=True)
+        self.device = device
+        self.__enter__()
 
     @property
     def rank(self) -> int:
@@ -127,15 +131,8 @@ class Distributed:
     def world(self) -> int:
         return self.ranks.world
 
-    def sum(self, values: torch.Tensor) -> torch.Tensor:
-        """``values`` summed over the ranks (float64 on the CPU; gloo and NCCL both take it on its device)."""
-        if self.world > 1:
-            values = values.to(self.device if self.device.type == "cuda" else "cpu")
-            dist.all_reduce(values)
-        return values.cpu()
-
     def gather(self, value: Any) -> List[Any]:
-        if self.world == 1:
+        if not self.active:
             return [value]
         out = [None] * self.world
         dist.all_gather_object(out, value)
@@ -143,7 +140,7 @@ class Distributed:
 
     def average_gradients(self, params: Sequence[nn.Parameter]) -> None:
         """The gradients of ``params`` averaged over the ranks (every rank then takes the same step)."""
-        if self.world == 1:
+        if not self.active:
             return
         for p in params:
             if p.grad is not None:
@@ -152,20 +149,12 @@ class Distributed:
 
     def broadcast_buffers(self, module: nn.Module) -> None:
         """``module``'s buffers (BatchNorm statistics outside the frozen backbone) as rank 0 has them."""
-        if self.world > 1:
+        if self.active:
             for b in module.buffers():
                 dist.broadcast(b, 0)
 
-    def barrier(self) -> None:
-        if self.world > 1:
-            dist.barrier()
-
-    def close(self) -> None:
-        if self.owned:
-            # Every rank done with its last collective first: gloo aborted a rank (SIGABRT, "terminate called
-            # without an active exception") now and then when its peer tore the group down mid-exchange.
-            dist.barrier()
-            dist.destroy_process_group()
+    def close(self, wait: bool = True) -> None:
+        super().close(wait)
 
 
 @dataclass

@@ -9,6 +9,7 @@ import sys
 import tempfile
 import warnings
 
+import torch
 from PIL import Image
 
 from ...distributed import ProcessGroup
@@ -94,7 +95,8 @@ def _run(options: CropOptions, journal: Journal) -> int:
             return 128 + stop.signal if stop.signal is not None else 1
         group.barrier()
         problems = journal.finish(inputs.order or {}, job)
-        failed, skipped, problem_count = group.sum(reporter.failed_inputs, inputs.skipped, len(problems))
+        failed, skipped, problem_count = group.sum(torch.tensor([reporter.failed_inputs, inputs.skipped,
+                                                                 len(problems)])).tolist()
     for p in problems:
         print(f"s2c crop: error: {p}", file=sys.stderr)
     if rank == 0 and (reporter.tty or failed or problem_count):
