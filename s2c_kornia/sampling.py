@@ -7,10 +7,7 @@ from typing import Optional, Tuple
 import torch
 from torch import Tensor
 
-try:  # the face rule's own module, where the Cropper's face rule moves (the work beside issue 31)
-    from s2c_ops.cropping.face_rule import FACE_CUT_PENALTY
-except ImportError:
-    from s2c_ops.cropping.cropper import FACE_CUT_PENALTY
+from s2c_ops.cropping.face_rule import FACE_CUT_PENALTY
 
 
 def pick_candidates(boxes: Tensor, scores: Tensor, draw: Optional[Tensor], top_k: int,
