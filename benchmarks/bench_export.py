@@ -98,7 +98,9 @@ def run(cropper: Cropper, runners, args) -> None:
     times = {name: 0.0 for name in runners}
     cases = 0
     misses = []
-    for path in demo + fcdb:
+    for done, path in enumerate(demo + fcdb):
+        if done % 20 == 0:
+            print(f"{done}/{len(demo) + len(fcdb)} photos", file=sys.stderr, flush=True)
         photo = load_image(path)
         for ratio in ratios:
             inputs = caller_inputs(cropper, photo, ratio)
