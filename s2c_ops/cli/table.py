@@ -22,10 +22,11 @@ from typing import Iterator, List, Optional, Tuple
 import torch
 
 from ..cropping.table_keys import path_key
-from ..distributed import init_process_group, rank_device, torchrun_ranks
+from ..distributed import ProcessGroup, Ranks, rank_device, torchrun_ranks
 from ..files import write_json_atomic
-from .crop.args import _int_arg, ratio_arg, unique_ratios
+from .crop.args import int_arg, ratio_arg, unique_ratios
 from .crop.inputs import Entry, iter_inputs
+from .errors import UsageError
 from .models import ModelOptions, add_model_arguments, load_model
 
 EPILOG = """\
@@ -60,15 +61,17 @@ FORMAT = "s2c-table-run/1"
 
 @dataclass(frozen=True)
 class TableOptions:
-    """The command's options, read once."""
+    """The command's options, read once and checked (:meth:`from_namespace`)."""
 
     inputs: Tuple[str, ...]
     ratios: Tuple[str, ...]
     out: str
     keys: str
     candidates: int
+    model: ModelOptions
     proposer: Optional[str]
-    device: Optional[str]
+    ranks: Ranks
+    device: torch.device
     batch_size: int
     workers: int
     resume: bool
@@ -79,10 +82,20 @@ class TableOptions:
         return self.out + ".parts"
 
     @classmethod
-    def from_args(cls, args: argparse.Namespace) -> "TableOptions":
-        ratios = tuple(r.text for r in unique_ratios(args.ratio))
-        return cls(tuple(args.inputs), ratios, args.out, args.keys, args.candidates, args.proposer, args.device,
-                   args.batch_size, args.workers, args.resume, args.overwrite)
+    def from_namespace(cls, args: argparse.Namespace) -> "TableOptions":
+        """The only code that reads the command line; the checks that need no model are
+        :class:`~s2c_ops.cli.errors.UsageError`s."""
+        model = ModelOptions.from_namespace(args)
+        try:
+            ranks = torchrun_ranks()
+            device = rank_device(args.device, ranks)
+        except ValueError as e:
+            raise UsageError(str(e)) from None
+        options = cls(tuple(args.inputs), tuple(r.text for r in unique_ratios(args.ratio)), args.out, args.keys,
+                      args.candidates, model, args.proposer, ranks, device, args.batch_size, args.workers,
+                      args.resume, args.overwrite)
+        _check_paths(options)  # every rank, before any of them writes
+        return options
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -100,18 +113,18 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                    help="aspect ratio width:height, width/height or a number; repeat for several")
     p.add_argument("--out", required=True, metavar="TABLE", help="the table file to write (.safetensors)")
     p.add_argument("--keys", choices=("path", "fingerprint"), default="path", help="how images are found (default path)")
-    p.add_argument("--candidates", type=_int_arg(1), default=DEFAULT_CANDIDATES, metavar="K",
+    p.add_argument("--candidates", type=int_arg(1), default=DEFAULT_CANDIDATES, metavar="K",
                    help=f"best crops kept per image and ratio (default {DEFAULT_CANDIDATES})")
     add_model_arguments(p)
     p.add_argument("--proposer", choices=available(), help="object-box proposer (default: faces, then salient regions)")
     p.add_argument("--device", help="torch device for the model (default: cuda when available, else cpu)")
-    p.add_argument("--batch-size", type=_int_arg(1), default=16, metavar="N", help="images per model call (default 16)")
-    p.add_argument("--workers", type=_int_arg(0), default=min(4, os.cpu_count() or 1), metavar="N",
+    p.add_argument("--batch-size", type=int_arg(1), default=16, metavar="N", help="images per model call (default 16)")
+    p.add_argument("--workers", type=int_arg(0), default=min(4, os.cpu_count() or 1), metavar="N",
                    help="decoding threads (default min(4, CPUs))")
     again = p.add_mutually_exclusive_group()
     again.add_argument("--resume", action="store_true", help="continue the killed run that writes TABLE")
     again.add_argument("--overwrite", action="store_true", help="replace TABLE and the parts of an earlier run")
-    p.set_defaults(func=run, table_parser=p)
+    p.set_defaults(func=command)
     return p
 
 
@@ -147,72 +160,61 @@ def _decode(entry: Entry):
         return None, (describe(e).splitlines() or [type(e).__name__])[0]
 
 
-def _check_paths(options: TableOptions, parser: argparse.ArgumentParser) -> None:
+def _check_paths(options: TableOptions) -> None:
     """Usage errors found before the model loads: TABLE or its parts there without --resume/--overwrite,
     --resume with no run to continue."""
     marker = os.path.join(options.parts, "run.json")
     if options.resume and not os.path.exists(marker):
-        parser.error(f"--resume: no run to continue ({marker} is missing)" +
-                     (f"; {options.out} is complete" if os.path.exists(options.out) else ""))
+        raise UsageError(f"--resume: no run to continue ({marker} is missing)" +
+                         (f"; {options.out} is complete" if os.path.exists(options.out) else ""))
     if not options.resume and not options.overwrite:
         for path in (options.out, options.parts):
             if os.path.exists(path):
-                parser.error(f"{path} exists: pass --resume to continue the run that wrote it, or --overwrite")
+                raise UsageError(f"{path} exists: pass --resume to continue the run that wrote it, or --overwrite")
 
 
-def _check_resume(options: TableOptions, parser: argparse.ArgumentParser, run_info: dict) -> None:
+def _check_resume(options: TableOptions, run_info: dict) -> None:
     """A --resume must have the options (and model) of the run it continues."""
     with open(os.path.join(options.parts, "run.json"), encoding="utf-8") as f:
         earlier = json.load(f)
     for name, value in run_info.items():
         if earlier.get(name) != value:
-            parser.error(f"cannot --resume {options.out}: it was made with {name} {earlier.get(name)!r}, this run "
-                         f"has {value!r}; resume with the same options, or start again with --overwrite")
+            raise UsageError(f"cannot --resume {options.out}: it was made with {name} {earlier.get(name)!r}, this "
+                             f"run has {value!r}; resume with the same options, or start again with --overwrite")
 
 
-def run(args: argparse.Namespace) -> int:
-    parser: argparse.ArgumentParser = args.table_parser
-    model_options = ModelOptions.from_namespace(args)
-    options = TableOptions.from_args(args)
-    try:
-        ranks = torchrun_ranks()
-        device = rank_device(options.device, ranks)
-    except ValueError as e:
-        parser.error(str(e))
-    _check_paths(options, parser)  # every rank, before any of them writes
+def command(args: argparse.Namespace) -> int:
+    """``s2c table``: its exit status."""
+    return build_table(TableOptions.from_namespace(args))
+
+
+def build_table(options: TableOptions) -> int:
     from ..cropping.cropper import Cropper
     from ..cropping.proposals import get_proposer
     from ..cropping.table import CropTable, proposer_identity
 
-    model = load_model(model_options)
+    model = load_model(options.model)
     table = CropTable(options.keys, candidates=options.candidates, lazy=False)
     table.bind(options.ratios, model.digest, proposer_identity(options.proposer))
     run_info = {"format": FORMAT, **table.metadata(), "batch_size": options.batch_size}
     if options.resume:
-        _check_resume(options, parser, run_info)
-    dist = None
-    if init_process_group(ranks, "gloo"):
-        import torch.distributed as dist
-        dist.barrier()
-    if ranks.rank == 0:
-        if not options.resume:
-            shutil.rmtree(options.parts, ignore_errors=True)
-        write_json_atomic(os.path.join(options.parts, "run.json"), run_info)
-    if dist is not None:
-        dist.barrier()
-    cropper = Cropper(model.module, get_proposer(options.proposer) if options.proposer else None,
-                      batch_size=options.batch_size, device=device)
-    failed = _score_batches(options, table, cropper, ranks)
-    if dist is not None:
-        dist.barrier()
-        total = torch.tensor([failed], dtype=torch.int64)
-        dist.all_reduce(total)
-        failed = int(total)
-    if ranks.rank == 0:
-        _merge(options, table)
-    if dist is not None:
-        dist.destroy_process_group()
-    if ranks.rank == 0 and failed:
+        _check_resume(options, run_info)
+    rank = options.ranks.rank
+    with ProcessGroup(options.ranks) as group:
+        group.barrier()
+        if rank == 0:
+            if not options.resume:
+                shutil.rmtree(options.parts, ignore_errors=True)
+            write_json_atomic(os.path.join(options.parts, "run.json"), run_info)
+        group.barrier()
+        cropper = Cropper(model.module, get_proposer(options.proposer) if options.proposer else None,
+                          batch_size=options.batch_size, device=options.device)
+        failed = _score_batches(options, table, cropper, options.ranks)
+        group.barrier()
+        failed = int(group.sum(torch.tensor([failed]))[0])
+        if rank == 0:
+            _merge(options, table)
+    if rank == 0 and failed:
         print(f"s2c table: {failed} input(s) failed and are not in {options.out}", file=sys.stderr)
     return 1 if failed else 0
 
