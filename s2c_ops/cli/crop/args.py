@@ -1,5 +1,5 @@
-"""``s2c crop``'s arguments: the parser, its help text (:func:`help_text`: the user documentation) and the settings
-the run derives from them (:class:`Job`: ratios, output names)."""
+"""``s2c crop``'s arguments: the parser, its help text (:func:`help_text`: the user documentation) and the
+settings the run derives from them (:class:`Job`: ratios, output names)."""
 import argparse
 import os
 from dataclasses import dataclass, field
@@ -86,9 +86,9 @@ torchrun:
 --boxes FILE:
   A JSON object mapping an input to its object boxes, [[x1, y1, x2, y2], ...] in pixels of the
   upright image, x1 < x2 and y1 < y2 (an empty or inverted box is a usage error), best first (the
-  model takes the first bbox_num, whole-image boxes fill up the rest; [] for none). Keys are matched against the file as written in the records, then its
-  absolute path, then its base name (when no other key has that base name). An input with no
-  entry fails.
+  model takes the first bbox_num, whole-image boxes fill up the rest; [] for none). Keys are
+  matched against the file as written in the records, then its absolute path, then its base name
+  (when no other key has that base name). An input with no entry fails.
 
 --weights RUN:
   A .safetensors file written by S2CNet.save (or by GeometryPrior.save), or a folder holding
