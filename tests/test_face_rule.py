@@ -113,8 +113,15 @@ def test_the_cropper_keeps_every_main_face_and_cuts_none():
     heads = RULE.heads(original, 400, 800)
     assert (kept_share(box, heads[:2]) > 0.99).all()
     assert int(faces_cut(box, heads)[0]) == 0
-    resized, geometry = ruled.prepare(photo)
-    assert len(ruled.candidates(geometry, [0.8], faces=original)[0]) > len(ratio_anchors(400, 800, 0.8))
     bare = Cropper(LikesTheLeft(), FixedFaces(), face_rule=None)
-    assert len(bare.candidates(geometry, [0.8], faces=original)[0]) == len(ratio_anchors(400, 800, 0.8))
     assert (kept_share(bare.crop(photo, "4:5")[0].boxes[:1], heads[:2]) < 0.99).any()
+
+
+def test_face_crops_are_added_only_where_no_other_candidate_keeps_the_main_faces_whole():
+    anchors = ratio_anchors(400, 800, 0.8)
+    assert len(RULE.candidates(FACES, 400, 800, 0.8, others=anchors)) == 0  # one of them keeps both
+    centred = anchors[:1]  # cuts the first main face
+    assert len(RULE.candidates(FACES, 400, 800, 0.8, others=centred)) == len(RULE.candidates(FACES, 400, 800, 0.8)) > 0
+    _, geometry = Cropper(LikesTheLeft(), FixedFaces()).prepare(torch.rand(3, 400, 800))
+    grid = Cropper(LikesTheLeft(), FixedFaces()).candidates(geometry, [0.8], faces=FACES)[0]
+    assert torch.equal(grid, anchors)

@@ -148,7 +148,8 @@ class Cropper:
     def candidates(self, geometry: Resize, ratios: Sequence[float], index: Optional[int] = None,
                    faces: Optional[Tensor] = None) -> List[Tensor]:
         """The candidate crops of each ratio (original pixels) of an image: the ratio's anchors, then, for
-        ``faces`` (the image's face boxes, original pixels), the face rule's crops around them. A ratio the
+        ``faces`` (the image's face boxes, original pixels), the face rule's crops around them where no
+        anchor keeps every main face and cuts none. A ratio the
         image cannot hold raises ``ValueError`` naming the image (``index``) and its size."""
         h, w = geometry.original
         out = []
@@ -159,7 +160,7 @@ class Cropper:
                 where = f"image {index} ({w}x{h})" if index is not None else f"a {w}x{h} image"
                 raise ValueError(f"{where}: {e}") from None
             if self.face_rule is not None and faces is not None and len(faces):
-                boxes = torch.cat([boxes, self.face_rule.candidates(faces, h, w, ratio)])
+                boxes = torch.cat([boxes, self.face_rule.candidates(faces, h, w, ratio, others=boxes)])
             out.append(boxes)
         return out
 

@@ -23,7 +23,7 @@ few steps), so a crop that keeps every main face whole exists whenever the photo
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Tuple
+from typing import Optional, Tuple
 
 import torch
 from torch import Tensor
@@ -107,6 +107,10 @@ class FaceRule:
     def penalty(self, crops: Tensor, faces: Tensor, height: float, width: float) -> Tensor:
         """What each crop of ``crops`` (K, 4) loses for ``faces`` (F >= 1, 4, detector boxes) in a ``width`` x
         ``height`` image (all in one pixel space)."""
+        return sum(self._charges(crops, faces, height, width))
+
+    def _charges(self, crops: Tensor, faces: Tensor, height: float, width: float) -> Tuple[Tensor, ...]:
+        """Each crop's charges for cuts, main faces left out, heads trimmed and heads crowded."""
         heads = self.heads(faces, height, width)
         cores = self.cores(faces, height, width)
         c = self.clearance
@@ -126,22 +130,29 @@ class FaceRule:
         out = (core < 1 - self.core_margin).float() @ main / main.sum()
         left_out = torch.where(out > 0, self.left_out_penalty * (0.5 + 0.5 * out), torch.zeros_like(out))
         crowded = (self.crowded_penalty * (room & ~head).sum(1).float()).clamp(max=self.left_out_penalty / 2)
-        return cuts + left_out + trimmed + crowded
+        return cuts, left_out, trimmed, crowded
 
     def cuts(self, crops: Tensor, faces: Tensor, height: float, width: float) -> Tensor:
         """How many of ``faces`` each crop cuts (their cores: what :meth:`penalty` charges most for)."""
         return faces_cut(crops, self.cores(faces, height, width), self.core_margin)
 
-    def candidates(self, faces: Tensor, height: int, width: int, ratio: float) -> Tensor:
+    def candidates(self, faces: Tensor, height: int, width: int, ratio: float,
+                   others: Optional[Tensor] = None) -> Tensor:
         """Crops of ``ratio`` (K, 4, float32) around the main faces' heads of ``faces`` (F, 4) with room
         around them (else the heads alone, else the faces' cores, else the faces): from the tightest towards
         the largest crop of the ratio in :attr:`scale_steps`, each at :attr:`shift_steps` positions per axis
-        that keep them inside. None (0, 4) when no crop of the ratio holds the main faces, or when there are
-        no faces."""
+        that keep them inside. None (0, 4) when no crop of the ratio holds the main faces, when there are
+        no faces, or when one of ``others`` (the ratio's other candidates) already keeps every main face and
+        cuts none (added crops shift the model's decoding of the rest: only where they are needed).
+        """
         empty = torch.zeros((0, 4))
         if not self.face_candidates or not len(faces):
             return empty
         faces = faces.float().cpu()
+        if others is not None and len(others):
+            cuts, left_out = self._charges(others.float().cpu(), faces, height, width)[:2]
+            if ((cuts == 0) & (left_out == 0)).any():
+                return empty
         faces = faces[self.main_faces(faces)]
         heads, c = self.heads(faces, height, width), self.clearance
         big_w, big_h = min(float(width), height * ratio), min(float(height), width / ratio)
