@@ -160,7 +160,7 @@ def test_from_official_refuses_code(tmp_path):
 
     path = tmp_path / "evil.pth"
     torch.save({"x": Evil()}, path)
-    with pytest.raises(Exception, match="[Ww]eights only"):
+    with pytest.raises(ValueError, match="not a checkpoint that loads with weights_only=True"):
         S2CNet.from_official(path, "GAICv1")
 
 
