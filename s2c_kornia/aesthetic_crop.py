@@ -129,7 +129,7 @@ class AestheticCrop(GeometricAugmentationBase2D):
             ``nn.Module`` is used as is on its own device and copied to the images' device when it differs
             (pass it in eval mode); any other callable gets the images on their device. The model is not a
             submodule: it is not in ``state_dict()`` and ``.to()`` does not move it.
-        proposer: object boxes for the scorer: a proposer (see :mod:`s2c_ops.proposals`), a proposer name
+        proposer: object boxes for the scorer: a proposer (see :mod:`s2c_ops.cropping.proposals`), a proposer name
             (``"saliency"``, ``"image"``), or ``None`` for the default proposer (faces, then salient regions,
             as the Cropper uses).
         top_k: ``1`` takes the best crop; ``k > 1`` picks one of the ``k`` best at random, weighted by

@@ -5,13 +5,10 @@ the geometry prior, the default model, weights), ``cropping`` (pre-processing, c
 Cropper), ``data`` (datasets, metrics), ``training`` and ``cli``. Importing ``s2c_ops`` loads the operators
 only; everything else (timm, torchvision, the models) loads on first use of a name below.
 
-The module names users import (``../shared/API.md``) are the subpackages' modules themselves:
-``s2c_ops.backbones``, ``.candidates``, ``.checkpoints``, ``.metrics`` and ``.proposals`` (:data:`_ALIASES`).
+Modules are imported where they live (``s2c_ops.cropping.candidates``, ``s2c_ops.data.metrics``,
+``s2c_ops.models.backbones``, ...): no module goes by a second name.
 """
 import importlib
-import importlib.abc
-import importlib.util
-import sys
 
 from .ops import _extension  # noqa: F401  (registers torch.ops.s2c: compiled, or the pure-PyTorch fallback)
 from .ops import (
@@ -26,14 +23,6 @@ from .ops import (
     rod_align_avg,
 )
 
-#: Public module names -> the module (below ``s2c_ops``) they are.
-_ALIASES = {
-    "backbones": "models.backbones",
-    "candidates": "cropping.candidates",
-    "checkpoints": "models.weights",
-    "metrics": "data.metrics",
-    "proposals": "cropping.proposals",
-}
 #: Names of the top level -> the module that defines them (imported on first use).
 _LAZY = {
     "S2CNet": "models.s2cnet",
@@ -45,32 +34,8 @@ _LAZY = {
 }
 
 
-class _AliasFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
-    """Imports ``s2c_ops.<alias>`` as the very module :data:`_ALIASES` names."""
-
-    def find_spec(self, fullname, path=None, target=None):
-        package, _, name = fullname.rpartition(".")
-        if package == __name__ and name in _ALIASES:
-            return importlib.util.spec_from_loader(fullname, self)
-        return None
-
-    def __init__(self) -> None:
-        self._specs = {}  # alias -> its module's own spec, which importlib replaces with the alias's
-
-    def create_module(self, spec):
-        module = importlib.import_module(f"{__name__}.{_ALIASES[spec.name.rpartition('.')[2]]}")
-        self._specs[spec.name] = module.__spec__
-        return module
-
-    def exec_module(self, module) -> None:
-        module.__spec__ = self._specs.pop(module.__spec__.name)
-
-
-sys.meta_path.append(_AliasFinder())
-
-
 def __getattr__(name: str):
-    if name in _ALIASES or name in ("data", "models", "cropping", "training", "cli"):
+    if name in ("data", "models", "cropping", "training", "cli"):
         return importlib.import_module(f"{__name__}.{name}")
     if name in _LAZY:
         return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
@@ -92,15 +57,10 @@ __all__ = [
     "S2CNet",
     "S2CNetConfig",
     "S2CNetWithPriors",
-    "backbones",
     "boxes_to_rois",
-    "candidates",
-    "checkpoints",
     "data",
     "gaic_roi_align",
     "gaic_roi_align_avg",
-    "metrics",
-    "proposals",
     "rod_align",
     "rod_align_avg",
 ]

@@ -179,7 +179,7 @@ def test_size_none_with_different_crop_sizes_raises(device):
 # -- geometry of the chosen crops ------------------------------------------------------------------
 @pytest.mark.parametrize("ratio", ["16:9", 1.0, "3:4", 2.5, 0.4, "4:3"])
 def test_crop_has_ratio_within_1px_and_lies_inside(device, ratio):
-    r = s2c_ops.candidates.parse_ratio(ratio)
+    r = s2c_ops.cropping.candidates.parse_ratio(ratio)
     for height, width in [(64, 96), (97, 61), (120, 120), (50, 211)]:
         x = torch.rand(3, 3, height, width, device=device)
         aug = make_aug(ratio, size=(32, round(32 * r)))

@@ -1,48 +1,48 @@
-"""The public names of ../shared/API.md stay importable where users import them, as the very modules
-of the subpackages that hold them (not copies)."""
+"""The public names of ../shared/API.md import where the code keeps them: the subpackages' own modules,
+with no second names."""
 import importlib
-import importlib.machinery
+import importlib.abc
+import importlib.util
 import subprocess
 import sys
 
 import pytest
 
-ALIASES = {
-    "s2c_ops.backbones": "s2c_ops.models.backbones",
-    "s2c_ops.candidates": "s2c_ops.cropping.candidates",
-    "s2c_ops.checkpoints": "s2c_ops.models.weights",
-    "s2c_ops.metrics": "s2c_ops.data.metrics",
-    "s2c_ops.proposals": "s2c_ops.cropping.proposals",
-}
+#: The modules ../shared/API.md names, where they live.
+PUBLIC_MODULES = ["s2c_ops.cropping.candidates", "s2c_ops.cropping.proposals", "s2c_ops.data.metrics",
+                  "s2c_ops.models.backbones", "s2c_ops.models.weights", "s2c_ops.ops"]
 
 
-@pytest.mark.parametrize("name", sorted(ALIASES))
-def test_public_module_names(name):
+@pytest.mark.parametrize("name", PUBLIC_MODULES)
+def test_public_modules_are_their_own(name):
     module = importlib.import_module(name)
-    assert module is importlib.import_module(ALIASES[name])
-    assert module.__spec__.name == ALIASES[name]  # the alias leaves the module's own spec alone
+    assert module.__name__ == module.__spec__.name == name
 
 
-@pytest.mark.parametrize("name", ["prior", "transforms", "train"])
-def test_no_unpromised_alias(name):
-    """API.md promises these names nowhere: no module of the package is called so."""
+@pytest.mark.parametrize("name", ["backbones", "candidates", "checkpoints", "metrics", "proposals", "prior",
+                                  "transforms", "train"])
+def test_no_second_names(name):
+    """No module of the package goes by a second name: the alias finder of earlier releases is gone."""
     import s2c_ops
 
-    assert name not in s2c_ops._ALIASES
-    assert importlib.machinery.PathFinder.find_spec(f"s2c_ops.{name}", s2c_ops.__path__) is None
+    assert importlib.util.find_spec(f"s2c_ops.{name}") is None
+    assert not hasattr(s2c_ops, name)
+    with pytest.raises(ModuleNotFoundError):
+        importlib.import_module(f"s2c_ops.{name}")
 
 
 def test_public_names():
     import s2c_ops
-    from s2c_ops.candidates import grid_anchors, ratio_anchors  # noqa: F401
-    from s2c_ops.checkpoints import load_weights  # noqa: F401
+    from s2c_ops.cropping.candidates import grid_anchors, ratio_anchors  # noqa: F401
     from s2c_ops.data import GAICD  # noqa: F401
-    from s2c_ops.metrics import acc_k_n, bde, iou, pcc, srcc, wacc_k_n  # noqa: F401
+    from s2c_ops.data.metrics import acc_k_n, bde, iou, pcc, srcc, wacc_k_n  # noqa: F401
+    from s2c_ops.models.weights import load_weights  # noqa: F401
 
     for name in s2c_ops.__all__:
         assert hasattr(s2c_ops, name), name
-    assert {"GeometryPrior", "S2CNetWithPriors", "checkpoints", "Cropper", "S2CNet"} <= set(s2c_ops.__all__)
-    assert callable(s2c_ops.backbones.register) and callable(s2c_ops.S2CNet.from_official)
+    assert {"GeometryPrior", "S2CNetWithPriors", "Cropper", "S2CNet"} <= set(s2c_ops.__all__)
+    assert not any(isinstance(f, importlib.abc.MetaPathFinder) and type(f).__module__.startswith("s2c_ops")
+                   for f in sys.meta_path)
 
 
 @pytest.mark.parametrize("argv", [["--help"], ["train", "--help"]])

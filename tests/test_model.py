@@ -91,7 +91,7 @@ def test_scoring_captures_in_cuda_graph(golden):
 def test_golden_crop_boxes_are_grid_anchors():
     g = load_golden(GOLDEN[0])
     h, w = g["image"].shape[-2:]
-    assert torch.equal(s2c_ops.candidates.grid_anchors(h, w), g["crop_boxes"][:, 1:])
+    assert torch.equal(s2c_ops.cropping.candidates.grid_anchors(h, w), g["crop_boxes"][:, 1:])
 
 
 def test_batch_equals_single_images(golden):

@@ -3,7 +3,9 @@ backbones and proposers by case-insensitive names; the Scorer abilities."""
 import pytest
 import torch
 
-from s2c_ops import GeometryPrior, S2CNet, S2CNetWithPriors, backbones, proposals
+from s2c_ops import GeometryPrior, S2CNet, S2CNetWithPriors
+from s2c_ops.cropping import proposals
+from s2c_ops.models import backbones
 from s2c_ops.models import create_model, list_models, register_model
 from s2c_ops.models.scorer import ABILITIES, ability, inference_copy
 

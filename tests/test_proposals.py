@@ -1,4 +1,4 @@
-"""Object-box proposers (s2c_ops.proposals): the contract (exactly D valid boxes per image), the padding
+"""Object-box proposers (s2c_ops.cropping.proposals): the contract (exactly D valid boxes per image), the padding
 rule, given boxes, torchvision detectors, the saliency proposer on real photos, and bad input."""
 
 import numpy as np
