@@ -115,8 +115,8 @@ def main() -> None:
                         misses[name].append(f"{Path(path).name} {ratio}{'' if no_cut else ' (a face cut)'}")
         if Path(path).name == "astronaut.png":
             for name in names:
-                print(f"astronaut.png, {name}: {'kept' if all(whole[name][-3:]) and all(main_kept[name][-3:]) else 'cut or left out'} "
-                      f"in {', '.join(RATIOS)}")
+                kept_all = all(whole[name][-3:]) and all(main_kept[name][-3:])
+                print(f"astronaut.png, {name}: {'kept' if kept_all else 'cut or left out'} in {', '.join(RATIOS)}")
     cases, counted = len(whole["centred"]), len(kept["centred"])
 
     def share(values) -> str:
@@ -127,7 +127,8 @@ def main() -> None:
     print("| cropper | kept (no face cut, main faces inside) | no face cut | every face whole (all cases) | "
           "the largest face inside (all cases) |\n| --- | ---: | ---: | ---: | ---: |")
     for name in names:
-        print(f"| {name} | {share(kept[name])} | {share(uncut[name])} | {share(whole[name])} | {share(main_kept[name])} |")
+        cells = (share(kept[name]), share(uncut[name]), share(whole[name]), share(main_kept[name]))
+        print(f"| {name} | {' | '.join(cells)} |")
     for name in names[1:]:
         print(f"\nnot kept, {name}: {', '.join(misses[name]) or 'none'}")
 

@@ -209,7 +209,8 @@ class Cropper:
         for batch in self._size_batches(resized):
             pixels = torch.stack([resized[i] for i in batch]).float()
             given = None if objects is None else [geometries[i].boxes_to_model(objects[i]) for i in batch]
-            known = None if found is None else ProposedObjects([found[i][0] for i in batch], [found[i][1] for i in batch])
+            known = None if found is None else ProposedObjects([found[i][0] for i in batch],
+                                                               [found[i][1] for i in batch])
             scores = self.score_resized(pixels, [geometries[i] for i in batch],
                                         [torch.cat(groups[i]) for i in batch], given,
                                         groups=[[len(g) for g in groups[i]] for i in batch], found=known)

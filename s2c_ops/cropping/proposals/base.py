@@ -214,14 +214,17 @@ class Proposer(abc.ABC):
         """:meth:`propose_objects` on checked images, without autograd: :meth:`propose`'s boxes, padded,
         and :meth:`propose_faces`'s faces."""
         b, _, h, w = images.shape
-        ranked = self.propose(images)
-        faces = self.propose_faces(images)
+        ranked, faces = self._ranked(images)
         if len(ranked) != b or len(faces) != b:
             raise RuntimeError(f"{type(self).__name__} returned {len(ranked)} box sets and {len(faces)} face sets "
                                f"for {b} images")
         # Padded where the proposer left them, then moved in one copy.
         boxes = list(pad_box_sets(ranked, num_boxes, h, w).to(images.device).unbind(0))
         return ProposedObjects(boxes, [f.to(images.device) for f in faces])
+
+    def _ranked(self, images: Tensor) -> Tuple[List[Tensor], List[Tensor]]:
+        """Each image's ranked boxes (:meth:`propose`) and its faces (:meth:`propose_faces`)."""
+        return self.propose(images), self.propose_faces(images)
 
     @abc.abstractmethod
     def propose(self, images: Tensor) -> List[Tensor]:

@@ -1,13 +1,13 @@
 """Faces first: a face detector's head boxes before another proposer's boxes (the default proposer)."""
 from __future__ import annotations
 
-from typing import Callable, List, Optional
+from typing import Callable, List, Optional, Tuple
 
 import torch
 from torch import Tensor
 
 from ..face_rule import FaceRule
-from .base import ProposedObjects, Proposer, pad_box_sets
+from .base import Proposer
 from .faces import FaceDetector
 
 
@@ -32,18 +32,14 @@ class FacesFirst(Proposer):
     def propose(self, images: Tensor) -> List[Tensor]:
         return self.objects.propose(images)
 
-    def _propose_objects(self, images: Tensor, num_boxes: int) -> ProposedObjects:
-        b, _, h, w = images.shape
+    def _ranked(self, images: Tensor) -> Tuple[List[Tensor], List[Tensor]]:
+        h, w = images.shape[-2:]
         faces = self.propose_faces(images)
         ranked = self.propose(images)
-        if len(ranked) != b or len(faces) != b:
-            raise RuntimeError(f"{type(self).__name__} found {len(ranked)} box sets and {len(faces)} face sets "
-                               f"for {b} images")
-        ranked = [torch.cat([self.rule.heads(f.to(r.device), h, w), r.float()]) if len(f) else r
-                  for f, r in zip(faces, ranked)]
-        # Padded where the proposer left them, then moved in one copy.
-        boxes = list(pad_box_sets(ranked, num_boxes, h, w).to(images.device).unbind(0))
-        return ProposedObjects(boxes, [f.to(images.device) for f in faces])
+        if len(faces) == len(ranked):  # else the base class says what went wrong
+            ranked = [torch.cat([self.rule.heads(f.to(r.device), h, w), r.float()]) if len(f) else r
+                      for f, r in zip(faces, ranked)]
+        return ranked, faces
 
     def extra_repr(self) -> str:
         return f"objects={self.objects}, faces={self.faces}"
