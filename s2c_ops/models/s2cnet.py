@@ -302,8 +302,7 @@ class S2CNet(ScorerModule):
         d, k = self.config.bbox_num, crops.shape[0]
         boxes = torch.cat([crops, objects], dim=0)
         nodes = self.node_embed(self.box_features(features, boxes))
-        # The size made on the device (fills, no host copy), so that scoring can be captured in a CUDA graph.
-        centres = (boxes[:, 1:3] + boxes[:, 3:5]) / 2 / image_extent(boxes, image_size)
+        centres = (boxes[:, 1:3] + boxes[:, 3:5]) / 2 / image_extent(boxes, image_size)  # no host copy
         # Graph g holds crop g, then the d object boxes of its image (objects are grouped by image).
         crop_index = torch.arange(k, device=boxes.device)
         object_index = k + crops[:, 0].long()[:, None] * d + torch.arange(d, device=boxes.device)
