@@ -20,9 +20,7 @@ from ..models.default import default_model
 from ..models.scorer import ability, inference_copy, module_device
 from ..ops.constants import constant
 from .candidates import parse_ratio, ratio_anchors
-# The default rule's weights are read from here by s2c_kornia and the export.
-from .face_rule import (FACE_CLEARANCE, FACE_CROWDED_PENALTY, FACE_CUT_MARGIN, FACE_CUT_PENALTY,  # noqa: F401
-                        FACE_LEFT_OUT_PENALTY, FaceRule)
+from .face_rule import FaceRule
 from .images import ImageLike
 from .pixels import check_unit_range
 from .proposals import GivenBoxes, ProposedObjects, Proposer, default_proposer
