@@ -140,7 +140,7 @@ def test_export_writes_onnx_and_description(exported, capsys):
     assert description["model"].endswith("(default)")
     from s2c_ops.cli.main import main
 
-    assert main(["export", "--out", str(exported)]) == 1  # files there, no --overwrite
+    assert main(["export", "--out", str(exported)]) == 2  # files there, no --overwrite: a usage error
     assert "--overwrite" in capsys.readouterr().err
 
 

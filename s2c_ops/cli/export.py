@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Tuple
 
+from .errors import UsageError
 from .models import ModelOptions, add_model_arguments, load_model
 
 FORMATS = ("onnx", "aoti")
@@ -21,9 +22,15 @@ class ExportOptions:
     overwrite: bool
 
     @classmethod
-    def from_args(cls, args: argparse.Namespace) -> "ExportOptions":
+    def from_namespace(cls, args: argparse.Namespace) -> "ExportOptions":
+        """The only code that reads the command line; files already in --out without --overwrite are a
+        :class:`~s2c_ops.cli.errors.UsageError`, found before the model loads."""
         formats = tuple(FORMATS) if args.format == "both" else (args.format,)
-        return cls(Path(args.out), formats, ModelOptions.from_namespace(args), args.device, bool(args.overwrite))
+        options = cls(Path(args.out), formats, ModelOptions.from_namespace(args), args.device, bool(args.overwrite))
+        existing = [str(path) for path in options.paths().values() if path.exists()]
+        if existing and not options.overwrite:
+            raise UsageError(f"{', '.join(existing)} exist(s): pass --overwrite to replace")
+        return options
 
     def paths(self) -> dict:
         return {kind: self.out / FILE_NAMES[kind] for kind in (*self.formats, "json")}
@@ -46,11 +53,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    options = ExportOptions.from_args(args)
+    options = ExportOptions.from_namespace(args)
     paths = options.paths()
-    existing = [str(path) for path in paths.values() if path.exists()]
-    if existing and not options.overwrite:
-        raise FileExistsError(f"{', '.join(existing)} exist(s): pass --overwrite to replace")
     if "onnx" in options.formats:
         import onnxscript  # noqa: F401  (torch.onnx needs it: fail before the slow part)
     from ..export import describe, export_program, write_aoti, write_description, write_onnx
