@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from s2c_ops import Cropper  # noqa: E402
-from s2c_ops.cropping.candidates import parse_ratio, ratio_anchors  # noqa: E402
+from s2c_ops.cropping.candidates import largest_crop, parse_ratio, ratio_anchors  # noqa: E402
 from s2c_ops.cropping.face_rule import FACE_CUT_MARGIN, faces_cut  # noqa: E402
 from s2c_ops.ops.boxes import kept_share, sides  # noqa: E402
 from s2c_ops.cropping.proposals import get_proposer  # noqa: E402
@@ -67,8 +67,8 @@ def main_faces_fit(faces: torch.Tensor, height: int, width: int, ratio: float) -
     union = faces[main_faces(faces)]
     w = float(union[:, 2].max() - union[:, 0].min())
     h = float(union[:, 3].max() - union[:, 1].min())
-    big_w = min(float(width), height * ratio)
-    return w <= big_w + TOLERANCE and h <= big_w / ratio + TOLERANCE
+    big_h, big_w = largest_crop(height, width, ratio)
+    return w <= big_w + TOLERANCE and h <= big_h + TOLERANCE
 
 
 def main() -> None:

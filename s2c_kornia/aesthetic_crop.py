@@ -45,7 +45,7 @@ from kornia.constants import Resample
 from kornia.geometry.transform import crop_by_indices, crop_by_transform_mat
 from torch import Tensor
 
-from s2c_ops.cropping.candidates import parse_ratio, pixel_crops, ratio_anchors
+from s2c_ops.cropping.candidates import largest_crop, parse_ratio, pixel_crops, ratio_anchors
 from s2c_ops.cropping.cropper import Cropper
 from s2c_ops.cropping.table import CropTable, model_identity, proposer_identity
 from s2c_ops.models.default import default_model
@@ -84,8 +84,8 @@ def _check_size(size: Any) -> Optional[Tuple[int, int]]:
 
 def _largest_crop_size(height: int, width: int, ratio: float) -> Tuple[int, int]:
     """(h, w) of the largest whole-pixel crop of ``ratio`` (what ``size=None`` gives for the largest box)."""
-    w0 = min(float(width), height * ratio)
-    box = torch.tensor([[0.0, 0.0, w0, w0 / ratio]])
+    h0, w0 = largest_crop(height, width, ratio)
+    box = torch.tensor([[0.0, 0.0, w0, h0]])
     crop = pixel_crops(box, ratio, height, width)[0]
     return int(crop[3]), int(crop[2])
 
@@ -352,8 +352,7 @@ class AestheticCrop(GeometricAugmentationBase2D):
         ratio = self.flags["ratio"]
         if c != 3:
             raise ValueError(f"AestheticCrop needs RGB images (3 channels), got {c} in shape {tuple(images.shape)}")
-        largest_w = min(float(width), height * ratio)
-        largest_h = largest_w / ratio
+        largest_h, largest_w = largest_crop(height, width, ratio)
         if largest_w < MIN_CROP_SIDE or largest_h < MIN_CROP_SIDE:
             raise ValueError(
                 f"a {height}x{width} (height x width) image is too small for crops of ratio {ratio:g}: the largest "

@@ -46,9 +46,16 @@ from typing import Tuple, Union
 import torch
 from torch import Tensor
 
-__all__ = ["grid_anchors", "parse_ratio", "pixel_crops", "ratio_anchors"]
+__all__ = ["grid_anchors", "largest_crop", "parse_ratio", "pixel_crops", "ratio_anchors"]
 
 _BINS = 12
+
+
+def largest_crop(height: float, width: float, ratio: float) -> Tuple[float, float]:
+    """``(h, w)`` of the largest crop of ``ratio`` (width / height) that fits a ``height`` x ``width`` image,
+    in exact (not whole) pixels."""
+    w = min(float(width), height * ratio)
+    return min(float(height), w / ratio), w
 
 
 def _check_size(height: int, width: int) -> tuple[int, int]:
@@ -151,8 +158,7 @@ def ratio_anchors(
         raise ValueError(f"min_size must be a positive number of pixels, got {min_size!r}")
 
     ratio = float(ratio)
-    w0 = min(float(width), height * ratio)
-    h0 = min(float(height), w0 / ratio)
+    h0, w0 = largest_crop(height, width, ratio)
     if w0 < min_size or h0 < min_size:
         raise ValueError(
             f"a {height}x{width} (height x width) image cannot hold a crop of ratio {ratio:g} with both sides "

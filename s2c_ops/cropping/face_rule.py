@@ -29,7 +29,7 @@ import torch
 from torch import Tensor
 
 from ..ops.boxes import grow_boxes, kept_share, sides
-from .candidates import unique_boxes
+from .candidates import largest_crop, unique_boxes
 
 #: The default rule's weights (as ``FaceRule()`` has them).
 FACE_CUT_PENALTY = 100.0
@@ -155,7 +155,7 @@ class FaceRule:
                 return empty
         faces = faces[self.main_faces(faces)]
         heads, c = self.heads(faces, height, width), self.clearance
-        big_w, big_h = min(float(width), height * ratio), min(float(height), width / ratio)
+        big_h, big_w = largest_crop(height, width, ratio)
         for boxes in (grow_boxes(heads, c, c, c, c, height, width), heads, self.cores(faces, height, width), faces):
             x1, y1 = boxes[:, :2].min(0).values.tolist()
             x2, y2 = boxes[:, 2:].max(0).values.tolist()
