@@ -1,13 +1,22 @@
-"""The default model's blend (:mod:`s2c_ops.models.blend`): S2CNet scores only the priors' shortlist of
-each candidate set, and the decoding reads the rest from the shortlisted crops."""
-from dataclasses import replace
+"""The default model's blend (:mod:`s2c_ops.models.blend`): its setting (:class:`BlendSetting`, its text and
+checks, the shipped one, another tried on the shipped model), S2CNet scores only the priors' shortlist of each
+candidate set, and the decoding reads the rest from the shortlisted crops."""
+import json
+import random
+import re
+from dataclasses import asdict, replace
+from pathlib import Path
 
 import pytest
 import torch
+from safetensors import safe_open
 
+import s2c_ops
 from s2c_ops import S2CNetWithPriors
 from s2c_ops.cropping.candidates import ratio_anchors
-from s2c_ops.models.blend import BlendConfig, expected_iou
+from s2c_ops.models.blend import SETTING_FIELDS, BlendConfig, BlendSetting, expected_iou
+
+SHIPPED = Path(s2c_ops.__file__).parent / "weights" / "s2cnet_fcdb.safetensors"
 
 
 def blend(**changes) -> S2CNetWithPriors:
@@ -147,3 +156,100 @@ def test_decoding_worked_out_by_hand():
     with_faces = expected_iou(rois, raw, 1.0, [3, 2], ratio_temperature=2.0, face_temperature=1.0,
                               with_faces=[True, False])
     torch.testing.assert_close(with_faces, torch.tensor([13 / 18, 7 / 18, 1 / 6, 7 / 8, 5 / 8], dtype=torch.float64))
+
+
+@pytest.mark.parametrize("text, setting, written", [
+    ("1:0.25:0.7:2:1", BlendSetting(1.0, 0.25, 0.7, 2.0, 1.0, mirror=False), "1:0.25:0.7:2:1"),
+    ("0.5:0:none", BlendSetting(0.5, 0.0, None), "0.5:0:none"),
+    ("1:0.25:0.7:none:1:mirror", BlendSetting(1, 0.25, 0.7, None, 1, mirror=True), "1:0.25:0.7:none:1:mirror"),
+    (" 1.0 : 0.250 :0.70:2.0:none:NoMirror", BlendSetting(1, 0.25, 0.7, 2), "1:0.25:0.7:2"),
+    ("0:0:None:mirror", BlendSetting(0, 0, None, mirror=True), "0:0:none:mirror"),
+    ("2e-3:1e3:1e-05", BlendSetting(0.002, 1000.0, 1e-05), "0.002:1000:1e-05"),
+])
+def test_setting_text(text, setting, written):
+    """``G:P:T[:TR[:TF]][:mirror]``: parse reads it, str writes the shortest form, parse reads that back."""
+    assert BlendSetting.parse(text) == setting
+    assert str(setting) == written and BlendSetting.parse(written) == setting
+    assert all(isinstance(getattr(setting, name), float) for name in ("geometry_weight", "gaicd_weight"))
+
+
+def test_setting_text_round_trip_of_any_setting():
+    draw = random.Random(0)
+    for _ in range(500):
+        t = draw.choice([None, draw.uniform(1e-3, 5)])
+        tr, tf = (None if t is None else draw.choice([None, draw.expovariate(1.0) + 1e-9]) for _ in range(2))
+        setting = BlendSetting(draw.choice([0.0, draw.random() * 3]), draw.random() / 7, t, tr, tf,
+                               mirror=draw.random() < 0.5)
+        assert BlendSetting.parse(str(setting)) == setting, str(setting)
+
+
+@pytest.mark.parametrize("text, error", [
+    ("0.5:0", "expected G:P:T[:TR[:TF]][:mirror] (e.g. 1:0.25:0.7:2:1)"),
+    ("0.5:0:1:1:1:1", "expected G:P:T"),
+    ("0.5:0:1:1:1:1:mirror", "expected G:P:T"),
+    ("mirror", "expected G:P:T"),
+    ("", "expected G:P:T"),
+    ("a:0:1", "are numbers"),
+    ("1:0:1:mirror:mirror", "are numbers"),
+    ("1:0:1:x", "are numbers"),
+    ("-1:0:1", "geometry_weight must be a number >= 0, got -1.0"),
+    ("1:nan:1", "gaicd_weight must be a number >= 0, got nan"),
+    ("1:inf:1", "gaicd_weight must be a number >= 0"),
+    ("0.5:0:-1", "temperature must be None or > 0, got -1.0"),
+    ("0.5:0:1:0", "ratio_temperature must be None or > 0, got 0.0"),
+    ("0.5:0:1:1:0", "face_temperature must be None or > 0, got 0.0"),
+    ("0.5:0:none:1", "ratio_temperature needs a temperature"),
+    ("0.5:0:none:none:1", "face_temperature needs a temperature"),
+])
+def test_setting_text_errors(text, error):
+    with pytest.raises(ValueError, match=f"^{re.escape(repr(text))} is not a blend setting: .*{re.escape(error)}"):
+        BlendSetting.parse(text)
+
+
+def test_setting_checks():
+    for fields, error in (({"geometry_weight": True}, "geometry_weight must be a number"),
+                          ({"gaicd_weight": "0.25"}, "gaicd_weight must be a number"),
+                          ({"temperature": float("inf")}, "temperature must be None or > 0"),
+                          ({"mirror": 1}, "mirror must be True or False")):
+        with pytest.raises(ValueError, match=error):
+            BlendSetting(**{"geometry_weight": 1, "gaicd_weight": 0.25, "temperature": 0.7, **fields})
+    setting = BlendSetting(1, 0, 1)
+    with pytest.raises(AttributeError):
+        setting.temperature = 2.0  # frozen: a setting is a value (grid keys, configurations)
+    assert {setting: 1}[BlendSetting(1.0, 0.0, 1.0, None, None, False)] == 1
+
+
+def test_config_holds_a_setting():
+    """BlendConfig keeps the setting's fields under their own names (the weights files' metadata), with the
+    setting's checks; ``with_setting`` changes those alone."""
+    setting = BlendSetting.parse("0.5:0:1.4:2:0.8:mirror")
+    config = replace(BlendConfig(), shortlist=12).with_setting(setting)
+    assert config.setting == setting and config.shortlist == 12 and config.s2cnet == BlendConfig().s2cnet
+    assert {name: getattr(config, name) for name in SETTING_FIELDS} == asdict(setting)
+    with pytest.raises(ValueError, match="gaicd_weight must be a number >= 0"):
+        BlendConfig(gaicd_weight=-0.5)
+    with pytest.raises(TypeError, match="BlendSetting"):
+        BlendConfig().with_setting("0.5:0:1")
+
+
+def test_the_shipped_weights_hold_the_shipped_setting_and_another_can_be_tried(tmp_path):
+    """The shipped file's metadata is read as it was written (no key renamed); its setting is
+    1:0.25:0.7:2:1; ``with_setting`` makes a copy that blends otherwise, saved and loaded with its setting."""
+    with safe_open(str(SHIPPED), "pt") as f:
+        stored = json.loads(f.metadata()["config"])
+    model = S2CNetWithPriors.load(SHIPPED)
+    assert model.setting == model.config.setting == BlendSetting.parse("1:0.25:0.7:2:1")
+    assert {name: stored[name] for name in SETTING_FIELDS} == asdict(model.setting)
+    assert asdict(model.config) == stored
+    same, other = model.with_setting(model.setting), model.with_setting("0.5:0:1.4:mirror")
+    assert other.setting == BlendSetting(0.5, 0.0, 1.4, mirror=True) and model.setting == same.setting
+    assert other.config.shortlist == model.config.shortlist and other.s2cnet is not model.s2cnet
+    images, sets, objects = inputs(4)
+    with torch.no_grad():
+        scores = [m(images, [torch.cat(sets)], objects, groups=[[len(s) for s in sets]]) for m in (model, same, other)]
+    torch.testing.assert_close(scores[1], scores[0], rtol=0, atol=0)
+    assert not torch.allclose(scores[2], scores[0])
+    other.save(tmp_path / "other.safetensors")
+    with safe_open(str(tmp_path / "other.safetensors"), "pt") as f:
+        assert json.loads(f.metadata()["config"]).keys() == stored.keys()
+    assert S2CNetWithPriors.load(tmp_path / "other.safetensors").setting == other.setting

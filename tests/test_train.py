@@ -1,7 +1,6 @@
 """`s2c train`: the GAIC recipe on one process, resume, ImageNet initialisation, and torchrun with 2 CPU ranks."""
 import csv
 import json
-import math
 import os
 import subprocess
 import sys
@@ -144,20 +143,22 @@ def test_fcdb_training_resume_and_finetune(tmp_path, capsys, one_thread):
     assert summary["last"]["epoch"] == 4 and summary["finetune_epochs"] == 1
     assert len(read_fcdb(data)[0]) == 6
     # the blend with the geometry priors: every setting of the grid measured, the best one written
-    from s2c_ops.models.blend import S2CNetWithPriors
+    from s2c_ops.models.blend import SETTING_FIELDS, BlendSetting, S2CNetWithPriors
     from s2c_ops.training.blend_search import BLEND_GRID, choose_blend
 
     blend = S2CNetWithPriors.load(run / "blend.safetensors")
     measured = json.loads((run / "blend.json").read_text())
-    assert len(measured["measured"]) == math.prod(len(axis) for axis in BLEND_GRID)
-    rows = {(r["geometry_weight"], r["gaicd_weight"], r["temperature"], r["mirror"]): r for r in measured["measured"]}
-    best = choose_blend(rows)
-    assert best == measured["chosen"] == summary["blend"]
-    c = blend.config
-    assert (c.geometry_weight, c.gaicd_weight, c.temperature, c.ratio_temperature, c.mirror) == tuple(
-        best[k] for k in ("geometry_weight", "gaicd_weight", "temperature", "ratio_temperature", "mirror"))
+    assert len(measured["measured"]) == len(BLEND_GRID) == 3 * 4 * 6 * 2
+    # every row: the setting as --blend-setting reads it, its fields, its figures
+    rows = {BlendSetting.parse(r["setting"]): r for r in measured["measured"]}
+    assert set(rows) == set(BLEND_GRID)
+    assert all(BlendSetting(**{k: r[k] for k in SETTING_FIELDS}) == s for s, r in rows.items())
+    figures = ("ratio_iou", "ratio_bde", "free_iou", "free_bde")
+    best = choose_blend({s: {k: r[k] for k in figures} for s, r in rows.items()})
+    chosen = measured["chosen"]
+    assert chosen == summary["blend"] and BlendSetting.parse(chosen["setting"]) == best == blend.setting
     # the best of the grid: no single temperature for both protocols does better
-    assert all(r["ratio_iou"] + r["free_iou"] <= best["ratio_iou"] + best["free_iou"] for r in rows.values())
+    assert all(r["ratio_iou"] + r["free_iou"] <= chosen["ratio_iou"] + chosen["free_iou"] for r in rows.values())
     torch.testing.assert_close(blend.s2cnet.head.weight, last.head.weight)
     scores = blend(torch.zeros(1, 3, 64, 96), [torch.tensor([[0.0, 0, 96, 64], [10.0, 5, 70, 50]])],
                    [torch.tensor([[0.0, 0, 96, 64]] * 10)])
@@ -168,7 +169,7 @@ def test_fcdb_training_on_every_photo_with_a_fixed_blend(tmp_path, capsys):
     """--train-split train trains on the validation photos too, so the blend is given (--blend-setting)
     rather than chosen on them."""
     from s2c_ops.data.fcdb import read_fcdb, validation_files
-    from s2c_ops.models.blend import S2CNetWithPriors
+    from s2c_ops.models.blend import BlendSetting, S2CNetWithPriors
     from synthetic import make_fcdb
 
     data = tmp_path / "fcdb"
@@ -183,24 +184,28 @@ def test_fcdb_training_on_every_photo_with_a_fixed_blend(tmp_path, capsys):
     run = tmp_path / "run"
     base = ["train", "--data", str(data), "--out", str(run), "--backbone-weights", "none", "--device", "cpu",
             "--proposer", "saliency", "--sample", "8", "--photos-per-step", "2", "--epochs", "1"]
+    # --mirror off agrees with the setting (no trailing mirror field: off)
     assert cli.main(base + ["--train-split", "train", "--blend-setting", "0.5:0:1:1.4:0.8", "--mirror", "off"]) == 0
     assert "cached 6 photos to train on, 2 to evaluate" in capsys.readouterr().out
     measured = json.loads((run / "blend.json").read_text())
-    assert [(r["geometry_weight"], r["gaicd_weight"], r["temperature"], r["mirror"]) for r in measured["measured"]] \
-        == [(0.5, 0.0, 1.0, False), (0.5, 0.0, 1.4, False)]
-    assert measured["chosen"]["ratio_iou"] == measured["measured"][1]["ratio_iou"]
-    assert measured["chosen"]["free_iou"] == measured["measured"][0]["free_iou"]
-    c = S2CNetWithPriors.load(run / "blend.safetensors").config
-    assert (c.geometry_weight, c.gaicd_weight, c.temperature, c.ratio_temperature, c.face_temperature, c.mirror) \
-        == (0.5, 0, 1, 1.4, 0.8, False)
-    assert measured["chosen"]["face_temperature"] == 0.8
-    for bad in (["--blend-setting", "0.5:0"], ["--blend-setting", "0.5:0:1", "--mirror", "auto"],
-                ["--blend-setting", "a:0:1", "--mirror", "on"], ["--blend-setting", "0.5:0:-1", "--mirror", "on"],
-                ["--blend-setting", "0.5:0:none:1", "--mirror", "on"], ["--blend-setting", "0.5:0:1:1:0", "--mirror", "on"],
-                ["--blend-setting", "0.5:0:none:none:1", "--mirror", "on"], ["--blend-setting", "0.5:0:1:1:1:1", "--mirror", "on"]):
-        assert cli.main(base + bad) == 2
+    # measured at each of its temperatures alone; ratio given taken at 1.4, free form at 1
+    assert [r["setting"] for r in measured["measured"]] == ["0.5:0:1", "0.5:0:1.4"]
+    chosen = measured["chosen"]
+    assert chosen["setting"] == "0.5:0:1:1.4:0.8" and chosen["face_temperature"] == 0.8 and chosen["mirror"] is False
+    assert chosen["ratio_iou"] == measured["measured"][1]["ratio_iou"]
+    assert chosen["free_iou"] == measured["measured"][0]["free_iou"]
+    assert S2CNetWithPriors.load(run / "blend.safetensors").setting == BlendSetting(0.5, 0, 1, 1.4, 0.8, mirror=False)
+    for bad, says in ((["0.5:0"], "expected G:P:T[:TR[:TF]][:mirror]"), (["a:0:1"], "are numbers"),
+                      (["0.5:0:-1"], "temperature must be None or > 0"),
+                      (["0.5:0:none:1"], "ratio_temperature needs a temperature"),
+                      (["0.5:0:1:1:0"], "face_temperature must be None or > 0"),
+                      (["0.5:0:none:none:1"], "face_temperature needs a temperature"),
+                      (["0.5:0:1:1:1:1"], "expected G:P:T"),
+                      (["0.5:0:1:mirror", "--mirror", "off"], "contradicts --mirror off"),
+                      (["0.5:0:1", "--mirror", "on"], "contradicts --mirror on")):
+        assert cli.main(base + ["--blend-setting"] + bad) == 2
         err = capsys.readouterr().err
-        assert "--blend-setting" in err and len(err.splitlines()) == 1, err
+        assert err.startswith("s2c train: error: --blend-setting") and says in err and len(err.splitlines()) == 1, err
     assert cli.main(base + ["--photos-per-step", "0"]) == 2
     assert capsys.readouterr().err == "s2c train: error: --photos-per-step must be at least 1, got 0\n"
 

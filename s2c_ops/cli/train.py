@@ -5,7 +5,8 @@ reads ``s2c train``'s options once into :class:`~s2c_ops.training.options.TrainO
 import argparse
 
 from ..models.config import OFFICIAL
-from ..training.options import BlendSetting, TrainOptions
+from ..models.blend import BlendSetting
+from ..training.options import TrainOptions
 from .errors import UsageError
 
 DESCRIPTION = (
@@ -41,16 +42,18 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     fcdb.add_argument("--no-blend", dest="blend", action="store_false",
                       help="skip the blend with the geometry priors at the end (blend.safetensors)")
     fcdb.add_argument("--mirror", choices=("auto", "on", "off"), default="auto",
-                      help="the blend scores the mirror image too (on), not (off), or whichever measures best (auto)")
+                      help="the blend scores the mirror image too (on), not (off), or whichever measures best (auto); "
+                           "with --blend-setting, the setting says it (on or off must agree with it)")
     fcdb.add_argument("--train-split", choices=("fit", "train"), default="fit",
                       help="photos to train on: fit (all but the validation list; default) or train (all of them: "
                            "for the shipped weights once every setting is fixed; validation figures are then not "
                            "held out)")
-    fcdb.add_argument("--blend-setting", metavar="G:P:T[:TR[:TF]]",
+    fcdb.add_argument("--blend-setting", metavar=BlendSetting.FORMAT,
                       help="the blend to write, instead of the best of the grid on --eval-split: FCDB prior weight, "
                            "GAICD prior weight, temperature ('none' for no decoding), the temperature of "
-                           "candidates of one aspect ratio (default: T) and the highest temperature of a photo "
-                           "with faces (default: none), e.g. 1:0.25:0.7:2:1; needs --mirror on or off")
+                           "candidates of one aspect ratio (default: T), the highest temperature of a photo "
+                           "with faces (default: none), and 'mirror' last when S2CNet also scores the mirror "
+                           "image (default: not); e.g. 1:0.25:0.7:2:1, the shipped model's")
     gaicd = p.add_argument_group("GAICD")
     gaicd.add_argument("--workers", type=int, default=0, help="DataLoader workers")
 
@@ -79,7 +82,10 @@ def options_from(args: argparse.Namespace) -> TrainOptions:
     """``s2c train``'s options, read here alone; a combination that cannot run is a :class:`UsageError`."""
     mirror = {"auto": None, "on": True, "off": False}[args.mirror]
     try:
-        setting = BlendSetting.parse(args.blend_setting, mirror) if args.blend_setting else None
+        setting = BlendSetting.parse(args.blend_setting) if args.blend_setting else None
+    except ValueError as e:
+        raise UsageError(f"--blend-setting: {e}") from None
+    try:
         return TrainOptions.for_data(
             args.data, args.out, epochs=args.epochs, lr=args.lr, eval_split=args.eval_split, config=args.config,
             backbone_weights=args.backbone_weights, resume=args.resume, seed=args.seed, device=args.device,

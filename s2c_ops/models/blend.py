@@ -23,12 +23,14 @@ Per image, over its candidate crops:
    graph stage, the costliest part after the backbone, scales with the candidates it scores; with the
    shipped N = 64 the FCDB validation figures are those of scoring every candidate (docs/models.md).
 
-The weights and the temperature were chosen on the FCDB validation photos (``s2c train`` on FCDB writes the
-measurements to ``blend.json``; see the README).
+The weights, the temperatures and the mirror image make a :class:`BlendSetting` (written
+``1:0.25:0.7:2:1``, the shipped one); :class:`BlendConfig` holds it with the three models' configurations and
+the shortlist. They were chosen on the FCDB validation photos (``s2c train`` on FCDB writes the measurements
+to ``blend.json``; see docs/models.md). ``S2CNetWithPriors.with_setting`` tries another on trained models.
 """
 import copy
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
@@ -48,7 +50,89 @@ SHORTLIST = 64
 
 
 @dataclass(frozen=True)
+class BlendSetting:
+    """How the blend scores (module docstring): ``geometry_weight`` (the FCDB prior's) and ``gaicd_weight``
+    (the GAICD prior's), numbers >= 0; ``temperature`` (``None``: no decoding, the raw blend);
+    ``ratio_temperature``, that of candidate sets of one aspect ratio (``None``: ``temperature``);
+    ``face_temperature``, the highest of the sets of an image with faces (``None``: no bound); temperatures
+    > 0, the last two only with a ``temperature``; ``mirror``: S2CNet also scores the mirror image (twice
+    the backbone's time). Numbers are stored as floats.
+
+    As text (:meth:`parse`, ``str``; ``s2c train --blend-setting``): ``G:P:T[:TR[:TF]][:mirror]``, the fields
+    in that order, ``none`` for a temperature left out, and a last field ``mirror`` (or ``nomirror``, the
+    default) for the mirror image: ``1:0.25:0.7:2:1`` is the shipped model's setting (FCDB prior 1, GAICD
+    prior 0.25, temperature 0.7, 2 for one aspect ratio, at most 1 with faces, no mirror image)."""
+
+    geometry_weight: float
+    gaicd_weight: float
+    temperature: Optional[float]
+    ratio_temperature: Optional[float] = None
+    face_temperature: Optional[float] = None
+    mirror: bool = False
+
+    #: The text form (class docstring).
+    FORMAT = "G:P:T[:TR[:TF]][:mirror]"
+
+    def __post_init__(self) -> None:
+        def number(value: Any) -> bool:
+            return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+        for name in ("geometry_weight", "gaicd_weight"):
+            value = getattr(self, name)
+            if not (number(value) and value >= 0):
+                raise ValueError(f"{name} must be a number >= 0, got {value!r}")
+            object.__setattr__(self, name, float(value))
+        for name in ("temperature", "ratio_temperature", "face_temperature"):
+            value = getattr(self, name)
+            if value is not None and not (number(value) and value > 0):
+                raise ValueError(f"{name} must be None or > 0, got {value!r}")
+            object.__setattr__(self, name, None if value is None else float(value))
+        for name in ("ratio_temperature", "face_temperature"):
+            if self.temperature is None and getattr(self, name) is not None:
+                raise ValueError(f"{name} needs a temperature (without one nothing is decoded)")
+        if not isinstance(self.mirror, bool):
+            raise ValueError(f"mirror must be True or False, got {self.mirror!r}")
+
+    @classmethod
+    def parse(cls, text: str) -> "BlendSetting":
+        """The setting written ``G:P:T[:TR[:TF]][:mirror]`` (class docstring; the inverse of ``str``); a
+        ValueError names what is wrong."""
+        parts = [part.strip().lower() for part in str(text).split(":")]
+        mirror = {"mirror": parts.pop() == "mirror"} if parts[-1] in ("mirror", "nomirror") else {}
+        if not 3 <= len(parts) <= 5:
+            raise ValueError(f"{text!r} is not a blend setting: expected {cls.FORMAT} (e.g. 1:0.25:0.7:2:1)")
+        try:
+            values = [None if part == "none" else float(part) for part in parts]
+        except ValueError:
+            raise ValueError(f"{text!r} is not a blend setting: G, P, T, TR and TF are numbers (the temperatures "
+                             "may be none), then mirror or nomirror") from None
+        try:
+            return cls(*values, **mirror)
+        except ValueError as e:
+            raise ValueError(f"{text!r} is not a blend setting: {e}") from None
+
+    def __str__(self) -> str:
+        """``G:P:T[:TR[:TF]][:mirror]`` (:meth:`parse` reads it back): the temperatures at the end that are
+        ``None`` left out, ``mirror`` only when it is on."""
+        def text(value: Optional[float]) -> str:
+            return "none" if value is None else repr(value).removesuffix(".0")
+
+        values = [self.geometry_weight, self.gaicd_weight, self.temperature, self.ratio_temperature,
+                  self.face_temperature]
+        while len(values) > 3 and values[-1] is None:
+            values.pop()
+        return ":".join([text(v) for v in values] + (["mirror"] if self.mirror else []))
+
+
+#: The fields of a :class:`BlendSetting` (:class:`BlendConfig` holds them under the same names).
+SETTING_FIELDS = tuple(f.name for f in fields(BlendSetting))
+
+
+@dataclass(frozen=True)
 class BlendConfig:
+    """A blend model's configuration (what its weights file stores): the three models', the fields of its
+    :class:`BlendSetting` (:attr:`setting`; :meth:`with_setting`), and the ``shortlist``."""
+
     s2cnet: Dict[str, Any] = field(default_factory=lambda: asdict(S2CNetConfig(antialias=True)))
     fcdb_prior: Dict[str, Any] = field(default_factory=lambda: asdict(PriorConfig()))
     gaicd_prior: Dict[str, Any] = field(default_factory=lambda: asdict(PriorConfig()))
@@ -67,13 +151,18 @@ class BlendConfig:
         if self.shortlist is not None and (isinstance(self.shortlist, bool) or not isinstance(self.shortlist, int)
                                            or self.shortlist < 1):
             raise ValueError(f"BlendConfig.shortlist must be None or a positive int, got {self.shortlist!r}")
-        for name in ("temperature", "ratio_temperature", "face_temperature"):
-            value = getattr(self, name)
-            if value is not None and not value > 0:
-                raise ValueError(f"BlendConfig.{name} must be None or > 0, got {value!r}")
-        for name in ("ratio_temperature", "face_temperature"):
-            if self.temperature is None and getattr(self, name) is not None:
-                raise ValueError(f"BlendConfig.{name} needs a temperature (without one nothing is decoded)")
+        self.setting  # noqa: B018 (the setting's checks)
+
+    @property
+    def setting(self) -> BlendSetting:
+        """The weights, temperatures and mirror image of this configuration."""
+        return BlendSetting(**{name: getattr(self, name) for name in SETTING_FIELDS})
+
+    def with_setting(self, setting: BlendSetting) -> "BlendConfig":
+        """This configuration with ``setting``'s fields."""
+        if not isinstance(setting, BlendSetting):
+            raise TypeError(f"setting must be a BlendSetting (BlendSetting.parse reads one), got {setting!r}")
+        return replace(self, **asdict(setting))
 
     @property
     def bbox_num(self) -> int:
@@ -240,21 +329,27 @@ class S2CNetWithPriors(ScorerModule):
             raise ValueError("the priors and S2CNet must take the same number of object boxes")
 
     @classmethod
-    def of(cls, s2cnet: S2CNet, fcdb_prior: GeometryPrior, gaicd_prior: GeometryPrior, *, geometry_weight: float,
-           gaicd_weight: float, temperature: Optional[float], mirror: bool = True,
-           ratio_temperature: Optional[float] = None, face_temperature: Optional[float] = None
-           ) -> "S2CNetWithPriors":
-        """The blend of trained models (copied)."""
-        def number(value: Optional[float]) -> Optional[float]:
-            return None if value is None else float(value)
-
-        config = BlendConfig(asdict(s2cnet.config), asdict(fcdb_prior.config), asdict(gaicd_prior.config),
-                             float(geometry_weight), float(gaicd_weight), mirror, number(temperature),
-                             ratio_temperature=number(ratio_temperature), face_temperature=number(face_temperature))
-        blend = cls(config)
+    def of(cls, s2cnet: S2CNet, fcdb_prior: GeometryPrior, gaicd_prior: GeometryPrior,
+           setting: BlendSetting) -> "S2CNetWithPriors":
+        """The blend of trained models (copied) at ``setting``."""
+        config = BlendConfig(asdict(s2cnet.config), asdict(fcdb_prior.config), asdict(gaicd_prior.config))
+        blend = cls(config.with_setting(setting))
         for mine, theirs in ((blend.s2cnet, s2cnet), (blend.fcdb_prior, fcdb_prior), (blend.gaicd_prior, gaicd_prior)):
             mine.load_state_dict(theirs.state_dict())
         return blend.eval()
+
+    @property
+    def setting(self) -> BlendSetting:
+        """The blend's weights, temperatures and mirror image (``str`` writes it, e.g. ``1:0.25:0.7:2:1``)."""
+        return self.config.setting
+
+    def with_setting(self, setting: Union[BlendSetting, str]) -> "S2CNetWithPriors":
+        """A copy of this model (the same weights) that blends at ``setting``, a :class:`BlendSetting` or
+        its text (:meth:`BlendSetting.parse`), e.g. ``model.with_setting("1:0.25:1:2:1:mirror")``."""
+        config = self.config.with_setting(BlendSetting.parse(setting) if isinstance(setting, str) else setting)
+        blend = copy.deepcopy(self)
+        blend.config = config
+        return blend
 
     decodes_candidates = True
     uses_faces = True

@@ -2,45 +2,14 @@
 its options, or by a caller), read by :func:`~.loop.train` and the two datasets' tasks."""
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple, Optional, Union
+from typing import Optional, Union
 
+from ..models.blend import BlendSetting
 from ..models.config import ConfigLike
 
 #: The options whose defaults differ between the two datasets (GAICD's are the GAIC recipe's).
 DEFAULTS = {"gaicd": {"epochs": 80, "lr": 1e-4, "eval_split": "test"},
             "fcdb": {"epochs": 2, "lr": 3e-4, "eval_split": "val"}}
-
-
-class BlendSetting(NamedTuple):
-    """A blend chosen beforehand (``--blend-setting G:P:T[:TR[:TF]]`` with ``--mirror on|off``) instead of
-    the best of the grid: the FCDB prior's weight, the GAICD prior's, the temperature (``None``: no
-    decoding), the temperature of candidates of one aspect ratio and the highest of a photo with faces
-    (``None``: the temperature, no bound), and whether S2CNet scores the mirror image too."""
-
-    geometry_weight: float
-    gaicd_weight: float
-    temperature: Optional[float]
-    ratio_temperature: Optional[float]
-    face_temperature: Optional[float]
-    mirror: bool
-
-    @classmethod
-    def parse(cls, text: str, mirror: Optional[bool]) -> "BlendSetting":
-        """``G:P:T[:TR[:TF]]`` (T, TR and TF may be ``none``) with the mirror choice (``None``, auto, is
-        refused); a ValueError names what is wrong."""
-        parts = text.split(":")
-        if len(parts) not in (3, 4, 5) or mirror is None:
-            raise ValueError(f"--blend-setting {text!r}: expected G:P:T, G:P:T:TR or G:P:T:TR:TF (e.g. "
-                             "1:0.25:0.7:2:1) with --mirror on or off")
-        try:
-            g, p = float(parts[0]), float(parts[1])
-            t, tr, tf = (None if v.lower() == "none" else float(v) for v in (parts[2:] + ["none"] * 2)[:3])
-        except ValueError:
-            raise ValueError(f"--blend-setting {text!r}: G, P, T, TR and TF must be numbers (T, TR, TF may be none)")
-        temps = (t, tr, tf)
-        if g < 0 or p < 0 or any(v is not None and not v > 0 for v in temps) or (t is None and temps != (None,) * 3):
-            raise ValueError(f"--blend-setting {text!r}: weights must be >= 0, temperatures > 0, TR and TF only with T")
-        return cls(g, p, t, tr, tf, mirror)
 
 
 @dataclass(frozen=True)
@@ -50,7 +19,8 @@ class TrainOptions:
     :mod:`.fcdb`): ``finetune_epochs`` on pixels after the ``epochs`` on the frozen backbone's cache,
     ``train_split`` ``"fit"`` (the training photos without the validation list) or ``"train"`` (all), the
     blend with the geometry priors at the end (``blend``; ``mirror`` ``None``: with or without the mirror
-    image, whichever measures best; ``blend_setting``: that one, not the best of the grid). ``antialias``:
+    image, whichever measures best; ``blend_setting``: that one, not the best of the grid, and ``mirror``,
+    when given, must agree with it). ``antialias``:
     the model's input is resized with antialiasing (the face proposer needs it)."""
 
     data: Path
@@ -88,6 +58,11 @@ class TrainOptions:
                             ("photos_per_step", 1)):
             if getattr(self, name) < least:
                 raise ValueError(f"--{name.replace('_', '-')} must be at least {least}, got {getattr(self, name)}")
+        setting = self.blend_setting
+        if setting is not None and self.mirror is not None and self.mirror != setting.mirror:
+            raise ValueError(f"--blend-setting {setting} (mirror {'on' if setting.mirror else 'off'}) contradicts "
+                             f"--mirror {'on' if self.mirror else 'off'}: the setting says it (a last field mirror "
+                             "for on)")
 
     @classmethod
     def for_data(cls, data: Union[str, Path], out: Union[str, Path], *, epochs: Optional[int] = None,
