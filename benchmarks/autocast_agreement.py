@@ -17,7 +17,7 @@ sys.path.insert(0, REPO)
 from s2c_ops import Cropper  # noqa: E402
 from s2c_ops.cropping.images import load_image  # noqa: E402
 from s2c_ops.data.fcdb import FCDB  # noqa: E402
-from s2c_ops.models.default import create_model  # noqa: E402
+from s2c_ops.models import create_model  # noqa: E402
 
 
 def main() -> int:
@@ -42,10 +42,10 @@ def main() -> int:
         exact = cropper.crop_ratios(image, ratios)[0]
         with torch.autocast("cpu", dtype=dtype):
             low = cropper.crop_ratios(image, ratios)[0]
-        for r in exact:
+        for a, b in zip(exact, low):
             cases += 1
-            same += bool(torch.equal(exact[r].boxes[0], low[r].boxes[0]))
-            worst = max(worst, float((exact[r].scores[0] - low[r].scores[0]).abs()))
+            same += bool(torch.equal(a.boxes[0], b.boxes[0]))
+            worst = max(worst, float((a.scores[0] - b.scores[0]).abs()))
     print(f"{args.model}, autocast {args.dtype} on the CPU, {n} FCDB validation photos x (human ratio, 16:9): "
           f"top-1 the same in {same}/{cases} ({100 * same / cases:.1f}%), largest top-1 score difference "
           f"{worst:.4f}; {time.perf_counter() - start:.0f} s")

@@ -23,7 +23,6 @@ import torch
 
 import s2c_ops
 from s2c_kornia import AestheticCrop
-from s2c_ops.models.default import DEFAULT
 from s2c_ops.models.prior import GeometryPrior
 from timing import median_ms
 
@@ -58,7 +57,7 @@ def main():
         ("AestheticCrop, geometry prior", lambda: prior(images)),
         ("AestheticCrop, geometry prior, validate=False", lambda: unchecked(images)),
         ("AestheticCrop, geometry prior, saliency proposer (no faces)", lambda: saliency(images)),
-        (f"AestheticCrop, package default ({DEFAULT})", lambda: default(images)),
+        ("AestheticCrop, package default", lambda: default(images)),
     ]
     if not args.no_s2cnet:
         s2cnet = AestheticCrop(ratio, size=size, model=s2c_ops.S2CNet("GAICv1").eval())

@@ -28,7 +28,8 @@ sys.path.insert(0, str(ROOT))
 from s2c_ops import Cropper  # noqa: E402
 from s2c_ops.cropping.candidates import parse_ratio  # noqa: E402
 from s2c_ops.data.fcdb import validation_files  # noqa: E402
-from s2c_ops.models.default import named_model  # noqa: E402
+from s2c_ops.models import create_model  # noqa: E402
+from s2c_ops.models.registry import model_description  # noqa: E402
 
 
 def per_photo_ms(fn, photos) -> float:
@@ -73,8 +74,7 @@ def main() -> None:
     else:
         photos = sorted(p for p in (ROOT / "s2c_ops" / "demo_photos").glob("*.*") if p.suffix in (".png", ".jpg"))
         where = f"the {len(photos)} demo photos"
-    prior, _ = named_model("prior")
-    default, description = named_model("default")
+    prior, default, description = create_model("prior"), create_model("default"), model_description("default")
     croppers = {"geometry prior": Cropper(prior), description: Cropper(default)}
     timed = {name: (lambda photo, c=c: c.crop(Image.open(photo), args.ratio)) for name, c in croppers.items()}
     smart = smartcrop_fns(parse_ratio(args.ratio))
@@ -82,10 +82,10 @@ def main() -> None:
     main_cropper = croppers[description]
 
     def decode(photo):
-        return main_cropper.prepare(Image.open(photo))
+        return main_cropper._prepare(Image.open(photo))
 
     def propose(photo):
-        resized, _ = main_cropper.prepare(Image.open(photo))
+        resized, _ = main_cropper._prepare(Image.open(photo))
         main_cropper.proposer.propose_objects(main_cropper.preprocess.unnormalised(resized)[None].float(),
                                               main_cropper.num_boxes)
 

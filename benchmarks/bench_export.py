@@ -27,7 +27,7 @@ from s2c_ops.cropping.candidates import parse_ratio  # noqa: E402
 from s2c_ops.cropping.images import load_image  # noqa: E402
 from s2c_ops.data.fcdb import validation_files  # noqa: E402
 from s2c_ops.export import best_index, caller_inputs, export_program, write_aoti, write_onnx  # noqa: E402
-from s2c_ops.models.default import create_model  # noqa: E402
+from s2c_ops.models import create_model  # noqa: E402
 from s2c_ops.models.exportable import INPUT_NAMES, SetScorer  # noqa: E402
 
 

@@ -32,11 +32,11 @@ def peak_mib() -> float:
 
 def child(case: str, proposer: str) -> None:
     from s2c_ops import Cropper
-    from s2c_ops.cropping.proposals import get_proposer
+    from s2c_ops.cropping.proposals import create_proposer
 
     size, ratio = case.split(":", 1)
     width, height = (int(v) for v in size.split("x"))
-    cropper = Cropper(proposer=get_proposer(proposer))
+    cropper = Cropper(proposer=create_proposer(proposer))
     cropper.crop(noise(640, 480), ratio)
     baseline = peak_mib()
     photo = noise(width, height)

@@ -37,9 +37,9 @@ from s2c_ops import Cropper  # noqa: E402
 from s2c_ops.cropping.candidates import largest_crop, parse_ratio, ratio_anchors  # noqa: E402
 from s2c_ops.cropping.face_rule import FACE_CUT_MARGIN, faces_cut  # noqa: E402
 from s2c_ops.ops.boxes import kept_share, sides  # noqa: E402
-from s2c_ops.cropping.proposals import get_proposer  # noqa: E402
-from s2c_ops.models.default import named_model  # noqa: E402
-from s2c_ops.models.weights import load_weights  # noqa: E402
+from s2c_ops.cropping.proposals import create_proposer  # noqa: E402
+from s2c_ops.models import create_model, load  # noqa: E402
+from s2c_ops.models.registry import model_description  # noqa: E402
 
 RATIOS = ("16:9", "1:1", "4:5")
 ASTRONAUT = {"astronaut.png": [[172.0, 66.0, 278.0, 161.0]]}  # y from the issue, x by eye
@@ -79,10 +79,11 @@ def main() -> None:
     args = p.parse_args()
     labels = {str(Path(args.data) / "images" / f): v for f, v in json.loads(Path(args.labels).read_text()).items()}
     labels.update({str(ROOT / "s2c_ops" / "demo_photos" / f): v for f, v in ASTRONAUT.items()})
-    prior, _ = named_model("prior")
-    default, description = load_weights(args.weights) if args.weights else named_model("default")
+    prior = create_model("prior")
+    default = load(args.weights) if args.weights else create_model("default")
+    description = args.weights or model_description("default")
     croppers = {
-        "prior, saliency boxes, no face rule": Cropper(prior, get_proposer("saliency"), face_rule=None),
+        "prior, saliency boxes, no face rule": Cropper(prior, create_proposer("saliency"), face_rule=None),
         "prior (faces, face rule)": Cropper(prior),
         f"{description} (faces, face rule)": Cropper(default),
     }

@@ -9,7 +9,7 @@ An aesthetic crop depends on the pixels, so the parameters are made in two steps
    so seeding makes the choice reproducible; ``output_size`` when ``size`` is given.
 2. When the image arrives (:meth:`AestheticCrop.forward`), if ``params`` has no ``src`` yet, the crops are
    chosen and written *into that dict*: the candidates of the ratio are scored in one batched call
-   under ``no_grad`` on the image's device (:meth:`s2c_ops.Cropper.score_candidates`), and per image the
+   under ``no_grad`` on the image's device (the Cropper's batched scoring of one ratio's candidates), and per image the
    best one (or, with ``top_k > 1``, one of the ``top_k`` best picked by the draw with weights
    ``softmax(score / temperature)``) becomes ``src``/``dst``. A container's parameter list holds that
    same dict, so its masks, boxes, keypoints and ``inverse`` use the chosen crops; replaying ``params``
@@ -48,8 +48,8 @@ from torch import Tensor
 from s2c_ops.cropping.candidates import largest_crop, parse_ratio, pixel_crops, ratio_anchors
 from s2c_ops.cropping.cropper import Cropper
 from s2c_ops.cropping.table import CropTable, model_identity, proposer_identity
-from s2c_ops.models.default import default_model
-from s2c_ops.cropping.proposals import default_proposer, get_proposer, whole_image_boxes
+from s2c_ops.models.registry import create_model
+from s2c_ops.cropping.proposals import create_proposer, whole_image_boxes
 from s2c_ops.precision import full_precision
 
 from .sampling import pick_candidates
@@ -231,7 +231,7 @@ class AestheticCrop(GeometricAugmentationBase2D):
             raise TypeError(f"model must be None, an S2CNet or a callable scorer, got {type(model).__name__}")
         proposer_name = proposer_identity(proposer)
         if isinstance(proposer, str):
-            proposer = get_proposer(proposer)
+            proposer = create_proposer(proposer)
         elif proposer is not None and not callable(proposer):
             raise TypeError(f"proposer must be None, a proposer name or a callable, got {type(proposer).__name__}")
         if num_boxes is not None and (
@@ -291,7 +291,7 @@ class AestheticCrop(GeometricAugmentationBase2D):
     def model(self) -> Scorer:
         """The scorer as given, or the package's default model (loaded on first access)."""
         if self._model is None:
-            object.__setattr__(self, "_model", default_model())
+            object.__setattr__(self, "_model", create_model("default"))
         return self._model
 
     def cropper(self, device: Union[str, torch.device]) -> Cropper:
@@ -300,7 +300,7 @@ class AestheticCrop(GeometricAugmentationBase2D):
         device = torch.device(device)
         key = str(device)
         if key not in self._croppers:
-            proposer = self._proposer if self._proposer is not None else default_proposer()
+            proposer = self._proposer if self._proposer is not None else create_proposer("default")
             self._croppers[key] = Cropper(self.model, proposer, num_boxes=self._num_boxes, device=device)
         return self._croppers[key]
 
@@ -366,7 +366,7 @@ class AestheticCrop(GeometricAugmentationBase2D):
         if cropped and self.table is not None:
             boxes, scores = self._table_candidates(images, keys)
         elif cropped:
-            boxes, scores = self.cropper(device).score_candidates(images, ratio, validate=self.validate)
+            boxes, scores = self.cropper(device)._score_candidates(images, ratio, validate=self.validate)
         if cropped:
             chosen, score = self._pick(boxes, scores.float(), params.get("draw"))
             chosen, score = chosen.float(), score.float()

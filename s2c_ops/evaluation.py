@@ -3,7 +3,7 @@
 * GAICD (rated crops): :func:`evaluate_gaicd`, the published ranking metrics (SRCC, PCC, Acc, wAcc).
 * FCDB (one human crop per photo): :func:`evaluate_fcdb`, IoU and BDE of the top-1 crop under two
   protocols, ``"ratio"`` (the candidates of the human crop's aspect ratio, as ``Cropper.crop(photo, ratio)``
-  makes them) and ``"free"`` (the official 12x12 grid of the photo, scored by ``Cropper.score_images``),
+  makes them) and ``"free"`` (the official 12x12 grid of the photo, as ``Cropper.crop(photo, "free")`` scores it),
   with the whole photo and the centred largest crop of the ratio as baselines on the same photos.
 """
 import math
@@ -11,7 +11,7 @@ from typing import Any, Callable, Dict, Iterable, List, Optional
 
 import torch
 
-from .cropping.candidates import grid_anchors
+from .cropping.candidates import FREE
 from .data.metrics import GAICMetrics, bde, iou
 
 PROTOCOLS = ("ratio", "free")
@@ -74,15 +74,14 @@ def evaluate_fcdb(cropper, dataset, *, method: str = "model", baselines: bool = 
 
     def flush() -> None:
         candidates = []
-        found = cropper.find_objects([item["resized"] for item in batch])
+        found = cropper._find_objects([item["resized"] for item in batch])
         for item, (_, faces) in zip(batch, found):
             truth = item["crop"]
             ratio = float((truth[2] - truth[0]) / (truth[3] - truth[1]))
             geometry = item["geometry"]
-            by_ratio = cropper.candidates(geometry, [ratio], faces=geometry.boxes_to_original(faces))[0]
-            candidates.append((by_ratio, grid_anchors(*item["size"])))
-        scores = cropper.score_images([item["resized"] for item in batch], [item["geometry"] for item in batch],
-                                      [list(c) for c in candidates], found=found)
+            candidates.append(tuple(cropper._candidates(geometry, [ratio, FREE], faces=geometry.boxes_to_original(faces))))
+        scores = cropper._score_images([item["resized"] for item in batch], [item["geometry"] for item in batch],
+                                       [list(c) for c in candidates], found=found)
         for item, (by_ratio, grid), s in zip(batch, candidates, scores):
             for protocol, boxes, part in (("ratio", by_ratio, s[: len(by_ratio)]), ("free", grid, s[len(by_ratio):])):
                 best = boxes[int(torch.argmax(part))]

@@ -20,6 +20,7 @@ from .cropping.face_rule import FaceRule
 from .cropping.images import ImageLike
 from .cropping.transforms import MAX_LONG_SIDE, OfficialPreprocess
 from .files import write_atomic, write_text_atomic
+from .ops.boxes import clamp_to_image
 from .models.exportable import INPUT_NAMES, OUTPUT_NAMES, SIDE_MULTIPLE, SetScorer
 
 PathLike = Union[str, Path]
@@ -147,12 +148,11 @@ class CallerInputs(NamedTuple):
 
 def caller_inputs(cropper: Cropper, photo: ImageLike, ratio: float) -> CallerInputs:
     """The steps before the model, run by ``cropper``'s own methods (a reference for code outside Python)."""
-    resized, geometry = cropper.prepare(photo)
+    resized, geometry = cropper._prepare(photo)
     height, width = resized.shape[-2:]
-    ((objects, faces),) = cropper.find_objects([resized])
-    (candidates,) = cropper.candidates(geometry, [ratio], faces=geometry.boxes_to_original(faces))
-    bounds = torch.tensor([width, height, width, height], dtype=torch.float32)
-    crops = torch.minimum(geometry.boxes_to_model(candidates), bounds)
+    ((objects, faces),) = cropper._find_objects([resized])
+    (candidates,) = cropper._candidates(geometry, [ratio], faces=geometry.boxes_to_original(faces))
+    crops = clamp_to_image(geometry.boxes_to_model(candidates), (height, width))
     has_faces = torch.tensor([cropper.face_rule is not None and len(faces) > 0])
     images = cropper.preprocess.normalise(resized[None])
     return CallerInputs(images, crops[None], objects[None], has_faces, candidates, faces)

@@ -11,7 +11,7 @@ import torch
 
 import s2c_ops
 from s2c_kornia import AestheticCrop
-from s2c_ops.models.default import FCDB_WEIGHTS
+from s2c_ops.models.registry import DEFAULT_WEIGHTS
 from s2c_kornia.aesthetic_crop import MIN_CROP_SIDE
 from s2c_ops.cropping.candidates import pixel_crops, ratio_anchors
 
@@ -312,17 +312,17 @@ def test_gradient_flows_to_the_image(device):
 # -- top_k and determinism ----------------------------------------------------------------------------
 def top_candidates(x, ratio, k):
     aug = make_aug(ratio)
-    boxes, scores = aug.cropper(x.device).score_candidates(x, ratio)
+    boxes, scores = aug.cropper(x.device)._score_candidates(x, ratio)
     return boxes, torch.sort(scores, dim=1, descending=True, stable=True).indices[:, :k]
 
 
 def test_score_candidates_returns_its_own_boxes(device):
     x = corner_images(device=device)
     cropper = make_aug(4 / 3).cropper(x.device)
-    boxes, _ = cropper.score_candidates(x, 4 / 3)
+    boxes, _ = cropper._score_candidates(x, 4 / 3)
     expected = boxes.clone()
     boxes.zero_()  # a caller's edit must not reach the next call (the anchors are cached per device)
-    again, _ = cropper.score_candidates(x, 4 / 3)
+    again, _ = cropper._score_candidates(x, 4 / 3)
     assert torch.equal(again, expected)
 
 
@@ -428,7 +428,7 @@ def test_default_model_is_lazy():
 
 
 def test_default_model(device):
-    assert (resources.files("s2c_ops") / "weights" / FCDB_WEIGHTS).is_file(), "the default model's weights are missing"
+    assert (resources.files("s2c_ops") / "weights" / DEFAULT_WEIGHTS).is_file(), "the default model's weights are missing"
     x = corner_images(batch=2, height=96, width=128, device=device)
     aug = AestheticCrop("4:3", size=(48, 64))
     out = aug(x)

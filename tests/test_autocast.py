@@ -7,7 +7,7 @@ import torch
 from PIL import Image
 
 from s2c_ops import Cropper
-from s2c_ops.models.default import create_model
+from s2c_ops.models import create_model
 from s2c_ops.precision import full_precision
 
 from test_crop_cli import DEMO
@@ -28,10 +28,10 @@ def test_same_top1_under_bfloat16(croppers, name):
     with torch.autocast("cpu", dtype=torch.bfloat16):
         low = cropper.crop_ratios(images, ["16:9", "1:1"])
     for e, lo in zip(exact, low):
-        for ratio in e:
-            assert lo[ratio].scores.dtype == torch.float32
-            assert torch.equal(e[ratio].boxes[0], lo[ratio].boxes[0])
-            assert torch.allclose(e[ratio].scores, lo[ratio].scores, atol=0.02)
+        for a, b in zip(e, lo):
+            assert b.scores.dtype == torch.float32
+            assert torch.equal(a.boxes[0], b.boxes[0])
+            assert torch.allclose(a.scores, b.scores, atol=0.02)
 
 
 def test_a_bare_s2cnet_gives_float32_scores_to_the_cropper():

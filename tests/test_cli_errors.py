@@ -9,7 +9,7 @@ import torch
 
 from s2c_ops import cli
 from s2c_ops.cli.errors import missing_library
-from s2c_ops.cropping.proposals import registry
+from s2c_ops.cropping.proposals import register_proposer
 from test_crop_cli import DEMO, run_cli
 
 crop_run = importlib.import_module("s2c_ops.cli.crop.run")  # the module (s2c_ops.cli.crop.run is its function)
@@ -33,11 +33,8 @@ def test_missing_library_line(error, line):
 
 def test_missing_extra_is_a_usage_error(capsys, monkeypatch):
     """A proposer whose library is not installed (say a plug-in registered by name)."""
-    registry.register("detector", needs_detector_lib)
-    try:
-        rc, _, err = run_cli(["crop", DEMO / "chelsea.png", "--ratio", "1:1", "--proposer", "detector"], capsys)
-    finally:
-        registry.unregister("detector")
+    register_proposer("needs_detector_lib", needs_detector_lib, overwrite=True)
+    rc, _, err = run_cli(["crop", DEMO / "chelsea.png", "--ratio", "1:1", "--proposer", "needs_detector_lib"], capsys)
     assert rc == 2
     assert err.strip().splitlines() == ["s2c crop: error: No module named 'detector_lib': install it with pip "
                                         "install detector_lib"]

@@ -18,7 +18,8 @@ from PIL import Image
 from s2c_ops import Cropper
 from s2c_ops.cli.crop import inputs as crop_inputs
 from s2c_ops.cli.errors import run_command
-from s2c_ops.models.weights import CheckpointError, load_weights
+from s2c_ops.models import load
+from s2c_ops.models.weights import CheckpointError
 
 from test_crop_cli import ENV, REPO, photo, read_jsonl, run_cli, written_box
 
@@ -151,20 +152,20 @@ def test_forged_config_is_refused_before_any_allocation(tmp_path, fmt, config):
     path = _forged(tmp_path / "w.safetensors", config, fmt)
     assert path.stat().st_size < 20_000
     with pytest.raises(CheckpointError, match="larger than any of the file's 1 tensors"):
-        load_weights(path)
+        load(path)
 
 
 def test_config_that_does_not_fit_the_tensors_is_refused(tmp_path):
     path = _forged(tmp_path / "w.safetensors", {"mlp_dim": 448})  # bounded, but the file has one tensor
     with pytest.raises(CheckpointError, match="missing: "):
-        load_weights(path)
+        load(path)
 
 
 def test_loading_weights_draws_nothing_from_the_generator():
     torch.manual_seed(0)
     expected = torch.rand(3)
     torch.manual_seed(0)
-    load_weights(REPO / "s2c_ops" / "weights" / "geometry_prior.safetensors")
+    load(REPO / "s2c_ops" / "weights" / "geometry_prior.safetensors")
     assert torch.equal(torch.rand(3), expected)
 
 
@@ -341,7 +342,7 @@ def test_top_k_is_checked_before_scoring(monkeypatch):
     def never(*a, **k):
         raise AssertionError("scored")
 
-    monkeypatch.setattr(cropper, "score_images", never)
+    monkeypatch.setattr(cropper, "_score_images", never)
     for bad in (2.5, 0, True, "2"):
         with pytest.raises(ValueError, match="top_k must be a whole number"):
             cropper.crop(torch.zeros(3, 64, 64), "16:9", top_k=bad)

@@ -19,9 +19,9 @@ from PIL import Image
 
 from s2c_ops import cli, files
 from s2c_ops.files import DurableAppender, temporaries_in, temporary_tag
-from s2c_ops.models.default import model_description
+from s2c_ops.models.registry import model_description
 
-DEFAULT_DESCRIPTION = model_description()
+DEFAULT_DESCRIPTION = model_description("default")
 
 REPO = Path(__file__).resolve().parents[1]
 ENV = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1")

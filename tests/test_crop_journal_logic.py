@@ -166,7 +166,7 @@ def test_options_are_read_once_into_a_frozen_object(tmp_path):
                                       "--size", "320x180", "--model", "prior"])
     assert not [v for v in vars(args).values() if hasattr(v, "parse_args")]  # no parser rides in the namespace
     o = CropOptions.from_namespace(args)
-    assert [r.text for r in o.ratios] == ["16:9", "1:1"] and o.size == (320, 180) and o.model.name == "prior"
+    assert [r.text for r in o.ratios] == ["16:9", "1:1"] and o.size == (180, 320) and o.model.name == "prior"
     assert o.device.type == "cpu" and o.ranks == Ranks() and o.proposer_name == "default"
     with pytest.raises(dataclasses.FrozenInstanceError):
         o.top_k = 2

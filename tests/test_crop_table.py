@@ -26,7 +26,7 @@ from s2c_kornia.sampling import FACE_CUT_PENALTY
 from s2c_ops.cropping.cropper import Cropper
 from s2c_ops.cropping.table import TableMismatch, TableMiss
 from s2c_ops.cropping.table_keys import fingerprints, path_key
-from s2c_ops.models.default import create_model
+from s2c_ops.models import create_model
 from s2c_ops.models.prior import GeometryPrior
 
 from conftest import SHARED

@@ -130,11 +130,11 @@ def test_face_crops_are_added_only_where_no_other_candidate_keeps_the_main_faces
 def test_scores_are_the_same_with_the_objects_found_beforehand():
     cropper = Cropper(LikesTheLeft(), FixedFaces())
     photos = [torch.rand(3, 400, 800), torch.rand(3, 400, 800)]
-    resized, geometries = zip(*(cropper.prepare(p) for p in photos))
-    found = cropper.find_objects(list(resized))
+    resized, geometries = zip(*(cropper._prepare(p) for p in photos))
+    found = cropper._find_objects(list(resized))
     assert [len(f) for _, f in found] == [3, 3]
     boxes = [ratio_anchors(400, 800, 1.0)] * 2
-    before = cropper.score_images(list(resized), list(geometries), boxes, found=found)
-    again = cropper.score_images(list(resized), list(geometries), boxes)
+    before = cropper._score_images(list(resized), list(geometries), boxes, found=found)
+    again = cropper._score_images(list(resized), list(geometries), boxes)
     assert all(torch.equal(a, b) for a, b in zip(before, again))
     assert (before[0] < -RULE.left_out_penalty / 2).any()  # the rule applied on both paths

@@ -13,7 +13,7 @@ from s2c_ops import Cropper
 from s2c_ops.cropping.face_rule import faces_cut
 from s2c_ops.ops.boxes import kept_share
 from s2c_ops.cropping import FaceRule
-from s2c_ops.cropping.proposals import FaceDetector, FacesFirst, default_proposer, get_proposer
+from s2c_ops.cropping.proposals import FaceDetector, FacesFirst, create_proposer
 from s2c_ops.cropping.proposals.faces import MTCNNNets, published_names
 
 PHOTOS = Path(__file__).resolve().parents[1] / "s2c_ops" / "demo_photos"
@@ -94,13 +94,13 @@ def test_published_names_map_onto_the_networks():
 
 def test_default_proposer_puts_the_head_first():
     image = photo("astronaut.png")
-    proposer = default_proposer()
-    assert isinstance(proposer, FacesFirst) and isinstance(get_proposer("faces").faces, FaceDetector)
+    proposer = create_proposer("default")
+    assert isinstance(proposer, FacesFirst) and isinstance(create_proposer("default").faces, FaceDetector)
     found = proposer.propose_objects(image, 10)
     face = found.faces[0]
     assert face.shape == (1, 4)
     assert torch.equal(found.boxes[0][0], FaceRule().heads(face, 256, 256)[0])
-    saliency_only = get_proposer("saliency").propose_objects(image, 10)
+    saliency_only = create_proposer("saliency").propose_objects(image, 10)
     assert saliency_only.faces[0].shape == (0, 4)
 
 

@@ -35,8 +35,8 @@ def test_public_names():
     import s2c_ops
     from s2c_ops.cropping.candidates import grid_anchors, ratio_anchors  # noqa: F401
     from s2c_ops.data import GAICD  # noqa: F401
-    from s2c_ops.data.metrics import acc_k_n, bde, iou, pcc, srcc, wacc_k_n  # noqa: F401
-    from s2c_ops.models.weights import load_weights  # noqa: F401
+    from s2c_ops.data.metrics import acc_k, bde, iou, pcc, srcc, wacc  # noqa: F401
+    from s2c_ops.models import load  # noqa: F401
 
     for name in s2c_ops.__all__:
         assert hasattr(s2c_ops, name), name

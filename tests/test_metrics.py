@@ -9,7 +9,7 @@ import pytest
 import torch
 from scipy.stats import pearsonr, spearmanr
 
-from s2c_ops.data.metrics import GAICMetrics, acc_k_n, bde, iou, pcc, srcc, wacc_k_n
+from s2c_ops.data.metrics import GAICMetrics, acc_k, bde, iou, pcc, srcc, wacc
 
 # Six crops. MOS order (best first): crop 5 (6.0), 2 (5.0), 0 (4.0), 1 (3.0), 4 (2.0), 3 (1.0),
 # so the 0-based ground-truth ranks are r = [2, 3, 1, 5, 4, 0].
@@ -76,9 +76,9 @@ def test_tensor_inputs():
     g = torch.tensor(G6, dtype=torch.float64)
     assert srcc(p, g) == pytest.approx(-3 / 7, abs=1e-12)
     assert pcc(p * 1, g) == pytest.approx(pcc(P6, G6), abs=1e-6)
-    assert acc_k_n(p, g, 2, 3) == 0.5
-    assert acc_k_n(np.array(P6), tuple(G6), 2, 3) == 0.5
-    assert acc_k_n(torch.tensor(P6, dtype=torch.bfloat16), g, 1, 3) == 1.0
+    assert acc_k(p, g, 2, 3) == 0.5
+    assert acc_k(np.array(P6), tuple(G6), 2, 3) == 0.5
+    assert acc_k(torch.tensor(P6, dtype=torch.bfloat16), g, 1, 3) == 1.0
 
 
 # ---------------------------------------------------------------------------------------------
@@ -98,41 +98,41 @@ def test_tensor_inputs():
     ],
 )
 def test_acc_hand(k, n, expected):
-    assert acc_k_n(P6, G6, k, n) == pytest.approx(expected, abs=1e-15)
+    assert acc_k(P6, G6, k, n) == pytest.approx(expected, abs=1e-15)
 
 
 def test_acc_mos_ties_count_as_hits():
     g = [5.0, 4.0, 4.0, 4.0, 1.0, 0.0]
     p = [0.0, 0.9, 0.8, 0.7, 0.1, 0.2]  # top three: crops 1, 2, 3, all MOS 4 = 2nd best MOS
-    assert acc_k_n(p, g, 3, 2) == 1.0
-    assert acc_k_n(p, g, 3, 1) == 0.0
+    assert acc_k(p, g, 3, 2) == 1.0
+    assert acc_k(p, g, 3, 1) == 0.0
     # all MOS equal: every crop is a hit for every n
-    assert acc_k_n([3, 2, 1], [2.0, 2.0, 2.0], 2, 1) == 1.0
+    assert acc_k([3, 2, 1], [2.0, 2.0, 2.0], 2, 1) == 1.0
 
 
 def test_acc_prediction_ties_lower_index_first():
     g = [1.0, 9.0, 3.0, 4.0, 5.0, 6.0]
     # crops 0 and 1 tie on the prediction: crop 0 (lower index) is taken first
-    assert acc_k_n([1.0, 1.0, 0, 0, 0, 0], g, 1, 1) == 0.0
-    assert acc_k_n([1.0, 1.0, 0, 0, 0, 0], g, 2, 1) == 0.5
+    assert acc_k([1.0, 1.0, 0, 0, 0, 0], g, 1, 1) == 0.0
+    assert acc_k([1.0, 1.0, 0, 0, 0, 0], g, 2, 1) == 0.5
     # the same tie with the crops swapped takes the best crop
-    assert acc_k_n([1.0, 1.0, 0, 0, 0, 0], [9.0, 1.0, 3.0, 4.0, 5.0, 6.0], 1, 1) == 1.0
+    assert acc_k([1.0, 1.0, 0, 0, 0, 0], [9.0, 1.0, 3.0, 4.0, 5.0, 6.0], 1, 1) == 1.0
     # all predictions equal: top-k is the first k crops
-    assert acc_k_n([0.5] * 6, g, 3, 2) == pytest.approx(1 / 3)
+    assert acc_k([0.5] * 6, g, 3, 2) == pytest.approx(1 / 3)
 
 
 def test_acc_wacc_perfect_and_reversed():
     g = np.array([3.2, 1.1, 4.8, 2.5, 4.1, 3.9, 1.8, 2.9, 4.4, 3.6, 2.2, 1.4])
     for k in (1, 2, 3, 4):
         for n in (5, 10):
-            assert acc_k_n(g, g, k, n) == 1.0
-            assert wacc_k_n(g, g, k, n) == pytest.approx(1.0)
-            assert wacc_k_n(g, g, k, n, ties="index") == pytest.approx(1.0)
-            assert acc_k_n(-g, g, k, 5) == 0.0
-            assert wacc_k_n(-g, g, k, 5) == 0.0
+            assert acc_k(g, g, k, n) == 1.0
+            assert wacc(g, g, k, n) == pytest.approx(1.0)
+            assert wacc(g, g, k, n, ties="index") == pytest.approx(1.0)
+            assert acc_k(-g, g, k, 5) == 0.0
+            assert wacc(-g, g, k, 5) == 0.0
     # reversed, n = 10 of 12 crops: the k worst are ranks 11, 10, ..: hits only at ranks <= 9
-    assert acc_k_n(-g, g, 3, 10) == pytest.approx(1 / 3)
-    assert acc_k_n(-g, g, 4, 10) == pytest.approx(2 / 4)
+    assert acc_k(-g, g, 3, 10) == pytest.approx(1 / 3)
+    assert acc_k(-g, g, 4, 10) == pytest.approx(2 / 4)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -141,34 +141,34 @@ def test_acc_wacc_perfect_and_reversed():
 
 def test_wacc_hand():
     # top three ranks [2, 3, 5] sorted; n = 3: only rank 2 < 3 hits, weight exp(-(2 - 0) / 3)
-    assert wacc_k_n(P6, G6, 3, 3) == pytest.approx(math.exp(-2 / 3) / 3, abs=1e-15)
+    assert wacc(P6, G6, 3, 3) == pytest.approx(math.exp(-2 / 3) / 3, abs=1e-15)
     # top one: rank 2 at place 0
-    assert wacc_k_n(P6, G6, 1, 3) == pytest.approx(math.exp(-2 / 3), abs=1e-15)
+    assert wacc(P6, G6, 1, 3) == pytest.approx(math.exp(-2 / 3), abs=1e-15)
     # top four ranks sorted [2, 3, 4, 5], n = 5: hits 2, 3, 4 each shifted by 2: 3 exp(-0.4) / 4
-    assert wacc_k_n(P6, G6, 4, 5) == pytest.approx(0.75 * math.exp(-0.4), abs=1e-15)
+    assert wacc(P6, G6, 4, 5) == pytest.approx(0.75 * math.exp(-0.4), abs=1e-15)
     # n = 6: all four hit, shifts [2, 2, 2, 2]
-    assert wacc_k_n(P6, G6, 4, 6) == pytest.approx(math.exp(-2 / 6), abs=1e-15)
+    assert wacc(P6, G6, 4, 6) == pytest.approx(math.exp(-2 / 6), abs=1e-15)
     # no MOS ties here: the two tie rules agree
     for k in range(1, 7):
         for n in range(1, 7):
-            assert wacc_k_n(P6, G6, k, n, ties="index") == wacc_k_n(P6, G6, k, n)
+            assert wacc(P6, G6, k, n, ties="index") == wacc(P6, G6, k, n)
 
 
 def test_wacc_is_order_free_within_top_k():
     # the ranks are sorted before weighting, so swapping the order of the top two does not matter
     g = [6.0, 5.0, 4.0, 3.0, 2.0, 1.0]
-    assert wacc_k_n([0.8, 0.9, 0, 0, 0, 0], g, 2, 5) == pytest.approx(1.0)
+    assert wacc([0.8, 0.9, 0, 0, 0, 0], g, 2, 5) == pytest.approx(1.0)
     # returning ranks 0 and 2 (skipping 1): weights 1 and exp(-(2 - 1) / 5)
-    assert wacc_k_n([0.9, 0, 0.8, 0, 0, 0], g, 2, 5) == pytest.approx((1 + math.exp(-0.2)) / 2)
+    assert wacc([0.9, 0, 0.8, 0, 0, 0], g, 2, 5) == pytest.approx((1 + math.exp(-0.2)) / 2)
 
 
 def test_wacc_mos_ties():
     g = [5.0, 4.0, 4.0, 4.0, 1.0, 0.0]
     p = [0.0, 0.9, 0.8, 0.7, 0.1, 0.2]  # top three: crops 1, 2, 3 (MOS 4, 2nd best)
     # "hit": competition ranks [1, 1, 1], all < 2 hit; shifts max(1 - j, 0) = [1, 0, 0]
-    assert wacc_k_n(p, g, 3, 2) == pytest.approx((math.exp(-0.5) + 2) / 3, abs=1e-15)
+    assert wacc(p, g, 3, 2) == pytest.approx((math.exp(-0.5) + 2) / 3, abs=1e-15)
     # "index": ordinal ranks [1, 2, 3]; only rank 1 < 2 hits, shift 1
-    assert wacc_k_n(p, g, 3, 2, ties="index") == pytest.approx(math.exp(-0.5) / 3, abs=1e-15)
+    assert wacc(p, g, 3, 2, ties="index") == pytest.approx(math.exp(-0.5) / 3, abs=1e-15)
 
 
 def _acc_loop(p, g, k, n):
@@ -201,10 +201,10 @@ def test_acc_wacc_match_loops_with_ties():
         p = np.round(rng.normal(size=size), 1).tolist()  # prediction ties too
         for k in (1, 2, 3, 4):
             for n in (5, 10):
-                a = acc_k_n(p, g, k, n)
+                a = acc_k(p, g, k, n)
                 assert a == pytest.approx(_acc_loop(p, g, k, n), abs=1e-15)
                 for ties in ("hit", "index"):
-                    w = wacc_k_n(p, g, k, n, ties=ties)
+                    w = wacc(p, g, k, n, ties=ties)
                     assert w == pytest.approx(_wacc_loop(p, g, k, n, ties), abs=1e-12)
                     assert 0.0 <= w <= a + 1e-15
 
@@ -302,9 +302,9 @@ def test_accumulator_matches_per_image_functions():
     out = m.compute()
     assert out["srcc"] == pytest.approx(np.mean([srcc(p, g) for p, g in data.values()]))
     assert out["pcc"] == pytest.approx(np.mean([pcc(p, g) for p, g in data.values()]))
-    assert out["acc3_10"] == pytest.approx(100 * np.mean([acc_k_n(p, g, 3, 10) for p, g in data.values()]))
+    assert out["acc3_10"] == pytest.approx(100 * np.mean([acc_k(p, g, 3, 10) for p, g in data.values()]))
     assert out["wacc2_5"] == pytest.approx(
-        100 * np.mean([wacc_k_n(p, g, 2, 5, ties="index") for p, g in data.values()])
+        100 * np.mean([wacc(p, g, 2, 5, ties="index") for p, g in data.values()])
     )
     assert out["acc5"] == pytest.approx(np.mean([out[f"acc{k}_5"] for k in (1, 2, 3, 4)]))
     assert set(m.per_image()) == set(data)
@@ -348,7 +348,7 @@ def test_accumulator_bad_inputs_leave_state_unchanged():
 # bad inputs
 
 
-@pytest.mark.parametrize("fn", [srcc, pcc, lambda p, g: acc_k_n(p, g, 1, 1), lambda p, g: wacc_k_n(p, g, 1, 1)])
+@pytest.mark.parametrize("fn", [srcc, pcc, lambda p, g: acc_k(p, g, 1, 1), lambda p, g: wacc(p, g, 1, 1)])
 def test_bad_vectors(fn):
     with pytest.raises(ValueError, match="length"):
         fn([1.0, 2.0, 3.0], [1.0, 2.0])
@@ -368,7 +368,7 @@ def test_bad_vectors(fn):
         fn(["a", "b"], [1.0, 2.0])
 
 
-@pytest.mark.parametrize("fn", [acc_k_n, wacc_k_n])
+@pytest.mark.parametrize("fn", [acc_k, wacc])
 def test_bad_k_n(fn):
     p, g = P6, G6
     for k, n, what in [
@@ -388,7 +388,7 @@ def test_bad_k_n(fn):
 
 def test_bad_ties():
     with pytest.raises(ValueError, match="ties"):
-        wacc_k_n(P6, G6, 1, 1, ties="average")
+        wacc(P6, G6, 1, 1, ties="average")
 
 
 def test_bad_boxes():

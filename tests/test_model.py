@@ -212,15 +212,16 @@ def test_load_rejects_other_files(tmp_path):
     (tmp_path / "garbage.safetensors").write_bytes(b"not a safetensors file at all")
     with pytest.raises(CheckpointError, match="not a safetensors weights file"):
         S2CNet.load(tmp_path / "garbage.safetensors")
-    # a prior's file is a weights file, but not an S2CNet's: load_weights tells them apart
+    # a prior's file is a weights file, but not an S2CNet's: models.load tells them apart
+    from s2c_ops.models import load
     from s2c_ops.models.prior import GeometryPrior
-    from s2c_ops.models.weights import load_weights
+    from s2c_ops.models.weights import describe
 
     GeometryPrior().save(tmp_path / "prior.safetensors")
     with pytest.raises(CheckpointError, match="holds a geometry prior, not a S2CNet"):
         S2CNet.load(tmp_path / "prior.safetensors")
-    model, description = load_weights(tmp_path / "prior.safetensors")
-    assert isinstance(model, GeometryPrior) and description.startswith("geometry prior")
+    model = load(tmp_path / "prior.safetensors")
+    assert isinstance(model, GeometryPrior) and describe(model) == "geometry prior"
 
 
 def test_save_float16(tmp_path, golden):
@@ -249,13 +250,13 @@ def test_other_backbones(name):
 def test_register_backbone():
     import timm
 
-    backbones.register("tiny_test", lambda pretrained: timm.create_model(
+    backbones.register_backbone("tiny_test", lambda pretrained: timm.create_model(
         "mobilenetv3_small_050", features_only=True, out_indices=(2, 3, 4), pretrained=False), overwrite=True)
     model = S2CNet(s2c_ops.S2CNetConfig(backbone="tiny_test", bbox_num=2, align_size=3)).eval()
     with torch.no_grad():
         assert model(torch.randn(1, 3, 64, 64), [random_boxes(2, 64, 64)], [random_boxes(2, 64, 64)]).shape == (2,)
     with pytest.raises(ValueError, match="already registered"):
-        backbones.register("tiny_test", timm_name="mobilenetv2_100")
+        backbones.register_backbone("tiny_test", timm_name="mobilenetv2_100")
     with pytest.raises(ValueError, match="unknown backbone 'nope'"):
         S2CNet(s2c_ops.S2CNetConfig(backbone="nope"))
 
@@ -332,15 +333,15 @@ def test_cropper_on_photos(small_model):
     results = cropper.crop_ratios(photos, ["16:9", "1:1", 0.75], top_k=3)
     for photo, per_ratio in zip(photos, results):
         w, h = photo.size
-        for ratio, r in per_ratio.items():
-            assert r.boxes.shape == (3, 4) and r.scores.shape == (3,)
+        for ratio, r in zip([16 / 9, 1.0, 0.75], per_ratio):
+            assert r.ratio == ratio and r.boxes.shape == (3, 4) and r.scores.shape == (3,)
             assert bool((r.scores[:-1] >= r.scores[1:]).all())
             bw, bh = r.boxes[:, 2] - r.boxes[:, 0], r.boxes[:, 3] - r.boxes[:, 1]
             assert bool(((bw - ratio * bh).abs() <= max(1.0, ratio)).all())
             assert bool((r.boxes[:, :2] >= 0).all() and (r.boxes[:, 2] <= w).all() and (r.boxes[:, 3] <= h).all())
     # One image per call gives the same choice (grouping and batching do not change scores).
     single = cropper.crop(photos[1], ratio="16:9", top_k=3)[0]
-    torch.testing.assert_close(single.scores, results[1][16 / 9].scores, rtol=0, atol=1e-5)
+    torch.testing.assert_close(single.scores, results[1][0].scores, rtol=0, atol=1e-5)
 
 
 def test_cropper_given_boxes_and_errors(small_model):
@@ -352,8 +353,8 @@ def test_cropper_given_boxes_and_errors(small_model):
     assert len(result.boxes) == len(candidates)
     assert bool((result.scores[:-1] >= result.scores[1:]).all())
     assert sorted(map(tuple, result.boxes.tolist())) == sorted(map(tuple, candidates.tolist()))
-    resized, geometry = cropper.prepare(image)
-    direct = cropper.score_resized(resized[None], geometry, [candidates])[0]
+    resized, geometry = cropper._prepare(image)
+    direct = cropper._score_resized(resized[None], geometry, [candidates])[0]
     # As close as batching allows (the convolutions' rounding may differ by call, see the test above).
     torch.testing.assert_close(result.scores, direct.sort(descending=True).values, rtol=0, atol=1e-5)
     with pytest.raises(ValueError, match="top_k"):

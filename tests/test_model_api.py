@@ -2,11 +2,14 @@
 backbones and proposers by case-insensitive names; the Scorer abilities."""
 import pytest
 import torch
+from conftest import golden_path
 
 from s2c_ops import GeometryPrior, S2CNet, S2CNetWithPriors
 from s2c_ops.cropping import proposals
 from s2c_ops.models import backbones
-from s2c_ops.models import create_model, list_models, register_model
+from s2c_ops.models import create_model, list_models, load, register_model
+from s2c_ops.models.registry import model_description
+from s2c_ops.models.weights import CheckpointError
 from s2c_ops.models.scorer import ABILITIES, ability, inference_copy
 
 SCORERS = {
@@ -45,36 +48,72 @@ def test_save_refuses_a_dtype_that_cannot_round_trip(tmp_path):
 
 
 def test_named_models():
-    assert list_models() == ["fcdb", "prior"]
+    assert list_models() == ["default", "prior", "s2cnet_gaicv1", "s2cnet_gaicv2"]
     assert isinstance(create_model("PRIOR"), GeometryPrior)
-    with pytest.raises(ValueError, match="unknown model 'nope'; valid names: fcdb, prior"):
+    with pytest.raises(ValueError, match="unknown model 'nope'; valid names: default, prior, s2cnet_gaicv1"):
         create_model("nope")
 
-    @register_model("Tiny", description="a tiny prior")
-    def tiny():
+    @register_model(name="tiny_model_api", description="a tiny prior", overwrite=True)
+    def tiny(pretrained=True, checkpoint_path=None, **kwargs):
+        return GeometryPrior(**kwargs)
+
+    assert "tiny_model_api" in list_models() and isinstance(create_model("TINY_model_api"), GeometryPrior)
+    assert model_description("tiny_model_api") == "a tiny prior"
+    assert model_description("default") == "S2CNet (FCDB) + geometry priors (default)"
+    with pytest.raises(ValueError, match="already registered"):
+        register_model(tiny, name="tiny_model_api")
+
+    @register_model(overwrite=True)
+    def tiny_by_its_name(pretrained=True, checkpoint_path=None):
+        """The function's name and docstring name it."""
         return GeometryPrior()
 
-    from s2c_ops.models.default import _MODELS, model_description
-
-    try:
-        assert "tiny" in list_models() and isinstance(create_model("tiny"), GeometryPrior)
-        assert model_description("TINY") == "a tiny prior" and model_description().endswith("(default)")
-        with pytest.raises(ValueError, match="already registered"):
-            register_model("tiny", tiny, description="again")
-    finally:
-        _MODELS.remove("tiny")
+    assert model_description("tiny_by_its_name") == "The function's name and docstring name it"
 
 
-def test_registries_share_one_name_rule():
-    """Names are case-insensitive in all three registries."""
-    assert "MobileNetV2_100" in backbones._REGISTRY and backbones.Backbone("MobileNetV2_100").channels
-    assert type(proposals.get_proposer(" Saliency ")).__name__ == "SaliencyProposer"
-    backbones.register("Tiny", lambda pretrained: backbones.Backbone("mobilenetv2_100").body)
-    try:
-        with pytest.raises(ValueError, match="already registered"):
-            backbones.register("TINY", timm_name="resnet50")
-    finally:
-        backbones.unregister("tiny")
+def test_create_model_pretrained_and_checkpoints(tmp_path):
+    shipped, untrained = create_model("prior"), create_model("prior", pretrained=False, hidden=8)
+    assert untrained.config.hidden == 8 and not untrained.training
+    shipped.save(tmp_path / "prior.safetensors")
+    again = create_model("prior", checkpoint_path=tmp_path / "prior.safetensors")
+    assert all(torch.equal(a, b) for a, b in zip(shipped.state_dict().values(), again.state_dict().values()))
+    assert type(load(tmp_path / "prior.safetensors")) is GeometryPrior
+    with pytest.raises(CheckpointError, match="not a S2CNetWithPriors"):
+        create_model("default", checkpoint_path=tmp_path / "prior.safetensors")
+    assert isinstance(create_model("default", pretrained=False), S2CNetWithPriors)
+    from s2c_ops.models import BlendSetting
+
+    other = create_model("default", setting="1:0.25:1:2:1")
+    assert other.setting == BlendSetting.parse("1:0.25:1:2:1") != create_model("default").setting
+
+
+def test_create_model_builds_the_official_configurations(tmp_path):
+    with pytest.raises(ValueError, match="do not ship with the package"):
+        create_model("s2cnet_gaicv1")
+    assert create_model("s2cnet_gaicv2", pretrained=False).config.bbox_num == 5
+    golden = torch.load(golden_path("ssc_GAICv1_256x384.pt"), weights_only=True)
+    torch.save({k: v.float() if v.is_floating_point() else v for k, v in golden["state_dict"].items()},
+               tmp_path / "official.pth")
+    model = create_model("s2cnet_gaicv1", checkpoint_path=tmp_path / "official.pth")
+    scores = model(golden["image"], golden["crop_boxes"], golden["det_boxes"]).reshape(-1)
+    assert torch.allclose(scores, golden["scores"], atol=1e-4)
+
+
+def test_registries_share_one_name_rule_and_timms_verbs():
+    """Names are case-insensitive in all three registries, each with list_*, create_* and register_*."""
+    assert "mobilenetv2_100" in backbones.list_backbones()
+    assert backbones.create_backbone("MobileNetV2_100").channels == (32, 96, 320)
+    assert type(proposals.create_proposer(" Saliency ")).__name__ == "SaliencyProposer"
+    backbones.register_backbone("tiny_api", lambda pretrained: backbones.create_backbone("mobilenetv2_100").body,
+                                overwrite=True)
+    assert "tiny_api" in backbones.list_backbones() and backbones.create_backbone("TINY_api").channels == (32, 96, 320)
+    with pytest.raises(ValueError, match="already registered"):
+        backbones.register_backbone("TINY_API", timm_name="resnet50")
+    proposals.register_proposer("tiny_api", lambda **kw: proposals.WholeImage(), overwrite=True)
+    assert "tiny_api" in proposals.list_proposers()
+    assert isinstance(proposals.create_proposer("Tiny_API"), proposals.WholeImage)
+    with pytest.raises(ValueError, match="already registered"):
+        proposals.register_proposer("tiny_api", proposals.WholeImage)
 
 
 def test_abilities():

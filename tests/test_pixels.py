@@ -1,5 +1,5 @@
 """Float pixels the package cannot use (s2c_ops/cropping/pixels.py) raise ValueError naming the range
-and the fix, at each public entry point: Cropper.crop / crop_ratios / score_candidates on tensors and
+and the fix, at each entry point: Cropper.crop / crop_ratios / score and the batched scoring on tensors and
 AestheticCrop; PIL images and uint8 tensors pass as they are."""
 import pytest
 import torch
@@ -8,7 +8,7 @@ from PIL import Image
 from s2c_kornia import AestheticCrop
 from s2c_ops import Cropper
 from s2c_ops.cropping.pixels import check_unit_range
-from s2c_ops.cropping.proposals import get_proposer
+from s2c_ops.cropping.proposals import create_proposer
 from s2c_ops.models.prior import GeometryPrior
 
 
@@ -33,7 +33,7 @@ BAD = {
 
 @pytest.fixture(scope="module")
 def cropper():
-    return Cropper(GeometryPrior.default(), get_proposer("image"))
+    return Cropper(GeometryPrior.default(), create_proposer("image"))
 
 
 @pytest.mark.parametrize("case", list(BAD))
@@ -55,8 +55,10 @@ def test_cropper_refuses(cropper, case):
     with pytest.raises(ValueError, match=message):
         cropper.crop_ratios(torch.stack([photo(), make()]), ["1:1", "4:3"])
     with pytest.raises(ValueError, match=message):
-        cropper.score_candidates(make()[None], "4:3")  # validate=None checks on the CPU
-    cropper.score_candidates(make()[None], "4:3", validate=False)
+        cropper.score(make(), torch.tensor([[0.0, 0.0, 20.0, 20.0]]))
+    with pytest.raises(ValueError, match=message):
+        cropper._score_candidates(make()[None], "4:3")  # validate=None checks on the CPU
+    cropper._score_candidates(make()[None], "4:3", validate=False)
 
 
 def test_cropper_takes_pil_uint8_and_unit_floats(cropper):

@@ -18,7 +18,7 @@ from s2c_ops.cropping.proposals import (
     SaliencyProposer,
     TorchvisionDetector,
     WholeImage,
-    get_proposer,
+    create_proposer,
     pad_boxes,
 )
 
@@ -66,7 +66,7 @@ def fake_detections():
 def all_proposers():
     return {
         "saliency": SaliencyProposer(),
-        "image": get_proposer("image"),
+        "image": create_proposer("image"),
         "given": GivenBoxes([torch.tensor([[5.0, 5.0, 20.0, 30.0], [-4.0, 2.0, 300.0, 9.0]]), torch.zeros((0, 4))]),
         "detector": TorchvisionDetector(FakeDetector(fake_detections()), score_threshold=0.3),
     }
@@ -252,26 +252,20 @@ def test_given_boxes_errors(boxes, error):
 
 # -- registry -----------------------------------------------------------------------------------
 def test_registry():
-    assert isinstance(get_proposer(), FacesFirst) and isinstance(get_proposer().objects, SaliencyProposer)
-    assert get_proposer(nms_threshold=0.4).objects.nms_threshold == 0.4
-    assert isinstance(get_proposer("Saliency", nms_threshold=0.4), SaliencyProposer)
-    assert get_proposer("saliency", nms_threshold=0.4).nms_threshold == 0.4
+    assert isinstance(create_proposer("default"), FacesFirst) and isinstance(create_proposer("default").objects, SaliencyProposer)
+    assert create_proposer(nms_threshold=0.4).objects.nms_threshold == 0.4
+    assert isinstance(create_proposer("Saliency", nms_threshold=0.4), SaliencyProposer)
+    assert create_proposer("saliency", nms_threshold=0.4).nms_threshold == 0.4
     images = torch.rand(2, 3, 30, 40)
-    for name in ("none", "image"):
-        out = get_proposer(name)(images, 3)
-        for boxes in out:
-            torch.testing.assert_close(boxes, torch.tensor([[0.0, 0.0, 40.0, 30.0]]).expand(3, 4))
-    with pytest.raises(ValueError, match="default, faces, image, none, saliency"):
-        get_proposer("faster-rcnn")
-    assert proposals.available() == ["default", "faces", "image", "none", "saliency"]
+    for boxes in create_proposer("image")(images, 3):
+        torch.testing.assert_close(boxes, torch.tensor([[0.0, 0.0, 40.0, 30.0]]).expand(3, 4))
+    with pytest.raises(ValueError, match="valid names: default, image, saliency"):
+        create_proposer("faster-rcnn")
+    assert {"default", "image", "saliency"} <= set(proposals.list_proposers())
     with pytest.raises(ValueError, match="already registered"):
-        proposals.register("saliency", SaliencyProposer)
-    proposals.register("Coarse", lambda **kw: SaliencyProposer(resolution=32, **kw))
-    try:
-        assert "coarse" in proposals.available() and get_proposer("coarse").resolution == 32
-    finally:
-        proposals.unregister("COARSE")
-    assert "coarse" not in proposals.available()
+        proposals.register_proposer("saliency", SaliencyProposer)
+    proposals.register_proposer("Coarse", lambda **kw: SaliencyProposer(resolution=32, **kw), overwrite=True)
+    assert "coarse" in proposals.list_proposers() and create_proposer("coarse").resolution == 32
 
 
 # -- torchvision detectors ----------------------------------------------------------------------
@@ -484,6 +478,6 @@ def test_faces_first_puts_the_heads_before_the_other_boxes():
     # The head: 30% of the face's width each side, 50% of its height above, 25% below (FaceRule.head).
     torch.testing.assert_close(found.boxes[0], torch.tensor([[7.0, 4.0, 23.0, 25.0], [0.0, 0.0, 30.0, 30.0],
                                                             [0.0, 0.0, 60.0, 40.0]]))
-    assert get_proposer("saliency").propose_objects(torch.rand(1, 3, 40, 60), 3).faces[0].shape == (0, 4)
+    assert create_proposer("saliency").propose_objects(torch.rand(1, 3, 40, 60), 3).faces[0].shape == (0, 4)
     with pytest.raises(TypeError, match="Proposer"):
         FacesFirst(lambda images, n: [])

@@ -5,7 +5,7 @@ validation held out) averaged setting by setting, then the best taken as one run
     python tools/mean_blend.py runs/seed0/blend.json runs/seed1/blend.json runs/seed2/blend.json [--mirror off]
 
 Prints the chosen setting with its mean figures, a few reference rows, and the ``--blend-setting`` value
-that trains the shipped weights with it.
+(its text, :class:`s2c_ops.models.blend.BlendSetting`) that trains the shipped weights with it.
 """
 import argparse
 import json
@@ -15,9 +15,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from s2c_ops.training.blend_search import choose_blend  # noqa: E402
+from s2c_ops.models.blend import SETTING_FIELDS, BlendSetting  # noqa: E402
+from s2c_ops.training.blend_search import blend_figures, choose_blend  # noqa: E402
 
-KEYS = ("geometry_weight", "gaicd_weight", "temperature", "mirror")
 FIGURES = ("ratio_iou", "ratio_bde", "free_iou", "free_bde")
 
 
@@ -25,7 +25,8 @@ def mean_grid(files) -> dict:
     grids = []
     for file in files:
         rows = json.loads(Path(file).read_text())["measured"]
-        grids.append({tuple(r[k] for k in KEYS): r for r in rows})
+        # the setting's fields (rows of earlier releases lack the ratio and face temperatures: None)
+        grids.append({BlendSetting(**{k: r[k] for k in SETTING_FIELDS if k in r}): r for r in rows})
     common = set(grids[0]).intersection(*grids[1:])
     if not common:
         raise SystemExit("the runs' grids share no setting")
@@ -47,16 +48,16 @@ def main() -> None:
     best = choose_blend(grid, mirror)
     print(f"mean of {len(args.files)} runs; {len(grid)} settings\n")
     print("| setting | ratio given: IoU / BDE | free form: IoU / BDE |\n| --- | ---: | ---: |")
-    m = best["mirror"]
-    for label, combo in (("S2CNet alone", (0.0, 0.0, None, m)), ("+ FCDB prior (weight 1)", (1.0, 0.0, None, m)),
-                         ("+ expected IoU, temperature 1", (1.0, 0.0, 1.0, m))):
-        if combo in grid:
-            print(row(label, grid[combo]))
-    print(row(f"chosen: FCDB prior {best['geometry_weight']:g}, GAICD prior {best['gaicd_weight']:g}, temperature "
-              f"{best['temperature']}, ratio temperature {best['ratio_temperature']}, mirror {m}", best))
-    tr = best["ratio_temperature"]
-    setting = f"{best['geometry_weight']:g}:{best['gaicd_weight']:g}:{best['temperature']}" + (f":{tr}" if tr else "")
-    print(f"\n--blend-setting {setting} --mirror {'on' if m else 'off'}")
+    m = best.mirror
+    for label, setting in (("S2CNet alone", BlendSetting(0, 0, None, mirror=m)),
+                           ("+ FCDB prior (weight 1)", BlendSetting(1, 0, None, mirror=m)),
+                           ("+ expected IoU, temperature 1", BlendSetting(1, 0, 1, mirror=m))):
+        if setting in grid:
+            print(row(label, grid[setting]))
+    print(row(f"chosen: FCDB prior {best.geometry_weight:g}, GAICD prior {best.gaicd_weight:g}, temperature "
+              f"{best.temperature}, ratio temperature {best.ratio_temperature}, mirror {m}",
+              blend_figures(grid, best)))
+    print(f"\n--blend-setting {best}")
 
 
 if __name__ == "__main__":

@@ -71,13 +71,13 @@ def run(args: argparse.Namespace) -> int:
 
 def _fcdb(args, split: str, choice, device) -> dict:
     from ..cropping.cropper import Cropper
-    from ..cropping.proposals import get_proposer
+    from ..cropping.proposals import create_proposer
     from ..data.fcdb import FCDB
     from ..evaluation import evaluate_fcdb, format_fcdb
 
     dataset = FCDB(args.data, split)
     print(f"FCDB {split}: {len(dataset)} photos; {dataset.report}", file=sys.stderr)
-    proposer = get_proposer(args.proposer) if args.proposer else None
+    proposer = create_proposer(args.proposer) if args.proposer else None
     cropper = Cropper(choice.module, proposer, batch_size=args.batch_size, device=device)
     metrics = evaluate_fcdb(cropper, dataset, method=choice.description, progress=_progress("eval"))
     result = metrics.to_dict()

@@ -7,7 +7,7 @@ from typing import NamedTuple, Optional
 from torch import nn
 
 from ..models.config import OFFICIAL
-from ..models.default import list_models
+from ..models.registry import list_models
 from ..models.weights import weights_digest
 from .errors import UsageError
 
@@ -22,7 +22,7 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     which = parser.add_mutually_exclusive_group()
     which.add_argument("--official", metavar="CKPT", help="an official S2CNet checkpoint (needs --config)")
     which.add_argument("--weights", metavar="RUN", help="weights saved by this package (a file, or an s2c train run folder)")
-    which.add_argument("--model", type=str.lower, choices=["default", *list_models()], default="default",
+    which.add_argument("--model", type=str.lower, choices=list_models(), default="default",
                        help="a model shipped in the package (default: the default model)")
     parser.add_argument("--config", choices=sorted(OFFICIAL), help="official config of --official")
 
@@ -42,25 +42,30 @@ class ModelOptions:
             raise UsageError("--official needs --config (GAICv1 or GAICv2)")
         if args.config and not args.official:
             raise UsageError("--config goes with --official")
+        if args.model.startswith("s2cnet_"):
+            config = args.model[len("s2cnet_"):].replace("gaic", "GAIC")
+            raise UsageError(f"--model {args.model} needs the authors' checkpoint: use --official CKPT --config {config}")
         return cls(args.model, args.official, args.config, args.weights)
 
 
 def load_model(options: ModelOptions) -> ModelChoice:
     """The model the options name: an official checkpoint, ``--weights`` or a shipped model."""
     if options.official:
-        from ..models.s2cnet import S2CNet
+        from ..models.registry import create_model
 
-        module = S2CNet.from_official(options.official, options.config)
+        module = create_model(f"s2cnet_{options.config.lower()}", checkpoint_path=options.official)
         description = f"S2CNet {options.config} (official checkpoint {options.official})"
     elif options.weights:
-        from ..models.weights import load_weights
+        from ..models.weights import describe, load, weights_file
 
         try:
-            module, description = load_weights(options.weights)
+            file = weights_file(options.weights)
         except FileNotFoundError as e:
             raise FileNotFoundError(f"--weights {options.weights}: {e}") from None
+        module = load(file)
+        description = f"{describe(module)} ({file})"
     else:
-        from ..models.default import create_model, model_description
+        from ..models.registry import create_model, model_description
 
         module, description = create_model(options.name), model_description(options.name)
     return ModelChoice(module, description, weights_digest(module))

@@ -21,6 +21,7 @@ from typing import Iterator, List, Optional, Tuple
 
 import torch
 
+from ..cropping.candidates import FREE
 from ..cropping.table_keys import path_key
 from ..distributed import ProcessGroup, Ranks, rank_device, torchrun_ranks
 from ..files import write_json_atomic
@@ -86,6 +87,8 @@ class TableOptions:
         """The only code that reads the command line; the checks that need no model are
         :class:`~s2c_ops.cli.errors.UsageError`s."""
         model = ModelOptions.from_namespace(args)
+        if any(r.value == FREE for r in args.ratio):
+            raise UsageError("--ratio free: a crop table holds crops of given ratios (AestheticCrop's), not free form")
         try:
             ranks = torchrun_ranks()
             device = rank_device(args.device, ranks)
@@ -100,7 +103,7 @@ class TableOptions:
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     """Registers ``table`` (and its options) on the ``s2c`` sub-command parsers."""
-    from ..cropping.proposals import available
+    from ..cropping.proposals import list_proposers
     from ..cropping.table import DEFAULT_CANDIDATES
 
     p = subparsers.add_parser(
@@ -116,7 +119,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--candidates", type=int_arg(1), default=DEFAULT_CANDIDATES, metavar="K",
                    help=f"best crops kept per image and ratio (default {DEFAULT_CANDIDATES})")
     add_model_arguments(p)
-    p.add_argument("--proposer", choices=available(), help="object-box proposer (default: faces, then salient regions)")
+    p.add_argument("--proposer", choices=list_proposers(), help="object-box proposer (default: faces, then salient regions)")
     p.add_argument("--device", help="torch device for the model (default: cuda when available, else cpu)")
     p.add_argument("--batch-size", type=int_arg(1), default=16, metavar="N", help="images per model call (default 16)")
     p.add_argument("--workers", type=int_arg(0), default=min(4, os.cpu_count() or 1), metavar="N",
@@ -190,7 +193,7 @@ def command(args: argparse.Namespace) -> int:
 
 def build_table(options: TableOptions) -> int:
     from ..cropping.cropper import Cropper
-    from ..cropping.proposals import get_proposer
+    from ..cropping.proposals import create_proposer
     from ..cropping.table import CropTable, proposer_identity
 
     model = load_model(options.model)
@@ -207,7 +210,7 @@ def build_table(options: TableOptions) -> int:
                 shutil.rmtree(options.parts, ignore_errors=True)
             write_json_atomic(os.path.join(options.parts, "run.json"), run_info)
         group.barrier()
-        cropper = Cropper(model.module, get_proposer(options.proposer) if options.proposer else None,
+        cropper = Cropper(model.module, create_proposer(options.proposer) if options.proposer else None,
                           batch_size=options.batch_size, device=options.device)
         failed = _score_batches(options, table, cropper, options.ranks)
         group.barrier()

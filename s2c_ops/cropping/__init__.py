@@ -3,7 +3,8 @@ with the models it needs, on first use: reading a dataset needs only ``images`` 
 import importlib
 
 
-_HOMES = {"CropResult": "cropper", "Cropper": "cropper", "CropTable": "table", "FaceRule": "face_rule"}
+_HOMES = {"CropResult": "cropper", "Cropper": "cropper", "CropTable": "table", "FaceRule": "face_rule",
+          "FaceDetector": "proposals.faces"}
 
 
 def __getattr__(name: str):
@@ -12,4 +13,4 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["CropResult", "Cropper", "CropTable", "FaceRule"]
+__all__ = ["CropResult", "CropTable", "Cropper", "FaceDetector", "FaceRule"]

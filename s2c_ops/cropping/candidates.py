@@ -35,7 +35,11 @@ y2 - y1)`` (so ``x2``/``y2`` behave as exclusive bounds when rounded to whole pi
 ``pixel_crops(boxes, ratio, height, width)`` -- the whole-pixel crops of such boxes that keep the ratio
     within half a pixel (what ``s2c crop`` writes and ``AestheticCrop`` cuts).
 
-``parse_ratio(text)`` turns ``"16:9"``, ``"4/3"``, ``"1.5"`` or ``1.5`` into a positive finite float.
+``candidate_crops(height, width, ratio)`` -- the candidates the Cropper scores for ``ratio``: ``ratio_anchors``,
+    or ``grid_anchors`` for :data:`FREE` (the best crop of any shape, as FCDB's free-form protocol scores it).
+
+``parse_ratio(text)`` turns ``"16:9"``, ``"4/3"``, ``"1.5"`` or ``1.5`` into a positive finite float
+(``free=True``: ``"free"`` into :data:`FREE`).
 """
 from __future__ import annotations
 
@@ -46,7 +50,13 @@ from typing import Tuple, Union
 import torch
 from torch import Tensor
 
-__all__ = ["grid_anchors", "largest_crop", "parse_ratio", "pixel_crops", "ratio_anchors"]
+__all__ = ["FREE", "Ratio", "candidate_crops", "grid_anchors", "largest_crop", "parse_ratio", "pixel_crops",
+           "ratio_anchors"]
+
+#: The ratio that asks for the best crop of any shape (the official grid's aspect ratios, 1:2 to 2:1).
+FREE = "free"
+#: A parsed ratio: width / height, or :data:`FREE`.
+Ratio = Union[float, str]
 
 _BINS = 12
 
@@ -90,13 +100,17 @@ def grid_anchors(height: int, width: int) -> Tensor:
     return boxes[keep].to(torch.float32)
 
 
-def parse_ratio(text: Union[str, float]) -> float:
-    """Parses an aspect ratio ``w / h``: ``"16:9"``, ``"4/3"``, ``"1.5"``, or a number.
+def parse_ratio(text: Union[str, float], *, free: bool = False) -> Ratio:
+    """Parses an aspect ratio ``w / h``: ``"16:9"``, ``"4/3"``, ``"1.5"``, or a number; with ``free=True``,
+    ``"free"`` (any case) gives :data:`FREE`.
 
     Raises ``ValueError`` naming the value unless it is a positive finite number.
     """
+    if free and isinstance(text, str) and text.strip().lower() == FREE:
+        return FREE
+    expected = "'W:H', 'W/H', a number or 'free'" if free else "'W:H', 'W/H' or a number"
     if isinstance(text, bool):
-        raise ValueError(f"invalid aspect ratio {text!r}: expected 'W:H', 'W/H' or a number")
+        raise ValueError(f"invalid aspect ratio {text!r}: expected {expected}")
     if isinstance(text, numbers.Real):
         value = float(text)
     elif isinstance(text, str):
@@ -113,13 +127,25 @@ def parse_ratio(text: Union[str, float]) -> float:
                 value = a / b
         except ValueError:
             raise ValueError(
-                f"invalid aspect ratio {text!r}: expected 'W:H', 'W/H' or a number, all positive and finite"
+                f"invalid aspect ratio {text!r}: expected {expected}, all positive and finite"
             ) from None
     else:
         raise ValueError(f"invalid aspect ratio {text!r}: expected a str or a number, got {type(text).__name__}")
     if not (math.isfinite(value) and value > 0):
         raise ValueError(f"invalid aspect ratio {text!r}: must be positive and finite")
     return value
+
+
+def candidate_crops(height: int, width: int, ratio: Ratio) -> Tensor:
+    """The candidates scored for ``ratio`` (parsed): :func:`ratio_anchors`, or for :data:`FREE` the official
+    grid (:func:`grid_anchors`). ``ValueError`` when the image cannot hold one (its message names why)."""
+    if ratio != FREE:
+        return ratio_anchors(height, width, ratio)
+    boxes = grid_anchors(height, width)
+    if not len(boxes):
+        raise ValueError(f"a {height}x{width} (height x width) image has no free-form candidate (the official grid "
+                         "keeps crops with aspect ratios from 1:2 to 2:1 covering half the image)")
+    return boxes
 
 
 def ratio_anchors(
@@ -218,14 +244,18 @@ def unique_boxes(boxes: Tensor) -> Tensor:
     return boxes[first.sort().values]
 
 
-def pixel_crops(boxes: Tensor, ratio: float, height: int, width: int) -> Tensor:
+def pixel_crops(boxes: Tensor, ratio: Ratio, height: int, width: int) -> Tensor:
     """Whole-pixel crops ``(x0, y0, w, h)`` (long, (B, 4)) for continuous ``(x1, y1, x2, y2)`` boxes of
     aspect ratio ``ratio`` inside a ``height`` x ``width`` image.
 
     The shorter side is the box's, rounded; the longer one is the shorter times (or divided by) the ratio,
     rounded, so it is within half a pixel of the exact ratio; the crop is centred on the box and kept
-    inside the image (its sides never exceed it)."""
+    inside the image (its sides never exceed it). For :data:`FREE` each box's own corners are rounded."""
     b = boxes.to(torch.float64)
+    if ratio == FREE:
+        x1, y1 = b[:, 0].round().clamp(0, width - 1), b[:, 1].round().clamp(0, height - 1)
+        x2, y2 = torch.maximum(b[:, 2].round().clamp(max=width), x1 + 1), torch.maximum(b[:, 3].round().clamp(max=height), y1 + 1)
+        return torch.stack([x1, y1, x2 - x1, y2 - y1], dim=1).long()
     bw, bh = b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]
 
     def sides(short: Tensor, factor: float, short_max: int, long_max: int) -> Tuple[Tensor, Tensor]:

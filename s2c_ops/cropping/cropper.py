@@ -1,10 +1,14 @@
 """Cropper: the best crops of photos for given aspect ratios, in the photos' own pixels.
 
-Per image: the one image path (:mod:`~s2c_ops.cropping.images`: upright, 8-bit RGB), the official
-pre-processing, candidate crops of each ratio (made in original pixels so the ratio is exact there),
-object boxes from a proposer, and one batched scoring call per group of images that share a resized size
-(S2CNet's RoDAlign samples the whole feature map, so images are never padded). :meth:`Cropper.score_images`
-is that batched scoring, which ``s2c crop``, ``s2c eval`` and ``AestheticCrop`` call as well.
+The public surface is three calls, all taking photos in the package's one convention (a PIL image, a uint8
+tensor in 0..255 or a float tensor in [0, 1]; ``(3, H, W)``, a ``(B, 3, H, W)`` batch or a list) and giving
+boxes in the photos' pixels: :meth:`Cropper.crop`, :meth:`Cropper.crop_ratios` and :meth:`Cropper.score`.
+
+Per photo: the one image path (:mod:`~s2c_ops.cropping.images`: upright, 8-bit RGB), the official
+pre-processing, candidate crops of each ratio (made in the photo's pixels so the ratio is exact there),
+object boxes from a proposer, and one batched scoring call per group of photos that share a resized size
+(S2CNet's RoDAlign samples the whole feature map, so images are never padded). The private scoring steps
+are shared with ``s2c crop``, ``s2c eval``, ``s2c export`` and ``AestheticCrop``.
 """
 import copy
 import functools
@@ -16,25 +20,28 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 import torch
 from torch import Tensor, nn
 
-from ..models.default import default_model
+from ..models.registry import create_model
 from ..models.scorer import ability, inference_copy, module_device
-from ..ops.constants import constant
-from .candidates import parse_ratio, ratio_anchors
+from ..ops.boxes import clamp_to_image
+from .candidates import FREE, Ratio, candidate_crops, parse_ratio, ratio_anchors
 from .face_rule import FaceRule
 from .images import ImageLike
 from .pixels import check_unit_range
-from .proposals import GivenBoxes, ProposedObjects, Proposer, default_proposer
+from .proposals import GivenBoxes, ProposedObjects, Proposer, create_proposer
 from .transforms import OfficialPreprocess, Resize
 
+#: A ratio as callers write it: width / height as a number or text (``16/9``, ``"16:9"``), or ``"free"``.
 RatioLike = Union[float, str]
 DeviceLike = Union[str, torch.device]
+Photos = Union[ImageLike, Sequence[ImageLike]]
 
 
 @dataclass
 class CropResult:
-    """The ``top_k`` best crops of one image for one ratio, best first, in original pixels."""
+    """The ``top_k`` best crops of one photo for one ratio, best first, in the photo's pixels. ``ratio`` is
+    the ratio asked for, parsed (width / height, or ``"free"``)."""
 
-    ratio: float
+    ratio: Ratio
     boxes: Tensor  # (k, 4) float (x1, y1, x2, y2)
     scores: Tensor  # (k,)
 
@@ -45,31 +52,51 @@ def _anchors(height: int, width: int, ratio: float, device: torch.device) -> Ten
     return ratio_anchors(height, width, ratio).to(device)
 
 
+def _check_top_k(top_k: int) -> int:
+    if isinstance(top_k, bool) or not isinstance(top_k, numbers.Integral) or top_k < 1:
+        raise ValueError(f"top_k must be a whole number of at least 1, got {top_k!r}")
+    return int(top_k)
+
+
+def _photo_list(photos: Photos) -> List[ImageLike]:
+    if isinstance(photos, Tensor) and photos.dim() == 4:
+        return list(photos)
+    return list(photos) if isinstance(photos, (list, tuple)) else [photos]
+
+
+def _check_boxes(boxes: Tensor, index: int) -> Tensor:
+    if not isinstance(boxes, Tensor):
+        raise TypeError(f"boxes of photo {index} must be a Tensor[K, 4], got {type(boxes).__name__}")
+    if boxes.dim() != 2 or boxes.shape[1] != 4 or not len(boxes):
+        raise ValueError(f"boxes of photo {index} must have shape (K, 4), K >= 1, rows (x1, y1, x2, y2); "
+                         f"got {tuple(boxes.shape)}")
+    boxes = boxes.detach().float().cpu()
+    if not torch.isfinite(boxes).all() or not ((boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])).all():
+        raise ValueError(f"boxes of photo {index} must be finite with x2 > x1 and y2 > y1")
+    return boxes
+
+
 class Cropper:
-    """``Cropper(model, proposer, device=None).crop(images, ratio=16/9, top_k=1)``.
+    """``Cropper(model=None, proposer=None, device=None).crop(photos, "16:9", top_k=1)``.
 
     ``model`` is a crop scorer (:class:`~s2c_ops.models.scorer.Scorer`): an :class:`~s2c_ops.S2CNet`, the
-    geometry prior, or any callable with their call signature; ``None`` is the package's default model.
-    It needs ``num_boxes`` object boxes per image, ``model.bbox_num`` unless given (a scorer without
-    ``bbox_num`` needs ``num_boxes``). A scorer with a ``fused()`` inference copy (S2CNet, the default
-    model) is used through it, made here: later changes to the model (weights, device) do not reach the
-    Cropper.
+    geometry prior, or any callable with their call signature; ``None`` is the package's default model
+    (``create_model("default")``). It needs ``num_boxes`` object boxes per image, ``model.bbox_num`` unless
+    given (a scorer without ``bbox_num`` needs ``num_boxes``). A scorer with a ``fused()`` inference copy
+    (S2CNet, the default model) is used through it, made here: later changes to the model (weights, device)
+    do not reach the Cropper.
 
     ``device``: where the scoring runs; ``None`` is the model's own device (the CPU for a scorer without
     tensors). A module that must move there is copied first (a fused copy is the Cropper's own and is
-    moved); the caller's model is never moved. ``proposer`` defaults to
-    :func:`~s2c_ops.cropping.proposals.default_proposer` (faces, then salient regions).
-    ``apply_exif_orientation`` turns PIL images upright before anything else, as ``s2c crop`` does: boxes
-    are then in pixels of the upright photo. ``face_rule``: what a candidate loses for the faces the proposer
-    found (:class:`~s2c_ops.cropping.face_rule.FaceRule`: cuts most, then main faces left out, then heads
-    crowded), and the crops built from the faces added to each ratio's candidates; ``None``: neither. A
-    scorer with the ``uses_faces`` ability (the default model) is told which images have faces.
+    moved); the caller's model is never moved. ``proposer`` defaults to ``create_proposer("default")``
+    (faces, then salient regions). ``apply_exif_orientation`` turns PIL images upright before anything else,
+    as ``s2c crop`` does: boxes are then in pixels of the upright photo. ``face_rule``: what a candidate loses
+    for the faces the proposer found (:class:`~s2c_ops.cropping.face_rule.FaceRule`: cuts most, then main
+    faces left out, then heads crowded), and the crops built from the faces added to each ratio's
+    candidates; ``None``: neither. A scorer with the ``uses_faces`` ability (the default model) is told
+    which images have faces.
 
-    Conventions of the scoring methods: the model runs on ``device``; scores come back on the device of the
-    images given (:meth:`score_images`, :meth:`score_resized`, :meth:`score_candidates`). Photos
-    (:meth:`crop`, :meth:`crop_ratios`, :meth:`score_candidates`) are PIL images, uint8 tensors in [0, 255]
-    or float tensors in [0, 1]; the model's resized images (:meth:`score_images`, :meth:`score_resized`) are
-    what :meth:`prepare` gives, values in [0, 255] (uint8 or float).
+    Scores come back as float32 on the CPU, one tensor per photo.
     """
 
     def __init__(
@@ -87,7 +114,7 @@ class Cropper:
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         if model is None:
-            model = default_model()
+            model = create_model("default")
         if not callable(model):
             raise TypeError(f"model must be a crop scorer (callable), got {type(model).__name__}")
         if num_boxes is None:
@@ -104,60 +131,75 @@ class Cropper:
             scorer = (scorer if own else copy.deepcopy(scorer)).to(device)
         self.model = scorer
         self.device = device
-        self.proposer = proposer if proposer is not None else default_proposer()
+        self.proposer = proposer if proposer is not None else create_proposer("default")
         self.preprocess = preprocess or OfficialPreprocess.for_model(model)
         self.num_boxes = int(num_boxes)
         self.batch_size = batch_size
         self.apply_exif_orientation = apply_exif_orientation
         self.face_rule = face_rule
 
-    def prepare(self, image: ImageLike) -> Tuple[Tensor, Resize]:
+    def crop(self, photos: Photos, ratio: RatioLike, top_k: int = 1) -> List[CropResult]:
+        """The ``top_k`` best crops of ``ratio`` (width / height, or ``"free"``: the best crop of any shape)
+        for each photo, best first (fewer when fewer candidates exist)."""
+        return [results[0] for results in self.crop_ratios(photos, [ratio], top_k)]
+
+    @torch.no_grad()
+    def crop_ratios(self, photos: Photos, ratios: Sequence[RatioLike], top_k: int = 1) -> List[List[CropResult]]:
+        """For each photo, a :class:`CropResult` per ratio, in the order the ratios were given. All ratios of a
+        photo are scored in one call, each ratio's candidates as a set of their own (a ratio's crops never
+        depend on the others asked for). A ratio a photo cannot hold raises ``ValueError`` naming the photo."""
+        top_k = _check_top_k(top_k)
+        if isinstance(ratios, (str, numbers.Real)):
+            raise TypeError(f"ratios must be a list of ratios, got {ratios!r} (for one ratio, call crop)")
+        values = [parse_ratio(r, free=True) for r in ratios]
+        if not values:
+            raise ValueError("give at least one ratio")
+        resized, geometries = self._prepare_all(_photo_list(photos))
+        found = self._find_objects(resized)
+        candidates = [self._candidates(g, values, index=i, faces=g.boxes_to_original(f[1]))
+                      for i, (g, f) in enumerate(zip(geometries, found))]
+        scores = self._score_images(resized, geometries, candidates, found=found)
+        return [self._best_crops(c, s, values, top_k) for c, s in zip(candidates, scores)]
+
+    @torch.no_grad()
+    def score(self, photos: Photos, boxes: Union[Tensor, Sequence[Tensor]]) -> List[Tensor]:
+        """The scores the Cropper ranks crops by (the model's, less the face rule's charges) of any ``boxes``:
+        per photo a ``Tensor[K, 4]`` of ``(x1, y1, x2, y2)`` in its pixels (one tensor for one photo). A photo's
+        boxes are scored as one candidate set: with the default model, whose scores are each box's expected
+        overlap with the best of the set, a box's score depends on the others given with it."""
+        photos = _photo_list(photos)
+        box_sets = [boxes] if isinstance(boxes, Tensor) else list(boxes)
+        if len(box_sets) != len(photos):
+            raise ValueError(f"give one Tensor[K, 4] of boxes per photo: {len(photos)} photos, {len(box_sets)} box sets")
+        box_sets = [_check_boxes(b, i) for i, b in enumerate(box_sets)]
+        resized, geometries = self._prepare_all(photos)
+        return self._score_images(resized, geometries, box_sets, found=self._find_objects(resized))
+
+    # The steps of the calls above, shared with s2c crop, s2c eval, s2c export and AestheticCrop.
+
+    def _prepare(self, image: ImageLike) -> Tuple[Tensor, Resize]:
         """The model's pixels of one photo (the official resize, values in [0, 255]) and its geometry."""
         return self.preprocess.resize(image, apply_exif_orientation=self.apply_exif_orientation)
 
-    def crop(self, images: Union[ImageLike, Sequence[ImageLike]], ratio: RatioLike = 1.0, top_k: int = 1) -> List[CropResult]:
-        """The ``top_k`` best crops of ``ratio`` for each image (fewer when fewer candidates exist)."""
-        value = parse_ratio(ratio)
-        return [r[value] for r in self.crop_ratios(images, [value], top_k)]
+    def _prepare_all(self, photos: Sequence[ImageLike]) -> Tuple[List[Tensor], List[Resize]]:
+        prepared = [self._prepare(photo) for photo in photos]
+        return [r for r, _ in prepared], [g for _, g in prepared]
 
-    @torch.no_grad()
-    def crop_ratios(
-        self, images: Union[ImageLike, Sequence[ImageLike]], ratios: Sequence[RatioLike], top_k: int = 1
-    ) -> List[Dict[float, CropResult]]:
-        """For each image, ``{ratio: CropResult}``; all ratios of an image are scored in one call, each
-        ratio's candidates as a group of their own (a ratio's crop never depends on the others asked for)."""
-        if isinstance(top_k, bool) or not isinstance(top_k, numbers.Integral) or top_k < 1:
-            raise ValueError(f"top_k must be a whole number of at least 1, got {top_k!r}")
-        values = [parse_ratio(r) for r in ratios]
-        if not values:
-            raise ValueError("give at least one ratio")
-        if isinstance(images, Tensor) and images.dim() == 4:
-            images = list(images)
-        elif not isinstance(images, (list, tuple)):
-            images = [images]
-        prepared = [self.prepare(image) for image in images]
-        resized, geometries = [r for r, _ in prepared], [g for _, g in prepared]
-        found = self.find_objects(resized)
-        candidates = [self.candidates(g, values, index=i, faces=g.boxes_to_original(f[1]))
-                      for i, (g, f) in enumerate(zip(geometries, found))]
-        scores = self.score_images(resized, geometries, candidates, found=found)
-        return [self.best_crops(c, s, values, top_k) for c, s in zip(candidates, scores)]
-
-    def candidates(self, geometry: Resize, ratios: Sequence[float], index: Optional[int] = None,
-                   faces: Optional[Tensor] = None) -> List[Tensor]:
-        """The candidate crops of each ratio (original pixels) of an image: the ratio's anchors, then, for
-        ``faces`` (the image's face boxes, original pixels), the face rule's crops around them where no
-        anchor keeps every main face and cuts none. A ratio the
-        image cannot hold raises ``ValueError`` naming the image (``index``) and its size."""
+    def _candidates(self, geometry: Resize, ratios: Sequence[Ratio], index: Optional[int] = None,
+                    faces: Optional[Tensor] = None) -> List[Tensor]:
+        """The candidate crops of each ratio (original pixels) of an image: :func:`candidate_crops`, then, for
+        ``faces`` (the image's face boxes, original pixels) and a ratio other than free, the face rule's crops
+        around them where no anchor keeps every main face and cuts none. A ratio the image cannot hold raises
+        ``ValueError`` naming the image (``index``) and its size."""
         h, w = geometry.original
         out = []
         for ratio in ratios:
             try:
-                boxes = ratio_anchors(h, w, ratio)
+                boxes = candidate_crops(h, w, ratio)
             except ValueError as e:
-                where = f"image {index} ({w}x{h})" if index is not None else f"a {w}x{h} image"
+                where = f"photo {index} ({w}x{h})" if index is not None else f"a {w}x{h} photo"
                 raise ValueError(f"{where}: {e}") from None
-            if self.face_rule is not None and faces is not None and len(faces):
+            if self.face_rule is not None and faces is not None and len(faces) and ratio != FREE:
                 boxes = torch.cat([boxes, self.face_rule.candidates(faces, h, w, ratio, others=boxes)])
             out.append(boxes)
         return out
@@ -171,9 +213,9 @@ class Cropper:
                 for start in range(0, len(members), self.batch_size)]
 
     @torch.no_grad()
-    def find_objects(self, resized: Sequence[Tensor]) -> List[Tuple[Tensor, Tensor]]:
-        """Per image (as :meth:`prepare` gives them): the proposer's ``num_boxes`` object boxes and the faces
-        it found (F, 4), in model pixels, from the batches :meth:`score_images` makes."""
+    def _find_objects(self, resized: Sequence[Tensor]) -> List[Tuple[Tensor, Tensor]]:
+        """Per image (as :meth:`_prepare` gives them): the proposer's ``num_boxes`` object boxes and the faces
+        it found (F, 4), in model pixels, from the batches :meth:`_score_images` makes."""
         out: List[Optional[Tuple[Tensor, Tensor]]] = [None] * len(resized)
         for batch in self._size_batches(resized):
             pixels = self.preprocess.unnormalised(torch.stack([resized[i] for i in batch]).float().to(self.device))
@@ -183,25 +225,26 @@ class Cropper:
         return out
 
     def _propose(self, pixels: Tensor) -> ProposedObjects:
+        # The pixels come from the package's own resize: already checked, no host read for a second check.
         if isinstance(self.proposer, Proposer):
-            return self.proposer.propose_objects(pixels, self.num_boxes)
+            return self.proposer.propose_objects(pixels, self.num_boxes, validate=False)
         return ProposedObjects(self.proposer(pixels, self.num_boxes), [])  # any callable of the proposer's form
 
     @torch.no_grad()
-    def score_images(self, resized: Sequence[Tensor], geometries: Sequence[Resize],
-                     boxes: Sequence[Union[Tensor, Sequence[Tensor]]],
-                     objects: Optional[Sequence[Tensor]] = None,
-                     found: Optional[Sequence[Tuple[Tensor, Tensor]]] = None) -> List[Tensor]:
-        """Scores (float32, on the device of ``resized``) of each image's ``boxes`` (original pixels): ``resized`` are the
-        images as :meth:`prepare` gives them (any sizes; uint8 or float in [0, 255]), ``geometries``
-        their :class:`Resize`. An image's boxes are one tensor, or a list of candidate groups (one per
-        ratio) whose scores never depend on each other; the scores come concatenated in that order.
+    def _score_images(self, resized: Sequence[Tensor], geometries: Sequence[Resize],
+                      boxes: Sequence[Union[Tensor, Sequence[Tensor]]],
+                      objects: Optional[Sequence[Tensor]] = None,
+                      found: Optional[Sequence[Tuple[Tensor, Tensor]]] = None) -> List[Tensor]:
+        """Scores (float32, on the device of ``resized``) of each image's ``boxes`` (original pixels):
+        ``resized`` are the images as :meth:`_prepare` gives them (any sizes; uint8 or float in [0, 255]),
+        ``geometries`` their :class:`Resize`. An image's boxes are one tensor, or a list of candidate sets
+        (one per ratio) whose scores never depend on each other; the scores come concatenated in that order.
         Images of one size are scored together, ``batch_size`` per call. ``objects`` (each image's object
         boxes in original pixels) replace the proposer's boxes (no faces then); ``found`` (what
-        :meth:`find_objects` gave for these images) spares the proposer a second run."""
+        :meth:`_find_objects` gave for these images) spares the proposer a second run."""
         if not (len(resized) == len(geometries) == len(boxes)) or any(
                 extra is not None and len(extra) != len(boxes) for extra in (objects, found)):
-            raise ValueError("score_images needs one geometry, one box tensor (and one object-box tensor) per image")
+            raise ValueError("_score_images needs one geometry, one box tensor (and one object-box tensor) per image")
         groups = [[b] if isinstance(b, Tensor) else list(b) for b in boxes]
         results: List[Optional[Tensor]] = [None] * len(resized)
         for batch in self._size_batches(resized):
@@ -209,16 +252,16 @@ class Cropper:
             given = None if objects is None else [geometries[i].boxes_to_model(objects[i]) for i in batch]
             known = None if found is None else ProposedObjects([found[i][0] for i in batch],
                                                                [found[i][1] for i in batch])
-            scores = self.score_resized(pixels, [geometries[i] for i in batch],
-                                        [torch.cat(groups[i]) for i in batch], given,
-                                        groups=[[len(g) for g in groups[i]] for i in batch], found=known)
+            scores = self._score_resized(pixels, [geometries[i] for i in batch],
+                                         [torch.cat(groups[i]) for i in batch], given,
+                                         groups=[[len(g) for g in groups[i]] for i in batch], found=known)
             for i, s in zip(batch, scores):
                 results[i] = s.float()
         return results
 
     @torch.no_grad()
-    def score_candidates(self, images: Tensor, ratio: RatioLike, *, validate: Optional[bool] = None
-                         ) -> Tuple[Tensor, Tensor]:
+    def _score_candidates(self, images: Tensor, ratio: RatioLike, *, validate: Optional[bool] = None
+                          ) -> Tuple[Tensor, Tensor]:
         """For a (B, 3, H, W) batch of RGB values in [0, 1] (one size, any device): the candidate crops
         of ``ratio`` in its pixels, (N, 4), and their scores, (B, N), both on the images' device.
         Everything stays on the device (the batched path of the Kornia augmentation). ``validate``: the
@@ -230,26 +273,25 @@ class Cropper:
         h, w = images.shape[-2:]
         boxes = _anchors(h, w, parse_ratio(ratio), images.device)
         resized, geometry = self.preprocess.resize_batch(images.float() * 255)
-        scores = self.score_resized(resized, geometry, [boxes] * len(images))
+        scores = self._score_resized(resized, geometry, [boxes] * len(images))
         # A copy: the cached anchors must not change when a caller edits what it gets.
         return boxes.clone(), torch.stack(scores).to(images.device)
 
-    def score_resized(
+    def _score_resized(
         self, resized: Tensor, geometry, boxes: List[Tensor], objects: Optional[List[Tensor]] = None, *,
         groups: Optional[List[List[int]]] = None, found: Optional[ProposedObjects] = None,
     ) -> List[Tensor]:
         """Scores of ``boxes`` (original pixels, one tensor per image) on ``resized`` images (one size,
-        values in [0, 255] as :meth:`prepare` gives them), on the device of ``resized``; ``geometry`` is their
-        Resize, or one per image. ``objects`` (model pixels, one tensor per image) replace the proposer's
-        boxes when given. ``groups``: per image, the sizes of consecutive candidate groups scored as if
-        alone (default: all of an image's boxes are one group). ``found``: the proposer's boxes and faces for
+        values in [0, 255] as :meth:`_prepare` gives them), on the device of ``resized``; ``geometry`` is
+        their Resize, or one per image. ``objects`` (model pixels, one tensor per image) replace the
+        proposer's boxes when given. ``groups``: per image, the sizes of consecutive candidate sets scored as
+        if alone (default: all of an image's boxes are one set). ``found``: the proposer's boxes and faces for
         these images (model pixels), when already found."""
         device, given = self.device, resized.device
         resized = resized.to(device)
         geometries = geometry if isinstance(geometry, list) else [geometry] * len(boxes)
         height, width = resized.shape[-2:]
-        bounds = constant([width, height, width, height], torch.float32, resized.device)
-        crop_boxes = [torch.minimum(g.boxes_to_model(b.to(device)), bounds) for g, b in zip(geometries, boxes)]
+        crop_boxes = [clamp_to_image(g.boxes_to_model(b.to(device)), (height, width)) for g, b in zip(geometries, boxes)]
         pixels = self.preprocess.unnormalised(resized)
         if objects is not None:
             found = GivenBoxes([o.to(device) for o in objects]).propose_objects(pixels, self.num_boxes)
@@ -272,10 +314,11 @@ class Cropper:
         return [s.to(given) for s in per_image]
 
     @staticmethod
-    def best_crops(candidates: List[Tensor], scores: Tensor, ratios: List[float], top_k: int) -> Dict[float, CropResult]:
-        """The ``top_k`` best of each ratio's candidates, given the scores of all of them in order."""
-        out = {}
+    def _best_crops(candidates: List[Tensor], scores: Tensor, ratios: Sequence[Ratio], top_k: int) -> List[CropResult]:
+        """The ``top_k`` best of each ratio's candidates, in the order of ``ratios``, given the scores of all of
+        them in order."""
+        out = []
         for ratio, boxes, s in zip(ratios, candidates, scores.split([len(b) for b in candidates])):
             order = torch.argsort(s, descending=True, stable=True)[:top_k]
-            out[ratio] = CropResult(ratio, boxes[order], s[order])
+            out.append(CropResult(ratio, boxes[order], s[order]))
         return out

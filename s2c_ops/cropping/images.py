@@ -116,7 +116,7 @@ class ImageTooLarge(ValueError):
     """An image past Pillow's decompression-bomb limit (``PIL.Image.MAX_IMAGE_PIXELS``)."""
 
 
-def check_pixels(width: int, height: int) -> None:
+def check_pixels(height: int, width: int) -> None:
     """Raises :class:`ImageTooLarge` for an image past Pillow's decompression-bomb limit (checked from the
     header, before any pixel is decoded; Pillow itself only warns below twice the limit)."""
     limit = Image.MAX_IMAGE_PIXELS
@@ -132,7 +132,7 @@ def load_image(path, *, apply_exif_orientation: bool = True) -> Image.Image:
     (:func:`image_to_tensor` or :func:`to_rgb` make the model's RGB). Raises :class:`ImageTooLarge` past
     the decompression-bomb limit and Pillow's errors (``OSError`` and its kin) for unreadable files."""
     with Image.open(path) as im:
-        check_pixels(*im.size)
+        check_pixels(im.height, im.width)
         im.load()
         out = upright(im) if apply_exif_orientation else im
         return out.copy() if out is im else out  # closing the file leaves ``im`` unusable

@@ -54,10 +54,10 @@ class TableMiss(KeyError):
 @functools.lru_cache(maxsize=1)
 def default_model_digest() -> str:
     """The weights digest of the package's default model (loaded once, then let go)."""
-    from ..models.default import default_model
+    from ..models.registry import create_model
     from ..models.weights import weights_digest
 
-    return weights_digest(default_model())
+    return weights_digest(create_model("default"))
 
 
 def model_identity(model: Optional[Callable[..., Tensor]]) -> str:
@@ -294,8 +294,7 @@ class CropTable:
         boxes = torch.zeros(len(images), len(self.ratios), k, 4)
         scores = torch.full((len(images), len(self.ratios), k), -math.inf)
         for i, per_ratio in enumerate(results):
-            for j, ratio in enumerate(self.ratios):
-                r = per_ratio[ratio]
+            for j, r in enumerate(per_ratio):
                 boxes[i, j, : len(r.boxes)] = r.boxes.float().cpu()
                 scores[i, j, : len(r.scores)] = r.scores.float().cpu()
         sizes = torch.tensor([list(im.shape[-2:]) for im in images], dtype=torch.int32).reshape(-1, 2)
@@ -345,14 +344,14 @@ class CropTable:
         :class:`~s2c_ops.Cropper` (``None``: the defaults); ``lazy`` is the returned table's."""
         from tqdm import tqdm
 
-        from ..cropping.proposals import get_proposer
+        from ..cropping.proposals import create_proposer
         from .cropper import Cropper
 
         if keys == "path" and key_of is None:
             raise ValueError("keys='path' needs key_of(index, item) -> the item's file path")
         table = cls(keys, candidates=candidates, lazy=lazy)
         table.bind(ratios, model_identity(model), proposer_identity(proposer))
-        found = get_proposer(proposer) if isinstance(proposer, str) else proposer
+        found = create_proposer(proposer) if isinstance(proposer, str) else proposer
         cropper = Cropper(model, found, batch_size=batch_size, device=device)
         image_of = image_of or (lambda item: item[0] if isinstance(item, (tuple, list)) else item)
         total = len(dataset) if hasattr(dataset, "__len__") else None

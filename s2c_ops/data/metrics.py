@@ -8,12 +8,12 @@ over that image's annotated crops (1-D tensors, arrays or sequences of equal len
     uses average ranks for ties). When either input is constant the correlation is undefined;
     these functions then return ``0.0`` (no NaN, no warning) -- "no linear/monotone relation".
 
-``acc_k_n(p, g, k, n)`` -- Acc_K/N of GAIC (Zeng et al.)
+``acc_k(p, g, k, n)`` -- Acc_K/N of GAIC (Zeng et al.)
     Take the ``k`` crops with the highest predictions; the result is the fraction of them whose MOS
     is ``>=`` the ``n``-th best MOS of the image. A crop tied with the ``n``-th best MOS counts as a
     hit. Returned as a fraction in ``[0, 1]``.
 
-``wacc_k_n(p, g, k, n, ties="hit")`` -- the rank-weighted wAcc_K/N of GAIC
+``wacc(p, g, k, n, ties="hit")`` -- the rank-weighted wAcc_K/N of GAIC
     Source: H. Zeng, L. Li, Z. Cao, L. Zhang, "Grid Anchor based Image Cropping: A New Benchmark and
     An Efficient Model", IEEE TPAMI 2020 (arXiv:1909.08989), which weights each hit of Acc_K/N by
     how far the returned crop's ground-truth rank is from its ideal place,
@@ -31,7 +31,7 @@ over that image's annotated crops (1-D tensors, arrays or sequences of equal len
 
     * ``"hit"`` (default): ``r_i`` = number of crops with a strictly higher MOS (competition
       ranking). Then ``r_i < n`` exactly when crop ``i``'s MOS is ``>=`` the ``n``-th best MOS, so
-      the hits are exactly those of :func:`acc_k_n` (ties count as hits), and ``wacc <= acc``.
+      the hits are exactly those of :func:`acc_k` (ties count as hits), and ``wacc <= acc``.
       Tied crops may share a rank, so ``r_(j) - j`` can be negative; it is clamped to 0 (a crop
       cannot do better than weight 1).
     * ``"index"``: ordinal ranks, MOS ties broken by crop index (lower index ranks better), as the
@@ -40,7 +40,7 @@ over that image's annotated crops (1-D tensors, arrays or sequences of equal len
 
     Without MOS ties the two rules agree, and both equal the authors' script. Returned as a fraction.
 
-Prediction ties (``acc_k_n``, ``wacc_k_n``): the top-k crops are taken in a stable order by
+Prediction ties (``acc_k``, ``wacc``): the top-k crops are taken in a stable order by
 decreasing prediction, so among equal predictions the crop with the lower index comes first (the
 authors' script behaves the same way).
 
@@ -75,12 +75,12 @@ import torch
 
 __all__ = [
     "GAICMetrics",
-    "acc_k_n",
+    "acc_k",
     "bde",
     "iou",
     "pcc",
     "srcc",
-    "wacc_k_n",
+    "wacc",
 ]
 
 _WACC_TIES = ("hit", "index")
@@ -209,7 +209,7 @@ def _check_ties(ties: str) -> str:
     return ties
 
 
-def acc_k_n(p: Any, g: Any, k: int, n: int) -> float:
+def acc_k(p: Any, g: Any, k: int, n: int) -> float:
     """GAIC's Acc_K/N for one image, as a fraction in [0, 1].
 
     Among the ``k`` crops with the highest predictions (equal predictions: lower index first), the
@@ -222,14 +222,14 @@ def acc_k_n(p: Any, g: Any, k: int, n: int) -> float:
     return _acc(p, g, k, n)
 
 
-def wacc_k_n(p: Any, g: Any, k: int, n: int, ties: str = "hit") -> float:
+def wacc(p: Any, g: Any, k: int, n: int, ties: str = "hit") -> float:
     """GAIC's rank-weighted wAcc_K/N for one image, as a fraction in [0, 1].
 
     ``(1/k) * sum_j [r_(j) < n] * exp(-max(r_(j) - j, 0) / n)`` over the ascending ground-truth
     ranks ``r_(j)`` (0-based) of the ``k`` top-predicted crops; see the module docstring for the
     source (Zeng et al., TPAMI 2020, and the authors' ``TestAccuracy.py``) and for ``ties``
     (``"hit"``: competition ranks, MOS ties with the n-th best count as hits like
-    :func:`acc_k_n`; ``"index"``: ordinal ranks with MOS ties broken by index, the authors' script).
+    :func:`acc_k`; ``"index"``: ordinal ranks with MOS ties broken by index, the authors' script).
     """
     ties = _check_ties(ties)
     p, g = _pair(p, g)
@@ -334,7 +334,7 @@ class GAICMetrics:
         acc5, acc10, wacc5, wacc10      mean over k = 1..4 of the above, in percent
         images                          number of images
 
-    ``wacc_ties`` is passed to :func:`wacc_k_n` (``"hit"`` default, ``"index"`` = the authors'
+    ``wacc_ties`` is passed to :func:`wacc` (``"hit"`` default, ``"index"`` = the authors'
     script). ``image_id`` is stored as ``str(image_id)`` (JSON keys); a repeated id raises
     ``ValueError``, and a rejected image leaves the accumulator unchanged.
     """

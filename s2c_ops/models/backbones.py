@@ -1,4 +1,5 @@
-"""Backbones: a registry of feature extractors backed by timm's ``features_only`` models.
+"""Backbones: a registry of feature extractors backed by timm's ``features_only`` models, with timm's verbs
+(:func:`list_backbones`, :func:`create_backbone`, :func:`register_backbone`).
 
 S2CNet fuses three feature maps at strides 8, 16 and 32. A registered backbone names a timm model and
 the ``out_indices`` giving those three maps; its channel counts come from timm's ``feature_info``.
@@ -6,7 +7,7 @@ the ``out_indices`` giving those three maps; its channel counts come from timm's
 (``features[:7]``, ``[7:14]``, ``[14:]`` without the final 1x1 conv).
 """
 from dataclasses import dataclass
-from typing import Callable, List, Sequence, Tuple
+from typing import Callable, List, Optional, Sequence, Tuple
 
 from torch import Tensor, nn
 
@@ -28,15 +29,16 @@ class BackboneSpec:
 _REGISTRY: Registry[BackboneSpec] = Registry("backbone")
 
 
-def register(name: str, factory: Callable[[bool], nn.Module] = None, *, timm_name: str = None,
-             out_indices: Sequence[int] = (2, 3, 4), description: str = "", foldable: bool = False,
-             overwrite: bool = False) -> None:
+def register_backbone(name: str, factory: Optional[Callable[[bool], nn.Module]] = None, *,
+                      timm_name: Optional[str] = None, out_indices: Sequence[int] = (2, 3, 4), description: str = "",
+                      foldable: bool = False, overwrite: bool = False) -> None:
     """Registers a backbone under ``name``: either a ``factory(pretrained: bool) -> nn.Module`` or a
     timm model name with the ``out_indices`` of its stride-8/16/32 stages. ``foldable=True`` declares
     that each BatchNorm directly follows the sibling convolution before it (see
-    :func:`s2c_ops.models.fusion.fold_batchnorm`). Names are case-insensitive."""
+    :func:`s2c_ops.models.fusion.fold_batchnorm`). Names are case-insensitive. ``overwrite=True`` replaces a
+    name already taken."""
     if (factory is None) == (timm_name is None):
-        raise ValueError("register() takes exactly one of factory or timm_name")
+        raise ValueError("register_backbone() takes exactly one of factory or timm_name")
     if factory is None:
         indices = tuple(out_indices)
 
@@ -49,18 +51,18 @@ def register(name: str, factory: Callable[[bool], nn.Module] = None, *, timm_nam
     _REGISTRY.add(name, BackboneSpec(factory, description, foldable), overwrite=overwrite)
 
 
-def unregister(name: str) -> None:
-    """Removes a backbone :func:`register` added."""
-    _REGISTRY.remove(name)
-
-
-def available() -> List[str]:
+def list_backbones() -> List[str]:
     """Names of the registered backbones."""
     return _REGISTRY.names()
 
 
+def create_backbone(name: str, pretrained: bool = False) -> "Backbone":
+    """The registered backbone ``name`` (ImageNet weights when ``pretrained``)."""
+    return Backbone(name, pretrained)
+
+
 class Backbone(nn.Module):
-    """Wraps a registered feature extractor; ``forward`` returns the three feature maps."""
+    """A registered feature extractor (:func:`create_backbone`); ``forward`` returns the three feature maps."""
 
     def __init__(self, name: str, pretrained: bool = False) -> None:
         super().__init__()
@@ -80,7 +82,7 @@ class Backbone(nn.Module):
         return self.body(images)
 
 
-register("mobilenetv2_100", timm_name="mobilenetv2_100", description="MobileNetV2 1.0 (official S2CNet)",
+register_backbone("mobilenetv2_100", timm_name="mobilenetv2_100", description="MobileNetV2 1.0 (official S2CNet)",
          foldable=True)
-register("efficientnet_b1", timm_name="efficientnet_b1", foldable=True)
-register("resnet50", timm_name="resnet50", foldable=True)
+register_backbone("efficientnet_b1", timm_name="efficientnet_b1", foldable=True)
+register_backbone("resnet50", timm_name="resnet50", foldable=True)

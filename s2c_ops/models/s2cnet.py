@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..ops.align import gaic_roi_align_avg, rod_align_avg
-from .backbones import Backbone
+from .backbones import create_backbone
 from ..ops.boxes import BoxesLike, batched_rois, clamp_to_image, image_extent
 from .config import ConfigLike, S2CNetConfig, resolve_config
 from .fusion import fold_batchnorm, fuse_layers
@@ -225,7 +225,7 @@ class S2CNet(ScorerModule):
         super().__init__()
         self.config: S2CNetConfig = resolve_config(config)
         c = self.config
-        self.backbone = Backbone(c.backbone, pretrained=pretrained_backbone)
+        self.backbone = create_backbone(c.backbone, pretrained=pretrained_backbone)
         self.reduce = nn.Conv2d(sum(self.backbone.channels), c.reduced_dim, kernel_size=1)
         self.node_embed = NodeEmbedding(2 * c.reduced_dim * c.align_size ** 2, c.num_feature_node)
         # Saved as "graph.*", its name before: "graph" is an attribute of the modules torch.export makes.

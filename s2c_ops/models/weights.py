@@ -2,7 +2,7 @@
 safetensors (no code in weight files), with the model's kind and config in the file's metadata.
 
 A model class takes part with :func:`weights_format`, which names its format tag and config class;
-:func:`save_weights` / :func:`load_model` / :func:`load_weights` then read and write it. Nothing here
+:func:`save_weights` / :func:`load_model` / :func:`load` then read and write it. Nothing here
 imports a model module: classes register themselves where they are defined.
 """
 import hashlib
@@ -203,10 +203,14 @@ def load_model(cls: Type[M], path: PathLike, map_location: Optional[str] = "cpu"
     return model
 
 
-def load_weights(path: PathLike, map_location: Optional[str] = "cpu") -> Tuple[nn.Module, str]:
-    """Any model saved by this package (an S2CNet, a geometry prior, ...), told apart by the file's
-    metadata. ``path`` may be a run folder holding ``model.safetensors`` (what ``s2c train`` writes).
-    Returns ``(model, description)``."""
-    file = weights_file(path)
-    model, fmt = _build(file, map_location)
-    return model, f"{fmt.description} ({file})"
+def load(path: PathLike, map_location: Optional[str] = "cpu") -> nn.Module:
+    """Any model saved by this package (``model.save(path)``: an S2CNet, the default model, a geometry prior,
+    ...), told apart by the file's metadata. ``path`` may be a run folder holding ``model.safetensors`` (what
+    ``s2c train`` writes)."""
+    return _build(weights_file(path), map_location)[0]
+
+
+def describe(model: nn.Module) -> str:
+    """The kind of a model this package saves (``"S2CNet"``, ``"geometry prior"``, ...), for messages."""
+    tag = getattr(type(model), "weights_format", None)
+    return _FORMATS[tag].description if tag in _FORMATS else type(model).__name__

@@ -24,7 +24,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional
 
 import torch
 
-from ..cropping.proposals import get_proposer
+from ..cropping.proposals import create_proposer
 from ..cropping.transforms import OfficialPreprocess
 from ..data.fcdb import FCDB
 from ..files import write_atomic
@@ -66,7 +66,7 @@ class FCDBTask:
         cache = _load_cache(path) if o.resume else None
         if cache is None:
             started = time.time()
-            box_source = get_proposer(o.proposer)
+            box_source = create_proposer(o.proposer)
             train_items = FCDB(o.data, o.train_split, preprocess=self.preprocess)
             mine = [train_items[i] for i in range(run.rank, len(train_items), run.world)]
             cache = {"train": cache_photos(model, mine, box_source, model.bbox_num, run.device,

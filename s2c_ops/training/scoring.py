@@ -8,7 +8,7 @@ from ..cropping.candidates import grid_anchors, ratio_anchors
 from ..data.metrics import iou
 from ..evaluation import BestCropMetrics
 from ..models.s2cnet import S2CNet
-from ..ops.boxes import flip_boxes
+from ..ops.boxes import clamp_to_image, flip_boxes
 from .features import CachedPhoto
 from .losses import listwise_loss, pair_loss
 
@@ -45,8 +45,7 @@ def score_view(model: S2CNet, photo: CachedPhoto, view: int, boxes: torch.Tensor
     model_boxes = photo.geometry.boxes_to_model(boxes.to(device))
     if view:
         model_boxes = flip_boxes(model_boxes, w)
-    bounds = torch.tensor([w, h, w, h], dtype=model_boxes.dtype, device=device)
-    model_boxes = torch.minimum(model_boxes.clamp(min=0), bounds)
+    model_boxes = clamp_to_image(model_boxes, (h, w))
     zeros = model_boxes.new_zeros((len(model_boxes), 1))
     objects = photo.objects[view].to(device)
     return model.score(reduced, torch.cat([zeros, model_boxes], 1),

@@ -7,7 +7,7 @@ from typing import List, Optional, Tuple
 
 from PIL import Image
 
-from ...cropping.candidates import parse_ratio
+from ...cropping.candidates import Ratio, parse_ratio
 from ...files import Leftovers
 from ..models import add_model_arguments
 
@@ -29,8 +29,9 @@ inputs:
   scaled, CMYK through its ICC profile when it has one); the crops keep the original pixels and mode.
 
 ratios:
-  "16:9", "16/9" or "1.778" (width / height, positive and finite). Repeat --ratio for several;
-  all ratios of an image are scored in one model call.
+  "16:9", "16/9" or "1.778" (width / height, positive and finite), or "free": the best crop of
+  any shape (the official grid's, aspect ratios 1:2 to 2:1). Repeat --ratio for several; all
+  ratios of an image are scored in one model call.
 
 outputs (with --out DIR):
   DIR/<stem>_<ratio>.<ext>, the ratio written with "x" ("16:9" -> 16x9, "4/3" -> 4x3, "1.5" -> 1.5);
@@ -95,9 +96,10 @@ torchrun:
   model.safetensors (what s2c train writes).
 
 --model NAME:
-  A model shipped in the package: "default" (what runs without --official, --weights or --model),
-  "fcdb" (the default: S2CNet trained on FCDB's photos, blended with the geometry priors), or "prior",
-  the geometry prior alone (no pixels: faster, and the default of earlier releases).
+  A model shipped in the package: "default" (what runs without --official, --weights or --model:
+  S2CNet trained on FCDB's photos, blended with the geometry priors), or "prior", the geometry prior
+  alone (no pixels: faster, and the default of earlier releases). The official configurations
+  (s2cnet_gaicv1, s2cnet_gaicv2) come with the authors' checkpoint: --official CKPT --config C.
 
 memory:
   An input is decoded whole, with the copies its conversion for the model makes: an 88-megapixel
@@ -118,7 +120,7 @@ exit status: 0 when every input and ratio succeeded; 1 when any failed, the run 
 @dataclass(frozen=True)
 class RatioSpec:
     text: str  # as given, stripped
-    value: float
+    value: Ratio  # width / height, or "free"
 
     @property
     def tag(self) -> str:
@@ -128,13 +130,14 @@ class RatioSpec:
 
 def ratio_arg(text: str) -> RatioSpec:
     try:
-        value = parse_ratio(text)
+        value = parse_ratio(text, free=True)
     except ValueError as e:
         raise argparse.ArgumentTypeError(str(e)) from None
     return RatioSpec(text.strip(), value)
 
 
 def size_arg(text: str) -> Tuple[int, int]:
+    """``WxH`` as written on the command line, read into ``(height, width)``."""
     parts = text.strip().lower().split("x")
     try:
         if len(parts) != 2:
@@ -148,7 +151,7 @@ def size_arg(text: str) -> Tuple[int, int]:
         raise argparse.ArgumentTypeError(f"invalid size {text!r}: {w * h} pixels, more than the "
                                          f"{Image.MAX_IMAGE_PIXELS} an input may have (Pillow's decompression-bomb "
                                          "limit)")
-    return w, h
+    return h, w
 
 
 def int_arg(minimum: int):
@@ -175,7 +178,7 @@ def help_text() -> str:
 
 def add_arguments(subparsers) -> argparse.ArgumentParser:
     """Registers ``crop`` and its options on the ``s2c`` sub-command parsers."""
-    from ...cropping.proposals import available
+    from ...cropping.proposals import list_proposers
 
     p = subparsers.add_parser(
         "crop",
@@ -187,13 +190,13 @@ def add_arguments(subparsers) -> argparse.ArgumentParser:
     )
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders (recursive) or glob patterns")
     p.add_argument("--ratio", action="append", required=True, type=ratio_arg, metavar="R",
-                   help="aspect ratio width:height, width/height or a number; repeat for several")
+                   help="aspect ratio width:height, width/height, a number, or free (any shape); repeat for several")
     p.add_argument("--size", type=size_arg, metavar="WxH", help="resize each crop to exactly W x H pixels")
     p.add_argument("--top-k", type=int_arg(1), default=1, metavar="K", help="best K crops per ratio (default 1)")
     add_model_arguments(p)
     objects = p.add_mutually_exclusive_group()
     objects.add_argument("--boxes", metavar="FILE", help="JSON object boxes per input (see below)")
-    objects.add_argument("--proposer", choices=available(), help="object-box proposer (default: faces, then salient regions)")
+    objects.add_argument("--proposer", choices=list_proposers(), help="object-box proposer (default: faces, then salient regions)")
     p.add_argument("--out", metavar="DIR", help="write the crops here (created if missing)")
     p.add_argument("--json", metavar="FILE", help="append the JSON Lines records here as they are made (a journal)")
     p.add_argument("--resume", action="store_true",
@@ -242,7 +245,7 @@ class Job:
     ratios: List[RatioSpec]
     top_k: int
     out: Optional[str]
-    size: Optional[Tuple[int, int]]
+    size: Optional[Tuple[int, int]]  # (height, width)
     show: bool
     overwrite: bool
     leftovers: Optional[Leftovers] = field(default=None, compare=False)  # killed runs' temporary files

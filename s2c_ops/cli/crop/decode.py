@@ -96,7 +96,7 @@ def _opened(path: str) -> Iterator[Tuple[Image.Image, int, int, int]]:
             raise InputError(f"not a regular file ({kind})")
         im = Image.open(f)
         try:
-            check_pixels(*im.size)
+            check_pixels(im.height, im.width)
             orientation = exif_orientation(im)
             w, h = im.size
             if orientation in (5, 6, 7, 8):

@@ -55,6 +55,11 @@ HELP = """\
 """
 
 
+def unwritable(path: str, error: OSError) -> str:
+    """The one line of a journal that cannot be written."""
+    return f"cannot write the journal {path}: {os_error_text(error)}"
+
+
 class JournalError(ValueError):
     """A journal that this run cannot continue; the message says why."""
 
@@ -95,7 +100,7 @@ class Stamp(NamedTuple):
 
 
 def run_stamp(job: Job, model: ModelChoice, proposer: str) -> Stamp:
-    size = list(job.size) if job.size is not None else None
+    size = [job.size[1], job.size[0]] if job.size is not None else None  # [W, H], as --size is written
     return Stamp(model.description, proposer,
                  {"ratios": [r.text for r in job.ratios], "top_k": job.top_k, "size": size, "weights": model.digest})
 
@@ -368,7 +373,7 @@ class Journal:
         try:
             self._appender.write(lines(records))
         except OSError as e:
-            self.error = f"cannot write the journal {self._appender.path}: {os_error_text(e)}"
+            self.error = unwritable(self._appender.path, e)
 
     def close(self) -> None:
         """Syncs and closes what :meth:`open` opened (an error syncing is :attr:`error`)."""
@@ -376,7 +381,7 @@ class Journal:
             try:
                 self._appender.close()
             except OSError as e:
-                self.error = self.error or f"cannot write the journal {self._appender.path}: {os_error_text(e)}"
+                self.error = self.error or unwritable(self._appender.path, e)
         if self.finished is not None:
             self.finished.close()
 

@@ -27,7 +27,7 @@ class CropOptions:
     model: ModelOptions
     ranks: Ranks
     device: torch.device
-    size: Optional[Tuple[int, int]] = None  # --size as (width, height)
+    size: Optional[Tuple[int, int]] = None  # --size WxH as (height, width)
     top_k: int = 1
     boxes: Optional[BoxesFile] = None
     proposer: Optional[str] = None

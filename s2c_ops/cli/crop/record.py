@@ -2,7 +2,7 @@
 and reads back, ``--resume`` compares, the messages and stdout show and the contact sheet draws."""
 import json
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple, Union
 
 if TYPE_CHECKING:  # the record module is read by the contact sheet, which needs none of the run's pieces
     from .args import Job
@@ -16,6 +16,7 @@ records (JSON Lines, one per input and ratio, in input order):
    "ratio_text": "16:9", "boxes": [[x1, y1, x2, y2], ...], "scores": [...], "outputs": [...],
    "show": null, "model": "...", "proposer": "...",
    "options": {"ratios": ["16:9"], "top_k": 1, "size": null, "weights": "sha256:..."}}
+  ratio: width / height, or "free" for --ratio free.
   boxes: the top-k crops, best first, in pixels of the upright full-resolution image (floats, x2/y2
   exclusive); outputs: the files written for them (empty without --out); show: the preview or null;
   options: what the records depend on besides model and proposer (the ratios as written, --top-k,
@@ -37,7 +38,7 @@ class Record:
 
     file: str
     status: str
-    ratio: float
+    ratio: Union[float, str]  # width / height, or "free"
     ratio_text: str
     model: str
     proposer: str

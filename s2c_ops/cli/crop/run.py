@@ -12,11 +12,12 @@ import warnings
 import torch
 from PIL import Image
 
+from ...cropping.candidates import FREE
 from ...distributed import ProcessGroup
 from ..errors import Failure
 from ..models import load_model
 from .inputs import Inputs
-from .journal import Journal, run_stamp
+from .journal import Journal, run_stamp, unwritable
 from .options import CropOptions
 from .pipeline import SIGNAL_NAMES, Pipeline, Stop, stopping_on_signals
 from .report import Reporter
@@ -46,9 +47,9 @@ def _check_out(folder: str) -> None:
 def _size_notes(options: CropOptions) -> None:
     if options.size is None or options.ranks.rank != 0:
         return
-    w, h = options.size
+    h, w = options.size
     for r in options.ratios:
-        if abs(math.log(w / h / r.value)) > math.log(1.01):
+        if r.value != FREE and abs(math.log(w / h / r.value)) > math.log(1.01):
             print(f"s2c crop: note: --size {w}x{h} (ratio {w / h:.4g}) differs from --ratio {r.text} ({r.value:.4g}); "
                   "those crops are stretched to exactly that size", file=sys.stderr)
 
@@ -59,10 +60,10 @@ def _run(options: CropOptions, journal: Journal) -> int:
     if options.out:
         _check_out(options.out)
     from ...cropping.cropper import Cropper
-    from ...cropping.proposals import get_proposer
+    from ...cropping.proposals import create_proposer
 
     model = load_model(options.model)
-    cropper = Cropper(model.module, get_proposer(options.proposer) if options.proposer else None,
+    cropper = Cropper(model.module, create_proposer(options.proposer) if options.proposer else None,
                       batch_size=options.batch_size, device=options.device)
     job = options.job()
     stamp = run_stamp(job, model, options.proposer_name)
@@ -76,7 +77,7 @@ def _run(options: CropOptions, journal: Journal) -> int:
         try:
             journal.open(stamp, group.barrier)
         except OSError as e:
-            raise Failure(f"cannot write the journal {options.json}: {os_error_text(e)}") from None
+            raise Failure(unwritable(options.json, e)) from None
         inputs.finished = journal.finished
         pipeline = Pipeline(cropper, job, stamp, reporter, options.boxes, batch_size=options.batch_size,
                             workers=options.workers)

@@ -1,5 +1,5 @@
 """Scoring in ``s2c crop``: the object boxes given with ``--boxes``, and the batched scoring of decoded
-inputs (:meth:`Cropper.score_images`). The model is chosen by :mod:`s2c_ops.cli.models`."""
+inputs (the Cropper's batched scoring, one call per group of same-size model inputs). The model is chosen by :mod:`s2c_ops.cli.models`."""
 import json
 import math
 import os
@@ -8,7 +8,7 @@ from typing import Dict, List, Optional
 
 import torch
 
-from ...cropping.candidates import ratio_anchors
+from ...cropping.candidates import candidate_crops
 from .args import Job
 from .decode import Decoded
 from .inputs import Entry
@@ -70,7 +70,7 @@ class BoxesFile:
 
 @torch.no_grad()
 def score_outcomes(cropper, outcomes: List[Outcome], job: Job, given: Optional[BoxesFile]) -> None:
-    """Scores the decoded inputs of ``outcomes`` (:meth:`Cropper.score_images`: one call per group of
+    """Scores the decoded inputs of ``outcomes`` (the Cropper's batched scoring: one call per group of
     same-size model inputs); when the model fails, every input of this batch fails with its message."""
     work = []  # (outcome, ok ratio specs, candidates, object boxes)
     for o in outcomes:
@@ -86,7 +86,7 @@ def score_outcomes(cropper, outcomes: List[Outcome], job: Job, given: Optional[B
         specs = []
         for r in job.ratios:
             try:
-                ratio_anchors(d.height, d.width, r.value)
+                candidate_crops(d.height, d.width, r.value)
                 specs.append(r)
             except ValueError as e:
                 o.results[r.text] = f"ratio {r.text}: {e}"
@@ -96,18 +96,17 @@ def score_outcomes(cropper, outcomes: List[Outcome], job: Job, given: Optional[B
         return
     try:
         # Found before the candidates: the Cropper adds crops built from the faces (Cropper.crop_ratios).
-        found = None if given is not None else cropper.find_objects([o.decoded.pixels for o, *_ in work])
-        work = [(o, specs, cropper.candidates(o.decoded.geometry, [r.value for r in specs],
-                                              faces=None if found is None else o.decoded.geometry.boxes_to_original(f[1])),
+        found = None if given is not None else cropper._find_objects([o.decoded.pixels for o, *_ in work])
+        work = [(o, specs, cropper._candidates(o.decoded.geometry, [r.value for r in specs],
+                                               faces=None if found is None else o.decoded.geometry.boxes_to_original(f[1])),
                  objects) for (o, specs, _, objects), f in zip(work, found or [None] * len(work))]
-        scores = cropper.score_images([o.decoded.pixels for o, *_ in work], [o.decoded.geometry for o, *_ in work],
-                                      [c for _, _, c, _ in work],
-                                      None if given is None else [objs for *_, objs in work], found=found)
+        scores = cropper._score_images([o.decoded.pixels for o, *_ in work], [o.decoded.geometry for o, *_ in work],
+                                       [c for _, _, c, _ in work],
+                                       None if given is None else [objs for *_, objs in work], found=found)
     except Exception as e:  # the model failed (e.g. out of memory): these inputs fail, the run goes on
         for o, *_ in work:
             o.error = f"model failed on this batch: {type(e).__name__}: {e}".splitlines()[0]
         return
     for (o, specs, cands, _), s in zip(work, scores):
-        best = cropper.best_crops(cands, s, [r.value for r in specs], job.top_k)
-        for r in specs:
-            o.results[r.text] = (best[r.value].boxes, best[r.value].scores)
+        for r, best in zip(specs, cropper._best_crops(cands, s, [r.value for r in specs], job.top_k)):
+            o.results[r.text] = (best.boxes, best.scores)

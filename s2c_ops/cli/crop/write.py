@@ -7,7 +7,7 @@ from typing import List, Optional, Tuple
 import torch
 from PIL import Image
 
-from ...cropping.candidates import pixel_crops
+from ...cropping.candidates import Ratio, pixel_crops
 from ...cropping.images import to_rgb
 from ...files import write_atomic as write_file_atomic
 from .args import Job, output_format
@@ -91,7 +91,7 @@ def _resizable(im: Image.Image) -> Image.Image:
     return im
 
 
-def _pixel_boxes(boxes, ratio: float, width: int, height: int) -> List[Tuple[int, int, int, int]]:
+def _pixel_boxes(boxes, ratio: Ratio, height: int, width: int) -> List[Tuple[int, int, int, int]]:
     """Pillow's crop boxes of ``boxes`` (:func:`~s2c_ops.cropping.candidates.pixel_crops`, as AestheticCrop cuts)."""
     crops = pixel_crops(torch.as_tensor(boxes, dtype=torch.float64).reshape(-1, 4), ratio, height, width)
     return [(x0, y0, x0 + w, y0 + h) for x0, y0, w, h in crops.tolist()]
@@ -132,10 +132,10 @@ def _write_ratio(o: Outcome, job: Job, ratio, boxes, scores, image: Image.Image,
     written: List[str] = []
     path = None
     try:
-        for box, path in zip(_pixel_boxes(boxes, ratio.value, image.width, image.height), paths):
+        for box, path in zip(_pixel_boxes(boxes, ratio.value, image.height, image.width), paths):
             crop = image.crop(box)
-            if job.size is not None and crop.size != job.size:
-                crop = _resizable(crop).resize(job.size, Image.Resampling.LANCZOS)
+            if job.size is not None and (crop.height, crop.width) != job.size:
+                crop = _resizable(crop).resize(job.size[::-1], Image.Resampling.LANCZOS)
             if params is None:
                 crop = _for_format(crop, out_fmt)
             opts = _save_options(crop, out_fmt, params or {})

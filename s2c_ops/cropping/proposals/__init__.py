@@ -26,15 +26,15 @@ Every proposer brings its ranked boxes to the same size with :func:`pad_boxes`: 
 are kept and missing ones are the whole-image box ``(0, 0, W, H)``. :meth:`Proposer.propose_objects`
 also returns the faces a proposer found (the Cropper's face rule reads them).
 
-Proposers (:func:`get_proposer` builds them by name; :func:`register` adds names, :func:`available`
-lists them):
+Proposers by name, with timm's verbs (:func:`create_proposer` builds one, :func:`register_proposer` adds a
+name, :func:`list_proposers` lists them):
 
-* ``"default"`` (also ``"faces"``): :func:`default_proposer`, faces (:mod:`.faces`, MTCNN in PyTorch with
-  shipped weights) as head boxes first, then salient regions (:class:`FacesFirst`).
+* ``"default"``: faces (:mod:`.faces`, MTCNN in PyTorch with shipped weights) as head boxes first, then
+  salient regions (:class:`FacesFirst`).
 * :class:`SaliencyProposer` (``"saliency"``): salient regions alone, offline, no weights.
 * :class:`TorchvisionDetector`: wraps a torchvision detection model the user brings.
 * :class:`GivenBoxes`: boxes the user already has (e.g. the official precomputed files).
-* :class:`WholeImage` (``"image"`` or ``"none"``): ``num_boxes`` copies of the whole-image box, a
+* :class:`WholeImage` (``"image"``): ``num_boxes`` copies of the whole-image box, a
   trivial baseline.
 """
 from .base import (
@@ -44,7 +44,6 @@ from .base import (
     WholeImage,
     check_images,
     check_num_boxes,
-    check_value_range,
     pad_box_sets,
     pad_boxes,
     whole_image_boxes,
@@ -52,7 +51,7 @@ from .base import (
 from .detectors import TorchvisionDetector
 from .faces import FaceBoxes, FaceDetector
 from .faces_first import FacesFirst
-from .registry import available, default_proposer, get_proposer, register, unregister
+from .registry import create_proposer, list_proposers, register_proposer
 from .saliency import (
     SaliencyProposer,
     global_contrast_saliency,
@@ -71,18 +70,15 @@ __all__ = [
     "SaliencyProposer",
     "TorchvisionDetector",
     "WholeImage",
-    "available",
     "check_images",
     "check_num_boxes",
-    "check_value_range",
-    "default_proposer",
-    "get_proposer",
+    "create_proposer",
     "global_contrast_saliency",
     "label_components",
+    "list_proposers",
     "pad_box_sets",
     "pad_boxes",
-    "register",
-    "unregister",
+    "register_proposer",
     "saliency_map",
     "spectral_residual_saliency",
     "whole_image_boxes",

@@ -12,11 +12,10 @@ from dataclasses import dataclass
 from typing import Any, List, Optional, Sequence, Tuple, Union
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
-from ...ops._checks import host_may_read
 from ...precision import full_precision
+from ..pixels import check_unit_range
 
 
 def check_images(images: Any) -> Tuple[int, int, int]:
@@ -42,25 +41,6 @@ def check_images(images: Any) -> Tuple[int, int, int]:
     if h < 1 or w < 1:
         raise ValueError(f"images must have a height and width >= 1, got shape {tuple(images.shape)}")
     return int(b), int(h), int(w)
-
-
-def check_value_range(images: Tensor, low: float = -0.5, high: float = 1.5) -> None:
-    """Raises ``ValueError`` when ``images`` are clearly not RGB in [0, 1].
-
-    Catches the two usual mistakes: images already normalised with a mean and std (most pixels
-    then go well below 0) and images in 0..255. The margins leave room for the small overshoot of
-    bicubic resizing; NaN is not checked here. Skipped where :func:`~s2c_ops.ops._checks.host_may_read`
-    says no (a CUDA graph being captured, sync debug mode "error").
-    """
-    if images.numel() == 0 or not host_may_read(images):
-        return
-    lo, hi = torch.aminmax(images.detach())
-    lo, hi = float(lo), float(hi)
-    if lo < low or hi > high:
-        raise ValueError(
-            f"images must be RGB in [0, 1], not normalised (no mean/std) and not in 0..255; got values "
-            f"from {lo:.3g} to {hi:.3g}"
-        )
 
 
 def check_num_boxes(num_boxes: Any) -> int:
@@ -187,7 +167,7 @@ class Proposer(abc.ABC):
     """
 
     #: Whether the proposer looks at the pixels (then their range is checked, see
-    #: :func:`check_value_range`).
+    #: :func:`~s2c_ops.cropping.pixels.check_unit_range`).
     uses_pixels: bool = True
 
     def __call__(self, images: Tensor, num_boxes: int) -> List[Tensor]:
@@ -199,14 +179,16 @@ class Proposer(abc.ABC):
         """
         return self.propose_objects(images, num_boxes).boxes
 
-    def propose_objects(self, images: Tensor, num_boxes: int) -> ProposedObjects:
-        """The boxes of :meth:`__call__` and the faces found (:meth:`propose_faces`), from one pass."""
+    def propose_objects(self, images: Tensor, num_boxes: int, *, validate: Optional[bool] = None) -> ProposedObjects:
+        """The boxes of :meth:`__call__` and the faces found (:meth:`propose_faces`), from one pass.
+        ``validate``: the check of the pixel values (:func:`~s2c_ops.cropping.pixels.check_unit_range`;
+        ``None``: on the CPU only; the Cropper, whose pixels come from its own conversion, passes ``False``)."""
         b = check_images(images)[0]
         num_boxes = check_num_boxes(num_boxes)
         if b == 0:
             return ProposedObjects([], [])
         if self.uses_pixels:
-            check_value_range(images)
+            check_unit_range(images, validate)
         with torch.no_grad(), full_precision(images.device):
             return self._propose_objects(images, num_boxes)
 

@@ -8,7 +8,7 @@ ones below its threshold, with non-maximum suppression between stages. Everythin
 images' device in fixed-size tensors (each stage keeps a fixed number of candidates per image, with a
 mask of the real ones), so the detector itself never makes the host wait.
 
-The default proposer (:func:`~s2c_ops.cropping.proposals.default_proposer`) puts the faces' head boxes
+The default proposer (``create_proposer("default")``) puts the faces' head boxes
 before its saliency boxes, and the Cropper keeps the faces whole.
 """
 from __future__ import annotations

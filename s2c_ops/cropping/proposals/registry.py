@@ -1,5 +1,6 @@
-"""Proposers by name: an open registry like the backbones' (:func:`register`, :func:`available`)."""
-from typing import Any, Callable, List
+"""Proposers by name, with timm's verbs: :func:`list_proposers`, :func:`create_proposer`,
+:func:`register_proposer`. Names are case-insensitive, as every registry's (:mod:`s2c_ops.registry`)."""
+from typing import Any, Callable, List, Optional
 
 from ...registry import Registry
 
@@ -8,41 +9,40 @@ from .faces import FaceDetector
 from .faces_first import FacesFirst
 from .saliency import SaliencyProposer
 
-_REGISTRY: Registry[Callable[..., Proposer]] = Registry("proposer")
+ProposerFactory = Callable[..., Proposer]
+
+_REGISTRY: Registry[ProposerFactory] = Registry("proposer")
 
 
-def register(name: str, factory: Callable[..., Proposer], *, overwrite: bool = False) -> None:
-    """Registers ``factory(**kwargs) -> Proposer`` under ``name`` (case-insensitive)."""
-    _REGISTRY.add(name, factory, overwrite=overwrite)
+def register_proposer(name: str, factory: Optional[ProposerFactory] = None, *, overwrite: bool = False):
+    """Registers ``factory(**kwargs) -> Proposer`` under ``name``; without ``factory``, a decorator.
+    ``overwrite=True`` replaces a name already taken."""
+    def add(f: ProposerFactory) -> ProposerFactory:
+        _REGISTRY.add(name, f, overwrite=overwrite)
+        return f
+
+    return add if factory is None else add(factory)
 
 
-def unregister(name: str) -> None:
-    """Removes a proposer :func:`register` added."""
-    _REGISTRY.remove(name)
-
-
-def available() -> List[str]:
-    """The registered names (what :func:`get_proposer` and ``s2c crop --proposer`` take)."""
+def list_proposers() -> List[str]:
+    """The registered names (what :func:`create_proposer` and ``s2c crop --proposer`` take)."""
     return _REGISTRY.names()
 
 
-def get_proposer(name: str = "default", **kwargs: Any) -> Proposer:
-    """A proposer by name; ``kwargs`` go to its factory. Built in: ``"default"`` (:func:`default_proposer`),
-    ``"faces"`` (the same: faces first, then saliency), ``"saliency"``
-    (:class:`SaliencyProposer`), ``"image"`` / ``"none"`` (whole-image boxes only). Detectors and given
-    boxes need an object (a model, the boxes): build ``TorchvisionDetector`` and ``GivenBoxes`` directly."""
+def create_proposer(name: str = "default", **kwargs: Any) -> Proposer:
+    """A proposer by name; ``kwargs`` go to its factory. Built in: ``"default"`` (faces first, then salient
+    regions: :class:`FacesFirst` of a :class:`FaceDetector` and a :class:`SaliencyProposer` that ``kwargs``
+    configure), ``"saliency"`` (:class:`SaliencyProposer`), ``"image"`` (whole-image boxes only). Detectors
+    and given boxes need an object (a model, the boxes): build ``TorchvisionDetector`` and ``GivenBoxes``
+    directly."""
     return _REGISTRY[name](**kwargs)
 
 
-def default_proposer(**kwargs: Any) -> FacesFirst:
-    """The package's default: faces (:class:`FaceDetector`, MTCNN) as head boxes first, then salient regions
-    (:class:`FacesFirst`); ``kwargs`` go to :class:`SaliencyProposer`. The same on every device and in every
-    install."""
+@register_proposer("default")
+def _faces_then_saliency(**kwargs: Any) -> FacesFirst:
+    """The same on every device and in every install: MTCNN with shipped weights, then salient regions."""
     return FacesFirst(SaliencyProposer(**kwargs), FaceDetector())
 
 
-register("default", default_proposer)
-register("faces", default_proposer)
-register("saliency", SaliencyProposer)
-register("image", WholeImage)
-register("none", WholeImage)
+register_proposer("saliency", SaliencyProposer)
+register_proposer("image", WholeImage)

@@ -215,7 +215,7 @@ class SaliencyProposer(Proposer):
     in tensor operations and is deterministic on the CPU (a GPU sums a component's saliency in no fixed
     order, so near-ties may rank differently there); each image's boxes do not depend on the rest of the
     batch. Without ``faces``, :meth:`propose_objects` works on fixed-size tensors throughout and never
-    waits for the device (after :func:`check_value_range`).
+    waits for the device (after the pixel check, :func:`~s2c_ops.cropping.pixels.check_unit_range`).
 
     """
 
