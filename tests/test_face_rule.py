@@ -122,8 +122,8 @@ def test_face_crops_are_added_only_where_no_other_candidate_keeps_the_main_faces
     assert len(RULE.candidates(FACES, 400, 800, 0.8, others=anchors)) == 0  # one of them keeps both
     centred = anchors[:1]  # cuts the first main face
     assert len(RULE.candidates(FACES, 400, 800, 0.8, others=centred)) == len(RULE.candidates(FACES, 400, 800, 0.8)) > 0
-    _, geometry = Cropper(LikesTheLeft(), FixedFaces()).prepare(torch.rand(3, 400, 800))
-    grid = Cropper(LikesTheLeft(), FixedFaces()).candidates(geometry, [0.8], faces=FACES)[0]
+    _, geometry = Cropper(LikesTheLeft(), FixedFaces())._prepare(torch.rand(3, 400, 800))
+    grid = Cropper(LikesTheLeft(), FixedFaces())._candidates(geometry, [0.8], faces=FACES)[0]
     assert torch.equal(grid, anchors)
 
 
