@@ -324,6 +324,27 @@ def test_interrupt_while_starting_is_one_line(tmp_path, capsys, monkeypatch):
     assert rc == 130 and err.strip() == "s2c crop: interrupted"
 
 
+def test_interrupt_a_library_swallows_still_stops_the_command(tmp_path, capsys, monkeypatch):
+    # triton's import turns a KeyboardInterrupt raised inside it into an ImportError torch catches
+    photo().save(tmp_path / "p.png")
+    from s2c_ops.models import registry
+
+    create = registry.create_model
+
+    def swallowing(*args, **kwargs):
+        try:
+            signal.raise_signal(signal.SIGINT)
+        except KeyboardInterrupt:
+            pass
+        return create(*args, **kwargs)
+
+    monkeypatch.setattr(registry, "create_model", swallowing)
+    rc, _, err = run_cli(["crop", tmp_path / "p.png", "--ratio", "1:1", "--out", tmp_path / "out"], capsys)
+    assert rc == 130 and err.strip() == "s2c crop: interrupted"
+    assert not list((tmp_path / "out").glob("*"))  # stopped before any crop
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back
+
+
 def test_interrupt_of_a_real_start_up(tmp_path):
     photo().save(tmp_path / "p.png")
     proc = subprocess.Popen([sys.executable, "-c", "import sys, s2c_ops.cli as c; print('up', flush=True); "

@@ -3,7 +3,9 @@ a missing optional library the options need, a path given that does not exist); 
 the data or the run (an out-of-memory error among them), with one line naming it; 130 when Ctrl-C stops
 it. ``s2c crop`` adds its own (see its help)."""
 import argparse
+import signal
 import sys
+import threading
 from typing import Callable
 
 
@@ -33,9 +35,34 @@ def missing_library(error: ImportError) -> str:
     return f"{text}: install it with pip install {target}"
 
 
+class _Interrupts:
+    """Whether Ctrl-C came during the command. A library may swallow the KeyboardInterrupt it raises (one
+    raised inside ``import triton``, which torch's first import of torchvision makes, comes back as an
+    ImportError that torch catches), so the command would go on as if it never came."""
+
+    seen = False
+
+    @classmethod
+    def handler(cls, signum, frame):
+        cls.seen = True
+        raise KeyboardInterrupt
+
+
+def raise_if_interrupted() -> None:
+    """Raises KeyboardInterrupt when Ctrl-C came during the command, even where a library swallowed it
+    (called where the start-up ends: the model loaded)."""
+    if _Interrupts.seen:
+        raise KeyboardInterrupt
+
+
 def run_command(func: Callable[[argparse.Namespace], int], args: argparse.Namespace, prog: str) -> int:
     """``func(args)``'s exit status, its errors turned into one line on stderr and an exit status (see the
     module docstring); other exceptions (bugs) keep their traceback."""
+    watch = threading.current_thread() is threading.main_thread() \
+        and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    _Interrupts.seen = False
+    if watch:
+        signal.signal(signal.SIGINT, _Interrupts.handler)
     try:
         return func(args)
     except KeyboardInterrupt:  # Ctrl-C before a command's own handling of it (loading the model, say)
@@ -53,3 +80,6 @@ def run_command(func: Callable[[argparse.Namespace], int], args: argparse.Namesp
     except (ValueError, RuntimeError, OSError, MemoryError) as e:
         print(f"{prog}: error: {type(e).__name__}: {_first_line(e)}", file=sys.stderr)
         return 1
+    finally:
+        if watch:
+            signal.signal(signal.SIGINT, signal.default_int_handler)

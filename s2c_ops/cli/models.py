@@ -9,7 +9,7 @@ from torch import nn
 from ..models.config import OFFICIAL
 from ..models.registry import list_models
 from ..models.weights import weights_digest
-from .errors import UsageError
+from .errors import UsageError, raise_if_interrupted
 
 
 class ModelChoice(NamedTuple):
@@ -68,4 +68,5 @@ def load_model(options: ModelOptions) -> ModelChoice:
         from ..models.registry import create_model, model_description
 
         module, description = create_model(options.name), model_description(options.name)
+    raise_if_interrupted()  # the heavy imports are behind us: a Ctrl-C a library swallowed stops here
     return ModelChoice(module, description, weights_digest(module))
