@@ -11,7 +11,7 @@ import s2c_ops
 from s2c_ops.cropping.cropper import Cropper
 from s2c_ops.cropping.images import load_image
 from s2c_ops.export import best_index, caller_inputs, export_program
-from s2c_ops.models import GeometryPrior, S2CNet, create_model
+from s2c_ops.models import S2CNet, create_model
 from s2c_ops.models.exportable import INPUT_NAMES, SetScorer
 
 DEMO = Path(s2c_ops.__file__).parent / "demo_photos"
