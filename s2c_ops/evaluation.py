@@ -6,12 +6,15 @@
   makes them) and ``"free"`` (the official 12x12 grid of the photo, as ``Cropper.crop(photo, "free")`` scores it),
   with the whole photo and the centred largest crop of the ratio as baselines on the same photos.
 """
+import functools
 import math
 from typing import Any, Callable, Dict, Iterable, List, Optional
 
 import torch
+from torch import Tensor
 
 from .cropping.candidates import FREE
+from .cropping.images import image_to_tensor, load_image, to_rgb
 from .data.metrics import GAICMetrics, bde, iou
 
 PROTOCOLS = ("ratio", "free")
@@ -63,6 +66,12 @@ class BestCropMetrics:
         return {"metrics": self.compute(), "photos": self.photos}
 
 
+def _detail(cropper, path: str, geometry, factor: float) -> Tensor:
+    """The photo at ``path`` for the proposer's second look (a Detail), read as the dataset reads it."""
+    pixels = image_to_tensor(to_rgb(load_image(path, apply_exif_orientation=False)), apply_exif_orientation=False)
+    return cropper._detail(pixels, geometry, factor)
+
+
 def evaluate_fcdb(cropper, dataset, *, method: str = "model", baselines: bool = True,
                   progress: Callable[[Iterable], Iterable] = iter,
                   metrics: Optional[BestCropMetrics] = None) -> BestCropMetrics:
@@ -74,7 +83,9 @@ def evaluate_fcdb(cropper, dataset, *, method: str = "model", baselines: bool = 
 
     def flush() -> None:
         candidates = []
-        found = cropper._find_objects([item["resized"] for item in batch])
+        details = [functools.partial(_detail, cropper, item["path"], item["geometry"]) if "path" in item else None
+                   for item in batch]
+        found = cropper._find_objects([item["resized"] for item in batch], details)
         for item, (_, faces) in zip(batch, found):
             truth = item["crop"]
             ratio = float((truth[2] - truth[0]) / (truth[3] - truth[1]))

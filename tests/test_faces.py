@@ -128,3 +128,34 @@ def test_the_cropper_tells_a_face_using_scorer_which_images_have_faces():
     assert seen == [[True], [False]]
     Cropper(Recorder(), batch_size=1, face_rule=None).crop(photos[:1], "1:1")
     assert seen[-1] is None
+
+
+def test_second_look_finds_the_faces_of_a_group_the_first_pass_misses():
+    from s2c_ops.cropping.proposals import FacesFirst, SaliencyProposer, SecondLook
+
+    path = Path(SHARED) / "data/FCDB/images/22940946360_f5d702c0d0_c.jpg"
+    if not path.exists():
+        pytest.skip("needs ../shared/data/FCDB")
+    photo = Image.open(path)
+    first = Cropper(proposer=FacesFirst(SaliencyProposer(), FaceDetector()))
+    looked = Cropper(first.model, FacesFirst(SaliencyProposer(), FaceDetector(second_look=SecondLook())))
+    resized, geometry = first._prepare(photo)
+    without = first._find_objects([resized], first._details([photo], [geometry]))[0][1]
+    once = looked._find_objects([resized])[0][1]  # no details: no second look
+    twice = looked._find_objects([resized], looked._details([photo], [geometry]))[0][1]
+    assert len(without) == len(once) >= 1
+    assert len(twice) > len(once) and torch.equal(twice[: len(once)], once)  # the first pass's faces first
+    tallest = float((once[:, 3] - once[:, 1]).max())
+    heights = twice[len(once):, 3] - twice[len(once):, 1]
+    assert (heights >= 0.5 * tallest - 1).all() and (heights <= 1.5 * tallest + 1).all()
+
+
+def test_second_look_settings_are_checked():
+    from s2c_ops.cropping.proposals import SecondLook
+
+    for bad in ({"factor": 1.0}, {"smallest": 2.0, "largest": 1.0}, {"overlap": 0.0}, {"candidates": (1, 0, 1)}):
+        with pytest.raises(ValueError, match="SecondLook needs"):
+            SecondLook(**bad)
+    with pytest.raises(TypeError, match="second_look must be"):
+        FaceDetector(second_look=(1.5, 0.5, 1.5))
+    assert FaceDetector().second_look is None  # off by default: its cost is past the default's time budget

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..models.registry import create_model
@@ -25,9 +26,9 @@ from ..models.scorer import ability, inference_copy, module_device
 from ..ops.boxes import clamp_to_image
 from .candidates import FREE, Ratio, candidate_crops, parse_ratio, ratio_anchors
 from .face_rule import FaceRule
-from .images import ImageLike
+from .images import ImageLike, image_to_tensor
 from .pixels import check_unit_range
-from .proposals import GivenBoxes, ProposedObjects, Proposer, create_proposer
+from .proposals import Detail, GivenBoxes, ProposedObjects, Proposer, create_proposer
 from .transforms import OfficialPreprocess, Resize
 
 #: A ratio as callers write it: width / height as a number or text (``16/9``, ``"16:9"``), or ``"free"``.
@@ -50,6 +51,15 @@ class CropResult:
 def _anchors(height: int, width: int, ratio: float, device: torch.device) -> Tensor:
     """:func:`ratio_anchors` on ``device``, made once (a copy to a GPU makes the host wait). Never written to."""
     return ratio_anchors(height, width, ratio).to(device)
+
+
+def _finer(pixels: Tensor, geometry: Resize, factor: float, *, peak: float, device: torch.device) -> Tensor:
+    """``pixels`` (``[1, 3, H, W]``, values in [0, ``peak``], the photo of ``geometry``) at ``factor`` times the
+    model's resolution on ``device``, float in [0, 1] (a :data:`~s2c_ops.cropping.proposals.Detail`)."""
+    h, w = geometry.resized
+    size = (round(h * factor), round(w * factor))
+    return F.interpolate(pixels.to(device).float(), size=size, mode="bilinear", align_corners=False,
+                         antialias=True).div_(peak).clamp_(0.0, 1.0)
 
 
 def _check_top_k(top_k: int) -> int:
@@ -154,8 +164,9 @@ class Cropper:
         values = [parse_ratio(r, free=True) for r in ratios]
         if not values:
             raise ValueError("give at least one ratio")
-        resized, geometries = self._prepare_all(_photo_list(photos))
-        found = self._find_objects(resized)
+        photos = _photo_list(photos)
+        resized, geometries = self._prepare_all(photos)
+        found = self._find_objects(resized, self._details(photos, geometries))
         candidates = [self._candidates(g, values, index=i, faces=g.boxes_to_original(f[1]))
                       for i, (g, f) in enumerate(zip(geometries, found))]
         scores = self._score_images(resized, geometries, candidates, found=found)
@@ -173,7 +184,8 @@ class Cropper:
             raise ValueError(f"give one Tensor[K, 4] of boxes per photo: {len(photos)} photos, {len(box_sets)} box sets")
         box_sets = [_check_boxes(b, i) for i, b in enumerate(box_sets)]
         resized, geometries = self._prepare_all(photos)
-        return self._score_images(resized, geometries, box_sets, found=self._find_objects(resized))
+        found = self._find_objects(resized, self._details(photos, geometries))
+        return self._score_images(resized, geometries, box_sets, found=found)
 
     # The steps of the calls above, shared with s2c crop, s2c eval, s2c export and AestheticCrop.
 
@@ -184,6 +196,17 @@ class Cropper:
     def _prepare_all(self, photos: Sequence[ImageLike]) -> Tuple[List[Tensor], List[Resize]]:
         prepared = [self._prepare(photo) for photo in photos]
         return [r for r, _ in prepared], [g for _, g in prepared]
+
+    def _details(self, photos: Sequence[ImageLike], geometries: Sequence[Resize]) -> List[Detail]:
+        """Per photo, its :data:`~s2c_ops.cropping.proposals.Detail` (the proposer's second look), made from
+        the photo only when asked for."""
+        return [functools.partial(self._detail, photo, g) for photo, g in zip(photos, geometries)]
+
+    def _detail(self, photo: ImageLike, geometry: Resize, factor: float) -> Tensor:
+        """``photo`` at ``factor`` times the model's resolution (``geometry``), ``Tensor[1, 3, H', W']`` in [0, 1]
+        on the Cropper's device (resized from the photo itself, antialiased)."""
+        pixels = image_to_tensor(photo, apply_exif_orientation=self.apply_exif_orientation)
+        return _finer(pixels[None], geometry, factor, peak=255.0, device=self.device)
 
     def _candidates(self, geometry: Resize, ratios: Sequence[Ratio], index: Optional[int] = None,
                     faces: Optional[Tensor] = None) -> List[Tensor]:
@@ -213,21 +236,23 @@ class Cropper:
                 for start in range(0, len(members), self.batch_size)]
 
     @torch.no_grad()
-    def _find_objects(self, resized: Sequence[Tensor]) -> List[Tuple[Tensor, Tensor]]:
+    def _find_objects(self, resized: Sequence[Tensor], details: Optional[Sequence[Optional[Detail]]] = None
+                      ) -> List[Tuple[Tensor, Tensor]]:
         """Per image (as :meth:`_prepare` gives them): the proposer's ``num_boxes`` object boxes and the faces
-        it found (F, 4), in model pixels, from the batches :meth:`_score_images` makes."""
+        it found (F, 4), in model pixels, from the batches :meth:`_score_images` makes. ``details`` (one per
+        image, :meth:`_details`): the photos at a finer resolution, for the proposer's second look."""
         out: List[Optional[Tuple[Tensor, Tensor]]] = [None] * len(resized)
         for batch in self._size_batches(resized):
             pixels = self.preprocess.unnormalised(torch.stack([resized[i] for i in batch]).float().to(self.device))
-            found = self._propose(pixels)
+            found = self._propose(pixels, None if details is None else [details[i] for i in batch])
             for k, i in enumerate(batch):
                 out[i] = (found.boxes[k], found.faces[k] if found.faces else pixels.new_zeros((0, 4)))
         return out
 
-    def _propose(self, pixels: Tensor) -> ProposedObjects:
+    def _propose(self, pixels: Tensor, details: Optional[Sequence[Optional[Detail]]] = None) -> ProposedObjects:
         # The pixels come from the package's own resize: already checked, no host read for a second check.
         if isinstance(self.proposer, Proposer):
-            return self.proposer.propose_objects(pixels, self.num_boxes, validate=False)
+            return self.proposer.propose_objects(pixels, self.num_boxes, validate=False, details=details)
         return ProposedObjects(self.proposer(pixels, self.num_boxes), [])  # any callable of the proposer's form
 
     @torch.no_grad()
@@ -273,20 +298,23 @@ class Cropper:
         h, w = images.shape[-2:]
         boxes = _anchors(h, w, parse_ratio(ratio), images.device)
         resized, geometry = self.preprocess.resize_batch(images.float() * 255)
-        scores = self._score_resized(resized, geometry, [boxes] * len(images))
+        details = [functools.partial(_finer, images[i : i + 1], geometry, peak=1.0, device=self.device)
+                   for i in range(len(images))]
+        scores = self._score_resized(resized, geometry, [boxes] * len(images), details=details)
         # A copy: the cached anchors must not change when a caller edits what it gets.
         return boxes.clone(), torch.stack(scores).to(images.device)
 
     def _score_resized(
         self, resized: Tensor, geometry, boxes: List[Tensor], objects: Optional[List[Tensor]] = None, *,
         groups: Optional[List[List[int]]] = None, found: Optional[ProposedObjects] = None,
+        details: Optional[Sequence[Optional[Detail]]] = None,
     ) -> List[Tensor]:
         """Scores of ``boxes`` (original pixels, one tensor per image) on ``resized`` images (one size,
         values in [0, 255] as :meth:`_prepare` gives them), on the device of ``resized``; ``geometry`` is
         their Resize, or one per image. ``objects`` (model pixels, one tensor per image) replace the
         proposer's boxes when given. ``groups``: per image, the sizes of consecutive candidate sets scored as
         if alone (default: all of an image's boxes are one set). ``found``: the proposer's boxes and faces for
-        these images (model pixels), when already found."""
+        these images (model pixels), when already found; else ``details`` go to the proposer (its second look)."""
         device, given = self.device, resized.device
         resized = resized.to(device)
         geometries = geometry if isinstance(geometry, list) else [geometry] * len(boxes)
@@ -296,7 +324,7 @@ class Cropper:
         if objects is not None:
             found = GivenBoxes([o.to(device) for o in objects]).propose_objects(pixels, self.num_boxes)
         elif found is None:
-            found = self._propose(pixels)
+            found = self._propose(pixels, details)
         # A scorer that reads only the size (the geometry prior) is spared the normalisation.
         images = self.preprocess.normalise(resized) if ability(self.model, "reads_pixels") else resized
         options = {}

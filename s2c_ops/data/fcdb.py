@@ -247,7 +247,7 @@ def is_fcdb(root: PathLike) -> bool:
 class FCDB(Dataset):
     """FCDB as a ``Dataset`` (see the module docstring for layouts and splits).
 
-    Items (``dict``): ``file``; ``image`` (3, h, w) float32 normalised as the official pre-processing
+    Items (``dict``): ``file``; ``path`` (the photo's file, ``str``); ``image`` (3, h, w) float32 normalised as the official pre-processing
     does (with ``pixels=True``; ``resized``, the same before normalisation, in [0, 255]); ``geometry``
     (:class:`~s2c_ops.cropping.transforms.Resize`); ``size`` (H, W); ``crop`` (4,) or ``None``;
     ``pairs`` (P, 2, 4) and ``votes`` (P, 2), all boxes in the photo's pixels.
@@ -266,7 +266,7 @@ class FCDB(Dataset):
 
     def __getitem__(self, index: int) -> Dict[str, Any]:
         photo = self.photos[index]
-        item: Dict[str, Any] = {"file": photo.file, "size": photo.size, "crop": photo.crop, "pairs": photo.pairs,
+        item: Dict[str, Any] = {"file": photo.file, "path": str(photo.path), "size": photo.size, "crop": photo.crop, "pairs": photo.pairs,
                                 "votes": photo.votes}
         if self.pixels:
             try:

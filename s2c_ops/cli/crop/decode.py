@@ -33,6 +33,14 @@ class Decoded:
     format: Optional[str]
     image: Optional[Image.Image] = None  # the upright full-resolution image, when kept for writing
     params: dict = field(default_factory=dict)  # how to write crops in the source's format
+    # The upright image the model's pixels came from (full or drafted), for the face detector's second look
+    # (Cropper._details); released once the objects are found (release_source).
+    source: Optional[Image.Image] = None
+
+    def release_source(self) -> None:
+        if self.source is not None and self.source is not self.image:
+            self.source.close()
+        self.source = None
 
 
 def describe(error: Exception) -> str:
@@ -129,11 +137,8 @@ def decode(path: str, preprocess: OfficialPreprocess, keep_full: bool, use_draft
         upright(im, in_place=True)
         resized, _ = preprocess.resize(image_to_tensor(im))
         keep = keep_full and not drafted
-        decoded = Decoded(width, height, resized.to(torch.uint8), Resize((height, width), (h_m, w_m)), fmt,
-                          im if keep else None, params)
-        if not keep:
-            im.close()
-        return decoded
+        return Decoded(width, height, resized.to(torch.uint8), Resize((height, width), (h_m, w_m)), fmt,
+                       im if keep else None, params, source=im)
     except BaseException:
         im.close()
         raise

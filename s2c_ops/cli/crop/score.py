@@ -68,10 +68,20 @@ class BoxesFile:
         return f"no entry for this file in --boxes {self.path}"
 
 
-@torch.no_grad()
 def score_outcomes(cropper, outcomes: List[Outcome], job: Job, given: Optional[BoxesFile]) -> None:
     """Scores the decoded inputs of ``outcomes`` (the Cropper's batched scoring: one call per group of
-    same-size model inputs); when the model fails, every input of this batch fails with its message."""
+    same-size model inputs); when the model fails, every input of this batch fails with its message. The
+    decoded images the model's pixels came from are released after."""
+    try:
+        _score(cropper, outcomes, job, given)
+    finally:
+        for o in outcomes:
+            if o.decoded is not None:
+                o.decoded.release_source()
+
+
+@torch.no_grad()
+def _score(cropper, outcomes: List[Outcome], job: Job, given: Optional[BoxesFile]) -> None:
     work = []  # (outcome, ok ratio specs, candidates, object boxes)
     for o in outcomes:
         if o.error or o.decoded is None:
@@ -96,7 +106,12 @@ def score_outcomes(cropper, outcomes: List[Outcome], job: Job, given: Optional[B
         return
     try:
         # Found before the candidates: the Cropper adds crops built from the faces (Cropper.crop_ratios).
-        found = None if given is not None else cropper._find_objects([o.decoded.pixels for o, *_ in work])
+        if given is None:
+            found = cropper._find_objects([o.decoded.pixels for o, *_ in work],
+                                          cropper._details([o.decoded.source for o, *_ in work],
+                                                           [o.decoded.geometry for o, *_ in work]))
+        else:
+            found = None
         work = [(o, specs, cropper._candidates(o.decoded.geometry, [r.value for r in specs],
                                                faces=None if found is None else o.decoded.geometry.boxes_to_original(f[1])),
                  objects) for (o, specs, _, objects), f in zip(work, found or [None] * len(work))]

@@ -38,6 +38,7 @@ name, :func:`list_proposers` lists them):
   trivial baseline.
 """
 from .base import (
+    Detail,
     GivenBoxes,
     ProposedObjects,
     Proposer,
@@ -49,7 +50,7 @@ from .base import (
     whole_image_boxes,
 )
 from .detectors import TorchvisionDetector
-from .faces import FaceBoxes, FaceDetector
+from .faces import FaceBoxes, FaceDetector, SecondLook
 from .faces_first import FacesFirst
 from .registry import create_proposer, list_proposers, register_proposer
 from .saliency import (
@@ -61,6 +62,7 @@ from .saliency import (
 )
 
 __all__ = [
+    "Detail",
     "FaceBoxes",
     "FaceDetector",
     "FacesFirst",
@@ -68,6 +70,7 @@ __all__ = [
     "ProposedObjects",
     "Proposer",
     "SaliencyProposer",
+    "SecondLook",
     "TorchvisionDetector",
     "WholeImage",
     "check_images",

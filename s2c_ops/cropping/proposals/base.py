@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass
-from typing import Any, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, List, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor
@@ -147,6 +147,12 @@ def pad_ranked_boxes(boxes: Tensor, valid: Tensor, num_boxes: int, height: int, 
     return out[:-1].view(n, num_boxes, 4)
 
 
+#: A proposer's way to the photo at a finer resolution than the images it is given: called with a factor,
+#: the photo at that many times their size (``round``-ed), ``Tensor[1, 3, H', W']`` float RGB in [0, 1] on
+#: their device. Proposers that take a second look ask for it only where they need it.
+Detail = Callable[[float], Tensor]
+
+
 @dataclass
 class ProposedObjects:
     """What a proposer found in a batch: ``boxes``, exactly ``num_boxes`` per image (what the scorer
@@ -179,10 +185,13 @@ class Proposer(abc.ABC):
         """
         return self.propose_objects(images, num_boxes).boxes
 
-    def propose_objects(self, images: Tensor, num_boxes: int, *, validate: Optional[bool] = None) -> ProposedObjects:
+    def propose_objects(self, images: Tensor, num_boxes: int, *, validate: Optional[bool] = None,
+                        details: Optional[Sequence[Optional[Detail]]] = None) -> ProposedObjects:
         """The boxes of :meth:`__call__` and the faces found (:meth:`propose_faces`), from one pass.
         ``validate``: the check of the pixel values (:func:`~s2c_ops.cropping.pixels.check_unit_range`;
-        ``None``: on the CPU only; the Cropper, whose pixels come from its own conversion, passes ``False``)."""
+        ``None``: on the CPU only; the Cropper, whose pixels come from its own conversion, passes ``False``).
+        ``details``: per image, the way to the photo at a finer resolution (:data:`Detail`), for proposers
+        that take a second look (the default's face detector); the Cropper passes them."""
         b = check_images(images)[0]
         num_boxes = check_num_boxes(num_boxes)
         if b == 0:
@@ -190,13 +199,14 @@ class Proposer(abc.ABC):
         if self.uses_pixels:
             check_unit_range(images, validate)
         with torch.no_grad(), full_precision(images.device):
-            return self._propose_objects(images, num_boxes)
+            return self._propose_objects(images, num_boxes, details)
 
-    def _propose_objects(self, images: Tensor, num_boxes: int) -> ProposedObjects:
+    def _propose_objects(self, images: Tensor, num_boxes: int,
+                         details: Optional[Sequence[Optional[Detail]]] = None) -> ProposedObjects:
         """:meth:`propose_objects` on checked images, without autograd: :meth:`propose`'s boxes, padded,
         and :meth:`propose_faces`'s faces."""
         b, _, h, w = images.shape
-        ranked, faces = self._ranked(images)
+        ranked, faces = self._ranked(images, details)
         if len(ranked) != b or len(faces) != b:
             raise RuntimeError(f"{type(self).__name__} returned {len(ranked)} box sets and {len(faces)} face sets "
                                f"for {b} images")
@@ -204,8 +214,10 @@ class Proposer(abc.ABC):
         boxes = list(pad_box_sets(ranked, num_boxes, h, w).to(images.device).unbind(0))
         return ProposedObjects(boxes, [f.to(images.device) for f in faces])
 
-    def _ranked(self, images: Tensor) -> Tuple[List[Tensor], List[Tensor]]:
-        """Each image's ranked boxes (:meth:`propose`) and its faces (:meth:`propose_faces`)."""
+    def _ranked(self, images: Tensor, details: Optional[Sequence[Optional[Detail]]] = None
+                ) -> Tuple[List[Tensor], List[Tensor]]:
+        """Each image's ranked boxes (:meth:`propose`) and its faces (:meth:`propose_faces`); ``details``
+        unused here."""
         return self.propose(images), self.propose_faces(images)
 
     @abc.abstractmethod

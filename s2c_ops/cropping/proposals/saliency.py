@@ -315,7 +315,7 @@ class SaliencyProposer(Proposer):
         counts = found.sum(1).tolist()
         return [(bi[ii[:n]], si[ii[:n]]) for bi, si, ii, n in zip(boxes, score, index, counts)]
 
-    def _propose_objects(self, images: Tensor, num_boxes: int) -> ProposedObjects:
+    def _propose_objects(self, images: Tensor, num_boxes: int, details=None) -> ProposedObjects:
         # Only the first num_boxes boxes NMS keeps are needed: fixed sizes throughout.
         b, _, h, w = images.shape
         boxes, _, valid = self.ranked_components(images)
