@@ -153,7 +153,7 @@ def test_second_look_finds_the_faces_of_a_group_the_first_pass_misses():
 def test_second_look_settings_are_checked():
     from s2c_ops.cropping.proposals import SecondLook
 
-    for bad in ({"factor": 1.0}, {"smallest": 2.0, "largest": 1.0}, {"overlap": 0.0}, {"candidates": (1, 0, 1)}):
+    for bad in ({"factor": 1.0}, {"smallest": 2.0, "largest": 1.0}, {"overlap": 0.0}):
         with pytest.raises(ValueError, match="SecondLook needs"):
             SecondLook(**bad)
     with pytest.raises(TypeError, match="second_look must be"):

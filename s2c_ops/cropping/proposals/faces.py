@@ -194,15 +194,10 @@ class SecondLook:
     smallest: float = 0.5
     largest: float = 1.5
     overlap: float = 0.3
-    #: The three stages' candidate counts (:attr:`FaceDetector.candidates`): fewer than the first pass's,
-    #: the second look being for faces of one size band (the refining stages' crops cost the most).
-    candidates: Tuple[int, int, int] = (64, 24, 12)
 
     def __post_init__(self) -> None:
-        if not self.factor > 1.0 or not 0.0 < self.smallest < self.largest or not 0.0 < self.overlap <= 1.0 \
-                or len(self.candidates) != 3 or min(self.candidates) < 1:
-            raise ValueError(f"SecondLook needs factor > 1, 0 < smallest < largest, overlap in (0, 1] and three "
-                             f"candidate counts >= 1, got {self}")
+        if not self.factor > 1.0 or not 0.0 < self.smallest < self.largest or not 0.0 < self.overlap <= 1.0:
+            raise ValueError(f"SecondLook needs factor > 1, 0 < smallest < largest and overlap in (0, 1], got {self}")
 
 
 class FaceDetector(nn.Module):
@@ -253,10 +248,9 @@ class FaceDetector(nn.Module):
         return out
 
     def detect(self, images: Tensor, *, host_reads: Optional[bool] = None,
-               sizes: Optional[Tuple[float, float]] = None, candidates: Optional[Sequence[int]] = None) -> FaceBoxes:
+               sizes: Optional[Tuple[float, float]] = None) -> FaceBoxes:
         """The faces of ``images`` in fixed-size form (:class:`FaceBoxes`, ``F = candidates[2]``); ``sizes``:
-        only faces of heights within (smallest, largest) pixels (:meth:`scales`); ``candidates``: the three
-        stages' counts in place of :attr:`candidates`.
+        only faces of heights within (smallest, largest) pixels (:meth:`scales`).
 
         ``host_reads`` (default: on the CPU only, where it costs nothing): the refining stages look only at
         the candidates still in the race and NMS reads its counts back. Without, every step works on the
@@ -267,27 +261,25 @@ class FaceDetector(nn.Module):
         x = images.detach().float()
         reads = x.device.type == "cpu" if host_reads is None else bool(host_reads)
         with torch.no_grad():
-            counts = tuple(candidates) if candidates is not None else self.candidates
-            boxes, scores, valid = self._propose(nets.pnet, x, reads, self.scales(h, w, sizes), counts)
+            boxes, scores, valid = self._propose(nets.pnet, x, reads, self.scales(h, w, sizes))
             # The refining stages' crops reach past the image for faces at its edge (their boxes are squares):
             # there the edge's pixels are repeated, not black (a black band hides faces at the edge), up to
             # half the longer side past it (a face box as large as the short side, centred on the edge).
             margin = max(h, w) // 2
             padded = F.pad(x, (margin,) * 4, mode="replicate")
-            boxes, scores, valid = self._refine(nets.rnet, padded, margin, boxes, scores, valid, 24, 1, reads, counts)
-            boxes, scores, valid = self._refine(nets.onet, padded, margin, boxes, scores, valid, 48, 2, reads, counts)
+            boxes, scores, valid = self._refine(nets.rnet, padded, margin, boxes, scores, valid, 24, 1, reads)
+            boxes, scores, valid = self._refine(nets.onet, padded, margin, boxes, scores, valid, 48, 2, reads)
         bounds = torch.tensor([w, h, w, h], dtype=boxes.dtype, device=boxes.device)
         return FaceBoxes(torch.minimum(boxes.clamp_min(0), bounds), scores, valid)
 
-    def _propose(self, pnet: PNet, x: Tensor, reads: bool, scales: List[float], counts: Tuple[int, ...]
-                 ) -> Tuple[Tensor, Tensor, Tensor]:
+    def _propose(self, pnet: PNet, x: Tensor, reads: bool, scales: List[float]) -> Tuple[Tensor, Tensor, Tensor]:
         """Stage 1: P-Net's best windows of each scale, NMS within then across scales, regressed and squared."""
         b, _, h, w = x.shape
         found = []
         for level, scale in enumerate(scales):
             size = (max(12, math.ceil(h * scale)), max(12, math.ceil(w * scale)))
             prob, reg = pnet(_normalise(F.interpolate(x, size=size, mode="area")))
-            score, index = prob.flatten(1).topk(min(counts[0], prob[0].numel()), 1)
+            score, index = prob.flatten(1).topk(min(self.candidates[0], prob[0].numel()), 1)
             cy = torch.div(index, prob.shape[2], rounding_mode="floor")
             corner = torch.stack([index - cy * prob.shape[2], cy], -1).to(x.dtype) * 2
             back = torch.tensor([w / size[1], h / size[0]] * 2, dtype=x.dtype, device=x.device)
@@ -299,14 +291,14 @@ class FaceDetector(nn.Module):
         window, score, offsets, level = (torch.cat(v, 1) for v in zip(*found))
         # Within each scale first: the scales' boxes are moved apart, so only boxes of one scale overlap.
         apart = window + (level * (2 * max(h, w) + 24))[..., None]
-        index, valid = _nms(apart, score, score >= self.thresholds[0], 0.5, 2 * counts[1], reads)
+        index, valid = _nms(apart, score, score >= self.thresholds[0], 0.5, 2 * self.candidates[1], reads)
         window, score, offsets = _take(window, index), _take(score, index), _take(offsets, index)
-        index, valid = _nms(window, score, valid, 0.7, counts[1], reads)
+        index, valid = _nms(window, score, valid, 0.7, self.candidates[1], reads)
         boxes = _regress(_take(window, index), _take(offsets, index))
         return _square(boxes), _take(score, index), valid
 
     def _refine(self, net: nn.Module, padded: Tensor, margin: int, boxes: Tensor, scores: Tensor, valid: Tensor,
-                size: int, stage: int, reads: bool, counts: Tuple[int, ...]) -> Tuple[Tensor, Tensor, Tensor]:
+                size: int, stage: int, reads: bool) -> Tuple[Tensor, Tensor, Tensor]:
         """Stage 2 (R-Net) or 3 (O-Net): each candidate's crop (of the images ``padded`` by ``margin`` pixels
         on each side) re-scored; those below the stage's threshold dropped, NMS, boxes regressed (and squared
         for the next stage)."""
@@ -324,10 +316,10 @@ class FaceDetector(nn.Module):
         prob, reg = prob.view(b, k), reg.view(b, k, 4)
         valid = valid & (prob >= self.thresholds[stage])
         if stage == 1:
-            index, valid = _nms(boxes, prob, valid, 0.7, counts[2], reads)
+            index, valid = _nms(boxes, prob, valid, 0.7, self.candidates[2], reads)
             return _square(_regress(_take(boxes, index), _take(reg, index))), _take(prob, index), valid
         boxes = _regress(boxes, reg)
-        index, valid = _nms(boxes, prob, valid, 0.7, counts[2], reads, overlap="min")
+        index, valid = _nms(boxes, prob, valid, 0.7, self.candidates[2], reads, overlap="min")
         return _take(boxes, index), _take(prob, index), valid
 
     def look_again(self, faces: Sequence[Tensor], details: Sequence[Optional[Detail]], height: int, width: int
@@ -349,7 +341,7 @@ class FaceDetector(nn.Module):
             sy, sx = image.shape[-2] / height, image.shape[-1] / width
             tallest = float((found[:, 3] - found[:, 1]).max()) * sy
             sizes = (look.smallest * tallest, look.largest * tallest)
-            more = self.detect(image, sizes=sizes, candidates=look.candidates).unpadded()[0]
+            more = self.detect(image, sizes=sizes).unpadded()[0]
             more = (more / more.new_tensor([sx, sy, sx, sy])).to(found)
             if len(more):
                 more = more[box_iou(more, found).amax(1) < look.overlap]
