@@ -324,7 +324,16 @@ def test_interrupt_while_starting_is_one_line(tmp_path, capsys, monkeypatch):
     assert rc == 130 and err.strip() == "s2c crop: interrupted"
 
 
-def test_interrupt_a_library_swallows_still_stops_the_command(tmp_path, capsys, monkeypatch):
+@pytest.fixture
+def ctrl_c_raises():
+    """Ctrl-C as an interactive shell leaves it: a shell's background job starts with SIGINT ignored, and
+    then so do the tests run from it and the commands they start."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+def test_interrupt_a_library_swallows_still_stops_the_command(tmp_path, capsys, monkeypatch, ctrl_c_raises):
     # triton's import turns a KeyboardInterrupt raised inside it into an ImportError torch catches
     photo().save(tmp_path / "p.png")
     from s2c_ops.models import registry
@@ -345,7 +354,7 @@ def test_interrupt_a_library_swallows_still_stops_the_command(tmp_path, capsys, 
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back
 
 
-def test_interrupt_of_a_real_start_up(tmp_path):
+def test_interrupt_of_a_real_start_up(tmp_path, ctrl_c_raises):
     photo().save(tmp_path / "p.png")
     proc = subprocess.Popen([sys.executable, "-c", "import sys, s2c_ops.cli as c; print('up', flush=True); "
                              "sys.exit(c.main(sys.argv[1:]))", "crop", "p.png", "--ratio", "1:1"],
