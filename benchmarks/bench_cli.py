@@ -102,7 +102,8 @@ def main():
         # The bare forward: the same images, decoded and resized beforehand.
         cropper = Cropper(batch_size=args.batch_size)
         job = Job([ratio_arg("16:9")], 1, None, None, False, True)
-        decoded = [crop_decode.decode(str(f), cropper.preprocess, False, True) for f in files]
+        detail = cropper.proposer.detail_factor  # as s2c crop decodes: for the faces' second look too
+        decoded = [crop_decode.decode(str(f), cropper.preprocess, False, True, detail) for f in files]
 
         def scoring():
             outcomes = [crop_score.Outcome(Entry(str(f), str(f)), d) for f, d in zip(files, decoded)]
@@ -122,7 +123,7 @@ def main():
                 model(*a)
 
         def decode_only(draft: bool):
-            return lambda: [crop_decode.decode(str(f), cropper.preprocess, False, draft) for f in files]
+            return lambda: [crop_decode.decode(str(f), cropper.preprocess, False, draft, detail) for f in files]
 
         rows = {
             "s2c crop (new process, --out + --json)": program,

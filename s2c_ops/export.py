@@ -118,7 +118,9 @@ def describe(scorer: Union[nn.Module, SetScorer], description: str, files: Dict[
         "steps": [
             "resize the upright RGB photo (preprocess.resize) and normalise it (preprocess.normalise)",
             f"find the object boxes in the resized photo (any detector; {d} per image, padded with the whole image) "
-            "and the faces (their head boxes come first among the objects)",
+            "and the faces (their head boxes come first among the objects; the package's detector looks again at "
+            "the photo at a finer resolution where the faces it found are small: SecondLook in "
+            "s2c_ops/cropping/proposals/faces.py)",
             "make the candidate crops of the aspect ratio in original pixels (with faces, add the face rule's "
             "candidates) and map them to model pixels (boxes.to_model)",
             "run the model: scores (B, N)",

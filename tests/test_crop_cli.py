@@ -344,6 +344,12 @@ def test_draft_decode_boxes_in_full_resolution(tmp_path, capsys, monkeypatch):
     assert drafted.image is None and full.image is not None  # the draft is not the full image
     assert drafted.pixels.shape == full.pixels.shape == (3, 352, 256)
     assert (drafted.pixels.float() - full.pixels.float()).abs().mean() < 3
+    assert drafted.source is None and full.source is None  # no second look asked for: no photo kept
+    # A proposer's second look at 1.5x: the draft keeps 1.5x the model's pixels, and the photo is kept for it.
+    looked = crop_decode.decode(str(tmp_path / "big.jpg"), preprocess, keep_full=True, use_draft=True, detail=1.5)
+    assert looked.image is None and min(looked.source.size) >= 1.5 * 256 and min(looked.source.size) < 1200
+    assert (looked.pixels.float() - full.pixels.float()).abs().mean() < 3
+    looked.release_source()
 
     out = tmp_path / "out"
     rc, _, _ = run_cli(["crop", tmp_path / "big.jpg", "--ratio", "4:5", "--out", out, "--json", tmp_path / "r.jsonl"],

@@ -137,25 +137,68 @@ def test_second_look_finds_the_faces_of_a_group_the_first_pass_misses():
     if not path.exists():
         pytest.skip("needs ../shared/data/FCDB")
     photo = Image.open(path)
-    first = Cropper(proposer=FacesFirst(SaliencyProposer(), FaceDetector()))
-    looked = Cropper(first.model, FacesFirst(SaliencyProposer(), FaceDetector(second_look=SecondLook())))
+    first = Cropper(proposer=FacesFirst(SaliencyProposer(), FaceDetector(second_look=None)))
+    looked = Cropper(first.model, FacesFirst(SaliencyProposer(), FaceDetector()))  # on by default
     resized, geometry = first._prepare(photo)
     without = first._find_objects([resized], first._details([photo], [geometry]))[0][1]
     once = looked._find_objects([resized])[0][1]  # no details: no second look
     twice = looked._find_objects([resized], looked._details([photo], [geometry]))[0][1]
     assert len(without) == len(once) >= 1
     assert len(twice) > len(once) and torch.equal(twice[: len(once)], once)  # the first pass's faces first
+    look = SecondLook()
     tallest = float((once[:, 3] - once[:, 1]).max())
-    heights = twice[len(once):, 3] - twice[len(once):, 1]
-    assert (heights >= 0.5 * tallest - 1).all() and (heights <= 1.5 * tallest + 1).all()
+    more = twice[len(once):]
+    heights = more[:, 3] - more[:, 1]
+    assert (heights >= look.smallest * tallest - 1).all() and (heights <= look.largest * tallest + 1).all()
+    # Only in the rows around the faces found.
+    assert (more[:, 1] >= once[:, 1].min() - look.band * tallest - 1).all()
+    assert (more[:, 3] <= once[:, 3].max() + look.band * tallest + 1).all()
+
+
+def test_no_second_look_where_the_first_pass_finds_the_faces_sought():
+    """The astronaut's face is 57 px tall at 256: faces of half that are ones the first pass finds, so the
+    photo is never resized for a second look; a photo without faces is not either."""
+    from s2c_ops.cropping.proposals import SecondLook
+
+    detector = FaceDetector()
+    asked = []
+
+    def detail(factor):
+        asked.append(factor)
+        raise AssertionError("no second look expected")
+
+    image = photo("astronaut.png")
+    faces = detector(image)
+    assert len(faces[0]) == 1
+    assert detector.look_again(faces, [detail], 256, 256)[0] is faces[0]
+    assert detector.look_again([faces[0][:0]], [detail], 256, 256)[0].shape == (0, 4)
+    assert not asked
+    smaller = SecondLook(reliable=float(faces[0][0, 3] - faces[0][0, 1]))  # now a second look is worth it
+    detector.second_look = smaller
+    looked = detector.look_again(faces, [lambda f: F.interpolate(image, scale_factor=f, mode="bilinear")], 256, 256)
+    assert torch.equal(looked[0][:1], faces[0])
 
 
 def test_second_look_settings_are_checked():
     from s2c_ops.cropping.proposals import SecondLook
 
-    for bad in ({"factor": 1.0}, {"smallest": 2.0, "largest": 1.0}, {"overlap": 0.0}):
+    for bad in ({"factor": 1.0}, {"smallest": 2.0, "largest": 1.0}, {"overlap": 0.0}, {"band": -1.0},
+                {"reliable": 0.0}):
         with pytest.raises(ValueError, match="SecondLook needs"):
             SecondLook(**bad)
     with pytest.raises(TypeError, match="second_look must be"):
         FaceDetector(second_look=(1.5, 0.5, 1.5))
-    assert FaceDetector().second_look is None  # off by default: its cost is past the default's time budget
+    assert FaceDetector().second_look == SecondLook()  # on by default
+    assert FaceDetector(second_look=None).second_look is None
+
+
+def test_proposers_say_whether_they_ask_for_details():
+    """s2c crop keeps each decoded photo (and drafts JPEGs to the second look's resolution) only for a proposer
+    that asks for details."""
+    from s2c_ops.cropping.proposals import FacesFirst, SaliencyProposer, SecondLook
+
+    assert create_proposer("default").detail_factor == SecondLook().factor
+    assert FacesFirst(SaliencyProposer(), FaceDetector(second_look=SecondLook(factor=2.0))).detail_factor == 2.0
+    assert FacesFirst(SaliencyProposer(), FaceDetector(second_look=None)).detail_factor is None
+    assert FacesFirst(SaliencyProposer(), faces=lambda x: [x.new_zeros((0, 4))] * len(x)).detail_factor is None
+    assert SaliencyProposer().detail_factor is None

@@ -197,10 +197,11 @@ class Cropper:
         prepared = [self._prepare(photo) for photo in photos]
         return [r for r, _ in prepared], [g for _, g in prepared]
 
-    def _details(self, photos: Sequence[ImageLike], geometries: Sequence[Resize]) -> List[Detail]:
+    def _details(self, photos: Sequence[Optional[ImageLike]], geometries: Sequence[Resize]) -> List[Optional[Detail]]:
         """Per photo, its :data:`~s2c_ops.cropping.proposals.Detail` (the proposer's second look), made from
-        the photo only when asked for."""
-        return [functools.partial(self._detail, photo, g) for photo, g in zip(photos, geometries)]
+        the photo only when asked for (``None`` for a photo not given)."""
+        return [None if photo is None else functools.partial(self._detail, photo, g)
+                for photo, g in zip(photos, geometries)]
 
     def _detail(self, photo: ImageLike, geometry: Resize, factor: float) -> Tensor:
         """``photo`` at ``factor`` times the model's resolution (``geometry``), ``Tensor[1, 3, H', W']`` in [0, 1]

@@ -2,6 +2,7 @@
 :mod:`s2c_ops.cropping.images`, and :class:`~s2c_ops.cropping.transforms.OfficialPreprocess`'s resize; JPEG
 ``draft()`` at a reduced size when the image is at least twice the model's input size) and in full for
 writing crops, with the source's writing options."""
+import math
 import os
 import stat
 from contextlib import contextmanager
@@ -34,7 +35,8 @@ class Decoded:
     image: Optional[Image.Image] = None  # the upright full-resolution image, when kept for writing
     params: dict = field(default_factory=dict)  # how to write crops in the source's format
     # The upright image the model's pixels came from (full or drafted), for the face detector's second look
-    # (Cropper._details); released once the objects are found (release_source).
+    # (Cropper._details), kept only for a proposer that asks for details; released once the objects are found
+    # (release_source).
     source: Optional[Image.Image] = None
 
     def release_source(self) -> None:
@@ -115,9 +117,12 @@ def _opened(path: str) -> Iterator[Tuple[Image.Image, int, int, int]]:
             raise
 
 
-def decode(path: str, preprocess: OfficialPreprocess, keep_full: bool, use_draft: bool) -> Decoded:
+def decode(path: str, preprocess: OfficialPreprocess, keep_full: bool, use_draft: bool,
+           detail: Optional[float] = None) -> Decoded:
     """Decodes ``path`` for the model (the package's one image path and ``preprocess``'s resize) and,
-    with ``keep_full``, keeps the upright full image for writing when the model's decode was a full one."""
+    with ``keep_full``, keeps the upright full image for writing when the model's decode was a full one.
+    ``detail``: the proposer's :attr:`~s2c_ops.cropping.proposals.Proposer.detail_factor`; with one, a draft
+    keeps at least that many times the model's pixels and the decoded image is kept as ``source``."""
     with _opened(path) as (im, width, height, orientation):
         if min(width, height) < MIN_SIDE:
             raise InputError(f"image is {width}x{height} px; both sides must be at least {MIN_SIDE} px")
@@ -126,7 +131,9 @@ def decode(path: str, preprocess: OfficialPreprocess, keep_full: bool, use_draft
         params = _jpeg_params(im) if fmt in JPEG_FORMATS else {}
         drafted = False
         if use_draft and fmt in JPEG_FORMATS:
-            want = (h_m, w_m) if orientation in (5, 6, 7, 8) else (w_m, h_m)  # stored orientation (w, h)
+            least = 1.0 if detail is None else max(1.0, detail)
+            h_d, w_d = math.ceil(h_m * least), math.ceil(w_m * least)
+            want = (h_d, w_d) if orientation in (5, 6, 7, 8) else (w_d, h_d)  # stored orientation (w, h)
             if im.size[0] // want[0] >= DRAFT_MIN_FACTOR and im.size[1] // want[1] >= DRAFT_MIN_FACTOR:
                 before = im.size
                 im.draft(None, want)
@@ -137,8 +144,11 @@ def decode(path: str, preprocess: OfficialPreprocess, keep_full: bool, use_draft
         upright(im, in_place=True)
         resized, _ = preprocess.resize(image_to_tensor(im))
         keep = keep_full and not drafted
+        source = im if detail is not None else None
+        if not keep and source is None:
+            im.close()
         return Decoded(width, height, resized.to(torch.uint8), Resize((height, width), (h_m, w_m)), fmt,
-                       im if keep else None, params, source=im)
+                       im if keep else None, params, source=source)
     except BaseException:
         im.close()
         raise
@@ -159,10 +169,11 @@ def decode_full(path: str) -> Tuple[Image.Image, dict, Optional[str]]:
         raise
 
 
-def try_decode(path: str, preprocess: OfficialPreprocess, keep_full: bool, use_draft: bool) -> Tuple[Optional[Decoded], Optional[str]]:
+def try_decode(path: str, preprocess: OfficialPreprocess, keep_full: bool, use_draft: bool,
+               detail: Optional[float] = None) -> Tuple[Optional[Decoded], Optional[str]]:
     """:func:`decode`, a failure being ``(None, one line)`` instead of an exception."""
     try:
-        return decode(path, preprocess, keep_full, use_draft), None
+        return decode(path, preprocess, keep_full, use_draft, detail), None
     except InputError as e:
         return None, str(e)
     except MemoryError:

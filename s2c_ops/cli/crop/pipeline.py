@@ -81,7 +81,7 @@ class Pipeline:
         o = Outcome(entry)
         if not entry.error:
             o.decoded, o.error = decoding.try_decode(entry.path, self.cropper.preprocess, self.job.out is not None,
-                                                     decoding.USE_DRAFT)
+                                                     decoding.USE_DRAFT, self.cropper.proposer.detail_factor)
         return o
 
     def run(self, entries: Iterator[Entry], stop: Stop) -> None:

@@ -176,6 +176,12 @@ class Proposer(abc.ABC):
     #: :func:`~s2c_ops.cropping.pixels.check_unit_range`).
     uses_pixels: bool = True
 
+    @property
+    def detail_factor(self) -> Optional[float]:
+        """The resolution, as a factor of the images', at which this proposer asks for the photos' details
+        (:data:`Detail`), or ``None`` when it never asks (then callers need not keep the photos)."""
+        return None
+
     def __call__(self, images: Tensor, num_boxes: int) -> List[Tensor]:
         """``images``: ``Tensor[B, 3, H, W]`` float RGB in [0, 1]. Returns ``B`` ``Tensor[num_boxes, 4]``.
 

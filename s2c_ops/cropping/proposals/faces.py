@@ -181,23 +181,27 @@ def _normalise(x: Tensor) -> Tensor:
 @dataclass(frozen=True)
 class SecondLook:
     """Where the first pass found faces, a second look at the photo itself at ``factor`` times the
-    resolution of the first, for faces of heights from ``smallest`` to ``largest`` times the largest face
-    found. At the Cropper's 256 pixels MTCNN misses faces of a group that are smaller than, or as large as,
-    the ones it finds (a 12-pixel window, little detail); the second look finds most of them at the price
-    of one more, narrow pyramid, and only in photos with faces. Faces it finds that overlap one already found
-    by IoU ``overlap`` or more are the same face. Off by default (``FaceDetector(second_look=SecondLook())``
-    turns it on): on the FCDB validation people photos it raised the share of cases kept (issue 34's
-    measure) from 90.4% to 93.9%, but cost the default Cropper 18% more time per photo
-    (``benchmarks/bench_cropper.py``), past the 10% the default may spend."""
+    resolution of the first, for faces of heights from ``smallest`` to ``largest`` times the tallest face
+    found, in the rows ``band`` times the tallest above and below the faces found. At the Cropper's 256
+    pixels MTCNN misses faces of a group that are smaller than, or as large as, the ones it finds (a 12-pixel
+    window, little detail); the second look finds most of them at the price of one more, narrow pyramid,
+    and only in photos with faces. When the smallest face sought is ``reliable`` pixels tall or more (in the
+    first pass's image), the first pass finds such faces and there is no second look. Faces it finds that
+    overlap one already found by IoU ``overlap`` or more are the same face. On by default
+    (``FaceDetector(second_look=None)`` turns it off); measured in ``docs/ablation.md``."""
 
     factor: float = 1.5
     smallest: float = 0.5
     largest: float = 1.5
     overlap: float = 0.3
+    band: float = 2.0
+    reliable: float = 24.0
 
     def __post_init__(self) -> None:
-        if not self.factor > 1.0 or not 0.0 < self.smallest < self.largest or not 0.0 < self.overlap <= 1.0:
-            raise ValueError(f"SecondLook needs factor > 1, 0 < smallest < largest and overlap in (0, 1], got {self}")
+        if (not self.factor > 1.0 or not 0.0 < self.smallest < self.largest or not 0.0 < self.overlap <= 1.0
+                or not self.band >= 0.0 or not self.reliable > 0.0):
+            raise ValueError("SecondLook needs factor > 1, 0 < smallest < largest, overlap in (0, 1], band >= 0 "
+                             f"and reliable > 0, got {self}")
 
 
 class FaceDetector(nn.Module):
@@ -210,11 +214,13 @@ class FaceDetector(nn.Module):
     ``candidates[1]`` for R-Net, NMS at 0.7 ``candidates[2]`` for O-Net, and the faces are O-Net's boxes after
     NMS at 0.7 of the smaller box. Give it antialiased images (aliasing erases small faces).
     Calling it gives each image's faces (``List[Tensor[F_i, 4]]``); :meth:`detect` the fixed-size form.
+    ``second_look`` (:class:`SecondLook`): how :meth:`look_again` seeks, in the photo at a finer resolution,
+    the faces of a group the first pass missed (``None``: never).
     """
 
     def __init__(self, min_face: float = 0.06, thresholds: Sequence[float] = (0.6, 0.7, 0.7),
                  factor: float = 0.709, candidates: Sequence[int] = (128, 64, 32),
-                 second_look: Optional[SecondLook] = None) -> None:
+                 second_look: Optional[SecondLook] = SecondLook()) -> None:
         super().__init__()
         if second_look is not None and not isinstance(second_look, SecondLook):
             raise TypeError(f"second_look must be a SecondLook or None, got {type(second_look).__name__}")
@@ -265,7 +271,8 @@ class FaceDetector(nn.Module):
             # The refining stages' crops reach past the image for faces at its edge (their boxes are squares):
             # there the edge's pixels are repeated, not black (a black band hides faces at the edge), up to
             # half the longer side past it (a face box as large as the short side, centred on the edge).
-            margin = max(h, w) // 2
+            # (For faces of heights within ``sizes``, up to the largest of them past it.)
+            margin = max(h, w) // 2 if sizes is None else min(max(h, w) // 2, math.ceil(sizes[1]))
             padded = F.pad(x, (margin,) * 4, mode="replicate")
             boxes, scores, valid = self._refine(nets.rnet, padded, margin, boxes, scores, valid, 24, 1, reads)
             boxes, scores, valid = self._refine(nets.onet, padded, margin, boxes, scores, valid, 48, 2, reads)
@@ -326,7 +333,7 @@ class FaceDetector(nn.Module):
                    ) -> List[Tensor]:
         """Each image's ``faces`` (pixels of the ``height`` x ``width`` images they were found in) with those
         :attr:`second_look` finds in its ``detail`` (one per image; ``None``: no second look), after them.
-        Unchanged without faces or a second look."""
+        Unchanged without faces, a second look, or faces to seek below :attr:`SecondLook.reliable`."""
         from torchvision.ops import box_iou
 
         look = self.second_look
@@ -334,15 +341,18 @@ class FaceDetector(nn.Module):
             return list(faces)
         out = []
         for found, detail in zip(faces, details):
-            if detail is None or not len(found):
+            tallest = float((found[:, 3] - found[:, 1]).max()) if len(found) else 0.0
+            if detail is None or not len(found) or look.smallest * tallest >= look.reliable:
                 out.append(found)
                 continue
             image = detail(look.factor)
             sy, sx = image.shape[-2] / height, image.shape[-1] / width
-            tallest = float((found[:, 3] - found[:, 1]).max()) * sy
-            sizes = (look.smallest * tallest, look.largest * tallest)
-            more = self.detect(image, sizes=sizes).unpadded()[0]
-            more = (more / more.new_tensor([sx, sy, sx, sy])).to(found)
+            # The rows around the faces found, ``band`` times the tallest above and below.
+            top = max(0, math.floor((float(found[:, 1].min()) - look.band * tallest) * sy))
+            bottom = min(image.shape[-2], math.ceil((float(found[:, 3].max()) + look.band * tallest) * sy))
+            sizes = (look.smallest * tallest * sy, look.largest * tallest * sy)
+            more = self.detect(image[..., top:bottom, :], sizes=sizes).unpadded()[0]
+            more = ((more + more.new_tensor([0, top, 0, top])) / more.new_tensor([sx, sy, sx, sy])).to(found)
             if len(more):
                 more = more[box_iou(more, found).amax(1) < look.overlap]
             out.append(torch.cat([found, more]))

@@ -27,6 +27,11 @@ class FacesFirst(Proposer):
         self.faces = faces if faces is not None else FaceDetector()
         self.rule = rule if rule is not None else FaceRule()
 
+    @property
+    def detail_factor(self) -> Optional[float]:
+        look = self.faces.second_look if isinstance(self.faces, FaceDetector) else None
+        return None if look is None else look.factor
+
     def propose_faces(self, images: Tensor) -> List[Tensor]:
         return self.faces(images)
 
