@@ -5,7 +5,6 @@ import numpy as np
 import pytest
 import torch
 
-import s2c_ops
 from s2c_ops.ops import gaic_roi_align, gaic_roi_align_avg, rod_align, rod_align_avg
 
 pytest.importorskip("onnxscript", reason="ONNX export needs onnxscript (pip install onnx onnxscript onnxruntime)")

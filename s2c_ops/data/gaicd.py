@@ -30,24 +30,18 @@ from torch.utils.data import Dataset
 from ..cropping.transforms import OfficialPreprocess
 from ..ops.boxes import flip_boxes
 from . import gaicd_files
+from .gaicd_files import *  # noqa: F401,F403  (the file-level API re-exported, gaicd_files.__all__)
 from .gaicd_files import (
-    IMAGE_EXTENSIONS,
-    INVALID_MOS,
-    MOS_MEAN,
-    MOS_STD,
     Annotations,
     GAICDError,
     PathLike,
     Size,
     check_inside,
+    find_image,
     load_photo,
     parse_object_boxes,
-    denormalise_mos,
-    find_image,
-    normalise_mos,
     read_annotations,
     read_image_sizes,
-    read_object_boxes,
     read_split,
 )
 

@@ -4,7 +4,7 @@ Importing this package registers ``torch.ops.s2c``: the compiled kernels, or the
 those cannot be used (see ``_extension.py``; ``implementation()`` says which).
 """
 from ._extension import ExtensionWarning, implementation
-from . import decompositions
+from . import decompositions  # noqa: F401  (registers the ONNX decompositions)
 from .align import (
     GaicRoIAlign,
     GaicRoIAlignAvg,
