@@ -41,20 +41,6 @@ def test_leaving_more_main_faces_out_costs_more_and_the_largest_most():
     assert d > RULE.left_out_penalty / 2 and d > penalty([0.0, 0, 450, 400], faces=faces)[0]  # the smallest out
 
 
-def test_a_face_the_photo_s_side_cuts_is_no_main_face():
-    """A passer-by half out of the frame (box at the photo's left side) is not a subject: the smaller face
-    inside the photo is the main one. A face cut at the top (close framing) stays main, and a lone face at the
-    side too."""
-    edge, inner, top = [0.0, 250, 60, 330], [400.0, 200, 428, 230], [600.0, 0, 680, 70]
-    assert RULE.main_faces(torch.tensor([edge, inner]), 400, 800).tolist() == [False, True]
-    assert RULE.main_faces(torch.tensor([edge, inner, top]), 400, 800).tolist() == [False, False, True]
-    assert RULE.main_faces(torch.tensor([edge]), 400, 800).tolist() == [True]
-    # Leaving the inner face out costs; leaving the side face out does not.
-    keeps_edge, keeps_inner = [0.0, 0, 300, 400], [300.0, 0, 600, 400]
-    with_edge, with_inner = penalty(keeps_edge, keeps_inner, faces=torch.tensor([edge, inner]))
-    assert with_inner < RULE.left_out_penalty / 2 <= with_edge
-
-
 def test_when_every_crop_cuts_a_face_the_smallest_is_cut():
     cuts_small, cuts_main = [150.0, 50, 708, 350], [225.0, 50, 800, 350]
     small, main = penalty(cuts_small, cuts_main)

@@ -9,10 +9,9 @@ Faces are the detector's boxes (brows to chin). The rule protects each face's *c
    face (up to ``1 + cut_growth`` times it for the largest), so when every crop cuts something, the
    smallest faces are the ones cut;
    (a crop too small for a face's core is judged on the face's box);
-2. a *main* face (height at least ``main_share`` of the largest face's; a face the photo's left or right
-   side cuts is none while any face is clear of them) whose core is not wholly inside costs between half
-   of ``left_out_penalty`` and all of it (all of it when every main face is out), more than the model's
-   scores differ and less than any cut;
+2. a *main* face (height at least ``main_share`` of the largest face's) whose core is not wholly inside
+   costs between half of ``left_out_penalty`` and all of it (all of it when every main face is out), more
+   than the model's scores differ and less than any cut;
 3. a head trimmed (its face whole, in or out, but the head's box cut: hair, ears) costs ``trim_penalty``,
    so a crop trims hair only to keep a main face that does not fit with its whole head;
 4. a head not trimmed whose room (``clearance`` of its sides, within the photo) a crop edge crosses costs
@@ -72,10 +71,6 @@ class FaceRule:
     core_margin: float = 0.01
     #: A face is a main face when its height is at least this share of the largest face's.
     main_share: float = 0.5
-    #: A face whose box reaches the photo's left or right side (within this many pixels) is cut by the photo
-    #: itself: a passer-by half out of the frame, not a subject (a face cut at the top is a close framing).
-    #: Such faces are main faces, and set the largest face's height, only when every face does.
-    border: float = 0.5
     #: A head box: the face's box grown by these shares of its width (left, right) and height (top, bottom).
     head: Tuple[float, float, float, float] = (0.3, 0.5, 0.3, 0.25)
     #: Whether :meth:`candidates` adds crops built from the faces (the Cropper asks it per ratio).
@@ -99,14 +94,10 @@ class FaceRule:
         left, top, right, bottom = self.head
         return grow_boxes(faces, left, top, right, bottom, height, width)
 
-    def main_faces(self, faces: Tensor, height: float, width: float) -> Tensor:
-        """``(F,)`` bool: the faces at least :attr:`main_share` as tall as the largest, among those clear of
-        the ``height`` x ``width`` photo's sides (:attr:`border`) when any is."""
+    def main_faces(self, faces: Tensor) -> Tensor:
+        """``(F,)`` bool: the faces at least :attr:`main_share` as tall as the largest."""
         h = sides(faces)[1]
-        clear = (faces[:, 0] > self.border) & (faces[:, 2] < width - self.border)
-        if not clear.any():
-            clear = torch.ones_like(clear)
-        return clear & (h >= self.main_share * h[clear].max())
+        return h >= self.main_share * h.max()
 
     def cores(self, faces: Tensor, height: float, width: float) -> Tensor:
         """Face boxes ``(F, 4)`` grown by :attr:`core` on each side, clamped to the image."""
@@ -135,7 +126,7 @@ class FaceRule:
         cut = _cut(core, self.core_margin)
         cuts = self.cut_penalty * (cut.float() * (1 + self.cut_growth * size)).sum(1)
         trimmed = self.trim_penalty * (head & ~cut).sum(1).float()
-        main = self.main_faces(faces, height, width).float() * size
+        main = self.main_faces(faces).float() * size
         out = (core < 1 - self.core_margin).float() @ main / main.sum()
         left_out = torch.where(out > 0, self.left_out_penalty * (0.5 + 0.5 * out), torch.zeros_like(out))
         crowded = (self.crowded_penalty * (room & ~head).sum(1).float()).clamp(max=self.left_out_penalty / 2)
@@ -162,7 +153,7 @@ class FaceRule:
             cuts, left_out = self._charges(others.float().cpu(), faces, height, width)[:2]
             if ((cuts == 0) & (left_out == 0)).any():
                 return empty
-        faces = faces[self.main_faces(faces, height, width)]
+        faces = faces[self.main_faces(faces)]
         heads, c = self.heads(faces, height, width), self.clearance
         big_h, big_w = largest_crop(height, width, ratio)
         for boxes in (grow_boxes(heads, c, c, c, c, height, width), heads, self.cores(faces, height, width), faces):
