@@ -41,6 +41,17 @@ def test_leaving_more_main_faces_out_costs_more_and_the_largest_most():
     assert d > RULE.left_out_penalty / 2 and d > penalty([0.0, 0, 450, 400], faces=faces)[0]  # the smallest out
 
 
+def test_a_large_face_at_the_photo_s_side_is_a_main_face():
+    """A tall face that the photo's left side cuts is still a subject (the people measure asks for it, and
+    FCDB's human crops keep such faces): leaving it out costs more than leaving out a small face."""
+    edge, inner = [0.0, 250, 60, 330], [400.0, 200, 428, 230]
+    faces = torch.tensor([edge, inner])
+    assert RULE.main_faces(faces).tolist() == [True, False]
+    keeps_edge, keeps_inner = [0.0, 0, 300, 400], [300.0, 0, 600, 400]
+    with_edge, with_inner = penalty(keeps_edge, keeps_inner, faces=faces)
+    assert with_edge < RULE.left_out_penalty / 2 <= with_inner
+
+
 def test_when_every_crop_cuts_a_face_the_smallest_is_cut():
     cuts_small, cuts_main = [150.0, 50, 708, 350], [225.0, 50, 800, 350]
     small, main = penalty(cuts_small, cuts_main)

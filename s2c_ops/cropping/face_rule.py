@@ -71,7 +71,8 @@ class FaceRule:
     core_margin: float = 0.01
     #: A face is a main face when its height is at least this share of the largest face's.
     main_share: float = 0.5
-    #: A head box: the face's box grown by these shares of its width (left, right) and height (top, bottom).
+    #: A head box: the face's box grown on each side (left, top, right, bottom) by these shares of its width
+    #: (left, right) or height (top, bottom).
     head: Tuple[float, float, float, float] = (0.3, 0.5, 0.3, 0.25)
     #: Whether :meth:`candidates` adds crops built from the faces (the Cropper asks it per ratio).
     face_candidates: bool = True
