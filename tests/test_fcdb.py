@@ -102,6 +102,33 @@ def test_eval_on_fcdb_reports_both_protocols_and_baselines(tmp_path, capsys):
         assert 0 <= entry[model]["free"]["iou"] <= 1
 
 
+def test_eval_on_fcdb_gives_the_cropper_s_crops(tmp_path, capsys):
+    """s2c eval resizes the photos as the Cropper does for its model (the prior, like the default model,
+    reads antialiased images), so its crops are the Cropper's; evaluate_fcdb refuses a dataset that resizes
+    otherwise."""
+    from PIL import Image
+
+    from s2c_ops import Cropper
+    from s2c_ops.evaluation import evaluate_fcdb
+    from s2c_ops.models import create_model
+
+    make_fcdb(tmp_path / "fcdb", 3)
+    out = tmp_path / "eval.json"
+    assert cli.main(["eval", "--data", str(tmp_path / "fcdb"), "--split", "train", "--model", "prior",
+                     "--json", str(out)]) == 0
+    capsys.readouterr()
+    result = json.loads(out.read_text())
+    cropper = Cropper(create_model("prior"))
+    assert cropper.preprocess.antialias
+    for p in read_fcdb(tmp_path / "fcdb")[0]:
+        x1, y1, x2, y2 = p.crop.tolist()
+        entry = next(v for k, v in result["photos"][p.file].items() if k.startswith("geometry prior"))
+        (crop,) = cropper.crop(Image.open(p.path), (x2 - x1) / (y2 - y1))
+        assert entry["ratio"]["box"] == pytest.approx(crop.boxes[0].tolist(), abs=0.01)
+    with pytest.raises(ValueError, match="resizes photos unlike the Cropper"):
+        evaluate_fcdb(cropper, FCDB(tmp_path / "fcdb", "train"))
+
+
 def test_eval_default_split_is_one_the_folder_has(tmp_path, capsys, monkeypatch):
     """This project's layout has no test split: s2c eval defaults to val there; a split the folder lacks is a
     usage error naming those it has."""

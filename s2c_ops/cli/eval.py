@@ -75,10 +75,10 @@ def _fcdb(args, split: str, choice, device) -> dict:
     from ..data.fcdb import FCDB
     from ..evaluation import evaluate_fcdb, format_fcdb
 
-    dataset = FCDB(args.data, split)
-    print(f"FCDB {split}: {len(dataset)} photos; {dataset.report}", file=sys.stderr)
     proposer = create_proposer(args.proposer) if args.proposer else None
     cropper = Cropper(choice.module, proposer, batch_size=args.batch_size, device=device)
+    dataset = FCDB(args.data, split, preprocess=cropper.preprocess)
+    print(f"FCDB {split}: {len(dataset)} photos; {dataset.report}", file=sys.stderr)
     metrics = evaluate_fcdb(cropper, dataset, method=choice.description, progress=_progress("eval"))
     result = metrics.to_dict()
     print("\n".join(format_fcdb(result["metrics"])))
@@ -86,6 +86,7 @@ def _fcdb(args, split: str, choice, device) -> dict:
 
 
 def _gaicd(args, split: str, choice, device) -> dict:
+    from ..cropping.transforms import OfficialPreprocess
     from ..data.gaicd import GAICD, read_split
     from ..models.scorer import ability, inference_copy
 
@@ -100,7 +101,7 @@ def _gaicd(args, split: str, choice, device) -> dict:
         from ..evaluation import evaluate_gaicd
 
         model = inference_copy(choice.module)
-        dataset = GAICD.with_images(args.data, split)
+        dataset = GAICD.with_images(args.data, split, preprocess=OfficialPreprocess.for_model(choice.module))
         missing = len(read_split(Path(args.data) / "split.json")[split]) - len(dataset)
         if missing:
             print(f"note: {missing} images of the {split} split have no pixels here; evaluating {len(dataset)}",
