@@ -2,9 +2,12 @@
 issue's target: the default at most 3x smartcrop.py).
 
     python benchmarks/bench_cropper.py [--data ../shared/data/FCDB] [--photos 30] [--threads 2] [--rounds 3]
+                                       [--long-side 4000] [--people]
 
 Photos: the first ``--photos`` of the FCDB validation list (about 800 px; the demo photos when the FCDB
-folder is absent). Each call opens the file and crops it to ``--ratio``, decode included: the Croppers
+folder is absent); with ``--people``, the first of the labelled people photos of ``faces_kept.py``
+(``benchmarks/face_labels_fcdb_val.json``: where the faces' second look runs); with ``--long-side N``, the same photos enlarged to N pixels on the long side (Lanczos)
+and saved as JPEG (quality 90) in a temporary folder first: phone-size photos (4000: about 12 MP). Each call opens the file and crops it to ``--ratio``, decode included: the Croppers
 ``Cropper.crop(Image.open(path), ratio)`` (the package's one image path), smartcrop.py (``pip install smartcrop``,
 benchmark-only) ``SmartCrop().crop(image, W, H)`` with ``W x H`` the photo's largest crop of the ratio (the
 same task: the best crop in the photo's pixels) and, for scale, a 320x180 thumbnail target (it pre-scales
@@ -15,8 +18,10 @@ decode, the proposer (faces, saliency) and the rest (the model and the candidate
 the Cropper makes.
 """
 import argparse
+import json
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -39,6 +44,15 @@ def per_photo_ms(fn, photos) -> float:
     for photo in photos:
         fn(photo)
     return (time.perf_counter() - started) * 1e3 / len(photos)
+
+
+def enlarged(photo: Path, long_side: int, folder: Path) -> Path:
+    """``photo`` enlarged to ``long_side`` pixels on its long side, saved as a JPEG in ``folder``."""
+    image = Image.open(photo).convert("RGB")
+    scale = long_side / max(image.size)
+    path = folder / f"{photo.stem}.jpg"
+    image.resize((round(image.width * scale), round(image.height * scale)), Image.LANCZOS).save(path, quality=90)
+    return path
 
 
 def smartcrop_fns(ratio: float):
@@ -67,15 +81,26 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--ratio", default="16:9")
+    p.add_argument("--long-side", type=int, default=None, help="enlarge the photos to this long side first")
+    p.add_argument("--people", action="store_true", help="the labelled people photos of faces_kept.py")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     folder = Path(args.data) / "images"
     if folder.is_dir():
-        photos = [folder / name for name in validation_files()[: args.photos]]
-        where = f"the first {len(photos)} FCDB validation photos"
+        if args.people:
+            names = sorted(json.loads((ROOT / "benchmarks" / "face_labels_fcdb_val.json").read_text()))
+            where = "FCDB validation people photos"
+        else:
+            names, where = validation_files(), "FCDB validation photos"
+        photos = [folder / name for name in names[: args.photos]]
+        where = f"the first {len(photos)} {where}"
     else:
         photos = sorted(p for p in (ROOT / "s2c_ops" / "demo_photos").glob("*.*") if p.suffix in (".png", ".jpg"))
         where = f"the {len(photos)} demo photos"
+    if args.long_side:
+        folder = tempfile.TemporaryDirectory()
+        photos = [enlarged(photo, args.long_side, Path(folder.name)) for photo in photos]
+        where += f" enlarged to {args.long_side} px on the long side"
     prior, default, description = create_model("prior"), create_model("default"), model_description("default")
     first_pass = FacesFirst(SaliencyProposer(), FaceDetector(second_look=None))
     unlooked = "default without the faces' second look"
@@ -89,11 +114,9 @@ def main() -> None:
         return main_cropper._prepare(Image.open(photo))
 
     def propose(photo):
-        image = Image.open(photo)
-        resized, geometry = main_cropper._prepare(image)
+        resized, _, detail = main_cropper._prepare(Image.open(photo))
         main_cropper.proposer.propose_objects(main_cropper.preprocess.unnormalised(resized)[None].float(),
-                                              main_cropper.num_boxes,
-                                              details=main_cropper._details([image], [geometry]))
+                                              main_cropper.num_boxes, details=[detail])
 
     parts = {"decode and resize": decode, "decode, resize and proposer": propose}
     for fn in list(timed.values()) + list(parts.values()):  # warm-up

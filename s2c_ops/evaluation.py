@@ -69,7 +69,7 @@ class BestCropMetrics:
 def _detail(cropper, path: str, geometry, factor: float) -> Tensor:
     """The photo at ``path`` for the proposer's second look (a Detail), read as the dataset reads it."""
     pixels = image_to_tensor(to_rgb(load_image(path, apply_exif_orientation=False)), apply_exif_orientation=False)
-    return cropper._detail(pixels, geometry, factor)
+    return cropper._detail(pixels, geometry)(factor)
 
 
 def evaluate_fcdb(cropper, dataset, *, method: str = "model", baselines: bool = True,
@@ -77,7 +77,13 @@ def evaluate_fcdb(cropper, dataset, *, method: str = "model", baselines: bool = 
                   metrics: Optional[BestCropMetrics] = None) -> BestCropMetrics:
     """IoU and BDE of ``cropper``'s top-1 crop on each photo of ``dataset`` (:class:`~s2c_ops.data.FCDB`
     with pixels) under both protocols, with the baselines (:data:`BASELINES`) unless ``baselines=False``.
-    Photos whose human crop was dropped are left out. Photos are scored ``cropper.batch_size`` at a time."""
+    Photos whose human crop was dropped are left out. Photos are scored ``cropper.batch_size`` at a time.
+    The dataset must resize the photos as the Cropper does (``FCDB(..., preprocess=cropper.preprocess)``):
+    else ``ValueError``, as the figures would not be the Cropper's."""
+    resize = getattr(dataset, "preprocess", None)
+    if resize is not None and vars(resize) != vars(cropper.preprocess):
+        raise ValueError(f"the dataset resizes photos unlike the Cropper ({vars(resize)} against "
+                         f"{vars(cropper.preprocess)}): give it preprocess=cropper.preprocess")
     metrics = metrics if metrics is not None else BestCropMetrics()
     batch: List[Dict[str, Any]] = []
 

@@ -150,9 +150,9 @@ class CallerInputs(NamedTuple):
 
 def caller_inputs(cropper: Cropper, photo: ImageLike, ratio: float) -> CallerInputs:
     """The steps before the model, run by ``cropper``'s own methods (a reference for code outside Python)."""
-    resized, geometry = cropper._prepare(photo)
+    resized, geometry, detail = cropper._prepare(photo)
     height, width = resized.shape[-2:]
-    ((objects, faces),) = cropper._find_objects([resized], cropper._details([photo], [geometry]))
+    ((objects, faces),) = cropper._find_objects([resized], [detail])
     (candidates,) = cropper._candidates(geometry, [ratio], faces=geometry.boxes_to_original(faces))
     crops = clamp_to_image(geometry.boxes_to_model(candidates), (height, width))
     has_faces = torch.tensor([cropper.face_rule is not None and len(faces) > 0])

@@ -344,12 +344,15 @@ def test_draft_decode_boxes_in_full_resolution(tmp_path, capsys, monkeypatch):
     assert drafted.image is None and full.image is not None  # the draft is not the full image
     assert drafted.pixels.shape == full.pixels.shape == (3, 352, 256)
     assert (drafted.pixels.float() - full.pixels.float()).abs().mean() < 3
-    assert drafted.source is None and full.source is None  # no second look asked for: no photo kept
-    # A proposer's second look at 1.5x: the draft keeps 1.5x the model's pixels, and the photo is kept for it.
+    assert drafted.detail is None and full.detail is None  # no second look asked for: no detail made
+    # A proposer's second look at 1.5x: the draft keeps at least 1.5x the model's pixels (the detail is as
+    # sharp as one made from the full photo), and the photo at 1.5x is kept for it.
     looked = crop_decode.decode(str(tmp_path / "big.jpg"), preprocess, keep_full=True, use_draft=True, detail=1.5)
-    assert looked.image is None and min(looked.source.size) >= 1.5 * 256 and min(looked.source.size) < 1200
+    sharp = crop_decode.decode(str(tmp_path / "big.jpg"), preprocess, keep_full=True, use_draft=False, detail=1.5)
+    assert looked.image is None and looked.detail.shape == sharp.detail.shape == (1, 3, 528, 384)
+    assert looked.detail.dtype == torch.uint8
+    assert (looked.detail.float() - sharp.detail.float()).abs().mean() < 3
     assert (looked.pixels.float() - full.pixels.float()).abs().mean() < 3
-    looked.release_source()
 
     out = tmp_path / "out"
     rc, _, _ = run_cli(["crop", tmp_path / "big.jpg", "--ratio", "4:5", "--out", out, "--json", tmp_path / "r.jsonl"],
@@ -402,7 +405,7 @@ def test_a_ratio_s_crop_does_not_depend_on_the_others(tmp_path, capsys):
                     torch.tensor(result["boxes"]), torch.tensor(result["scores"]))
                 assert torch.allclose(boxes, alone.boxes, atol=1e-3), (name, text)
                 assert torch.allclose(scores.float(), alone.scores, atol=1e-5), (name, text)
-        resized, geometry = cropper._prepare(image)
+        resized, geometry, _ = cropper._prepare(image)
         groups = cropper._candidates(geometry, [parse_ratio(r) for r in ratios])
         one_set = cropper._score_images([resized], [geometry], [torch.cat(groups)])[0]
         grouped = cropper._score_images([resized], [geometry], [groups])[0]

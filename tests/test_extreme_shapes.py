@@ -66,7 +66,7 @@ def test_extreme_photo_crop_holds_its_content(cropper, width, height, k):
     """A square crop of a photo 40 pixels across: the only place worth cropping is the bright square (any
     square of an empty photo would pass); the candidates there hold it whole, and the crop must be one."""
     photo, box = square_photo(width, height, k)
-    resized, _ = cropper._prepare(photo)
+    resized, _, _ = cropper._prepare(photo)
     assert max(resized.shape[-2:]) == MAX_LONG_SIDE and min(resized.shape[-2:]) == 32
     (result,) = cropper.crop(photo, "1:1")
     x1, y1, x2, y2 = crop = result.boxes[0].tolist()

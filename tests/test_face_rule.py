@@ -133,7 +133,7 @@ def test_face_crops_are_added_only_where_no_other_candidate_keeps_the_main_faces
     assert len(RULE.candidates(FACES, 400, 800, 0.8, others=anchors)) == 0  # one of them keeps both
     centred = anchors[:1]  # cuts the first main face
     assert len(RULE.candidates(FACES, 400, 800, 0.8, others=centred)) == len(RULE.candidates(FACES, 400, 800, 0.8)) > 0
-    _, geometry = Cropper(LikesTheLeft(), FixedFaces())._prepare(torch.rand(3, 400, 800))
+    _, geometry, _ = Cropper(LikesTheLeft(), FixedFaces())._prepare(torch.rand(3, 400, 800))
     grid = Cropper(LikesTheLeft(), FixedFaces())._candidates(geometry, [0.8], faces=FACES)[0]
     assert torch.equal(grid, anchors)
 
@@ -141,7 +141,7 @@ def test_face_crops_are_added_only_where_no_other_candidate_keeps_the_main_faces
 def test_scores_are_the_same_with_the_objects_found_beforehand():
     cropper = Cropper(LikesTheLeft(), FixedFaces())
     photos = [torch.rand(3, 400, 800), torch.rand(3, 400, 800)]
-    resized, geometries = zip(*(cropper._prepare(p) for p in photos))
+    resized, geometries, _ = zip(*(cropper._prepare(p) for p in photos))
     found = cropper._find_objects(list(resized))
     assert [len(f) for _, f in found] == [3, 3]
     boxes = [ratio_anchors(400, 800, 1.0)] * 2

@@ -10,6 +10,7 @@ from torchvision.transforms.functional import pil_to_tensor
 
 from conftest import SHARED
 from s2c_ops import Cropper
+from s2c_ops.models import create_model
 from s2c_ops.cropping.face_rule import faces_cut
 from s2c_ops.ops.boxes import kept_share
 from s2c_ops.cropping import FaceRule
@@ -139,10 +140,11 @@ def test_second_look_finds_the_faces_of_a_group_the_first_pass_misses():
     photo = Image.open(path)
     first = Cropper(proposer=FacesFirst(SaliencyProposer(), FaceDetector(second_look=None)))
     looked = Cropper(first.model, FacesFirst(SaliencyProposer(), FaceDetector()))  # on by default
-    resized, geometry = first._prepare(photo)
-    without = first._find_objects([resized], first._details([photo], [geometry]))[0][1]
+    resized, _, none = first._prepare(photo)
+    assert none is None  # no second look: no detail made
+    without = first._find_objects([resized], [none])[0][1]
     once = looked._find_objects([resized])[0][1]  # no details: no second look
-    twice = looked._find_objects([resized], looked._details([photo], [geometry]))[0][1]
+    twice = looked._find_objects([resized], [looked._prepare(photo)[2]])[0][1]
     assert len(without) == len(once) >= 1
     assert len(twice) > len(once) and torch.equal(twice[: len(once)], once)  # the first pass's faces first
     look = SecondLook()
@@ -190,6 +192,25 @@ def test_second_look_settings_are_checked():
         FaceDetector(second_look=(1.5, 0.5, 1.5))
     assert FaceDetector().second_look == SecondLook()  # on by default
     assert FaceDetector(second_look=None).second_look is None
+
+
+def test_the_cropper_makes_a_photo_s_detail_once_small_at_the_second_look_s_resolution():
+    """The detail is made with the model's pixels from one conversion of the photo, at the proposer's factor
+    (uint8, resized as uint8: within one level of a float resize), whatever the photo's size."""
+    from s2c_ops.cropping.proposals import SaliencyProposer
+
+    photo = torch.randint(0, 256, (3, 1200, 1600), dtype=torch.uint8)
+    cropper = Cropper(create_model("prior"))
+    resized, geometry, detail = cropper._prepare(photo)
+    assert geometry.resized == (256, 352) and detail.pixels.shape == (1, 3, 384, 528)
+    assert detail.pixels.dtype == torch.uint8
+    image = detail(1.5)
+    assert image.dtype == torch.float32 and image.shape == (1, 3, 384, 528)
+    in_float = F.interpolate(photo[None].float(), size=(384, 528), mode="bilinear", antialias=True) / 255
+    assert float((image - in_float).abs().max()) <= 1 / 255 + 1e-6
+    assert detail(2.0).shape == (1, 3, 512, 704)  # another factor: resized from what is held
+    no_look = Cropper(create_model("prior"), FacesFirst(SaliencyProposer(), FaceDetector(second_look=None)))
+    assert no_look._prepare(photo)[2] is None
 
 
 def test_proposers_say_whether_they_ask_for_details():

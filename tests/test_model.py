@@ -353,7 +353,7 @@ def test_cropper_given_boxes_and_errors(small_model):
     assert len(result.boxes) == len(candidates)
     assert bool((result.scores[:-1] >= result.scores[1:]).all())
     assert sorted(map(tuple, result.boxes.tolist())) == sorted(map(tuple, candidates.tolist()))
-    resized, geometry = cropper._prepare(image)
+    resized, geometry, _ = cropper._prepare(image)
     direct = cropper._score_resized(resized[None], geometry, [candidates])[0]
     # As close as batching allows (the convolutions' rounding may differ by call, see the test above).
     torch.testing.assert_close(result.scores, direct.sort(descending=True).values, rtol=0, atol=1e-5)

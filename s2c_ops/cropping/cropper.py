@@ -29,7 +29,7 @@ from .face_rule import FaceRule
 from .images import ImageLike, image_to_tensor
 from .pixels import check_unit_range
 from .proposals import Detail, GivenBoxes, ProposedObjects, Proposer, create_proposer
-from .transforms import OfficialPreprocess, Resize
+from .transforms import OfficialPreprocess, Resize, finer
 
 #: A ratio as callers write it: width / height as a number or text (``16/9``, ``"16:9"``), or ``"free"``.
 RatioLike = Union[float, str]
@@ -53,13 +53,19 @@ def _anchors(height: int, width: int, ratio: float, device: torch.device) -> Ten
     return ratio_anchors(height, width, ratio).to(device)
 
 
-def _finer(pixels: Tensor, geometry: Resize, factor: float, *, peak: float, device: torch.device) -> Tensor:
-    """``pixels`` (``[1, 3, H, W]``, values in [0, ``peak``], the photo of ``geometry``) at ``factor`` times the
-    model's resolution on ``device``, float in [0, 1] (a :data:`~s2c_ops.cropping.proposals.Detail`)."""
-    h, w = geometry.resized
-    size = (round(h * factor), round(w * factor))
-    return F.interpolate(pixels.to(device).float(), size=size, mode="bilinear", align_corners=False,
-                         antialias=True).div_(peak).clamp_(0.0, 1.0)
+@dataclass(frozen=True)
+class _Detail:
+    """A photo's :data:`~s2c_ops.cropping.proposals.Detail`: ``pixels`` (the photo of ``geometry``, ``[1, 3, H,
+    W]``, at any resolution; uint8, or float in [0, 1]) at the factor asked for (:func:`finer`), as float in
+    [0, 1] on ``device``."""
+
+    pixels: Tensor
+    geometry: Resize
+    device: torch.device
+
+    def __call__(self, factor: float) -> Tensor:
+        pixels = finer(self.pixels, self.geometry, factor).to(self.device)
+        return pixels.float().div_(255.0) if pixels.dtype == torch.uint8 else pixels.float().clamp(0.0, 1.0)
 
 
 def _check_top_k(top_k: int) -> int:
@@ -165,8 +171,8 @@ class Cropper:
         if not values:
             raise ValueError("give at least one ratio")
         photos = _photo_list(photos)
-        resized, geometries = self._prepare_all(photos)
-        found = self._find_objects(resized, self._details(photos, geometries))
+        resized, geometries, details = self._prepare_all(photos)
+        found = self._find_objects(resized, details)
         candidates = [self._candidates(g, values, index=i, faces=g.boxes_to_original(f[1]))
                       for i, (g, f) in enumerate(zip(geometries, found))]
         scores = self._score_images(resized, geometries, candidates, found=found)
@@ -183,31 +189,32 @@ class Cropper:
         if len(box_sets) != len(photos):
             raise ValueError(f"give one Tensor[K, 4] of boxes per photo: {len(photos)} photos, {len(box_sets)} box sets")
         box_sets = [_check_boxes(b, i) for i, b in enumerate(box_sets)]
-        resized, geometries = self._prepare_all(photos)
-        found = self._find_objects(resized, self._details(photos, geometries))
+        resized, geometries, details = self._prepare_all(photos)
+        found = self._find_objects(resized, details)
         return self._score_images(resized, geometries, box_sets, found=found)
 
     # The steps of the calls above, shared with s2c crop, s2c eval, s2c export and AestheticCrop.
 
-    def _prepare(self, image: ImageLike) -> Tuple[Tensor, Resize]:
-        """The model's pixels of one photo (the official resize, values in [0, 255]) and its geometry."""
-        return self.preprocess.resize(image, apply_exif_orientation=self.apply_exif_orientation)
+    def _prepare(self, image: ImageLike) -> Tuple[Tensor, Resize, Optional[Detail]]:
+        """The model's pixels of one photo (the official resize, values in [0, 255]), its geometry and its
+        :meth:`_detail`, from one conversion of the photo."""
+        pixels = image_to_tensor(image, apply_exif_orientation=self.apply_exif_orientation)
+        resized, geometry = self.preprocess.resize(pixels)
+        return resized, geometry, self._detail(pixels, geometry)
 
-    def _prepare_all(self, photos: Sequence[ImageLike]) -> Tuple[List[Tensor], List[Resize]]:
+    def _prepare_all(self, photos: Sequence[ImageLike]) -> Tuple[List[Tensor], List[Resize], List[Optional[Detail]]]:
         prepared = [self._prepare(photo) for photo in photos]
-        return [r for r, _ in prepared], [g for _, g in prepared]
+        return [r for r, _, _ in prepared], [g for _, g, _ in prepared], [d for _, _, d in prepared]
 
-    def _details(self, photos: Sequence[Optional[ImageLike]], geometries: Sequence[Resize]) -> List[Optional[Detail]]:
-        """Per photo, its :data:`~s2c_ops.cropping.proposals.Detail` (the proposer's second look), made from
-        the photo only when asked for (``None`` for a photo not given)."""
-        return [None if photo is None else functools.partial(self._detail, photo, g)
-                for photo, g in zip(photos, geometries)]
-
-    def _detail(self, photo: ImageLike, geometry: Resize, factor: float) -> Tensor:
-        """``photo`` at ``factor`` times the model's resolution (``geometry``), ``Tensor[1, 3, H', W']`` in [0, 1]
-        on the Cropper's device (resized from the photo itself, antialiased)."""
-        pixels = image_to_tensor(photo, apply_exif_orientation=self.apply_exif_orientation)
-        return _finer(pixels[None], geometry, factor, peak=255.0, device=self.device)
+    def _detail(self, pixels: Tensor, geometry: Resize) -> Optional[Detail]:
+        """The :data:`~s2c_ops.cropping.proposals.Detail` of a photo (``pixels`` ``[3, H, W]`` of ``geometry``,
+        uint8, at any resolution) for the proposer's second look, made now at the resolution the proposer
+        asks for (its ``detail_factor``): held while the photos wait for their objects, it is small whatever
+        the photo's size. ``None`` for a proposer that takes no second look."""
+        factor = getattr(self.proposer, "detail_factor", None)
+        if factor is None:
+            return None
+        return _Detail(finer(pixels[None], geometry, factor), geometry, self.device)
 
     def _candidates(self, geometry: Resize, ratios: Sequence[Ratio], index: Optional[int] = None,
                     faces: Optional[Tensor] = None) -> List[Tensor]:
@@ -241,7 +248,7 @@ class Cropper:
                       ) -> List[Tuple[Tensor, Tensor]]:
         """Per image (as :meth:`_prepare` gives them): the proposer's ``num_boxes`` object boxes and the faces
         it found (F, 4), in model pixels, from the batches :meth:`_score_images` makes. ``details`` (one per
-        image, :meth:`_details`): the photos at a finer resolution, for the proposer's second look."""
+        image, :meth:`_detail`): the photos at a finer resolution, for the proposer's second look."""
         out: List[Optional[Tuple[Tensor, Tensor]]] = [None] * len(resized)
         for batch in self._size_batches(resized):
             pixels = self.preprocess.unnormalised(torch.stack([resized[i] for i in batch]).float().to(self.device))
@@ -299,8 +306,7 @@ class Cropper:
         h, w = images.shape[-2:]
         boxes = _anchors(h, w, parse_ratio(ratio), images.device)
         resized, geometry = self.preprocess.resize_batch(images.float() * 255)
-        details = [functools.partial(_finer, images[i : i + 1], geometry, peak=1.0, device=self.device)
-                   for i in range(len(images))]
+        details = [_Detail(images[i : i + 1], geometry, self.device) for i in range(len(images))]
         scores = self._score_resized(resized, geometry, [boxes] * len(images), details=details)
         # A copy: the cached anchors must not change when a caller edits what it gets.
         return boxes.clone(), torch.stack(scores).to(images.device)

@@ -13,7 +13,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from ...cropping.images import ImageTooLarge, check_pixels, exif_orientation, image_to_tensor, upright
-from ...cropping.transforms import OfficialPreprocess, Resize
+from ...cropping.transforms import OfficialPreprocess, Resize, finer
 
 MIN_SIDE = 32  # smallest image side accepted, in pixels
 USE_DRAFT = True  # JPEG draft decoding for the model's input (benchmarks switch it off to compare)
@@ -34,15 +34,9 @@ class Decoded:
     format: Optional[str]
     image: Optional[Image.Image] = None  # the upright full-resolution image, when kept for writing
     params: dict = field(default_factory=dict)  # how to write crops in the source's format
-    # The upright image the model's pixels came from (full or drafted), for the face detector's second look
-    # (Cropper._details), kept only for a proposer that asks for details; released once the objects are found
-    # (release_source).
-    source: Optional[Image.Image] = None
-
-    def release_source(self) -> None:
-        if self.source is not None and self.source is not self.image:
-            self.source.close()
-        self.source = None
+    # (1, 3, h, w) uint8: the photo at the second look's resolution (transforms.finer), made from the image the
+    # model's pixels came from (full or drafted), only for a proposer that asks for details (Cropper._detail).
+    detail: Optional[torch.Tensor] = None
 
 
 def describe(error: Exception) -> str:
@@ -122,7 +116,7 @@ def decode(path: str, preprocess: OfficialPreprocess, keep_full: bool, use_draft
     """Decodes ``path`` for the model (the package's one image path and ``preprocess``'s resize) and,
     with ``keep_full``, keeps the upright full image for writing when the model's decode was a full one.
     ``detail``: the proposer's :attr:`~s2c_ops.cropping.proposals.Proposer.detail_factor`; with one, a draft
-    keeps at least that many times the model's pixels and the decoded image is kept as ``source``."""
+    keeps at least that many times the model's pixels, and the photo at that resolution is kept as ``detail``."""
     with _opened(path) as (im, width, height, orientation):
         if min(width, height) < MIN_SIDE:
             raise InputError(f"image is {width}x{height} px; both sides must be at least {MIN_SIDE} px")
@@ -142,13 +136,14 @@ def decode(path: str, preprocess: OfficialPreprocess, keep_full: bool, use_draft
         params.update(_png_text(im))
     try:
         upright(im, in_place=True)
-        resized, _ = preprocess.resize(image_to_tensor(im))
+        pixels = image_to_tensor(im)
+        resized, _ = preprocess.resize(pixels)
         keep = keep_full and not drafted
-        source = im if detail is not None else None
-        if not keep and source is None:
+        if not keep:
             im.close()
-        return Decoded(width, height, resized.to(torch.uint8), Resize((height, width), (h_m, w_m)), fmt,
-                       im if keep else None, params, source=source)
+        geometry = Resize((height, width), (h_m, w_m))
+        return Decoded(width, height, resized.to(torch.uint8), geometry, fmt, im if keep else None, params,
+                       detail=None if detail is None else finer(pixels[None], geometry, detail))
     except BaseException:
         im.close()
         raise

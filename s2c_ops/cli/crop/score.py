@@ -71,13 +71,13 @@ class BoxesFile:
 def score_outcomes(cropper, outcomes: List[Outcome], job: Job, given: Optional[BoxesFile]) -> None:
     """Scores the decoded inputs of ``outcomes`` (the Cropper's batched scoring: one call per group of
     same-size model inputs); when the model fails, every input of this batch fails with its message. The
-    decoded images the model's pixels came from are released after."""
+    photos' details are released after."""
     try:
         _score(cropper, outcomes, job, given)
     finally:
         for o in outcomes:
             if o.decoded is not None:
-                o.decoded.release_source()
+                o.decoded.detail = None
 
 
 @torch.no_grad()
@@ -108,8 +108,9 @@ def _score(cropper, outcomes: List[Outcome], job: Job, given: Optional[BoxesFile
         # Found before the candidates: the Cropper adds crops built from the faces (Cropper.crop_ratios).
         if given is None:
             found = cropper._find_objects([o.decoded.pixels for o, *_ in work],
-                                          cropper._details([o.decoded.source for o, *_ in work],
-                                                           [o.decoded.geometry for o, *_ in work]))
+                                          [None if o.decoded.detail is None
+                                           else cropper._detail(o.decoded.detail[0], o.decoded.geometry)
+                                           for o, *_ in work])
         else:
             found = None
         work = [(o, specs, cropper._candidates(o.decoded.geometry, [r.value for r in specs],
