@@ -69,3 +69,21 @@ def test_bomb_limit(tmp_path, monkeypatch):
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 3000)  # past it, under twice it: Pillow only warns
     with pytest.warns(Image.DecompressionBombWarning), pytest.raises(ImageTooLarge, match="decompression-bomb limit"):
         load_image(tmp_path / "x.png")
+
+
+
+def test_the_detail_is_resized_as_uint8_within_one_level_of_a_float_resize():
+    """transforms.finer (the photo at the faces' second look's resolution) resizes uint8 as uint8 on the CPU."""
+    import torch.nn.functional as F
+
+    from s2c_ops.cropping.transforms import Resize, finer
+
+    torch.manual_seed(0)
+    photo = torch.randint(0, 256, (3, 900, 1200), dtype=torch.uint8)
+    geometry = Resize((900, 1200), (256, 352))
+    detail = finer(photo, geometry, 1.5)
+    assert detail.dtype == torch.uint8 and detail.shape == (3, 384, 528)
+    in_float = F.interpolate(photo[None].float(), size=(384, 528), mode="bilinear", antialias=True)[0]
+    assert float((detail - in_float).abs().max()) <= 1
+    assert finer(detail, geometry, 1.5) is detail  # already that size: as it is
+    assert finer(photo.float() / 255, geometry, 1.5).dtype == torch.float32  # float stays float

@@ -29,12 +29,15 @@ class GAICDTask:
     seconds_digits = 2
 
     def __init__(self, options: TrainOptions, run: Distributed, log: Callable[[str], None]) -> None:
+        from ..cropping.transforms import OfficialPreprocess
         from ..data.gaicd import GAICD
 
         self.options, self.run, self.log = options, run, log
         generator = torch.Generator().manual_seed(options.seed + run.rank)
-        self.train_set = GAICD.with_images(options.data, "train", augment=True, generator=generator)
-        self.eval_set = GAICD.with_images(options.data, options.eval_split) if run.rank == 0 else None
+        # The model's own resize (its config's antialias), as the Cropper and s2c eval resize for it.
+        pre = OfficialPreprocess(antialias=self.config().antialias)
+        self.train_set = GAICD.with_images(options.data, "train", augment=True, generator=generator, preprocess=pre)
+        self.eval_set = GAICD.with_images(options.data, options.eval_split, preprocess=pre) if run.rank == 0 else None
         if len(self.train_set) == 0:
             raise ValueError(f"no training images with pixels under {options.data}")
         self.generators = [self.train_set.generator] if self.train_set.generator is not None else []
