@@ -80,8 +80,10 @@ class Pipeline:
     def _decode(self, entry: Entry) -> Outcome:
         o = Outcome(entry)
         if not entry.error:
+            # With --boxes the proposer never runs: no detail for its second look.
+            detail = None if self.given is not None else self.cropper.proposer.detail_factor
             o.decoded, o.error = decoding.try_decode(entry.path, self.cropper.preprocess, self.job.out is not None,
-                                                     decoding.USE_DRAFT, self.cropper.proposer.detail_factor)
+                                                     decoding.USE_DRAFT, detail)
         return o
 
     def run(self, entries: Iterator[Entry], stop: Stop) -> None:
