@@ -214,8 +214,8 @@ def test_the_cropper_makes_a_photo_s_detail_once_small_at_the_second_look_s_reso
 
 
 def test_proposers_say_whether_they_ask_for_details():
-    """s2c crop keeps each decoded photo (and drafts JPEGs to the second look's resolution) only for a proposer
-    that asks for details."""
+    """The Cropper and s2c crop make each photo's detail (and s2c crop drafts JPEGs to the second look's
+    resolution) only for a proposer that asks for details."""
     from s2c_ops.cropping.proposals import FacesFirst, SaliencyProposer, SecondLook
 
     assert create_proposer("default").detail_factor == SecondLook().factor
