@@ -6,8 +6,10 @@ issue's target: the default at most 3x smartcrop.py).
 
 Photos: the first ``--photos`` of the FCDB validation list (about 800 px; the demo photos when the FCDB
 folder is absent); with ``--people``, the first of the labelled people photos of ``faces_kept.py``
-(``benchmarks/face_labels_fcdb_val.json``: where the faces' second look runs); with ``--long-side N``, the same photos enlarged to N pixels on the long side (Lanczos)
-and saved as JPEG (quality 90) in a temporary folder first: phone-size photos (4000: about 12 MP). Each call opens the file and crops it to ``--ratio``, decode included: the Croppers
+(``benchmarks/face_labels_fcdb_val.json``: where the faces' second look runs); with ``--long-side N``, the
+same photos enlarged to N pixels on the long side (Lanczos) and saved as JPEG (quality 90) in a temporary
+folder first: phone-size photos (4000: about 12 MP). Each call opens the file and crops it to ``--ratio``,
+decode included: the Croppers
 ``Cropper.crop(Image.open(path), ratio)`` (the package's one image path), smartcrop.py (``pip install smartcrop``,
 benchmark-only) ``SmartCrop().crop(image, W, H)`` with ``W x H`` the photo's largest crop of the ratio (the
 same task: the best crop in the photo's pixels) and, for scale, a 320x180 thumbnail target (it pre-scales
@@ -103,8 +105,8 @@ def main() -> None:
         photos = sorted(p for p in (ROOT / "s2c_ops" / "demo_photos").glob("*.*") if p.suffix in (".png", ".jpg"))
         where = f"the {len(photos)} demo photos"
     if args.long_side:
-        folder = tempfile.TemporaryDirectory()
-        photos = [enlarged(photo, args.long_side, Path(folder.name)) for photo in photos]
+        enlarged_folder = tempfile.TemporaryDirectory()  # removed when the run ends
+        photos = [enlarged(photo, args.long_side, Path(enlarged_folder.name)) for photo in photos]
         where += f" enlarged to {args.long_side} px on the long side"
     prior, default, description = create_model("prior"), create_model("default"), model_description("default")
     first_pass = FacesFirst(SaliencyProposer(), FaceDetector(second_look=None))
