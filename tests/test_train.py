@@ -242,3 +242,25 @@ def test_options_read_once_and_an_older_state_refused(tmp_path, capsys):
                      "--backbone-weights", "none"]) == 1
     err = capsys.readouterr().err
     assert len(err.splitlines()) == 1 and "lacks stage, schedule, model, config" in err, err
+
+
+def test_gaicd_training_resizes_as_its_config_says(tmp_path):
+    """GAICD training reads images resized as the Cropper resizes them for the model it trains (its config's
+    antialias): the official configs' aliased resize, an antialiased one for a config that asks for it."""
+    from dataclasses import replace
+
+    from s2c_ops.models.config import OFFICIAL
+    from s2c_ops.training.gaicd import GAICDTask
+    from s2c_ops.training.options import TrainOptions
+    from s2c_ops.training.run import Distributed
+
+    make_gaicd(tmp_path / "gaic", 2, 1, pixels=True)
+    run = Distributed("cpu")
+    try:
+        for config, antialias in (("GAICv1", False), (replace(OFFICIAL["GAICv1"], antialias=True), True)):
+            options = TrainOptions.for_data(tmp_path / "gaic", tmp_path / "run", config=config)
+            task = GAICDTask(options, run, print)
+            assert task.train_set.preprocess.antialias is antialias
+            assert task.eval_set.preprocess.antialias is antialias
+    finally:
+        run.close()
