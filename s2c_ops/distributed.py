@@ -1,8 +1,10 @@
 """torchrun and devices: the one place that reads torchrun's environment and picks a rank's device (used
 by ``s2c crop`` and training)."""
 import os
+import time
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Optional, Union
+from typing import Iterator, Optional, Sequence, Union
 
 import torch
 
@@ -69,6 +71,21 @@ def init_process_group(ranks: Ranks, backend: str) -> bool:
     return True
 
 
+@contextmanager
+def lending(tensors: Sequence[torch.Tensor], timeout: float = 5.0) -> Iterator[None]:
+    """Around collectives on ``tensors``: on leaving, waits (microseconds as a rule) until gloo's worker
+    threads have let go of the CPU ones. A worker that drops the last reference after Python has dropped
+    its own must take the GIL; if the interpreter is shutting down by then, the rank aborts ("terminate
+    called without an active exception") although its work is done. That failed about one torchrun run in
+    forty on a loaded machine."""
+    lent = [(t, t._use_count()) for t in tensors if t.device.type == "cpu" and hasattr(t, "_use_count")]
+    yield
+    deadline = time.monotonic() + timeout
+    for t, count in lent:
+        while t._use_count() > count and time.monotonic() < deadline:
+            time.sleep(1e-4)
+
+
 class ProcessGroup:
     """torch.distributed for a torchrun job, as a context manager: started on entering when this process is
     one of several ranks and no group exists yet, torn down on leaving (or :meth:`close`) when it was
@@ -103,8 +120,21 @@ class ProcessGroup:
             import torch.distributed as dist
 
             values = values.to(self.reduce_device)
-            dist.all_reduce(values)
+            with lending([values]):
+                dist.all_reduce(values)
         return values.cpu()
+
+    def gather(self, values: torch.Tensor) -> torch.Tensor:
+        """``values`` (one shape on every rank) of each rank, stacked in rank order, on the CPU."""
+        if not self.active:
+            return values[None].cpu()
+        import torch.distributed as dist
+
+        values = values.to(self.reduce_device)
+        out = [torch.empty_like(values) for _ in range(self.ranks.world)]
+        with lending([values, *out]):
+            dist.all_gather(out, values)
+        return torch.stack(out).cpu()
 
     def close(self, wait: bool = False) -> None:
         """Tears the group down if it was started here; ``wait``: after a barrier (a rank then never leaves

@@ -84,7 +84,7 @@ class FCDBTask:
         self.evaluated: List[CachedPhoto] = cache.get("eval", [])
         if not self.train:
             raise ValueError(f"no photos to train on in {o.data} (split {o.train_split!r})")
-        self.steps = math.ceil(max(run.gather(len(self.train))) / o.photos_per_step)
+        self.steps = math.ceil(int(run.gather(torch.tensor([len(self.train)])).max()) / o.photos_per_step)
 
     def stages(self, model: S2CNet) -> List[Stage]:
         o = self.options

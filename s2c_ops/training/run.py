@@ -9,7 +9,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from ..distributed import ProcessGroup, rank_device, torchrun_ranks
+from ..distributed import ProcessGroup, lending, rank_device, torchrun_ranks
 from ..files import write_atomic, write_json_atomic
 from ..models.weights import weights_digest
 
@@ -131,27 +131,24 @@ class Distributed(ProcessGroup):
     def world(self) -> int:
         return self.ranks.world
 
-    def gather(self, value: Any) -> List[Any]:
-        if not self.active:
-            return [value]
-        out = [None] * self.world
-        dist.all_gather_object(out, value)
-        return out
-
     def average_gradients(self, params: Sequence[nn.Parameter]) -> None:
         """The gradients of ``params`` averaged over the ranks (every rank then takes the same step)."""
         if not self.active:
             return
-        for p in params:
-            if p.grad is not None:
-                dist.all_reduce(p.grad)
-                p.grad /= self.world
+        grads = [p.grad for p in params if p.grad is not None]
+        with lending(grads):
+            for g in grads:
+                dist.all_reduce(g)
+        for g in grads:
+            g /= self.world
 
     def broadcast_buffers(self, module: nn.Module) -> None:
         """``module``'s buffers (BatchNorm statistics outside the frozen backbone) as rank 0 has them."""
         if self.active:
-            for b in module.buffers():
-                dist.broadcast(b, 0)
+            buffers = list(module.buffers())
+            with lending(buffers):
+                for b in buffers:
+                    dist.broadcast(b, 0)
 
     def close(self, wait: bool = True) -> None:
         super().close(wait)
@@ -171,7 +168,7 @@ class Stage:
 
 def summary_of(model: nn.Module, run: Distributed, rows: List[Dict[str, Any]], **extra: Any) -> Dict[str, Any]:
     """What ``summary.json`` records: the config, the ranks' weight digests (equal when in sync), the last row."""
-    digests = run.gather(weights_digest(model))
+    digests = [bytes(row.tolist()).decode() for row in run.gather(torch.tensor(list(weights_digest(model).encode())))]
     return {"world_size": run.world, "config": asdict(model.config),
             "rank_digests": digests, "ranks_in_sync": len(set(digests)) == 1, "last": rows[-1] if rows else None,
             **extra}
