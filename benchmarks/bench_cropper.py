@@ -13,8 +13,10 @@ decode included: the Croppers
 ``Cropper.crop(Image.open(path), ratio)`` (the package's one image path), smartcrop.py (``pip install smartcrop``,
 benchmark-only) ``SmartCrop().crop(image, W, H)`` with ``W x H`` the photo's largest crop of the ratio (the
 same task: the best crop in the photo's pixels) and, for scale, a 320x180 thumbnail target (it pre-scales
-the photo to about the target's size, so its time grows with the target), and the default with its face
-detector's second look turned off (``FaceDetector(second_look=None)``: what the second look costs). Rounds
+the photo to about the target's size, so its time grows with the target), the default with its face
+detector's second look turned off (``FaceDetector(second_look=None)``: what the second look costs), and the
+default given the photo decoded in full (``image.load()`` first: no JPEG draft, which the Cropper takes for
+a JPEG opened and not decoded yet when it at least halves each side, so on phone-size photos). Rounds
 interleave the contenders; each figure is the median over rounds of the mean milliseconds per photo. With
 ``--fastest``, each round times each photo with every contender in turn, and each figure is the mean over
 photos of each photo's fastest round (robust to bursts of other work on a shared machine, which a round's
@@ -43,6 +45,7 @@ from s2c_ops.cropping.proposals import FaceDetector, FacesFirst, SaliencyPropose
 from s2c_ops.data.fcdb import validation_files  # noqa: E402
 from s2c_ops.models import create_model  # noqa: E402
 from s2c_ops.models.registry import model_description  # noqa: E402
+from phone_size import decoded, enlarged  # noqa: E402
 
 
 def per_photo_ms(fn, photos) -> float:
@@ -50,15 +53,6 @@ def per_photo_ms(fn, photos) -> float:
     for photo in photos:
         fn(photo)
     return (time.perf_counter() - started) * 1e3 / len(photos)
-
-
-def enlarged(photo: Path, long_side: int, folder: Path) -> Path:
-    """``photo`` enlarged to ``long_side`` pixels on its long side, saved as a JPEG in ``folder``."""
-    image = Image.open(photo).convert("RGB")
-    scale = long_side / max(image.size)
-    path = folder / f"{photo.stem}.jpg"
-    image.resize((round(image.width * scale), round(image.height * scale)), Image.LANCZOS).save(path, quality=90)
-    return path
 
 
 def smartcrop_fns(ratio: float):
@@ -106,13 +100,15 @@ def main() -> None:
         where = f"the {len(photos)} demo photos"
     if args.long_side:
         enlarged_folder = tempfile.TemporaryDirectory()  # removed when the run ends
-        photos = [enlarged(photo, args.long_side, Path(enlarged_folder.name)) for photo in photos]
+        photos = [enlarged(photo, args.long_side, Path(enlarged_folder.name))[0] for photo in photos]
         where += f" enlarged to {args.long_side} px on the long side"
     prior, default, description = create_model("prior"), create_model("default"), model_description("default")
     first_pass = FacesFirst(SaliencyProposer(), FaceDetector(second_look=None))
     unlooked = "default without the faces' second look"
     croppers = {"geometry prior": Cropper(prior), description: Cropper(default), unlooked: Cropper(default, first_pass)}
     timed = {name: (lambda photo, c=c: c.crop(Image.open(photo), args.ratio)) for name, c in croppers.items()}
+    in_full = "default, decoded in full first"
+    timed[in_full] = lambda photo: croppers[description].crop(decoded(photo), args.ratio)
     smart = smartcrop_fns(parse_ratio(args.ratio))
     timed.update(smart)
     main_cropper = croppers[description]
@@ -151,6 +147,7 @@ def main() -> None:
         print(f"| {name} | {ms[name]:.1f} |")
     print(f"| default / prior | {ms[description] / ms['geometry prior']:.2f}x |")
     print(f"| default / default without the second look | {ms[description] / ms[unlooked]:.2f}x |")
+    print(f"| default / default decoded in full first | {ms[description] / ms[in_full]:.2f}x |")
     for name in smart:
         print(f"| default / {name} | {ms[description] / ms[name]:.2f}x |")
     decode_ms = ms["decode and resize"]

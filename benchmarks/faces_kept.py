@@ -1,7 +1,7 @@
 """How often crops keep the faces: labelled faces of people photos, three ratios (16:9, 1:1, 4:5).
 
     python benchmarks/faces_kept.py [--data ../shared/data/FCDB] [--labels benchmarks/face_labels_fcdb_val.json]
-                                    [--weights blend.safetensors]
+                                    [--weights blend.safetensors] [--long-side 4000 [--decoded-first]]
 
 A case is one photo and one ratio. Three measures:
 
@@ -20,11 +20,14 @@ and at 512 px on the short side, down to 20 px there, each checked by eye; detec
 are left out) and the demo photo astronaut.png. Croppers compared: the centred largest crop, the geometry prior without the
 face rule (saliency boxes), the prior and the default model as shipped (faces first, face rule), or with
 ``--weights`` a weights file in its place (e.g. a run's ``blend.safetensors`` that held the validation photos
-out, when the shipped model trained on them).
+out, when the shipped model trained on them). With ``--long-side N``, the photos enlarged to N pixels on the
+long side and saved as JPEGs first, their labels scaled with them (phone-size photos, which the Cropper
+decodes reduced: a JPEG draft), and with ``--decoded-first`` too, given to the Croppers decoded in full.
 """
 import argparse
 import json
 import sys
+import tempfile
 from pathlib import Path
 
 import torch
@@ -38,6 +41,7 @@ from s2c_ops.cropping.candidates import largest_crop, parse_ratio, ratio_anchors
 from s2c_ops.cropping.face_rule import FACE_CUT_MARGIN, faces_cut  # noqa: E402
 from s2c_ops.ops.boxes import kept_share, sides  # noqa: E402
 from s2c_ops.cropping.proposals import create_proposer  # noqa: E402
+from phone_size import decoded, enlarged  # noqa: E402
 from s2c_ops.models import create_model, load  # noqa: E402
 from s2c_ops.models.registry import model_description  # noqa: E402
 
@@ -76,9 +80,18 @@ def main() -> None:
     p.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "FCDB"))
     p.add_argument("--labels", default=str(ROOT / "benchmarks" / "face_labels_fcdb_val.json"))
     p.add_argument("--weights", help="a weights file in place of the default model")
+    p.add_argument("--long-side", type=int, default=None, help="enlarge the photos to this long side first")
+    p.add_argument("--decoded-first", action="store_true", help="give the Croppers the photos decoded in full")
     args = p.parse_args()
     labels = {str(Path(args.data) / "images" / f): v for f, v in json.loads(Path(args.labels).read_text()).items()}
     labels.update({str(ROOT / "s2c_ops" / "demo_photos" / f): v for f, v in ASTRONAUT.items()})
+    if args.long_side:
+        folder = tempfile.TemporaryDirectory()  # removed when the run ends
+        scaled = {}
+        for path, faces in labels.items():
+            big, (sx, sy) = enlarged(Path(path), args.long_side, Path(folder.name))
+            scaled[str(big)] = [[x1 * sx, y1 * sy, x2 * sx, y2 * sy] for x1, y1, x2, y2 in faces]
+        labels = scaled
     prior = create_model("prior")
     default = load(args.weights) if args.weights else create_model("default")
     description = args.weights or model_description("default")
@@ -94,7 +107,7 @@ def main() -> None:
     uncut = {name: [] for name in names}  # no face cut (1 px), the same cases
     misses = {name: [] for name in names}
     for path, faces in labels.items():
-        photo = Image.open(path)
+        photo = decoded(path) if args.decoded_first else Image.open(path)
         faces = torch.tensor(faces)
         width, height = sides(faces)
         largest = faces[(width * height).argmax()]
@@ -114,7 +127,7 @@ def main() -> None:
                     kept[name].append(no_cut and bool(inside(box[0], faces[main]).all()))
                     if not kept[name][-1]:
                         misses[name].append(f"{Path(path).name} {ratio}{'' if no_cut else ' (a face cut)'}")
-        if Path(path).name == "astronaut.png":
+        if Path(path).stem == "astronaut":
             for name in names:
                 kept_all = all(whole[name][-3:]) and all(main_kept[name][-3:])
                 print(f"astronaut.png, {name}: {'kept' if kept_all else 'cut or left out'} in {', '.join(RATIOS)}")

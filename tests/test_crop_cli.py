@@ -333,20 +333,21 @@ def test_ratio_the_image_cannot_hold_fails_alone(tmp_path, capsys):
 def test_draft_decode_boxes_in_full_resolution(tmp_path, capsys, monkeypatch):
     """A large JPEG (with EXIF rotation) is decoded at a reduced size for the model; boxes and crops
     are still in full-resolution upright pixels."""
-    big = photo(1600, 1200, seed=3)
+    big = photo(3200, 2400, seed=3)
     exif = Image.Exif()
     exif[0x0112] = 6
     big.save(tmp_path / "big.jpg", quality=90, exif=exif.tobytes())
     preprocess = OfficialPreprocess()
     drafted = crop_decode.decode(str(tmp_path / "big.jpg"), preprocess, keep_full=True, use_draft=True)
     full = crop_decode.decode(str(tmp_path / "big.jpg"), preprocess, keep_full=True, use_draft=False)
-    assert (drafted.width, drafted.height) == (full.width, full.height) == (1200, 1600)
+    assert (drafted.width, drafted.height) == (full.width, full.height) == (2400, 3200)
     assert drafted.image is None and full.image is not None  # the draft is not the full image
     assert drafted.pixels.shape == full.pixels.shape == (3, 352, 256)
     assert (drafted.pixels.float() - full.pixels.float()).abs().mean() < 3
     assert drafted.detail is None and full.detail is None  # no second look asked for: no detail made
-    # A proposer's second look at 1.5x: the draft keeps at least 1.5x the model's pixels (the detail is as
-    # sharp as one made from the full photo), and the photo at 1.5x is kept for it.
+    # A draft keeps at least twice the pixels of the resize that follows it; a proposer's second look at 1.5x:
+    # at least twice 1.5x the model's pixels (the detail is as sharp as one made from the full photo), and the
+    # photo at 1.5x is kept for it.
     looked = crop_decode.decode(str(tmp_path / "big.jpg"), preprocess, keep_full=True, use_draft=True, detail=1.5)
     sharp = crop_decode.decode(str(tmp_path / "big.jpg"), preprocess, keep_full=True, use_draft=False, detail=1.5)
     assert looked.image is None and looked.detail.shape == sharp.detail.shape == (1, 3, 528, 384)
@@ -360,8 +361,8 @@ def test_draft_decode_boxes_in_full_resolution(tmp_path, capsys, monkeypatch):
     assert rc == 0
     rec, = read_jsonl(tmp_path / "r.jsonl")
     (x1, y1, x2, y2), = rec["boxes"]
-    assert (rec["width"], rec["height"]) == (1200, 1600)
-    assert x2 <= 1200 and y2 <= 1600 and (x2 - x1) / (y2 - y1) == pytest.approx(0.8, rel=1e-4)
+    assert (rec["width"], rec["height"]) == (2400, 3200)
+    assert x2 <= 2400 and y2 <= 3200 and (x2 - x1) / (y2 - y1) == pytest.approx(0.8, rel=1e-4)
     crop = Image.open(rec["outputs"][0])
     box = written_box(rec)
     assert crop.size == (box[2] - box[0], box[3] - box[1])

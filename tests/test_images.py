@@ -87,3 +87,67 @@ def test_the_detail_is_resized_as_uint8_within_one_level_of_a_float_resize():
     assert float((detail - in_float).abs().max()) <= 1
     assert finer(detail, geometry, 1.5) is detail  # already that size: as it is
     assert finer(photo.float() / 255, geometry, 1.5).dtype == torch.float32  # float stays float
+
+
+def _big_jpeg(path, width, height, orientation=1):
+    """A smooth JPEG (a gradient with a bright disc) of ``width`` x ``height`` stored pixels."""
+    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
+    a = np.stack([x / width * 200, y / height * 200, np.full_like(x, 90)], -1)
+    a[(x - 0.7 * width) ** 2 + (y - 0.4 * height) ** 2 < (0.1 * min(width, height)) ** 2] = 250
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    Image.fromarray(a.astype(np.uint8)).save(path, quality=90, exif=exif.tobytes())
+    return path
+
+
+@pytest.mark.parametrize("orientation, switch", [(1, True), (6, True), (6, False)])
+def test_cropper_decodes_an_unopened_jpeg_reduced_and_leaves_it_alone(tmp_path, orientation, switch, monkeypatch):
+    """Cropper.crop(Image.open(jpeg)) decodes its own reduced copy (a draft) for the model and the second
+    look: the caller's image stays undecoded and full size, and the crops match those of the full decode."""
+    from s2c_ops.cropping import cropper as cropper_module
+    from s2c_ops.cropping.images import draft, reopened
+
+    drafts = []
+
+    def spy(im, *args, **kwargs):
+        drafts.append((draft(im, *args, **kwargs), im.size))
+        return drafts[-1][0]
+
+    monkeypatch.setattr(cropper_module, "draft", spy)
+    path = _big_jpeg(tmp_path / "big.jpg", 2400, 1800, orientation)
+    cropper = Cropper(apply_exif_orientation=switch)
+    lazy = Image.open(path)
+    copy = reopened(lazy)
+    assert copy is not None and copy is not lazy
+    copy.close()
+    resized, geometry, detail = cropper._prepare(lazy)
+    assert drafts == [(True, (1200, 900))]  # half of each side: at least twice 1.5x the model's 352 x 256
+    assert lazy.tile and lazy.size == (2400, 1800)  # not decoded, not drafted
+    full = Image.open(path)
+    full.load()
+    assert reopened(full) is None  # decoded already: taken as it is
+    resized_full, geometry_full, detail_full = cropper._prepare(full)
+    assert geometry == geometry_full and resized.shape == resized_full.shape
+    assert (resized - resized_full).abs().mean() < 2
+    assert (detail(1.5).float() - detail_full(1.5).float()).abs().mean() < 2 / 255
+    drafted, = cropper.crop(Image.open(path), "4:5")
+    whole, = cropper.crop(full, "4:5")
+    assert torch.allclose(drafted.boxes[0], whole.boxes[0], atol=2 * max(geometry.original) / 256)
+
+
+def test_a_draft_keeps_the_photo_s_own_model_size(tmp_path):
+    """A draft's sides are rounded up from 1/8 of the photo's, which can round the model's input to another
+    multiple of 32: the model's pixels still have the size of the photo's own resize (5994 x 2740: 576 wide,
+    where the 1/8 draft alone would give 544)."""
+    from s2c_ops.cli.crop.decode import decode
+    from s2c_ops.cropping.proposals import SaliencyProposer
+    from s2c_ops.cropping.transforms import OfficialPreprocess
+
+    path = _big_jpeg(tmp_path / "wide.jpg", 5994, 2740)
+    preprocess = OfficialPreprocess(antialias=True)
+    assert preprocess.output_size(2740 // 8 + 1, 5994 // 8 + 1) != preprocess.output_size(2740, 5994)
+    decoded = decode(str(path), preprocess, keep_full=False, use_draft=True)
+    assert decoded.geometry.resized == (256, 576) and decoded.pixels.shape == (3, 256, 576)
+    cropper = Cropper(proposer=SaliencyProposer())
+    resized, geometry, _ = cropper._prepare(Image.open(path))
+    assert geometry.original == (2740, 5994) and tuple(resized.shape[-2:]) == geometry.resized == (256, 576)

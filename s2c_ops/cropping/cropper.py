@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
+from PIL import Image
 from torch import Tensor, nn
 
 from ..models.registry import create_model
@@ -25,7 +26,7 @@ from ..models.scorer import ability, inference_copy, module_device
 from ..ops.boxes import clamp_to_image
 from .candidates import FREE, Ratio, candidate_crops, parse_ratio, ratio_anchors
 from .face_rule import FaceRule
-from .images import ImageLike, image_to_tensor
+from .images import ImageLike, draft, exif_orientation, image_to_tensor, reopened, swaps_sides
 from .pixels import check_unit_range
 from .proposals import Detail, GivenBoxes, ProposedObjects, Proposer, create_proposer
 from .transforms import OfficialPreprocess, Resize, finer
@@ -196,9 +197,21 @@ class Cropper:
 
     def _prepare(self, image: ImageLike) -> Tuple[Tensor, Resize, Optional[Detail]]:
         """The model's pixels of one photo (the official resize, values in [0, 255]), its geometry and its
-        :meth:`_detail`, from one conversion of the photo."""
-        pixels = image_to_tensor(image, apply_exif_orientation=self.apply_exif_orientation)
-        resized, geometry = self.preprocess.resize(pixels)
+        :meth:`_detail`, from one conversion of the photo. A JPEG opened from a file and not decoded yet
+        (``Image.open(path)``) is decoded reduced, as ``s2c crop`` does, from a copy of its own (a
+        :func:`~s2c_ops.cropping.images.draft`, keeping the pixels the model and the second look use)."""
+        original, pixels = None, None
+        copy = reopened(image) if isinstance(image, Image.Image) else None
+        if copy is not None:
+            with copy:
+                w, h = copy.size
+                swapped = self.apply_exif_orientation and swaps_sides(exif_orientation(copy))
+                original = (w, h) if swapped else (h, w)
+                if draft(copy, self.preprocess.output_size(*original), self._detail_factor, swapped=swapped):
+                    pixels = image_to_tensor(copy, apply_exif_orientation=self.apply_exif_orientation)
+        if pixels is None:
+            original, pixels = None, image_to_tensor(image, apply_exif_orientation=self.apply_exif_orientation)
+        resized, geometry = self.preprocess.resize(pixels, original=original)
         return resized, geometry, self._detail(pixels, geometry)
 
     def _prepare_all(self, photos: Sequence[ImageLike]) -> Tuple[List[Tensor], List[Resize], List[Optional[Detail]]]:
@@ -210,10 +223,15 @@ class Cropper:
         uint8, at any resolution) for the proposer's second look, made now at the resolution the proposer
         asks for (its ``detail_factor``): held while the photos wait for their objects, it is small whatever
         the photo's size. ``None`` for a proposer that takes no second look."""
-        factor = getattr(self.proposer, "detail_factor", None)
+        factor = self._detail_factor
         if factor is None:
             return None
         return _Detail(finer(pixels[None], geometry, factor), geometry, self.device)
+
+    @property
+    def _detail_factor(self) -> Optional[float]:
+        """The proposer's :attr:`~s2c_ops.cropping.proposals.Proposer.detail_factor` (``None``: no second look)."""
+        return getattr(self.proposer, "detail_factor", None)
 
     def _candidates(self, geometry: Resize, ratios: Sequence[Ratio], index: Optional[int] = None,
                     faces: Optional[Tensor] = None) -> List[Tensor]:

@@ -6,9 +6,15 @@
   the upright photo. A broken EXIF block leaves the photo as stored.
 * Then 8-bit RGB (:func:`to_rgb`): alpha composited over white; 16-bit and 32-bit data scaled to 8 bits
   (not clipped); CMYK through its embedded ICC profile when it has one; palette and grayscale expanded.
+* A JPEG at least twice the size the model (and the face detector's second look) needs is decoded
+  reduced (:func:`draft`) by ``s2c crop`` and by the Cropper when given it opened and not decoded yet
+  (``Image.open(path)``); the datasets (``s2c eval``, ``s2c train``) decode in full. The resize then
+  gives the model the size of the photo's own resize (``OfficialPreprocess.resize(original=...)``).
 """
 import io
-from typing import Union
+import math
+import os
+from typing import Optional, Tuple, Union
 
 import numpy as np
 import torch
@@ -21,6 +27,9 @@ ImageLike = Union[Tensor, Image.Image]
 
 EXIF_ORIENTATION = 0x0112
 _ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
+JPEG_FORMATS = ("JPEG", "MPO")
+DRAFT_MIN_FACTOR = 2  # a JPEG draft only when it at least halves each side
+DRAFT_KEEP = 2  # and keeps at least twice the pixels the resize makes (a resize that still filters)
 
 
 def exif_orientation(im: Image.Image) -> int:
@@ -41,6 +50,47 @@ def upright(im: Image.Image, *, in_place: bool = False) -> Image.Image:
         ImageOps.exif_transpose(im, in_place=True)
         return im
     return ImageOps.exif_transpose(im)
+
+
+def swaps_sides(orientation: int) -> bool:
+    """Whether an EXIF orientation swaps the photo's width and height."""
+    return orientation in (5, 6, 7, 8)
+
+
+def draft(im: Image.Image, size: Tuple[int, int], factor: Optional[float] = None, *, swapped: bool = False) -> bool:
+    """Asks a JPEG that is not decoded yet for a reduced decode (Pillow's ``draft()``: DCT scaling by 1/2,
+    1/4 or 1/8, several times faster than a full decode) that keeps at least ``factor`` (1 or more) times
+    ``size``, the model's (height, width), when that at least halves each side; whether it will.
+    ``swapped``: the photo is stored turned (its EXIF orientation swaps the sides)."""
+    if im.format not in JPEG_FORMATS:
+        return False
+    least = max(1.0, factor or 1.0) * DRAFT_KEEP
+    h, w = math.ceil(size[0] * least), math.ceil(size[1] * least)
+    want = (h, w) if swapped else (w, h)  # in stored orientation, (width, height)
+    if im.size[0] // want[0] < DRAFT_MIN_FACTOR or im.size[1] // want[1] < DRAFT_MIN_FACTOR:
+        return False
+    before = im.size
+    im.draft(None, want)
+    return im.size != before
+
+
+def reopened(image: Image.Image) -> Optional[Image.Image]:
+    """A copy of ``image`` opened again from its file (header only), when ``image`` is a JPEG that
+    ``Image.open`` read from a path and that is not decoded yet, so that a :func:`draft` leaves the caller's
+    image as it is; ``None`` otherwise, or when the file no longer holds that image."""
+    name = getattr(image, "filename", None)
+    if image.format not in JPEG_FORMATS or not getattr(image, "tile", None) or not isinstance(name, (str, os.PathLike)):
+        return None
+    if not name or not os.path.isfile(name):
+        return None
+    try:
+        copy = Image.open(name)
+    except (OSError, SyntaxError, ValueError):
+        return None
+    if (copy.format, copy.size, copy.mode) != (image.format, image.size, image.mode):
+        copy.close()
+        return None
+    return copy
 
 
 def _to_8bit_gray(im: Image.Image) -> Image.Image:

@@ -13,7 +13,7 @@ scoring took 16-34 s and 6 GB. The candidate crops are made in the photo's own p
 crop still lies inside it.
 """
 from dataclasses import dataclass
-from typing import Tuple
+from typing import Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -108,16 +108,19 @@ class OfficialPreprocess:
         m = self.multiple
         return max(m, round(height * scale / m) * m), max(m, round(width * scale / m) * m)
 
-    def resize(self, image: ImageLike, *, apply_exif_orientation: bool = True) -> Tuple[Tensor, Resize]:
+    def resize(self, image: ImageLike, *, apply_exif_orientation: bool = True,
+               original: Optional[Tuple[int, int]] = None) -> Tuple[Tensor, Resize]:
         """The resized image as float values in [0, 255], rounded like OpenCV's uint8 output; a PIL image
-        goes through :func:`~s2c_ops.cropping.images.image_to_tensor` first (upright, 8-bit RGB)."""
+        goes through :func:`~s2c_ops.cropping.images.image_to_tensor` first (upright, 8-bit RGB).
+        ``original``: the (height, width) of the photo when ``image`` is a reduced decode of it (a JPEG
+        draft); the output then has the size, and the geometry the original, of the photo's own resize."""
         pixels = image_to_tensor(image, apply_exif_orientation=apply_exif_orientation)
-        resized, geometry = self.resize_batch(pixels[None].float())
+        resized, geometry = self.resize_batch(pixels[None].float(), original=original)
         return resized[0], geometry
 
-    def resize_batch(self, pixels: Tensor) -> Tuple[Tensor, Resize]:
+    def resize_batch(self, pixels: Tensor, *, original: Optional[Tuple[int, int]] = None) -> Tuple[Tensor, Resize]:
         """The same for a (B, 3, H, W) float batch of values in [0, 255], on its device."""
-        h, w = pixels.shape[-2:]
+        h, w = original if original is not None else pixels.shape[-2:]
         size = self.output_size(h, w)
         resized = F.interpolate(pixels, size=size, mode="bilinear", align_corners=False, antialias=self.antialias)
         # In place on interpolate's own output: a full-size temporary less (what the CPU pays most for).

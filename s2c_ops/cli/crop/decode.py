@@ -2,7 +2,6 @@
 :mod:`s2c_ops.cropping.images`, and :class:`~s2c_ops.cropping.transforms.OfficialPreprocess`'s resize; JPEG
 ``draft()`` at a reduced size when the image is at least twice the model's input size) and in full for
 writing crops, with the source's writing options."""
-import math
 import os
 import stat
 from contextlib import contextmanager
@@ -12,13 +11,12 @@ from typing import Iterator, Optional, Tuple
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from ...cropping.images import ImageTooLarge, check_pixels, exif_orientation, image_to_tensor, upright
+from ...cropping.images import (JPEG_FORMATS, ImageTooLarge, check_pixels, draft, exif_orientation, image_to_tensor,
+                                swaps_sides, upright)
 from ...cropping.transforms import OfficialPreprocess, Resize, finer
 
 MIN_SIDE = 32  # smallest image side accepted, in pixels
 USE_DRAFT = True  # JPEG draft decoding for the model's input (benchmarks switch it off to compare)
-DRAFT_MIN_FACTOR = 2  # draft only when it at least halves each side
-JPEG_FORMATS = ("JPEG", "MPO")
 
 
 class InputError(Exception):
@@ -103,7 +101,7 @@ def _opened(path: str) -> Iterator[Tuple[Image.Image, int, int, int]]:
             check_pixels(im.height, im.width)
             orientation = exif_orientation(im)
             w, h = im.size
-            if orientation in (5, 6, 7, 8):
+            if swaps_sides(orientation):
                 w, h = h, w
             yield im, w, h, orientation
         except BaseException:
@@ -123,25 +121,16 @@ def decode(path: str, preprocess: OfficialPreprocess, keep_full: bool, use_draft
         h_m, w_m = preprocess.output_size(height, width)
         fmt = im.format
         params = _jpeg_params(im) if fmt in JPEG_FORMATS else {}
-        drafted = False
-        if use_draft and fmt in JPEG_FORMATS:
-            least = 1.0 if detail is None else max(1.0, detail)
-            h_d, w_d = math.ceil(h_m * least), math.ceil(w_m * least)
-            want = (h_d, w_d) if orientation in (5, 6, 7, 8) else (w_d, h_d)  # stored orientation (w, h)
-            if im.size[0] // want[0] >= DRAFT_MIN_FACTOR and im.size[1] // want[1] >= DRAFT_MIN_FACTOR:
-                before = im.size
-                im.draft(None, want)
-                drafted = im.size != before
+        drafted = use_draft and draft(im, (h_m, w_m), detail, swapped=swaps_sides(orientation))
         im.load()
         params.update(_png_text(im))
     try:
         upright(im, in_place=True)
         pixels = image_to_tensor(im)
-        resized, _ = preprocess.resize(pixels)
+        resized, geometry = preprocess.resize(pixels, original=(height, width))
         keep = keep_full and not drafted
         if not keep:
             im.close()
-        geometry = Resize((height, width), (h_m, w_m))
         return Decoded(width, height, resized.to(torch.uint8), geometry, fmt, im if keep else None, params,
                        detail=None if detail is None else finer(pixels[None], geometry, detail))
     except BaseException:
