@@ -79,11 +79,13 @@ def lending(tensors: Sequence[torch.Tensor], timeout: float = 5.0) -> Iterator[N
     called without an active exception") although its work is done. That failed about one torchrun run in
     forty on a loaded machine."""
     lent = [(t, t._use_count()) for t in tensors if t.device.type == "cpu" and hasattr(t, "_use_count")]
-    yield
-    deadline = time.monotonic() + timeout
-    for t, count in lent:
-        while t._use_count() > count and time.monotonic() < deadline:
-            time.sleep(1e-4)
+    try:
+        yield
+    finally:
+        deadline = time.monotonic() + timeout
+        for t, count in lent:
+            while t._use_count() > count and time.monotonic() < deadline:
+                time.sleep(1e-4)
 
 
 class ProcessGroup:

@@ -151,3 +151,15 @@ def test_a_draft_keeps_the_photo_s_own_model_size(tmp_path):
     cropper = Cropper(proposer=SaliencyProposer())
     resized, geometry, _ = cropper._prepare(Image.open(path))
     assert geometry.original == (2740, 5994) and tuple(resized.shape[-2:]) == geometry.resized == (256, 576)
+
+
+def test_scoring_refuses_pixels_that_are_not_the_geometry_s_size():
+    """Pixels and geometry that disagree (as a draft's rounding made them) are an error, not misplaced boxes."""
+    from s2c_ops.cropping.proposals import SaliencyProposer
+
+    cropper = Cropper(proposer=SaliencyProposer())
+    resized, geometry, _ = cropper._prepare(torch.zeros(3, 274, 599, dtype=torch.uint8))
+    boxes = torch.tensor([[0.0, 0.0, 274.0, 274.0]])
+    assert cropper._score_images([resized], [geometry], [boxes])[0].shape == (1,)
+    with pytest.raises(ValueError, match="geometry says"):
+        cropper._score_images([resized[:, :, :-32]], [geometry], [boxes])

@@ -201,14 +201,14 @@ class Cropper:
         (``Image.open(path)``) is decoded reduced, as ``s2c crop`` does, from a copy of its own (a
         :func:`~s2c_ops.cropping.images.draft`, keeping the pixels the model and the second look use)."""
         original, pixels = None, None
-        copy = reopened(image) if isinstance(image, Image.Image) else None
-        if copy is not None:
-            with copy:
-                w, h = copy.size
-                swapped = self.apply_exif_orientation and swaps_sides(exif_orientation(copy))
+        own = reopened(image) if isinstance(image, Image.Image) else None
+        if own is not None:
+            with own:
+                w, h = own.size
+                swapped = self.apply_exif_orientation and swaps_sides(exif_orientation(own))
                 original = (w, h) if swapped else (h, w)
-                if draft(copy, self.preprocess.output_size(*original), self._detail_factor, swapped=swapped):
-                    pixels = image_to_tensor(copy, apply_exif_orientation=self.apply_exif_orientation)
+                if draft(own, self.preprocess.output_size(*original), self._detail_factor, swapped=swapped):
+                    pixels = image_to_tensor(own, apply_exif_orientation=self.apply_exif_orientation)
         if pixels is None:
             original, pixels = None, image_to_tensor(image, apply_exif_orientation=self.apply_exif_orientation)
         resized, geometry = self.preprocess.resize(pixels, original=original)
@@ -295,6 +295,10 @@ class Cropper:
         if not (len(resized) == len(geometries) == len(boxes)) or any(
                 extra is not None and len(extra) != len(boxes) for extra in (objects, found)):
             raise ValueError("_score_images needs one geometry, one box tensor (and one object-box tensor) per image")
+        for i, (image, geometry) in enumerate(zip(resized, geometries)):
+            if tuple(image.shape[-2:]) != tuple(geometry.resized):
+                raise ValueError(f"image {i}: the model's input is {tuple(image.shape[-2:])} pixels, its geometry "
+                                 f"says {tuple(geometry.resized)} (boxes would land in the wrong place)")
         groups = [[b] if isinstance(b, Tensor) else list(b) for b in boxes]
         results: List[Optional[Tensor]] = [None] * len(resized)
         for batch in self._size_batches(resized):

@@ -59,9 +59,10 @@ def swaps_sides(orientation: int) -> bool:
 
 def draft(im: Image.Image, size: Tuple[int, int], factor: Optional[float] = None, *, swapped: bool = False) -> bool:
     """Asks a JPEG that is not decoded yet for a reduced decode (Pillow's ``draft()``: DCT scaling by 1/2,
-    1/4 or 1/8, several times faster than a full decode) that keeps at least ``factor`` (1 or more) times
-    ``size``, the model's (height, width), when that at least halves each side; whether it will.
-    ``swapped``: the photo is stored turned (its EXIF orientation swaps the sides)."""
+    1/4 or 1/8, several times faster than a full decode) that keeps at least :data:`DRAFT_KEEP` times the
+    pixels it will be resized to, ``factor`` (1 or more) times ``size``, the model's (height, width), when
+    that at least halves each side; whether it will. ``swapped``: the photo is stored turned (its EXIF
+    orientation swaps the sides)."""
     if im.format not in JPEG_FORMATS:
         return False
     least = max(1.0, factor or 1.0) * DRAFT_KEEP
