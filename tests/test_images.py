@@ -163,3 +163,30 @@ def test_scoring_refuses_pixels_that_are_not_the_geometry_s_size():
     assert cropper._score_images([resized], [geometry], [boxes])[0].shape == (1,)
     with pytest.raises(ValueError, match="geometry says"):
         cropper._score_images([resized[:, :, :-32]], [geometry], [boxes])
+
+
+@pytest.mark.parametrize("kind", ["L", "CMYK", "progressive", "truncated"])
+def test_a_drafted_jpeg_of_any_kind_crops_as_decoded_in_full(tmp_path, kind):
+    """Grayscale, CMYK and progressive JPEGs give the Cropper the same crop drafted as decoded in full, and a
+    truncated one the same error."""
+    from s2c_ops.cropping.proposals import SaliencyProposer
+
+    rgb = Image.open(_big_jpeg(tmp_path / "rgb.jpg", 2400, 1800))
+    path = tmp_path / f"{kind}.jpg"
+    if kind == "truncated":
+        data = (tmp_path / "rgb.jpg").read_bytes()
+        path.write_bytes(data[: len(data) // 2])
+    else:
+        rgb.convert(kind if kind != "progressive" else "RGB").save(path, quality=90, progressive=kind == "progressive")
+    cropper = Cropper(proposer=SaliencyProposer())
+    if kind == "truncated":
+        with pytest.raises(OSError, match="truncated"):
+            cropper.crop(Image.open(path), "4:5")
+        with pytest.raises(OSError, match="truncated"):
+            Image.open(path).load()
+        return
+    full = Image.open(path)
+    full.load()
+    drafted, = cropper.crop(Image.open(path), "4:5")
+    whole, = cropper.crop(full, "4:5")
+    assert torch.allclose(drafted.boxes[0], whole.boxes[0], atol=2 * 2400 / 256)
