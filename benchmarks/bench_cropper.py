@@ -14,9 +14,10 @@ decode included: the Croppers
 benchmark-only) ``SmartCrop().crop(image, W, H)`` with ``W x H`` the photo's largest crop of the ratio (the
 same task: the best crop in the photo's pixels) and, for scale, a 320x180 thumbnail target (it pre-scales
 the photo to about the target's size, so its time grows with the target), the default with its face
-detector's second look turned off (``FaceDetector(second_look=None)``: what the second look costs), and the
+detector's second look turned off (``FaceDetector(second_look=None)``: what the second look costs), the
 default given the photo decoded in full (``image.load()`` first: no JPEG draft, which the Cropper takes for
-a JPEG opened and not decoded yet when it at least halves each side, so on phone-size photos). Rounds
+a JPEG opened and not decoded yet, but ``reduce()`` before the conversion; both only on photos four times
+the pixels the model needs, so phone-size ones) and given it as a uint8 tensor (taken in full). Rounds
 interleave the contenders; each figure is the median over rounds of the mean milliseconds per photo. With
 ``--fastest``, each round times each photo with every contender in turn, and each figure is the mean over
 photos of each photo's fastest round (robust to bursts of other work on a shared machine, which a round's
@@ -41,6 +42,7 @@ sys.path.insert(0, str(ROOT))
 
 from s2c_ops import Cropper  # noqa: E402
 from s2c_ops.cropping.candidates import parse_ratio  # noqa: E402
+from s2c_ops.cropping.images import image_to_tensor  # noqa: E402
 from s2c_ops.cropping.proposals import FaceDetector, FacesFirst, SaliencyProposer  # noqa: E402
 from s2c_ops.data.fcdb import validation_files  # noqa: E402
 from s2c_ops.models import create_model  # noqa: E402
@@ -107,8 +109,9 @@ def main() -> None:
     unlooked = "default without the faces' second look"
     croppers = {"geometry prior": Cropper(prior), description: Cropper(default), unlooked: Cropper(default, first_pass)}
     timed = {name: (lambda photo, c=c: c.crop(Image.open(photo), args.ratio)) for name, c in croppers.items()}
-    in_full = "default, decoded in full first"
+    in_full, as_tensor = "default, decoded in full first", "default, as a tensor (no reduction)"
     timed[in_full] = lambda photo: croppers[description].crop(decoded(photo), args.ratio)
+    timed[as_tensor] = lambda photo: croppers[description].crop(image_to_tensor(decoded(photo)), args.ratio)
     smart = smartcrop_fns(parse_ratio(args.ratio))
     timed.update(smart)
     main_cropper = croppers[description]
@@ -148,6 +151,7 @@ def main() -> None:
     print(f"| default / prior | {ms[description] / ms['geometry prior']:.2f}x |")
     print(f"| default / default without the second look | {ms[description] / ms[unlooked]:.2f}x |")
     print(f"| default / default decoded in full first | {ms[description] / ms[in_full]:.2f}x |")
+    print(f"| default / default as a tensor | {ms[description] / ms[as_tensor]:.2f}x |")
     for name in smart:
         print(f"| default / {name} | {ms[description] / ms[name]:.2f}x |")
     decode_ms = ms["decode and resize"]

@@ -22,7 +22,8 @@ face rule (saliency boxes), the prior and the default model as shipped (faces fi
 ``--weights`` a weights file in its place (e.g. a run's ``blend.safetensors`` that held the validation photos
 out, when the shipped model trained on them). With ``--long-side N``, the photos enlarged to N pixels on the
 long side and saved as JPEGs first, their labels scaled with them (phone-size photos, which the Cropper
-decodes reduced: a JPEG draft), and with ``--decoded-first`` too, given to the Croppers decoded in full.
+decodes reduced: a JPEG draft), and with ``--decoded-first`` too, given to the Croppers decoded (which
+they reduce with ``Image.reduce`` before the conversion).
 """
 import argparse
 import json
@@ -81,7 +82,7 @@ def main() -> None:
     p.add_argument("--labels", default=str(ROOT / "benchmarks" / "face_labels_fcdb_val.json"))
     p.add_argument("--weights", help="a weights file in place of the default model")
     p.add_argument("--long-side", type=int, default=None, help="enlarge the photos to this long side first")
-    p.add_argument("--decoded-first", action="store_true", help="give the Croppers the photos decoded in full")
+    p.add_argument("--decoded-first", action="store_true", help="give the Croppers the photos decoded")
     args = p.parse_args()
     labels = {str(Path(args.data) / "images" / f): v for f, v in json.loads(Path(args.labels).read_text()).items()}
     labels.update({str(ROOT / "s2c_ops" / "demo_photos" / f): v for f, v in ASTRONAUT.items()})

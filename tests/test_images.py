@@ -190,3 +190,43 @@ def test_a_drafted_jpeg_of_any_kind_crops_as_decoded_in_full(tmp_path, kind):
     drafted, = cropper.crop(Image.open(path), "4:5")
     whole, = cropper.crop(full, "4:5")
     assert torch.allclose(drafted.boxes[0], whole.boxes[0], atol=2 * 2400 / 256)
+
+
+def test_a_large_decoded_photo_is_reduced_before_its_conversion(tmp_path, monkeypatch):
+    """A decoded PIL photo four times the pixels it needs is reduced (means of k x k blocks) before the
+    Cropper converts it, keeping twice those pixels; its crops match those of the same photo as a tensor,
+    which is taken in full. s2c crop reduces a large PNG the same way."""
+    from s2c_ops.cli.crop.decode import decode
+    from s2c_ops.cropping import cropper as cropper_module
+    from s2c_ops.cropping.images import reduced
+    from s2c_ops.cropping.transforms import OfficialPreprocess
+
+    sizes = []
+
+    def spy(im, *args, **kwargs):
+        out = reduced(im, *args, **kwargs)
+        sizes.append(out.size)
+        return out
+
+    monkeypatch.setattr(cropper_module, "reduced", spy)
+    photo = Image.open(_big_jpeg(tmp_path / "big.jpg", 2400, 1800))
+    photo.load()
+    cropper = Cropper()
+    resized, geometry, detail = cropper._prepare(photo)
+    assert sizes == [(1200, 900)]  # k = 2: at least twice 1.5x the model's 352 x 256
+    as_tensor = image_to_tensor(photo)
+    resized_t, geometry_t, detail_t = cropper._prepare(as_tensor)
+    assert geometry == geometry_t and (resized - resized_t).abs().mean() < 2
+    assert (detail(1.5).float() - detail_t(1.5).float()).abs().mean() < 2 / 255
+    mine, = cropper.crop(photo, "4:5")
+    theirs, = cropper.crop(as_tensor, "4:5")
+    assert torch.allclose(mine.boxes[0], theirs.boxes[0], atol=2 * 2400 / 256)
+    palette = photo.convert("P")
+    assert reduced(palette, (256, 352)) is palette  # a mode reduce() does not average: taken in full
+
+    photo.save(tmp_path / "big.png")
+    preprocess = OfficialPreprocess(antialias=True)
+    small = decode(str(tmp_path / "big.png"), preprocess, keep_full=False, use_draft=True, detail=1.5)
+    full = decode(str(tmp_path / "big.png"), preprocess, keep_full=False, use_draft=False, detail=1.5)
+    assert small.geometry == full.geometry and (small.pixels.float() - full.pixels.float()).abs().mean() < 2
+    assert (small.pixels.float() - resized).abs().mean() < 1  # the Cropper's pixels

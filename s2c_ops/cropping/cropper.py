@@ -26,7 +26,7 @@ from ..models.scorer import ability, inference_copy, module_device
 from ..ops.boxes import clamp_to_image
 from .candidates import FREE, Ratio, candidate_crops, parse_ratio, ratio_anchors
 from .face_rule import FaceRule
-from .images import ImageLike, draft, exif_orientation, image_to_tensor, reopened, swaps_sides
+from .images import ImageLike, draft, drafts_to, exif_orientation, image_to_tensor, reduced, reopened, swaps_sides
 from .pixels import check_unit_range
 from .proposals import Detail, GivenBoxes, ProposedObjects, Proposer, create_proposer
 from .transforms import OfficialPreprocess, Resize, finer
@@ -197,20 +197,28 @@ class Cropper:
 
     def _prepare(self, image: ImageLike) -> Tuple[Tensor, Resize, Optional[Detail]]:
         """The model's pixels of one photo (the official resize, values in [0, 255]), its geometry and its
-        :meth:`_detail`, from one conversion of the photo. A JPEG opened from a file and not decoded yet
+        :meth:`_detail`, from one conversion of the photo. A large JPEG opened from a file and not decoded yet
         (``Image.open(path)``) is decoded reduced, as ``s2c crop`` does, from a copy of its own (a
-        :func:`~s2c_ops.cropping.images.draft`, keeping the pixels the model and the second look use)."""
-        original, pixels = None, None
-        own = reopened(image) if isinstance(image, Image.Image) else None
+        :func:`~s2c_ops.cropping.images.draft`, keeping twice the pixels the model and the second look
+        use); another large PIL image is reduced before its conversion (:func:`~s2c_ops.cropping.images.reduced`)."""
+        if not isinstance(image, Image.Image):
+            pixels = image_to_tensor(image)
+            resized, geometry = self.preprocess.resize(pixels)
+            return resized, geometry, self._detail(pixels, geometry)
+        w, h = image.size
+        swapped = self.apply_exif_orientation and swaps_sides(exif_orientation(image))
+        original = (w, h) if swapped else (h, w)
+        size, factor = self.preprocess.output_size(*original), self._detail_factor
+        pixels = None
+        own = reopened(image) if drafts_to(image, size, factor, swapped=swapped) else None
         if own is not None:
             with own:
-                w, h = own.size
-                swapped = self.apply_exif_orientation and swaps_sides(exif_orientation(own))
-                original = (w, h) if swapped else (h, w)
-                if draft(own, self.preprocess.output_size(*original), self._detail_factor, swapped=swapped):
-                    pixels = image_to_tensor(own, apply_exif_orientation=self.apply_exif_orientation)
+                if draft(own, size, factor, swapped=swapped):
+                    pixels = image_to_tensor(reduced(own, size, factor, swapped=swapped),
+                                             apply_exif_orientation=self.apply_exif_orientation)
         if pixels is None:
-            original, pixels = None, image_to_tensor(image, apply_exif_orientation=self.apply_exif_orientation)
+            pixels = image_to_tensor(reduced(image, size, factor, swapped=swapped),
+                                     apply_exif_orientation=self.apply_exif_orientation)
         resized, geometry = self.preprocess.resize(pixels, original=original)
         return resized, geometry, self._detail(pixels, geometry)
 

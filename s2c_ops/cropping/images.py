@@ -6,10 +6,12 @@
   the upright photo. A broken EXIF block leaves the photo as stored.
 * Then 8-bit RGB (:func:`to_rgb`): alpha composited over white; 16-bit and 32-bit data scaled to 8 bits
   (not clipped); CMYK through its embedded ICC profile when it has one; palette and grayscale expanded.
-* A JPEG at least twice the size the model (and the face detector's second look) needs is decoded
-  reduced (:func:`draft`) by ``s2c crop`` and by the Cropper when given it opened and not decoded yet
-  (``Image.open(path)``); the datasets (``s2c eval``, ``s2c train``) decode in full. The resize then
-  gives the model the size of the photo's own resize (``OfficialPreprocess.resize(original=...)``).
+* A photo at least four times the size the model (and the face detector's second look) needs on each
+  side is made smaller before it is converted, keeping twice those pixels: a JPEG opened and not decoded
+  yet (``Image.open(path)``) is decoded reduced (:func:`draft`), another PIL image is :func:`reduced`.
+  ``s2c crop`` and the Cropper do this; tensors and the datasets (``s2c eval``, ``s2c train``) are taken
+  in full. The resize then gives the model the size of the photo's own resize
+  (``OfficialPreprocess.resize(original=...)``).
 """
 import io
 import math
@@ -57,22 +59,49 @@ def swaps_sides(orientation: int) -> bool:
     return orientation in (5, 6, 7, 8)
 
 
+def _least(size: Tuple[int, int], factor: Optional[float], swapped: bool) -> Tuple[int, int]:
+    """The fewest stored pixels (width, height) a reduced photo keeps: :data:`DRAFT_KEEP` times the pixels it
+    will be resized to, ``factor`` (1 or more) times ``size``, the model's upright (height, width)."""
+    least = max(1.0, factor or 1.0) * DRAFT_KEEP
+    h, w = math.ceil(size[0] * least), math.ceil(size[1] * least)
+    return (h, w) if swapped else (w, h)
+
+
 def draft(im: Image.Image, size: Tuple[int, int], factor: Optional[float] = None, *, swapped: bool = False) -> bool:
     """Asks a JPEG that is not decoded yet for a reduced decode (Pillow's ``draft()``: DCT scaling by 1/2,
     1/4 or 1/8, several times faster than a full decode) that keeps at least :data:`DRAFT_KEEP` times the
     pixels it will be resized to, ``factor`` (1 or more) times ``size``, the model's (height, width), when
     that at least halves each side; whether it will. ``swapped``: the photo is stored turned (its EXIF
     orientation swaps the sides)."""
-    if im.format not in JPEG_FORMATS:
-        return False
-    least = max(1.0, factor or 1.0) * DRAFT_KEEP
-    h, w = math.ceil(size[0] * least), math.ceil(size[1] * least)
-    want = (h, w) if swapped else (w, h)  # in stored orientation, (width, height)
-    if im.size[0] // want[0] < DRAFT_MIN_FACTOR or im.size[1] // want[1] < DRAFT_MIN_FACTOR:
+    want = drafts_to(im, size, factor, swapped=swapped)
+    if want is None:
         return False
     before = im.size
     im.draft(None, want)
     return im.size != before
+
+
+def drafts_to(im: Image.Image, size: Tuple[int, int], factor: Optional[float] = None, *,
+              swapped: bool = False) -> Optional[Tuple[int, int]]:
+    """The least stored (width, height) a :func:`draft` of ``im`` asks for, or ``None`` when it takes none."""
+    if im.format not in JPEG_FORMATS:
+        return None
+    want = _least(size, factor, swapped)
+    if im.size[0] // want[0] < DRAFT_MIN_FACTOR or im.size[1] // want[1] < DRAFT_MIN_FACTOR:
+        return None
+    return want
+
+
+def reduced(im: Image.Image, size: Tuple[int, int], factor: Optional[float] = None, *,
+            swapped: bool = False) -> Image.Image:
+    """A decoded photo made smaller the same way (Pillow's ``reduce()``: means of k x k blocks, for the
+    largest whole k that keeps as many pixels as a :func:`draft`), where k is 2 or more; ``im`` itself
+    otherwise, and for modes other than RGB, L and CMYK."""
+    if im.mode not in ("RGB", "L", "CMYK"):
+        return im
+    want = _least(size, factor, swapped)
+    k = min(im.size[0] // want[0], im.size[1] // want[1])
+    return im.reduce(k) if k >= DRAFT_MIN_FACTOR else im
 
 
 def reopened(image: Image.Image) -> Optional[Image.Image]:

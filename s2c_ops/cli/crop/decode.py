@@ -1,6 +1,6 @@
 """Opening and decoding ``s2c crop``'s inputs: for the model (the package's one image path,
-:mod:`s2c_ops.cropping.images`, and :class:`~s2c_ops.cropping.transforms.OfficialPreprocess`'s resize; JPEG
-``draft()`` at a reduced size when the image is at least twice the model's input size) and in full for
+:mod:`s2c_ops.cropping.images`, and :class:`~s2c_ops.cropping.transforms.OfficialPreprocess`'s resize; a
+large photo decoded reduced, as the Cropper does: a JPEG ``draft()``, else ``reduce()``) and in full for
 writing crops, with the source's writing options."""
 import os
 import stat
@@ -12,11 +12,11 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from ...cropping.images import (JPEG_FORMATS, ImageTooLarge, check_pixels, draft, exif_orientation, image_to_tensor,
-                                swaps_sides, upright)
+                                reduced, swaps_sides, upright)
 from ...cropping.transforms import OfficialPreprocess, Resize, finer
 
 MIN_SIDE = 32  # smallest image side accepted, in pixels
-USE_DRAFT = True  # JPEG draft decoding for the model's input (benchmarks switch it off to compare)
+USE_DRAFT = True  # large photos reduced for the model's input: JPEG draft, else reduce() (benchmarks compare)
 
 
 class InputError(Exception):
@@ -126,7 +126,7 @@ def decode(path: str, preprocess: OfficialPreprocess, keep_full: bool, use_draft
         params.update(_png_text(im))
     try:
         upright(im, in_place=True)
-        pixels = image_to_tensor(im)
+        pixels = image_to_tensor(reduced(im, (h_m, w_m), detail) if use_draft else im)
         resized, geometry = preprocess.resize(pixels, original=(height, width))
         keep = keep_full and not drafted
         if not keep:
