@@ -15,7 +15,7 @@ benchmark-only) ``SmartCrop().crop(image, W, H)`` with ``W x H`` the photo's lar
 same task: the best crop in the photo's pixels) and, for scale, a 320x180 thumbnail target (it pre-scales
 the photo to about the target's size, so its time grows with the target), the default with its face
 detector's second look turned off (``FaceDetector(second_look=None)``: what the second look costs), the
-default given the photo decoded in full (``image.load()`` first: no JPEG draft, which the Cropper takes for
+default given the photo decoded (``image.load()`` first: no JPEG draft, which the Cropper takes for
 a JPEG opened and not decoded yet, but ``reduce()`` before the conversion; both only on photos four times
 the pixels the model needs, so phone-size ones) and given it as a uint8 tensor (taken in full). Rounds
 interleave the contenders; each figure is the median over rounds of the mean milliseconds per photo. With
@@ -109,8 +109,8 @@ def main() -> None:
     unlooked = "default without the faces' second look"
     croppers = {"geometry prior": Cropper(prior), description: Cropper(default), unlooked: Cropper(default, first_pass)}
     timed = {name: (lambda photo, c=c: c.crop(Image.open(photo), args.ratio)) for name, c in croppers.items()}
-    in_full, as_tensor = "default, decoded in full first", "default, as a tensor (no reduction)"
-    timed[in_full] = lambda photo: croppers[description].crop(decoded(photo), args.ratio)
+    decoded_row, as_tensor = "default, given the photo decoded", "default, as a tensor (no reduction)"
+    timed[decoded_row] = lambda photo: croppers[description].crop(decoded(photo), args.ratio)
     timed[as_tensor] = lambda photo: croppers[description].crop(image_to_tensor(decoded(photo)), args.ratio)
     smart = smartcrop_fns(parse_ratio(args.ratio))
     timed.update(smart)
@@ -150,7 +150,7 @@ def main() -> None:
         print(f"| {name} | {ms[name]:.1f} |")
     print(f"| default / prior | {ms[description] / ms['geometry prior']:.2f}x |")
     print(f"| default / default without the second look | {ms[description] / ms[unlooked]:.2f}x |")
-    print(f"| default / default decoded in full first | {ms[description] / ms[in_full]:.2f}x |")
+    print(f"| default / default given the photo decoded | {ms[description] / ms[decoded_row]:.2f}x |")
     print(f"| default / default as a tensor | {ms[description] / ms[as_tensor]:.2f}x |")
     for name in smart:
         print(f"| default / {name} | {ms[description] / ms[name]:.2f}x |")

@@ -30,7 +30,7 @@ ImageLike = Union[Tensor, Image.Image]
 EXIF_ORIENTATION = 0x0112
 _ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
 JPEG_FORMATS = ("JPEG", "MPO")
-DRAFT_MIN_FACTOR = 2  # a JPEG draft only when it at least halves each side
+DRAFT_MIN_FACTOR = 2  # a photo is made smaller (draft, reduce) only when that at least halves each side
 DRAFT_KEEP = 2  # and keeps at least twice the pixels the resize makes (a resize that still filters)
 
 
