@@ -125,32 +125,42 @@ def test_cropper_decodes_an_unopened_jpeg_reduced_and_leaves_it_alone(tmp_path, 
     assert lazy.tile and lazy.size == (2400, 1800)  # not decoded, not drafted
     full = Image.open(path)
     full.load()
-    assert reopened(full) is None  # decoded already: taken as it is
-    resized_full, geometry_full, detail_full = cropper._prepare(full)
+    assert reopened(full) is None  # decoded already: not drafted
+    in_full = image_to_tensor(full, apply_exif_orientation=switch)  # a tensor is taken in full
+    resized_full, geometry_full, detail_full = cropper._prepare(in_full)
     assert geometry == geometry_full and resized.shape == resized_full.shape
     assert (resized - resized_full).abs().mean() < 2
     assert (detail(1.5).float() - detail_full(1.5).float()).abs().mean() < 2 / 255
     drafted, = cropper.crop(Image.open(path), "4:5")
-    whole, = cropper.crop(full, "4:5")
+    whole, = cropper.crop(in_full, "4:5")
     assert torch.allclose(drafted.boxes[0], whole.boxes[0], atol=2 * max(geometry.original) / 256)
 
 
-def test_a_draft_keeps_the_photo_s_own_model_size(tmp_path):
-    """A draft's sides are rounded up from 1/8 of the photo's, which can round the model's input to another
-    multiple of 32: the model's pixels still have the size of the photo's own resize (5994 x 2740: 576 wide,
-    where the 1/8 draft alone would give 544)."""
+def test_a_draft_keeps_the_photo_s_own_model_size(tmp_path, monkeypatch):
+    """A draft's sides are rounded up from the photo's, which can round the model's input to another multiple
+    of 32: the model's pixels still have the size of the photo's own resize (2475 x 1200: 512 wide, where the
+    1/2 draft, 1238 x 600, alone would give 544)."""
     from s2c_ops.cli.crop.decode import decode
+    from s2c_ops.cropping import cropper as cropper_module
+    from s2c_ops.cropping.images import draft
     from s2c_ops.cropping.proposals import SaliencyProposer
     from s2c_ops.cropping.transforms import OfficialPreprocess
 
-    path = _big_jpeg(tmp_path / "wide.jpg", 5994, 2740)
+    path = _big_jpeg(tmp_path / "wide.jpg", 2475, 1200)
     preprocess = OfficialPreprocess(antialias=True)
-    assert preprocess.output_size(2740 // 8 + 1, 5994 // 8 + 1) != preprocess.output_size(2740, 5994)
+    assert preprocess.output_size(600, 1238) == (256, 544) and preprocess.output_size(1200, 2475) == (256, 512)
     decoded = decode(str(path), preprocess, keep_full=False, use_draft=True)
-    assert decoded.geometry.resized == (256, 576) and decoded.pixels.shape == (3, 256, 576)
-    cropper = Cropper(proposer=SaliencyProposer())
-    resized, geometry, _ = cropper._prepare(Image.open(path))
-    assert geometry.original == (2740, 5994) and tuple(resized.shape[-2:]) == geometry.resized == (256, 576)
+    assert decoded.geometry.resized == (256, 512) and decoded.pixels.shape == (3, 256, 512)
+    drafted = []
+
+    def spy(im, *args, **kwargs):
+        drafted.append(draft(im, *args, **kwargs) and im.size)
+        return bool(drafted[-1])
+
+    monkeypatch.setattr(cropper_module, "draft", spy)
+    resized, geometry, _ = Cropper(proposer=SaliencyProposer())._prepare(Image.open(path))
+    assert drafted == [(1238, 600)]
+    assert geometry.original == (1200, 2475) and tuple(resized.shape[-2:]) == geometry.resized == (256, 512)
 
 
 def test_scoring_refuses_pixels_that_are_not_the_geometry_s_size():
