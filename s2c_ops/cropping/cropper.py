@@ -10,6 +10,7 @@ object boxes from a proposer, and one batched scoring call per group of photos t
 (S2CNet's RoDAlign samples the whole feature map, so images are never padded). The private scoring steps
 are shared with ``s2c crop``, ``s2c eval``, ``s2c export`` and ``AestheticCrop``.
 """
+import contextlib
 import copy
 import functools
 import numbers
@@ -201,26 +202,25 @@ class Cropper:
         (``Image.open(path)``) is decoded reduced, as ``s2c crop`` does, from a copy of its own (a
         :func:`~s2c_ops.cropping.images.draft`, keeping twice the pixels the model and the second look
         use); another large PIL image is reduced before its conversion (:func:`~s2c_ops.cropping.images.reduced`)."""
-        if not isinstance(image, Image.Image):
-            pixels = image_to_tensor(image)
-            resized, geometry = self.preprocess.resize(pixels)
-            return resized, geometry, self._detail(pixels, geometry)
+        if isinstance(image, Image.Image):
+            pixels, original = self._photo_pixels(image)
+        else:
+            pixels, original = image_to_tensor(image), None
+        resized, geometry = self.preprocess.resize(pixels, original=original)
+        return resized, geometry, self._detail(pixels, geometry)
+
+    def _photo_pixels(self, image: Image.Image) -> Tuple[Tensor, Tuple[int, int]]:
+        """A PIL photo's pixels for :meth:`_prepare` (reduced when it is large) and its upright (height, width)."""
         w, h = image.size
         swapped = self.apply_exif_orientation and swaps_sides(exif_orientation(image))
         original = (w, h) if swapped else (h, w)
         size, factor = self.preprocess.output_size(*original), self._detail_factor
-        pixels = None
         own = reopened(image) if drafts_to(image, size, factor, swapped=swapped) else None
-        if own is not None:
-            with own:
-                if draft(own, size, factor, swapped=swapped):
-                    pixels = image_to_tensor(reduced(own, size, factor, swapped=swapped),
-                                             apply_exif_orientation=self.apply_exif_orientation)
-        if pixels is None:
-            pixels = image_to_tensor(reduced(image, size, factor, swapped=swapped),
+        with own if own is not None else contextlib.nullcontext():
+            source = own if own is not None and draft(own, size, factor, swapped=swapped) else image
+            pixels = image_to_tensor(reduced(source, size, factor, swapped=swapped),
                                      apply_exif_orientation=self.apply_exif_orientation)
-        resized, geometry = self.preprocess.resize(pixels, original=original)
-        return resized, geometry, self._detail(pixels, geometry)
+        return pixels, original
 
     def _prepare_all(self, photos: Sequence[ImageLike]) -> Tuple[List[Tensor], List[Resize], List[Optional[Detail]]]:
         prepared = [self._prepare(photo) for photo in photos]
