@@ -81,7 +81,7 @@ class Pipeline:
         o = Outcome(entry)
         if not entry.error:
             # With --boxes the proposer never runs: no detail for its second look.
-            detail = None if self.given is not None else self.cropper.proposer.detail_factor
+            detail = None if self.given is not None else self.cropper._detail_factor
             o.decoded, o.error = decoding.try_decode(entry.path, self.cropper.preprocess, self.job.out is not None,
                                                      decoding.USE_DRAFT, detail)
         return o
