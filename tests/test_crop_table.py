@@ -249,6 +249,20 @@ def test_path_keys_and_explicit_keys_scale_with_a_resize(prior):
         aug(x, keys=["data/a.jpg"])
 
 
+def test_index_keys_refuse_an_image_of_another_aspect(prior):
+    """Boxes scale to a resize that keeps the aspect (each side rounded); under a key held for a photo of
+    another aspect they would lose their ratio, so the table refuses, lazy or not (no silent wrong crop)."""
+    table = CropTable.build(list(images(2)), ["4:3"], model=prior, keys="index", progress=False)
+    found, _, _ = table.lookup(torch.tensor([0, 1]), (71, 95), "4:3")  # 96x128 resized, one side rounded
+    assert found.all()
+    aug = AestheticCrop("16:9", size=(36, 64), model=prior, table=CropTable("index"))
+    aug(torch.rand(2, 3, 96, 128), keys=[0, 1])
+    with pytest.raises(TableMismatch, match=r"key 0: 96x72 now, 96x128 in the table"):
+        aug(torch.rand(2, 3, 96, 72), keys=[0, 1])
+    with pytest.raises(TableMismatch, match="another aspect"):
+        table.lookup(torch.tensor([1]), (96, 96), "4:3")
+
+
 def test_lazy_filling_scores_each_image_once():
     class Counting:
         bbox_num = 2

@@ -2,9 +2,9 @@
 
 An aesthetic crop depends on the image alone, so a training run that crops the same photos every epoch
 needs their scores once. The table holds, per image and ratio, the ``candidates`` best crops (boxes in the
-pixels of the image as it was scored, with that image's (height, width), so a later resize scales them;
-their scores after the Cropper's face rule), best first; ``AestheticCrop(..., table=table)`` draws one of
-them each epoch instead of scoring the image again.
+pixels of the image as it was scored, with that image's (height, width), so a later resize that keeps its
+aspect scales them; their scores after the Cropper's face rule), best first; ``AestheticCrop(...,
+table=table)`` draws one of them each epoch instead of scoring the image again.
 
 Three ways to fill it, all through :meth:`CropTable.fill` (``Cropper.crop_ratios`` with ``top_k =
 candidates``, so ``top_k=1`` gives ``Cropper.crop``'s crop): lazily (``AestheticCrop`` scores what the table
@@ -232,7 +232,7 @@ class CropTable:
         """For images of ``size`` (height, width) with ``keys`` (B,): ``found`` (B,) bool, and the candidate
         ``boxes`` (B, k, 4) in pixels of that size and ``scores`` (B, k) of ``ratio`` (rows of missing images
         are zeros and ``-inf``). A fingerprint counts only when the stored size is ``size``; other keys
-        scale the stored boxes to ``size``."""
+        scale the stored boxes to ``size``, which must have the stored aspect (:class:`TableMismatch`)."""
         j = self.ratio_index(ratio)
         keys = keys.cpu()
         b, k = len(keys), self.candidates
@@ -257,12 +257,28 @@ class CropTable:
         if self.keys == "fingerprint":
             hit &= (sizes[:, 0] == height) & (sizes[:, 1] == width)
         else:
+            self._check_aspect(keys, sizes, hit, size)
             scale = torch.tensor([width, height, width, height], dtype=torch.float32) / sizes[:, [1, 0, 1, 0]].clamp_min(1)
             same = (sizes[:, 0] == height) & (sizes[:, 1] == width)
             boxes = torch.where(same[:, None, None], boxes, boxes * scale[:, None, :])
         boxes = torch.where(hit[:, None, None], boxes, torch.zeros(()))
         scores = torch.where(hit[:, None], scores, torch.full((), -math.inf))
         return hit, boxes, scores
+
+    def _check_aspect(self, keys: Tensor, sizes: Tensor, hit: Tensor, size: Tuple[int, int]) -> None:
+        """Raises :class:`TableMismatch` where a held image was scored at another aspect than ``size`` (height,
+        width): its boxes scale to a resize of that image (each side rounded, within a pixel), never to
+        another crop or photo under the same key, whose crops would lose their ratio."""
+        height, width = size
+        h, w = sizes[:, 0].double(), sizes[:, 1].double()
+        other = hit & ((width * h - height * w).abs() > h + w)
+        if bool(other.any()):
+            i = int(other.nonzero()[0])
+            raise TableMismatch(
+                f"{int(other.sum())} image(s) of this batch have another aspect than when the crop table scored "
+                f"them (key {int(keys[i])}: {height}x{width} now, {int(h[i])}x{int(w[i])} in the table): a table "
+                f"keyed by {self.keys} scales its crops to a resized image, not to another crop or photo under "
+                "the same key; key the table by fingerprint for images that change, or rebuild it")
 
     def keys_of(self, images: Tensor, keys: Optional[Union[Tensor, Sequence[KeyLike]]]) -> Tensor:
         """The int64 keys (CPU) of a (B, 3, H, W) batch: its fingerprints, or the ``keys`` given with it."""
