@@ -1,4 +1,5 @@
 """The face rule (s2c_ops.cropping.FaceRule): what crops lose for the faces, and the crops built from them."""
+import math
 from typing import List
 
 import pytest
@@ -91,6 +92,16 @@ def test_settings_are_checked():
         FaceRule(cut_penalty=10.0)
     with pytest.raises(ValueError, match="main_share"):
         FaceRule(main_share=0.0)
+    # NaN passes every comparison: it once gave NaN scores and an arbitrary crop.
+    for bad in (dict(crowded_penalty=math.nan), dict(trim_penalty=math.nan), dict(cut_growth=math.inf),
+                dict(core=math.nan), dict(head=(math.nan, 0.5, 0.3, 0.25))):
+        with pytest.raises(ValueError, match="finite numbers"):
+            FaceRule(**bad)
+    for bad, match in ((dict(core=-0.1), "core"), (dict(clearance=-1.0), "clearance"), (dict(head=(0.1,)), "head"),
+                       (dict(scale_steps=()), "scale_steps"), (dict(scale_steps=(2.0,)), "scale_steps"),
+                       (dict(shift_steps=1.5), "shift_steps"), (dict(shift_steps=0), "shift_steps")):
+        with pytest.raises(ValueError, match=match):
+            FaceRule(**bad)
 
 
 class FixedFaces(Proposer):

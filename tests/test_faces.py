@@ -75,6 +75,29 @@ def test_an_image_s_faces_do_not_depend_on_its_batch():
     torch.testing.assert_close(batched, alone, rtol=0, atol=1e-3)
 
 
+def test_takes_every_photo_form_and_refuses_other_input():
+    """The package's photo forms (PIL, uint8 in 0..255, float in [0, 1], one or a batch or a list) find the
+    same face; 0..255 floats, other dtypes and shapes raise (a uint8 batch once silently found no face)."""
+    pil = Image.open(PHOTOS / "astronaut.png").convert("RGB")
+    uint8 = pil_to_tensor(pil)
+    expected = FaceDetector()(uint8.float()[None] / 255)[0]
+    assert expected.shape == (1, 4)
+    detector = FaceDetector()
+    for given in (pil, uint8, uint8[None], uint8.float() / 255):
+        (found,) = detector(given)
+        torch.testing.assert_close(found, expected)
+    assert [f.shape for f in detector([uint8, pil.crop((0, 300, 300, 512))])] == [(1, 4), (0, 4)]
+    assert detector(torch.rand(0, 3, 64, 64)) == [] and detector([]) == []
+    with pytest.raises(ValueError, match="divide 8-bit values"):
+        detector(uint8.float()[None])
+    with pytest.raises(TypeError, match="uint8 or float"):
+        detector(uint8.int()[None])
+    with pytest.raises(ValueError, match=r"\(B, 3, H, W\) RGB batch, got shape \(1, 4, 64, 64\)"):
+        detector(torch.rand(1, 4, 64, 64))
+    with pytest.raises(ValueError, match="PIL images or \\(3, H, W\\) tensors"):
+        detector(uint8[0])
+
+
 def test_small_images_and_settings():
     detector = FaceDetector()
     assert detector.scales(11, 300) == []

@@ -27,7 +27,8 @@ from ..models.scorer import ability, inference_copy, module_device
 from ..ops.boxes import clamp_to_image
 from .candidates import FREE, Ratio, candidate_crops, parse_ratio, ratio_anchors
 from .face_rule import FaceRule
-from .images import ImageLike, draft, drafts_to, exif_orientation, image_to_tensor, reduced, reopened, swaps_sides
+from .images import (ImageLike, Photos, draft, drafts_to, exif_orientation, image_to_tensor, photo_list, reduced,
+                     reopened, swaps_sides)
 from .pixels import check_unit_range
 from .proposals import Detail, GivenBoxes, ProposedObjects, Proposer, create_proposer
 from .transforms import OfficialPreprocess, Resize, finer
@@ -35,7 +36,6 @@ from .transforms import OfficialPreprocess, Resize, finer
 #: A ratio as callers write it: width / height as a number or text (``16/9``, ``"16:9"``), or ``"free"``.
 RatioLike = Union[float, str]
 DeviceLike = Union[str, torch.device]
-Photos = Union[ImageLike, Sequence[ImageLike]]
 
 
 @dataclass
@@ -73,12 +73,6 @@ def _check_top_k(top_k: int) -> int:
     if isinstance(top_k, bool) or not isinstance(top_k, numbers.Integral) or top_k < 1:
         raise ValueError(f"top_k must be a whole number of at least 1, got {top_k!r}")
     return int(top_k)
-
-
-def _photo_list(photos: Photos) -> List[ImageLike]:
-    if isinstance(photos, Tensor) and photos.dim() == 4:
-        return list(photos)
-    return list(photos) if isinstance(photos, (list, tuple)) else [photos]
 
 
 def _check_boxes(boxes: Tensor, index: int) -> Tensor:
@@ -171,7 +165,7 @@ class Cropper:
         values = [parse_ratio(r, free=True) for r in ratios]
         if not values:
             raise ValueError("give at least one ratio")
-        photos = _photo_list(photos)
+        photos = photo_list(photos)
         resized, geometries, details = self._prepare_all(photos)
         found = self._find_objects(resized, details)
         candidates = [self._candidates(g, values, index=i, faces=g.boxes_to_original(f[1]))
@@ -185,7 +179,7 @@ class Cropper:
         per photo a ``Tensor[K, 4]`` of ``(x1, y1, x2, y2)`` in its pixels (one tensor for one photo). A photo's
         boxes are scored as one candidate set: with the default model, whose scores are each box's expected
         overlap with the best of the set, a box's score depends on the others given with it."""
-        photos = _photo_list(photos)
+        photos = photo_list(photos)
         box_sets = [boxes] if isinstance(boxes, Tensor) else list(boxes)
         if len(box_sets) != len(photos):
             raise ValueError(f"give one Tensor[K, 4] of boxes per photo: {len(photos)} photos, {len(box_sets)} box sets")

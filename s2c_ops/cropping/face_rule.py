@@ -22,6 +22,7 @@ few steps), so a crop that keeps every main face whole exists whenever the photo
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Optional, Tuple
 
@@ -82,13 +83,25 @@ class FaceRule:
     shift_steps: int = 3
 
     def __post_init__(self) -> None:
+        if not isinstance(self.head, tuple) or len(self.head) != 4:
+            raise ValueError(f"FaceRule.head must be 4 shares (left, top, right, bottom), got {self.head!r}")
+        if not isinstance(self.scale_steps, tuple) or not self.scale_steps:
+            raise ValueError(f"FaceRule.scale_steps must be a tuple of one or more steps, got {self.scale_steps!r}")
+        values = (self.cut_penalty, self.cut_growth, self.left_out_penalty, self.trim_penalty, self.crowded_penalty,
+                  self.clearance, self.cut_margin, self.core, self.core_margin, self.main_share, *self.head,
+                  *self.scale_steps)
+        if not all(isinstance(v, (int, float)) and math.isfinite(v) for v in values):
+            raise ValueError(f"FaceRule's weights must be finite numbers, got {self}")
         if not self.cut_penalty > 2 * self.left_out_penalty > 0 or self.crowded_penalty < 0 or self.cut_growth < 0:
             raise ValueError("FaceRule needs cut_penalty > 2 * left_out_penalty > 0, crowded_penalty >= 0 and "
                              "cut_growth >= 0 (a cut outweighs every other charge)")
         if not 0 <= self.cut_margin < 0.5 or not 0 <= self.core_margin < 0.5 or not 0 < self.main_share <= 1 \
-                or self.shift_steps < 1 or self.trim_penalty < 0:
-            raise ValueError("FaceRule needs 0 <= cut_margin, core_margin < 0.5, 0 < main_share <= 1, "
-                             "shift_steps >= 1 and trim_penalty >= 0")
+                or min(self.trim_penalty, self.clearance, self.core, *self.head) < 0 \
+                or not all(0 <= v <= 1 for v in self.scale_steps):
+            raise ValueError("FaceRule needs 0 <= cut_margin, core_margin < 0.5, 0 < main_share <= 1, scale_steps "
+                             "in [0, 1] and trim_penalty, clearance, core, head >= 0")
+        if isinstance(self.shift_steps, bool) or not isinstance(self.shift_steps, int) or self.shift_steps < 1:
+            raise ValueError(f"FaceRule.shift_steps must be an int >= 1, got {self.shift_steps!r}")
 
     def heads(self, faces: Tensor, height: float, width: float) -> Tensor:
         """Face boxes ``(F, 4)`` grown to the whole head (:attr:`head`), clamped to the image."""

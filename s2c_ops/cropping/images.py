@@ -16,7 +16,7 @@
 import io
 import math
 import os
-from typing import Optional, Tuple, Union
+from typing import List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -26,6 +26,8 @@ from torch import Tensor
 from .pixels import check_unit_range
 
 ImageLike = Union[Tensor, Image.Image]
+#: What a public method takes as photos: one photo, a (B, 3, H, W) batch, or a list of photos.
+Photos = Union[ImageLike, Sequence[ImageLike]]
 
 EXIF_ORIENTATION = 0x0112
 _ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
@@ -190,6 +192,13 @@ def image_to_tensor(image: ImageLike, *, apply_exif_orientation: bool = True) ->
         check_unit_range(image)
         return (image.clamp(0, 1) * 255).round().to(torch.uint8)
     raise TypeError(f"expected a uint8 or floating-point image tensor, got {image.dtype}")
+
+
+def photo_list(photos: Photos) -> List[ImageLike]:
+    """The photos of a call one by one: a (B, 3, H, W) tensor's images, a list's items, or the one photo."""
+    if isinstance(photos, Tensor) and photos.dim() == 4:
+        return list(photos)
+    return list(photos) if isinstance(photos, (list, tuple)) else [photos]
 
 
 class ImageTooLarge(ValueError):

@@ -22,9 +22,12 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
+from PIL import Image
 from torch import Tensor, nn
 
 from ...rng import keeps_global_rng
+from ..images import Photos, image_to_tensor, photo_list
+from ..pixels import check_unit_range
 from .base import Detail
 from .nms import greedy_nms
 
@@ -173,6 +176,21 @@ def _nms(boxes: Tensor, scores: Tensor, valid: Tensor, threshold: float, keep: i
     return order.gather(1, index), found
 
 
+def _unit_batch(images: Tensor) -> Tensor:
+    """A (B, 3, H, W) batch of RGB as float32 in [0, 1]: uint8 values divided by 255, float values checked
+    (:func:`~s2c_ops.cropping.pixels.check_unit_range`, on the CPU)."""
+    if not isinstance(images, Tensor):
+        raise TypeError(f"FaceDetector.detect takes a (B, 3, H, W) tensor, got {type(images).__name__}")
+    if images.dim() != 4 or images.shape[1] != 3:
+        raise ValueError(f"FaceDetector.detect takes a (B, 3, H, W) RGB batch, got shape {tuple(images.shape)}")
+    if images.dtype == torch.uint8:
+        return images.detach().float().div_(255.0)
+    if not images.is_floating_point():
+        raise TypeError(f"FaceDetector takes uint8 or float RGB (values in [0, 1]), got {images.dtype}")
+    check_unit_range(images, None)
+    return images.detach().float()
+
+
 def _normalise(x: Tensor) -> Tensor:
     """[0, 1] RGB to the networks' input, (value * 255 - 127.5) / 128, channels-last as the networks are."""
     return ((x * 255.0 - 127.5) * 0.0078125).contiguous(memory_format=torch.channels_last)
@@ -205,7 +223,9 @@ class SecondLook:
 
 
 class FaceDetector(nn.Module):
-    """Face boxes of RGB images in [0, 1] (``Tensor[B, 3, H, W]``, any device) with MTCNN (module docstring).
+    """Face boxes of photos with MTCNN (module docstring): photos as the package takes them (PIL images,
+    uint8 tensors in 0..255 or float tensors in [0, 1], ``(3, H, W)`` or ``(B, 3, H, W)``, or a list), on any
+    device; boxes in each photo's pixels (a PIL photo's upright pixels).
 
     Faces down to ``min_face`` of the images' short side are looked for (P-Net's 12-pixel window is scaled
     to it, then the pyramid shrinks by ``factor`` until the short side is 12 pixels). ``thresholds`` are the
@@ -255,16 +275,20 @@ class FaceDetector(nn.Module):
 
     def detect(self, images: Tensor, *, host_reads: Optional[bool] = None,
                sizes: Optional[Tuple[float, float]] = None) -> FaceBoxes:
-        """The faces of ``images`` in fixed-size form (:class:`FaceBoxes`, ``F = candidates[2]``); ``sizes``:
-        only faces of heights within (smallest, largest) pixels (:meth:`scales`).
+        """The faces of ``images`` (a (B, 3, H, W) batch, uint8 or float in [0, 1]) in fixed-size form
+        (:class:`FaceBoxes`, ``F = candidates[2]``); ``sizes``: only faces of heights within (smallest, largest)
+        pixels (:meth:`scales`).
 
         ``host_reads`` (default: on the CPU only, where it costs nothing): the refining stages look only at
         the candidates still in the race and NMS reads its counts back. Without, every step works on the
         fixed-size tensors and the host never waits. The faces are the same.
         """
-        b, _, h, w = images.shape
+        x = _unit_batch(images)
+        b, _, h, w = x.shape
         nets = _shipped_nets(images.device)
-        x = images.detach().float()
+        if b == 0:
+            k = self.candidates[2]
+            return FaceBoxes(x.new_zeros((0, k, 4)), x.new_zeros((0, k)), torch.zeros((0, k), dtype=torch.bool, device=x.device))
         reads = x.device.type == "cpu" if host_reads is None else bool(host_reads)
         with torch.no_grad():
             boxes, scores, valid = self._propose(nets.pnet, x, reads, self.scales(h, w, sizes))
@@ -358,8 +382,19 @@ class FaceDetector(nn.Module):
             out.append(torch.cat([found, more]))
         return out
 
-    def forward(self, images: Tensor) -> List[Tensor]:
-        return self.detect(images).unpadded()
+    def forward(self, images: Photos) -> List[Tensor]:
+        """Each photo's face boxes, ``Tensor[F_i, 4]`` ``(x1, y1, x2, y2)`` in its pixels, best first."""
+        if isinstance(images, Tensor) and images.dim() == 4:
+            return self.detect(images).unpadded()
+        out: List[Tensor] = []
+        for photo in photo_list(images):
+            if isinstance(photo, Image.Image):
+                photo = image_to_tensor(photo)
+            if not isinstance(photo, Tensor) or photo.dim() != 3:
+                shown = tuple(photo.shape) if isinstance(photo, Tensor) else type(photo).__name__
+                raise ValueError(f"FaceDetector takes photos as PIL images or (3, H, W) tensors, got {shown}")
+            out += self.detect(photo[None]).unpadded()
+        return out
 
     def extra_repr(self) -> str:
         return (f"min_face={self.min_face}, thresholds={self.thresholds}, factor={self.factor}, "
