@@ -18,7 +18,8 @@ from PIL import Image
 from s2c_ops import Cropper
 from s2c_ops.cli.crop import inputs as crop_inputs
 from s2c_ops.cli.errors import run_command
-from s2c_ops.models import load
+from s2c_ops.cropping.proposals import create_proposer
+from s2c_ops.models import create_model, load
 from s2c_ops.models.weights import CheckpointError
 
 from test_crop_cli import ENV, REPO, photo, read_jsonl, run_cli, written_box
@@ -376,6 +377,32 @@ def test_top_k_is_checked_before_scoring(monkeypatch):
     for bad in (2.5, 0, True, "2"):
         with pytest.raises(ValueError, match="top_k must be a whole number"):
             cropper.crop(torch.zeros(3, 64, 64), "16:9", top_k=bad)
+
+
+def test_cropper_settings_are_checked_when_made():
+    """Wrong settings fail at once with their name, not later inside a crop (a float num_boxes was cut to
+    an int, a proposer name failed as "'str' object is not callable")."""
+    prior = create_model("prior")
+    for kwargs, error, match in ((dict(num_boxes=2.5), ValueError, "num_boxes must be a whole number"),
+                                 (dict(batch_size=2.5), ValueError, "batch_size must be a whole number"),
+                                 (dict(batch_size=0), ValueError, "batch_size must be a whole number"),
+                                 (dict(proposer=3), TypeError, "proposer must be"),
+                                 (dict(face_rule=3), TypeError, "face_rule must be a FaceRule"),
+                                 (dict(preprocess=3), TypeError, "preprocess must be an OfficialPreprocess")):
+        with pytest.raises(error, match=match):
+            Cropper(prior, **kwargs)
+    with pytest.raises(ValueError, match="unknown proposer"):
+        Cropper(prior, "nope")
+    by_name = Cropper(prior, "image").crop(torch.zeros(3, 64, 96), "1:1")[0].boxes
+    assert torch.equal(by_name, Cropper(prior, create_proposer("image")).crop(torch.zeros(3, 64, 96), "1:1")[0].boxes)
+
+
+def test_free_form_needs_the_least_crop_side():
+    cropper = Cropper(create_model("prior"))
+    for size in ((1, 1), (15, 300)):
+        with pytest.raises(ValueError, match="too small for a free-form crop"):
+            cropper.crop(torch.rand(3, *size), "free")
+    assert cropper.crop(torch.rand(3, 16, 40), "free")[0].boxes.shape == (1, 4)
 
 
 def test_run_command_interrupt():

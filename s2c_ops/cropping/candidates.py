@@ -68,6 +68,10 @@ def largest_crop(height: float, width: float, ratio: float) -> Tuple[float, floa
     return min(float(height), w / ratio), w
 
 
+#: The least side, in pixels, of a candidate crop (``ratio_anchors``' ``min_size``; free-form crops too).
+MIN_CROP_SIDE = 16.0
+
+
 def _check_size(height: int, width: int) -> tuple[int, int]:
     for name, value in (("height", height), ("width", width)):
         if isinstance(value, bool) or not isinstance(value, numbers.Integral):
@@ -141,6 +145,9 @@ def candidate_crops(height: int, width: int, ratio: Ratio) -> Tensor:
     grid (:func:`grid_anchors`). ``ValueError`` when the image cannot hold one (its message names why)."""
     if ratio != FREE:
         return ratio_anchors(height, width, ratio)
+    if min(height, width) < MIN_CROP_SIDE:
+        raise ValueError(f"a {height}x{width} (height x width) image is too small for a free-form crop: it needs "
+                         f"at least {MIN_CROP_SIDE:g} px on each side")
     boxes = grid_anchors(height, width)
     if not len(boxes):
         raise ValueError(f"a {height}x{width} (height x width) image has no free-form candidate (the official grid "
@@ -156,7 +163,7 @@ def ratio_anchors(
     min_area: float = 0.5,
     num_scales: int = 6,
     grid: int = 12,
-    min_size: float = 16.0,
+    min_size: float = MIN_CROP_SIDE,
     max_count: int = 200,
 ) -> Tensor:
     """Candidate crops of aspect ratio ``ratio`` (= crop width / crop height) for a ``height`` x

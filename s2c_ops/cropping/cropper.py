@@ -69,10 +69,11 @@ class _Detail:
         return pixels.float().div_(255.0) if pixels.dtype == torch.uint8 else pixels.float().clamp(0.0, 1.0)
 
 
-def _check_top_k(top_k: int) -> int:
-    if isinstance(top_k, bool) or not isinstance(top_k, numbers.Integral) or top_k < 1:
-        raise ValueError(f"top_k must be a whole number of at least 1, got {top_k!r}")
-    return int(top_k)
+def _whole(name: str, value: int) -> int:
+    """``value`` as an int, or ``ValueError`` naming ``name`` unless it is a whole number of at least 1."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{name} must be a whole number of at least 1, got {value!r}")
+    return int(value)
 
 
 def _check_boxes(boxes: Tensor, index: int) -> Tensor:
@@ -99,8 +100,9 @@ class Cropper:
 
     ``device``: where the scoring runs; ``None`` is the model's own device (the CPU for a scorer without
     tensors). A module that must move there is copied first (a fused copy is the Cropper's own and is
-    moved); the caller's model is never moved. ``proposer`` defaults to ``create_proposer("default")``
-    (faces, then salient regions). ``apply_exif_orientation`` turns PIL images upright before anything else,
+    moved); the caller's model is never moved. ``proposer``: a proposer, a proposer name
+    (:func:`~s2c_ops.cropping.proposals.create_proposer`) or ``None``, ``create_proposer("default")`` (faces,
+    then salient regions). ``apply_exif_orientation`` turns PIL images upright before anything else,
     as ``s2c crop`` does: boxes are then in pixels of the upright photo. ``face_rule``: what a candidate loses
     for the faces the proposer found (:class:`~s2c_ops.cropping.face_rule.FaceRule`: cuts most, then main
     faces left out, then heads crowded), and the crops built from the faces added to each ratio's
@@ -113,7 +115,7 @@ class Cropper:
     def __init__(
         self,
         model: Optional[Callable[..., Tensor]] = None,
-        proposer: Optional[Proposer] = None,
+        proposer: Optional[Union[str, Proposer]] = None,
         *,
         preprocess: Optional[OfficialPreprocess] = None,
         num_boxes: Optional[int] = None,
@@ -122,8 +124,15 @@ class Cropper:
         apply_exif_orientation: bool = True,
         face_rule: Optional[FaceRule] = FaceRule(),
     ) -> None:
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        batch_size = _whole("batch_size", batch_size)
+        if isinstance(proposer, str):
+            proposer = create_proposer(proposer)
+        elif proposer is not None and not callable(proposer):
+            raise TypeError(f"proposer must be None, a proposer name or a callable, got {type(proposer).__name__}")
+        if face_rule is not None and not isinstance(face_rule, FaceRule):
+            raise TypeError(f"face_rule must be a FaceRule or None, got {type(face_rule).__name__}")
+        if preprocess is not None and not isinstance(preprocess, OfficialPreprocess):
+            raise TypeError(f"preprocess must be an OfficialPreprocess or None, got {type(preprocess).__name__}")
         if model is None:
             model = create_model("default")
         if not callable(model):
@@ -144,7 +153,7 @@ class Cropper:
         self.device = device
         self.proposer = proposer if proposer is not None else create_proposer("default")
         self.preprocess = preprocess or OfficialPreprocess.for_model(model)
-        self.num_boxes = int(num_boxes)
+        self.num_boxes = _whole("num_boxes", num_boxes)
         self.batch_size = batch_size
         self.apply_exif_orientation = apply_exif_orientation
         self.face_rule = face_rule
@@ -159,7 +168,7 @@ class Cropper:
         """For each photo, a :class:`CropResult` per ratio, in the order the ratios were given. All ratios of a
         photo are scored in one call, each ratio's candidates as a set of their own (a ratio's crops never
         depend on the others asked for). A ratio a photo cannot hold raises ``ValueError`` naming the photo."""
-        top_k = _check_top_k(top_k)
+        top_k = _whole("top_k", top_k)
         if isinstance(ratios, (str, numbers.Real)):
             raise TypeError(f"ratios must be a list of ratios, got {ratios!r} (for one ratio, call crop)")
         values = [parse_ratio(r, free=True) for r in ratios]
