@@ -156,6 +156,12 @@ def test_forged_config_is_refused_before_any_allocation(tmp_path, fmt, config):
         load(path)
 
 
+def test_forged_negative_size_is_refused(tmp_path):
+    path = _forged(tmp_path / "w.safetensors", {"hidden": -1}, "s2cnet-geometry-prior/1")
+    with pytest.raises(CheckpointError, match="the stored config does not fit"):
+        load(path)
+
+
 def test_config_that_does_not_fit_the_tensors_is_refused(tmp_path):
     path = _forged(tmp_path / "w.safetensors", {"mlp_dim": 448})  # bounded, but the file has one tensor
     with pytest.raises(CheckpointError, match="missing: "):

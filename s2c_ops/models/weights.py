@@ -182,7 +182,7 @@ def _build(path: str, map_location: Optional[str]) -> Tuple[nn.Module, _Format]:
         config = fmt.config(**stored)
         with torch.device("meta"):
             model = fmt.cls(config)
-    except (TypeError, ValueError) as e:
+    except (TypeError, ValueError, RuntimeError) as e:  # RuntimeError: a negative size, on the meta device
         raise CheckpointError(f"{path}: the stored config does not fit {fmt.description}: {e}") from None
     expected = model.state_dict()
     problems = _problems({k: v.shape for k, v in expected.items()}, shapes, strict=True)
