@@ -321,6 +321,20 @@ class AlignTester:
         with pytest.raises(ValueError, match="output_size"):
             type(self).fn(x, torch.zeros(1, 5, device=device), (3, 3, 3))
 
+    def test_meta_and_another_device(self):
+        """One tensor on meta sends the call to the fake kernel: it checks devices too (it returned
+        uninitialised memory on the CPU)."""
+        for x, rois in ((torch.randn(1, 2, 8, 8), torch.zeros(1, 5, device="meta")),
+                        (torch.randn(1, 2, 8, 8, device="meta"), torch.zeros(1, 5))):
+            with pytest.raises(RuntimeError, match="same device"):
+                self.op(x, rois, 1.0, 3, 3)
+        assert self.op(torch.randn(1, 2, 8, 8, device="meta"), torch.zeros(1, 5, device="meta"), 1.0, 3, 3).shape == (1, 2, 3, 3)
+
+    def test_scale_past_float32_range(self, device):
+        """The kernels and the fallback (the ONNX decomposition) both take it (boxes at infinity)."""
+        out = self.op(torch.randn(1, 1, 4, 4, device=device), torch.tensor([[0.0, 0, 0, 1, 1]], device=device), 1e308, 2, 2)
+        assert out.shape == (1, 1, 2, 2)
+
     @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
     def test_mixed_devices(self):
         with pytest.raises(RuntimeError, match="same device"):

@@ -15,6 +15,12 @@ def _check_ranks(op: str, features: Tensor, rois: Tensor) -> None:
         rois.dim() == 2 and rois.shape[1] == 5,
         lambda: f"s2c::{op}: rois must have shape (K, 5), got {tuple(rois.shape)}",
     )
+    # One tensor on the meta device sends the call here even when the other is not (it gave uninitialised
+    # memory on the other's device).
+    torch._check(
+        features.device == rois.device,
+        lambda: f"s2c::{op}: input and rois must be on the same device, got {features.device} and {rois.device}",
+    )
 
 
 def _register(namespace: str, name: str) -> None:

@@ -108,7 +108,9 @@ class _Rois:
         batch = torch.where(r[:, 0] >= 0, r[:, 0], -1).trunc()
         self.valid = (batch >= 0) & (batch < batch_size)
         self.batch = torch.where(self.valid, batch, 0).long()
-        scale = torch.full((), spatial_scale, dtype=acc, device=rois.device)  # a tensor: traceable (decompositions.py)
+        # A tensor: traceable (decompositions.py); made in float64 and cast, so a scale past acc's range is
+        # infinite there, as the kernels' cast makes it.
+        scale = torch.full((), spatial_scale, dtype=torch.float64, device=rois.device).to(acc)
         self.x1, self.y1, self.x2, self.y2 = (r[:, 1:] * scale).unbind(1)
 
     def image(self) -> Tensor:
