@@ -144,6 +144,22 @@ def test_export_writes_onnx_and_description(exported, capsys):
     assert "--overwrite" in capsys.readouterr().err
 
 
+def test_export_refuses_a_file_as_out_and_an_unknown_device_before_loading(tmp_path, capsys, monkeypatch):
+    from s2c_ops.cli import export as export_cli
+    from s2c_ops.cli.main import main
+
+    def never(*a, **k):
+        raise AssertionError("the model was loaded")
+
+    monkeypatch.setattr(export_cli, "load_model", never)
+    (tmp_path / "afile").write_text("x")
+    assert main(["export", "--out", str(tmp_path / "afile")]) == 2
+    assert "is a file: give a folder" in capsys.readouterr().err
+    assert main(["export", "--out", str(tmp_path / "new"), "--format", "aoti", "--device", "nosuchdev"]) == 2
+    assert "is not a device" in capsys.readouterr().err
+    assert not (tmp_path / "new").exists()
+
+
 def test_exported_default_chooses_the_croppers_crop(exported):
     """The demo photos at three ratios: the same top-1 crop as Cropper, scores within 1e-3."""
     ort = pytest.importorskip("onnxruntime", reason="runs the exported model in onnxruntime")

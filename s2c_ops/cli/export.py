@@ -5,6 +5,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Tuple
 
+import torch
+
 from .errors import UsageError
 from .models import ModelOptions, add_model_arguments, load_model
 
@@ -23,10 +25,18 @@ class ExportOptions:
 
     @classmethod
     def from_namespace(cls, args: argparse.Namespace) -> "ExportOptions":
-        """The only code that reads the command line; files already in --out without --overwrite are a
-        :class:`~s2c_ops.cli.errors.UsageError`, found before the model loads."""
+        """The only code that reads the command line; an --out that is a file, a --device torch does not know
+        and files already in --out without --overwrite are a :class:`~s2c_ops.cli.errors.UsageError`, found
+        before the model loads."""
         formats = tuple(FORMATS) if args.format == "both" else (args.format,)
-        options = cls(Path(args.out), formats, ModelOptions.from_namespace(args), args.device, bool(args.overwrite))
+        out = Path(args.out)
+        if out.exists() and not out.is_dir():
+            raise UsageError(f"--out {out} is a file: give a folder to write into")
+        try:
+            torch.device(args.device)
+        except RuntimeError:
+            raise UsageError(f"--device {args.device!r} is not a device (cpu, cuda, cuda:1, ...)") from None
+        options = cls(out, formats, ModelOptions.from_namespace(args), args.device, bool(args.overwrite))
         existing = [str(path) for path in options.paths().values() if path.exists()]
         if existing and not options.overwrite:
             raise UsageError(f"{', '.join(existing)} exist(s): pass --overwrite to replace")
