@@ -37,6 +37,33 @@ def test_cropper_boxes_follow_the_switch(tmp_path):
     assert float(stored[:, 2].max()) <= 60 and float(stored[:, 3].max()) <= 40
 
 
+@pytest.mark.parametrize("compression", ["tiff_lzw", "raw"])
+def test_a_sideways_tiff_is_turned_once(tmp_path, compression, capsys):
+    """Pillow 11+ opens a TIFF of orientation 5-8 at its upright size and turns it as it loads it; the sides
+    were swapped a second time (boxes outside the photo, a square "16:9" written). The same photo as PNG
+    is the reference, through the Cropper and s2c crop."""
+    from test_crop_cli import read_jsonl, run_cli
+
+    a = np.full((180, 320, 3), 230, np.uint8)
+    a[:90, :160] = (200, 30, 30)
+    a[90:, 160:] = (30, 30, 200)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(a).save(tmp_path / "p.tif", exif=exif.tobytes(), compression=compression)
+    Image.fromarray(a).save(tmp_path / "p.png", exif=exif.tobytes())
+    cropper = Cropper(proposer="saliency")
+    boxes = {name: cropper.crop(Image.open(tmp_path / name), "16:9")[0].boxes for name in ("p.tif", "p.png")}
+    torch.testing.assert_close(boxes["p.tif"], boxes["p.png"])
+    assert float(boxes["p.png"][0, 2]) <= 180
+    rc, _, err = run_cli(["crop", tmp_path / "p.tif", tmp_path / "p.png", "--ratio", "16:9", "--proposer", "saliency",
+                          "--out", tmp_path / "out", "--json", tmp_path / "j.jsonl"], capsys)
+    assert rc == 0, err
+    tif, png = read_jsonl(tmp_path / "j.jsonl")
+    assert (tif["width"], tif["height"]) == (png["width"], png["height"]) == (180, 320)
+    assert tif["boxes"] == png["boxes"]
+    assert Image.open(tif["outputs"][0]).size == Image.open(png["outputs"][0]).size == (180, 101)
+
+
 def test_modes_to_rgb():
     sixteen = Image.fromarray(np.full((4, 4), 65535, np.uint16))
     assert np.asarray(to_rgb(sixteen)).min() == 255  # scaled, not clipped to 255 of 65535

@@ -27,8 +27,8 @@ from ..models.scorer import ability, inference_copy, module_device
 from ..ops.boxes import clamp_to_image
 from .candidates import FREE, Ratio, candidate_crops, parse_ratio, ratio_anchors
 from .face_rule import FaceRule
-from .images import (ImageLike, Photos, draft, drafts_to, exif_orientation, image_to_tensor, photo_list, reduced,
-                     reopened, swaps_sides)
+from .images import (ImageLike, Photos, draft, drafts_to, image_to_tensor, photo_list, reduced, reopened,
+                     turns_sideways)
 from .pixels import check_unit_range
 from .proposals import Detail, GivenBoxes, ProposedObjects, Proposer, create_proposer
 from .transforms import OfficialPreprocess, Resize, finer
@@ -215,7 +215,7 @@ class Cropper:
     def _photo_pixels(self, image: Image.Image) -> Tuple[Tensor, Tuple[int, int]]:
         """A PIL photo's pixels for :meth:`_prepare` (reduced when it is large) and its upright (height, width)."""
         w, h = image.size
-        swapped = self.apply_exif_orientation and swaps_sides(exif_orientation(image))
+        swapped = self.apply_exif_orientation and turns_sideways(image)
         original = (w, h) if swapped else (h, w)
         size, factor = self.preprocess.output_size(*original), self._detail_factor
         own = reopened(image) if drafts_to(image, size, factor, swapped=swapped) else None

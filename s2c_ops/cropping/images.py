@@ -30,6 +30,7 @@ ImageLike = Union[Tensor, Image.Image]
 Photos = Union[ImageLike, Sequence[ImageLike]]
 
 EXIF_ORIENTATION = 0x0112
+TIFF_WIDTH, TIFF_LENGTH = 256, 257  # the TIFF tags of the stored width and height
 _ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
 JPEG_FORMATS = ("JPEG", "MPO")
 DRAFT_MIN_FACTOR = 2  # a photo is made smaller (draft, reduce) only when that at least halves each side
@@ -59,6 +60,18 @@ def upright(im: Image.Image, *, in_place: bool = False) -> Image.Image:
 def swaps_sides(orientation: int) -> bool:
     """Whether an EXIF orientation swaps the photo's width and height."""
     return orientation in (5, 6, 7, 8)
+
+
+def turns_sideways(im: Image.Image) -> bool:
+    """Whether turning ``im`` upright (:func:`upright`) swaps the width and height it reports now: its EXIF
+    orientation swaps the sides and its size is still the stored one. (Pillow 11 and later open a TIFF of
+    such an orientation at its upright size and turn its pixels themselves as they load them.)"""
+    if not swaps_sides(exif_orientation(im)):
+        return False
+    tags = getattr(im, "tag_v2", None)
+    if im.format == "TIFF" and tags is not None:
+        return im.size == (tags.get(TIFF_WIDTH), tags.get(TIFF_LENGTH))
+    return True
 
 
 def _least(size: Tuple[int, int], factor: Optional[float], swapped: bool) -> Tuple[int, int]:

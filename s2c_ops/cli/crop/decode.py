@@ -11,8 +11,8 @@ from typing import Iterator, Optional, Tuple
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from ...cropping.images import (JPEG_FORMATS, ImageTooLarge, check_pixels, draft, exif_orientation, image_to_tensor,
-                                reduced, swaps_sides, upright)
+from ...cropping.images import (JPEG_FORMATS, ImageTooLarge, check_pixels, draft, image_to_tensor, reduced,
+                                turns_sideways, upright)
 from ...cropping.transforms import OfficialPreprocess, Resize, finer
 
 MIN_SIDE = 32  # smallest image side accepted, in pixels
@@ -86,8 +86,9 @@ _KINDS = [(stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK,
 
 
 @contextmanager
-def _opened(path: str) -> Iterator[Tuple[Image.Image, int, int, int]]:
-    """Opens ``path`` (header only): the image, its upright width and height, its EXIF orientation. Only
+def _opened(path: str) -> Iterator[Tuple[Image.Image, int, int, bool]]:
+    """Opens ``path`` (header only): the image, its upright width and height, and whether turning it upright
+    swaps its sides (:func:`~s2c_ops.cropping.images.turns_sideways`). Only
     a regular file is read, and opening never waits (a FIFO or a device is an :class:`InputError`, not a
     hang); the file is closed on leaving, so the image must be loaded inside."""
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
@@ -99,11 +100,11 @@ def _opened(path: str) -> Iterator[Tuple[Image.Image, int, int, int]]:
         im = Image.open(f)
         try:
             check_pixels(im.height, im.width)
-            orientation = exif_orientation(im)
+            sideways = turns_sideways(im)
             w, h = im.size
-            if swaps_sides(orientation):
+            if sideways:
                 w, h = h, w
-            yield im, w, h, orientation
+            yield im, w, h, sideways
         except BaseException:
             im.close()
             raise
@@ -115,13 +116,13 @@ def decode(path: str, preprocess: OfficialPreprocess, keep_full: bool, use_draft
     with ``keep_full``, keeps the upright full image for writing when the model's decode was a full one.
     ``detail``: the proposer's :attr:`~s2c_ops.cropping.proposals.Proposer.detail_factor`; with one, a draft
     keeps at least that many times the model's pixels, and the photo at that resolution is kept as ``detail``."""
-    with _opened(path) as (im, width, height, orientation):
+    with _opened(path) as (im, width, height, sideways):
         if min(width, height) < MIN_SIDE:
             raise InputError(f"image is {width}x{height} px; both sides must be at least {MIN_SIDE} px")
         h_m, w_m = preprocess.output_size(height, width)
         fmt = im.format
         params = _jpeg_params(im) if fmt in JPEG_FORMATS else {}
-        drafted = use_draft and draft(im, (h_m, w_m), detail, swapped=swaps_sides(orientation))
+        drafted = use_draft and draft(im, (h_m, w_m), detail, swapped=sideways)
         im.load()
         params.update(_png_text(im))
     try:
