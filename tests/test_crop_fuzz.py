@@ -125,6 +125,20 @@ def test_json_naming_a_photo_leaves_it_whole(tmp_path, capsys, mode):
     assert rc == 2 and "line 1 is not a record of s2c crop" in err and intact(tmp_path / "photos", originals)
 
 
+@pytest.mark.parametrize("mode", ["--overwrite", "--resume"])
+def test_json_naming_an_output_keeps_the_journal(tmp_path, capsys, mode):
+    """--json named like a crop the run writes: that input fails (one line) and the journal stays a journal
+    (the crop replaced it)."""
+    photos(tmp_path / "photos", ["a.jpg", "b.jpg"])
+    journal = tmp_path / "out" / "a_16x9.jpg"
+    rc, _, err = run_cli(["crop", tmp_path / "photos", "--ratio", "16:9", "--out", tmp_path / "out", "--json", journal,
+                          mode, *FAST], capsys)
+    assert rc == 1 and f"its output {journal} would replace the journal (--json)" in err
+    records = read_jsonl(journal)
+    assert [(Path(r["file"]).name, r["status"]) for r in records] == [("a.jpg", "error"), ("b.jpg", "ok")]
+    assert (tmp_path / "out" / "b_16x9.jpg").is_file()
+
+
 def test_a_new_journal_inside_an_input_folder_is_not_an_input(tmp_path, capsys):
     photos(tmp_path / "photos", ["a.jpg"])
     journal = tmp_path / "photos" / "log.jpg"  # named like an image, inside the folder being listed

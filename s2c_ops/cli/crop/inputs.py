@@ -40,6 +40,11 @@ class Reserved:
         real = os.path.realpath(path)
         if self.out is not None and (real == self.out or real.startswith(self.out.rstrip(os.sep) + os.sep)):
             return True
+        return self.journal_holds(path)
+
+    def journal_holds(self, path: str) -> bool:
+        """Whether ``path`` is one of the journal's files."""
+        real = os.path.realpath(path)
         if self.journal is not None and real.startswith(self.journal):
             return re.fullmatch(r"(\.lock|\.rank\d+)?", real[len(self.journal):]) is not None
         return False
@@ -192,15 +197,19 @@ def iter_inputs(inputs: Sequence[str], reserved: Reserved = NOTHING_RESERVED,
             yield entry
 
 
-def mark_clashes(entries: Iterable[Entry], job: Job) -> Iterator[Entry]:
-    """Marks inputs whose outputs would have the names of an earlier input's. Every rank runs this on the
-    whole stream, so the outcome does not depend on sharding."""
+def mark_clashes(entries: Iterable[Entry], job: Job, reserved: Reserved = NOTHING_RESERVED) -> Iterator[Entry]:
+    """Marks inputs whose outputs would have the names of an earlier input's, or of the journal's files
+    (``reserved``). Every rank runs this on the whole stream, so the outcome does not depend on sharding."""
     owner: Dict[str, str] = {}
     for entry in entries:
         if job.out is not None and not entry.error:
-            keys = [os.path.normcase(os.path.abspath(p)) for p in job.planned_paths(entry)]
+            planned = job.planned_paths(entry)
+            keys = [os.path.normcase(os.path.abspath(p)) for p in planned]
             clash = next((owner[k] for k in keys if k in owner), None)
-            if clash is not None:
+            journal = next((p for p in planned if reserved.journal_holds(p)), None)
+            if journal is not None:
+                entry.error = f"its output {journal} would replace the journal (--json): give --json another name"
+            elif clash is not None:
                 entry.error = f"its outputs would have the same names as those of {clash}; process them separately"
             else:
                 for k in keys:
@@ -225,7 +234,7 @@ class Inputs:
 
     def __init__(self, inputs: Sequence[str], reserved: Reserved, job: Job, rank: int, world: int,
                  note: Callable[[str], None] = lambda text: None, keep_order: bool = False) -> None:
-        listing = mark_clashes(iter_inputs(inputs, reserved, note), job)
+        listing = mark_clashes(iter_inputs(inputs, reserved, note), job, reserved)
         first = next(listing, None)
         self.empty = first is None
         self.listing = itertools.chain([first], listing) if first is not None else iter(())
