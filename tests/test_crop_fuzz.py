@@ -139,6 +139,27 @@ def test_json_naming_an_output_keeps_the_journal(tmp_path, capsys, mode):
     assert (tmp_path / "out" / "b_16x9.jpg").is_file()
 
 
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes")
+@pytest.mark.parametrize("mode", ["--overwrite", "--resume"])
+def test_json_naming_a_pipe_is_refused_not_waited_on(tmp_path, capsys, mode):
+    photos(tmp_path / "photos", ["a.jpg"])
+    os.mkfifo(tmp_path / "j.fifo")
+    rc, _, err = run_cli(["crop", tmp_path / "photos", "--ratio", "16:9", "--json", tmp_path / "j.fifo", mode, *FAST],
+                         capsys)
+    assert rc == 2 and "is not a regular file (a pipe or a device)" in err
+
+
+@pytest.mark.parametrize("flag, value, message", [("--top-k", "99999999999999999999", "must be at most 1000"),
+                                                  ("--batch-size", "99999999999999999999", "must be at most 4096"),
+                                                  ("--workers", "100000", "must be at most 256")])
+def test_counts_past_their_bound_are_usage_errors(tmp_path, capsys, flag, value, message):
+    """A huge --top-k planned a crop name per rank until memory ran out; a huge --batch-size failed in islice."""
+    photos(tmp_path / "photos", ["a.jpg"])
+    rc, _, err = run_cli(["crop", tmp_path / "photos", "--ratio", "16:9", "--out", tmp_path / "out", flag, value, *FAST],
+                         capsys)
+    assert rc == 2 and message in err
+
+
 def test_a_new_journal_inside_an_input_folder_is_not_an_input(tmp_path, capsys):
     photos(tmp_path / "photos", ["a.jpg"])
     journal = tmp_path / "photos" / "log.jpg"  # named like an image, inside the folder being listed

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from ..distributed import Ranks, rank_device
 from ..files import write_json_atomic
+from .crop.args import MAX_BATCH_SIZE, int_arg
 from .errors import UsageError
 from .models import ModelOptions, add_model_arguments, load_model
 
@@ -27,7 +28,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--proposer", help="object-box proposer on FCDB (default: the default proposer)")
     p.add_argument("--json", metavar="OUT", help="write the metrics and per-image results here")
     p.add_argument("--device", help="torch device (default: cuda when available, else cpu)")
-    p.add_argument("--batch-size", type=int, default=16, help="photos per model call on FCDB (default 16)")
+    p.add_argument("--batch-size", type=int_arg(1, MAX_BATCH_SIZE), default=16, help="photos per model call on FCDB (default 16)")
     p.set_defaults(func=run)
     return p
 

@@ -25,7 +25,7 @@ from ..cropping.candidates import FREE
 from ..cropping.table_keys import path_key
 from ..distributed import ProcessGroup, Ranks, rank_device, torchrun_ranks
 from ..files import write_json_atomic
-from .crop.args import int_arg, ratio_arg, unique_ratios
+from .crop.args import MAX_BATCH_SIZE, MAX_TOP_K, MAX_WORKERS, int_arg, ratio_arg, unique_ratios
 from .crop.inputs import Entry, iter_inputs
 from .errors import UsageError
 from .models import ModelOptions, add_model_arguments, load_model
@@ -116,13 +116,13 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                    help="aspect ratio width:height, width/height or a number; repeat for several")
     p.add_argument("--out", required=True, metavar="TABLE", help="the table file to write (.safetensors)")
     p.add_argument("--keys", choices=("path", "fingerprint"), default="path", help="how images are found (default path)")
-    p.add_argument("--candidates", type=int_arg(1), default=DEFAULT_CANDIDATES, metavar="K",
+    p.add_argument("--candidates", type=int_arg(1, MAX_TOP_K), default=DEFAULT_CANDIDATES, metavar="K",
                    help=f"best crops kept per image and ratio (default {DEFAULT_CANDIDATES})")
     add_model_arguments(p)
     p.add_argument("--proposer", choices=list_proposers(), help="object-box proposer (default: faces, then salient regions)")
     p.add_argument("--device", help="torch device for the model (default: cuda when available, else cpu)")
-    p.add_argument("--batch-size", type=int_arg(1), default=16, metavar="N", help="images per model call (default 16)")
-    p.add_argument("--workers", type=int_arg(0), default=min(4, os.cpu_count() or 1), metavar="N",
+    p.add_argument("--batch-size", type=int_arg(1, MAX_BATCH_SIZE), default=16, metavar="N", help="images per model call (default 16)")
+    p.add_argument("--workers", type=int_arg(0, MAX_WORKERS), default=min(4, os.cpu_count() or 1), metavar="N",
                    help="decoding threads (default min(4, CPUs))")
     again = p.add_mutually_exclusive_group()
     again.add_argument("--resume", action="store_true", help="continue the killed run that writes TABLE")

@@ -154,7 +154,14 @@ def size_arg(text: str) -> Tuple[int, int]:
     return h, w
 
 
-def int_arg(minimum: int):
+#: Upper bounds of the counts a command line takes: past them a count only exhausts memory (a crop name is
+#: planned per rank of --top-k before scoring; no ratio has 1,000 candidates).
+MAX_TOP_K = 1000
+MAX_BATCH_SIZE = 4096
+MAX_WORKERS = 256
+
+
+def int_arg(minimum: int, maximum: int):
     def parse(text: str) -> int:
         try:
             value = int(text)
@@ -162,6 +169,8 @@ def int_arg(minimum: int):
             raise argparse.ArgumentTypeError(f"invalid int value {text!r}") from None
         if value < minimum:
             raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+        if value > maximum:
+            raise argparse.ArgumentTypeError(f"must be at most {maximum}, got {value}")
         return value
 
     return parse
@@ -192,7 +201,7 @@ def add_arguments(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--ratio", action="append", required=True, type=ratio_arg, metavar="R",
                    help="aspect ratio width:height, width/height, a number, or free (any shape); repeat for several")
     p.add_argument("--size", type=size_arg, metavar="WxH", help="resize each crop to exactly W x H pixels")
-    p.add_argument("--top-k", type=int_arg(1), default=1, metavar="K", help="best K crops per ratio (default 1)")
+    p.add_argument("--top-k", type=int_arg(1, MAX_TOP_K), default=1, metavar="K", help="best K crops per ratio (default 1)")
     add_model_arguments(p)
     objects = p.add_mutually_exclusive_group()
     objects.add_argument("--boxes", metavar="FILE", help="JSON object boxes per input (see below)")
@@ -203,8 +212,8 @@ def add_arguments(subparsers) -> argparse.ArgumentParser:
                    help="continue the run that wrote --json FILE: skip the inputs it finished (see below)")
     p.add_argument("--show", action="store_true", help="also write a PNG preview with the top-k boxes (needs --out)")
     p.add_argument("--device", help="torch device for the model (default: cuda when available, else cpu)")
-    p.add_argument("--batch-size", type=int_arg(1), default=16, metavar="N", help="images per model call (default 16)")
-    p.add_argument("--workers", type=int_arg(0), default=min(4, os.cpu_count() or 1), metavar="N",
+    p.add_argument("--batch-size", type=int_arg(1, MAX_BATCH_SIZE), default=16, metavar="N", help="images per model call (default 16)")
+    p.add_argument("--workers", type=int_arg(0, MAX_WORKERS), default=min(4, os.cpu_count() or 1), metavar="N",
                    help="decode/write threads; 0 does everything in the main thread (default min(4, CPUs))")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs (and an existing --json FILE)")
     return p

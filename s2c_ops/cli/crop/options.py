@@ -93,6 +93,9 @@ def _check_paths(args: argparse.Namespace) -> None:
         raise UsageError("--resume needs --json FILE (the journal of the run to continue)")
     if args.json and os.path.isdir(args.json):
         raise UsageError(f"--json {args.json} is a folder")
+    if args.json and os.path.exists(args.json) and not os.path.isfile(args.json):
+        # A FIFO would block the journal's open for ever (and a signal only retries it).
+        raise UsageError(f"--json {args.json} is not a regular file (a pipe or a device): give a file to write")
     for flag, path in (("--out", args.out), ("--json", args.json)):
         blocked = path and _not_a_folder(path)
         if blocked:
