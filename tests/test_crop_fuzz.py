@@ -39,6 +39,23 @@ def intact(folder: Path, originals) -> bool:
     return all((folder / name).read_bytes() == data for name, data in originals.items())
 
 
+@pytest.mark.parametrize("name, save_as", [("i.ico", "ICO"), ("b.xbm", "XBM"), ("j.h5", "JPEG"), ("k.wmf", "JPEG")])
+def test_formats_that_would_not_keep_the_crop_are_written_as_png(tmp_path, capsys, name, save_as):
+    """Icons were written at icon sizes (records and files disagreed), 1-bit formats and handler stubs
+    failed; their crops are PNGs of exactly the recorded size."""
+    src = tmp_path / "src"
+    src.mkdir()
+    image = photo(96, 64, seed=3)
+    (image.convert("1") if save_as == "XBM" else image).save(src / name, format=save_as)
+    rc, _, err = run_cli(["crop", src / name, "--ratio", "3:2", "--size", "48x32", "--out", tmp_path / "out",
+                          "--json", tmp_path / "r.jsonl", *FAST], capsys)
+    assert rc == 0, err
+    (record,) = read_jsonl(tmp_path / "r.jsonl")
+    (output,) = record["outputs"]
+    assert output == str(tmp_path / "out" / f"{Path(name).stem}_3x2.png")
+    assert Image.open(output).format == "PNG" and Image.open(output).size == (48, 32)
+
+
 # ---------------------------------------------------------------------------------------------------
 # 1. Two inputs, one output name
 # ---------------------------------------------------------------------------------------------------

@@ -38,9 +38,9 @@ outputs (with --out DIR):
   with --top-k K > 1: DIR/<stem>_<ratio>_<rank>.<ext>, rank 1 the best. Files found in a folder
   INPUT keep their sub-folder below DIR. Crops are cut from the full-resolution upright image
   (box corners rounded to whole pixels) and written under the input's extension in the format it
-  names (MPO as JPEG; .png when Pillow cannot write that format): the input's name alone decides an
-  output's name, so two inputs whose outputs would share a name are found before anything is
-  written (the second fails). A file whose content is of another format than its extension says
+  names (MPO as JPEG; .png when Pillow cannot write that format, or would not keep the crop as cut:
+  icons, 1-bit formats): the input's name alone decides an output's name, so two inputs whose
+  outputs would share a name are found before anything is written (the second fails). A file whose content is of another format than its extension says
   (a JPEG named .png) is converted (to RGB where the format needs it). An input written in its own
   format keeps its JPEG quantisation tables and chroma subsampling (its quality), ICC profile, EXIF
   (orientation removed, the pixels are upright), DPI and comment; PNG its mode (alpha, palette,
@@ -228,13 +228,17 @@ def unique_ratios(ratios: List[RatioSpec]) -> List[RatioSpec]:
     return out
 
 
-#: The format of crops of a file whose extension names one Pillow can read but not write.
+#: The format of crops of a file whose extension names one Pillow can read but not write as it is.
 FALLBACK_FORMAT = ("PNG", ".png")
+#: Formats Pillow lists as writable whose writers would not keep a crop as cut: icons (written at icon
+#: sizes), 1-bit and palette-only formats, and stubs that write only through a handler Pillow does not ship.
+NOT_WRITTEN_AS_CUT = frozenset({"BLP", "BUFR", "GRIB", "HDF5", "ICNS", "ICO", "MSP", "PALM", "WMF", "XBM"})
 
 
 def output_format(path: str) -> Tuple[str, str]:
     """(Pillow format, extension) of the crops of the input ``path``: the format its extension names,
-    under that same extension (MPO as JPEG), or PNG when Pillow cannot write that format. The input's
+    under that same extension (MPO as JPEG), or PNG when Pillow cannot write that format as cut
+    (:data:`NOT_WRITTEN_AS_CUT`). The input's
     name alone decides, never its content, so that an output's name is known before the input is read
     (the clash check, ``--resume`` and the writer use this one rule)."""
     ext = os.path.splitext(path)[1]
@@ -242,7 +246,7 @@ def output_format(path: str) -> Tuple[str, str]:
     fmt = Image.registered_extensions().get(ext.lower())
     if fmt == "MPO":
         fmt = "JPEG"
-    if fmt is None or fmt not in Image.SAVE:
+    if fmt is None or fmt not in Image.SAVE or fmt in NOT_WRITTEN_AS_CUT:
         return FALLBACK_FORMAT
     return fmt, ext
 
