@@ -177,6 +177,15 @@ def test_counts_past_their_bound_are_usage_errors(tmp_path, capsys, flag, value,
     assert rc == 2 and message in err
 
 
+def test_a_file_name_with_a_newline_fails_on_one_line(tmp_path, capsys):
+    (tmp_path / "bad\nname.png").write_bytes(b"not an image")
+    photos(tmp_path, ["good.jpg"])
+    rc, _, err = run_cli(["crop", tmp_path, "--ratio", "16:9", *FAST], capsys)
+    assert rc == 1
+    (line,) = [line for line in err.splitlines() if line.startswith("error ")]
+    assert "bad\\nname.png: " in line
+
+
 def test_a_new_journal_inside_an_input_folder_is_not_an_input(tmp_path, capsys):
     photos(tmp_path / "photos", ["a.jpg"])
     journal = tmp_path / "photos" / "log.jpg"  # named like an image, inside the folder being listed

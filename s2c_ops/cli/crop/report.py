@@ -9,8 +9,18 @@ from .journal import Journal
 from .record import Record, lines
 
 
+def _printable(text: str) -> str:
+    """``text`` with its control characters escaped (a file name holding a newline stays on one line)."""
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
+
+
 def outcome_line(records: List[Record]) -> Tuple[bool, str]:
     """(ok, one line) for an input's records."""
+    ok, line = _outcome(records)
+    return ok, _printable(line)
+
+
+def _outcome(records: List[Record]) -> Tuple[bool, str]:
     file = records[0].file
     errors = [r for r in records if not r.ok]
     if errors and len({r.error for r in errors}) == 1 and len(errors) == len(records):
