@@ -33,7 +33,6 @@ within one pixel of the continuous candidate box the model scored.
 """
 from __future__ import annotations
 
-import inspect
 import math
 import numbers
 import warnings
@@ -45,11 +44,11 @@ from kornia.constants import Resample
 from kornia.geometry.transform import crop_by_indices, crop_by_transform_mat
 from torch import Tensor
 
-from s2c_ops.cropping.candidates import largest_crop, parse_ratio, pixel_crops, ratio_anchors
+from s2c_ops.cropping.candidates import MIN_CROP_SIDE, largest_crop, parse_ratio, pixel_crops
 from s2c_ops.cropping.cropper import Cropper
 from s2c_ops.cropping.table import CropTable, model_identity, proposer_identity
 from s2c_ops.models.registry import create_model
-from s2c_ops.cropping.proposals import create_proposer, whole_image_boxes
+from s2c_ops.cropping.proposals import check_num_boxes, create_proposer, whole_image_boxes
 from s2c_ops.precision import full_precision
 
 from .sampling import pick_candidates
@@ -58,9 +57,6 @@ __all__ = ["AestheticCrop"]
 
 Scorer = Callable[..., Tensor]
 
-#: The smallest crop side ``ratio_anchors`` makes (its ``min_size``): an image that cannot hold a crop of
-#: the ratio with both sides at least this long is rejected.
-MIN_CROP_SIDE = float(inspect.signature(ratio_anchors).parameters["min_size"].default)
 _MODES = ("resample", "slice")
 
 
@@ -173,12 +169,13 @@ class AestheticCrop(GeometricAugmentationBase2D):
 
     Raises:
         ValueError: at construction, for a ratio that is not positive and finite, a bad ``size``,
-            ``top_k``, ``temperature``, ``p``, ``cropping_mode`` or ``num_boxes``; at call time, for an
+            ``top_k``, ``temperature``, ``p``, ``cropping_mode`` or ``num_boxes`` (below 1); at call time, for an
             input that is not ``(C, H, W)`` / ``(B, C, H, W)`` with 3 channels, an image too small to hold
             a crop of the ratio with both sides at least ``MIN_CROP_SIDE`` (16) pixels, crops of
             different sizes with ``size=None``, or (see ``validate``) NaN, infinite values or values outside
             [0, 1], naming the range found and the fix.
-        TypeError: a ``model`` or ``proposer`` that is not callable, an input that is not a float tensor.
+        TypeError: a ``model`` or ``proposer`` that is not callable, a ``num_boxes`` that is not an int, an
+            input that is not a float tensor.
         TableMismatch: a ``table`` made with another model, ratio or proposer (a ``ValueError``).
         TableMiss: with a table that does not fill lazily, images it does not hold (a ``KeyError``).
 
@@ -234,10 +231,8 @@ class AestheticCrop(GeometricAugmentationBase2D):
             proposer = create_proposer(proposer)
         elif proposer is not None and not callable(proposer):
             raise TypeError(f"proposer must be None, a proposer name or a callable, got {type(proposer).__name__}")
-        if num_boxes is not None and (
-            isinstance(num_boxes, bool) or not isinstance(num_boxes, numbers.Integral) or num_boxes < 1
-        ):
-            raise ValueError(f"num_boxes must be None or an int >= 1, got {num_boxes!r}")
+        if num_boxes is not None:
+            num_boxes = check_num_boxes(num_boxes)
         if validate not in (None, True, False):
             raise ValueError(f"validate must be None, True or False, got {validate!r}")
         if table is not None:

@@ -12,7 +12,7 @@ import torch
 import s2c_ops
 from s2c_kornia import AestheticCrop
 from s2c_ops.models.registry import DEFAULT_WEIGHTS
-from s2c_kornia.aesthetic_crop import MIN_CROP_SIDE
+from s2c_ops.cropping.candidates import MIN_CROP_SIDE
 from s2c_ops.cropping.candidates import pixel_crops, ratio_anchors
 
 

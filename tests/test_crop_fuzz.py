@@ -450,7 +450,7 @@ def test_cropper_settings_are_checked_when_made():
     """Wrong settings fail at once with their name, not later inside a crop (a float num_boxes was cut to
     an int, a proposer name failed as "'str' object is not callable")."""
     prior = create_model("prior")
-    for kwargs, error, match in ((dict(num_boxes=2.5), ValueError, "num_boxes must be a whole number"),
+    for kwargs, error, match in ((dict(num_boxes=2.5), TypeError, "num_boxes must be an int, got float"),
                                  (dict(batch_size=2.5), ValueError, "batch_size must be a whole number"),
                                  (dict(batch_size=0), ValueError, "batch_size must be a whole number"),
                                  (dict(proposer=3), TypeError, "proposer must be"),
@@ -460,6 +460,7 @@ def test_cropper_settings_are_checked_when_made():
             Cropper(prior, **kwargs)
     with pytest.raises(ValueError, match="unknown proposer"):
         Cropper(prior, "nope")
+    assert Cropper(prior, num_boxes=np.int64(3)).num_boxes == 3  # one check of num_boxes everywhere
     by_name = Cropper(prior, "image").crop(torch.zeros(3, 64, 96), "1:1")[0].boxes
     assert torch.equal(by_name, Cropper(prior, create_proposer("image")).crop(torch.zeros(3, 64, 96), "1:1")[0].boxes)
 

@@ -256,8 +256,10 @@ def test_index_keys_refuse_an_image_of_another_aspect(prior):
     found, _, _ = table.lookup(torch.tensor([0, 1]), (71, 95), "4:3")  # 96x128 resized, one side rounded
     assert found.all()
     aug = AestheticCrop("16:9", size=(36, 64), model=prior, table=CropTable("index"))
+    aug(torch.rand(2, 3, 224, 298), keys=[0, 1])  # Resize(224) of a 4032x3024 photo: its long side truncated
+    aug(torch.rand(2, 3, 1024, 1365), keys=[0, 1])  # Resize(1024) of it: the stored size is the rounded one
     aug(torch.rand(2, 3, 96, 128), keys=[0, 1])
-    with pytest.raises(TableMismatch, match=r"key 0: 96x72 now, 96x128 in the table"):
+    with pytest.raises(TableMismatch, match=r"key 0: 96x72 now, 224x298 in the table"):
         aug(torch.rand(2, 3, 96, 72), keys=[0, 1])
     with pytest.raises(TableMismatch, match="another aspect"):
         table.lookup(torch.tensor([1]), (96, 96), "4:3")

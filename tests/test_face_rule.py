@@ -99,9 +99,23 @@ def test_settings_are_checked():
             FaceRule(**bad)
     for bad, match in ((dict(core=-0.1), "core"), (dict(clearance=-1.0), "clearance"), (dict(head=(0.1,)), "head"),
                        (dict(scale_steps=()), "scale_steps"), (dict(scale_steps=(2.0,)), "scale_steps"),
-                       (dict(shift_steps=1.5), "shift_steps"), (dict(shift_steps=0), "shift_steps")):
+                       (dict(shift_steps=1.5), "shift_steps"), (dict(shift_steps=0), "shift_steps"),
+                       (dict(head="wide"), "head"), (dict(head=(0.1, 0.2, "x", 0.3)), "head")):
         with pytest.raises(ValueError, match=match):
             FaceRule(**bad)
+
+
+def test_a_rule_read_back_from_json_is_the_same_rule():
+    """s2c export writes asdict(FaceRule()) into scorer.json: lists and numpy numbers come back as the rule."""
+    import json
+    from dataclasses import asdict
+
+    import numpy as np
+
+    settings = json.loads(json.dumps(asdict(RULE)))
+    assert isinstance(settings["head"], list) and FaceRule(**settings) == RULE
+    again = FaceRule(cut_penalty=np.float32(100.0), shift_steps=np.int64(3), scale_steps=[0.0, 0.2, 0.45, 0.75])
+    assert again == RULE and type(again.shift_steps) is int and again.scale_steps == RULE.scale_steps
 
 
 class FixedFaces(Proposer):

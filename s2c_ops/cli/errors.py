@@ -21,6 +21,12 @@ class Failure(Exception):
 EXTRAS = {"kornia": "kornia"}
 
 
+def printable(text: str) -> str:
+    """``text`` with its control characters escaped: a per-input line naming a file whose name holds a
+    newline stays one line."""
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
+
+
 def _first_line(error: BaseException) -> str:
     return (str(error).strip().splitlines() or [type(error).__name__])[0]
 

@@ -27,7 +27,7 @@ from ..distributed import ProcessGroup, Ranks, rank_device, torchrun_ranks
 from ..files import write_json_atomic
 from .crop.args import MAX_BATCH_SIZE, MAX_TOP_K, MAX_WORKERS, int_arg, ratio_arg, unique_ratios
 from .crop.inputs import Entry, iter_inputs
-from .errors import UsageError
+from .errors import UsageError, printable
 from .models import ModelOptions, add_model_arguments, load_model
 
 EPILOG = """\
@@ -251,7 +251,7 @@ def _finish(options: TableOptions, table, cropper, j: int, batch: List[Entry], f
     decoded = [f.result() for f in futures]
     bad = [(e, why) for e, (_, why) in zip(batch, decoded) if why is not None]
     for e, why in bad:
-        print(f"error {e.file}: {why}", file=sys.stderr)
+        print(printable(f"error {e.file}: {why}"), file=sys.stderr)
     good = [(e, px) for e, (px, _) in zip(batch, decoded) if px is not None]
     part = CropTable(table.keys, candidates=table.candidates, lazy=False)
     part.bind(table.ratios, table.model, table.proposer)

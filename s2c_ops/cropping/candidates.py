@@ -68,7 +68,8 @@ def largest_crop(height: float, width: float, ratio: float) -> Tuple[float, floa
     return min(float(height), w / ratio), w
 
 
-#: The least side, in pixels, of a candidate crop (``ratio_anchors``' ``min_size``; free-form crops too).
+#: The least side, in pixels, of a crop of a ratio (``ratio_anchors``' ``min_size``), and of a photo given
+#: a free-form crop.
 MIN_CROP_SIDE = 16.0
 
 

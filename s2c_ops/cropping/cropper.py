@@ -30,7 +30,7 @@ from .face_rule import FaceRule
 from .images import (ImageLike, Photos, draft, drafts_to, image_to_tensor, photo_list, reduced, reopened,
                      turns_sideways)
 from .pixels import check_unit_range
-from .proposals import Detail, GivenBoxes, ProposedObjects, Proposer, create_proposer
+from .proposals import Detail, GivenBoxes, ProposedObjects, Proposer, check_num_boxes, create_proposer
 from .transforms import OfficialPreprocess, Resize, finer
 
 #: A ratio as callers write it: width / height as a number or text (``16/9``, ``"16:9"``), or ``"free"``.
@@ -153,7 +153,7 @@ class Cropper:
         self.device = device
         self.proposer = proposer if proposer is not None else create_proposer("default")
         self.preprocess = preprocess or OfficialPreprocess.for_model(model)
-        self.num_boxes = _whole("num_boxes", num_boxes)
+        self.num_boxes = check_num_boxes(num_boxes)
         self.batch_size = batch_size
         self.apply_exif_orientation = apply_exif_orientation
         self.face_rule = face_rule

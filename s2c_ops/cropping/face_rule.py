@@ -23,6 +23,7 @@ few steps), so a crop that keeps every main face whole exists whenever the photo
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
 from typing import Optional, Tuple
 
@@ -83,14 +84,19 @@ class FaceRule:
     shift_steps: int = 3
 
     def __post_init__(self) -> None:
-        if not isinstance(self.head, tuple) or len(self.head) != 4:
-            raise ValueError(f"FaceRule.head must be 4 shares (left, top, right, bottom), got {self.head!r}")
-        if not isinstance(self.scale_steps, tuple) or not self.scale_steps:
-            raise ValueError(f"FaceRule.scale_steps must be a tuple of one or more steps, got {self.scale_steps!r}")
+        # Lists (a rule read back from JSON, e.g. ``s2c export``'s scorer.json) and numpy numbers are taken
+        # as the tuples and numbers they hold.
+        for name in ("head", "scale_steps"):
+            value = getattr(self, name)
+            if not isinstance(value, (tuple, list)) or not all(_real(v) for v in value):
+                raise ValueError(f"FaceRule.{name} must be a tuple of numbers, got {value!r}")
+            object.__setattr__(self, name, tuple(float(v) for v in value))
+        if len(self.head) != 4 or not self.scale_steps:
+            raise ValueError(f"FaceRule needs 4 head shares (left, top, right, bottom) and one or more scale_steps, "
+                             f"got head={self.head} and scale_steps={self.scale_steps}")
         values = (self.cut_penalty, self.cut_growth, self.left_out_penalty, self.trim_penalty, self.crowded_penalty,
-                  self.clearance, self.cut_margin, self.core, self.core_margin, self.main_share, *self.head,
-                  *self.scale_steps)
-        if not all(isinstance(v, (int, float)) and math.isfinite(v) for v in values):
+                  self.clearance, self.cut_margin, self.core, self.core_margin, self.main_share)
+        if not all(_real(v) for v in values) or not all(map(math.isfinite, values + self.head + self.scale_steps)):
             raise ValueError(f"FaceRule's weights must be finite numbers, got {self}")
         if not self.cut_penalty > 2 * self.left_out_penalty > 0 or self.crowded_penalty < 0 or self.cut_growth < 0:
             raise ValueError("FaceRule needs cut_penalty > 2 * left_out_penalty > 0, crowded_penalty >= 0 and "
@@ -100,8 +106,10 @@ class FaceRule:
                 or not all(0 <= v <= 1 for v in self.scale_steps):
             raise ValueError("FaceRule needs 0 <= cut_margin, core_margin < 0.5, 0 < main_share <= 1, scale_steps "
                              "in [0, 1] and trim_penalty, clearance, core, head >= 0")
-        if isinstance(self.shift_steps, bool) or not isinstance(self.shift_steps, int) or self.shift_steps < 1:
+        if isinstance(self.shift_steps, bool) or not isinstance(self.shift_steps, numbers.Integral) \
+                or self.shift_steps < 1:
             raise ValueError(f"FaceRule.shift_steps must be an int >= 1, got {self.shift_steps!r}")
+        object.__setattr__(self, "shift_steps", int(self.shift_steps))
 
     def heads(self, faces: Tensor, height: float, width: float) -> Tensor:
         """Face boxes ``(F, 4)`` grown to the whole head (:attr:`head`), clamped to the image."""
@@ -187,6 +195,10 @@ class FaceRule:
                 for y in _positions(y1, y2, h, height, self.shift_steps):
                     out.append([x, y, x + w, y + h])
         return unique_boxes(torch.tensor(out, dtype=torch.float32))
+
+
+def _real(value) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
 def _positions(low: float, high: float, size: float, limit: int, steps: int):

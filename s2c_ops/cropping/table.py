@@ -267,11 +267,11 @@ class CropTable:
 
     def _check_aspect(self, keys: Tensor, sizes: Tensor, hit: Tensor, size: Tuple[int, int]) -> None:
         """Raises :class:`TableMismatch` where a held image was scored at another aspect than ``size`` (height,
-        width): its boxes scale to a resize of that image (each side rounded, within a pixel), never to
-        another crop or photo under the same key, whose crops would lose their ratio."""
+        width): its boxes scale to a resize of that image (each side of either size rounded, within a pixel),
+        never to another crop or photo under the same key, whose crops would lose their ratio."""
         height, width = size
         h, w = sizes[:, 0].double(), sizes[:, 1].double()
-        other = hit & ((width * h - height * w).abs() > h + w)
+        other = hit & ((width * h - height * w).abs() > h + w + height + width)
         if bool(other.any()):
             i = int(other.nonzero()[0])
             raise TableMismatch(

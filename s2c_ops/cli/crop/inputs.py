@@ -35,6 +35,9 @@ class Reserved:
     def __init__(self, out: Optional[str], journal: Optional[str]) -> None:
         self.out = os.path.realpath(out) if out else None
         self.journal = os.path.realpath(journal) if journal else None
+        # The journal's names as given and resolved: a path whose name starts with neither, and that is no
+        # link, is none of its files (spares resolving every planned output's path).
+        self._names = (os.path.basename(journal), os.path.basename(self.journal)) if journal else ()
 
     def holds(self, path: str) -> bool:
         real = os.path.realpath(path)
@@ -44,8 +47,10 @@ class Reserved:
 
     def journal_holds(self, path: str) -> bool:
         """Whether ``path`` is one of the journal's files."""
+        if self.journal is None or (not os.path.basename(path).startswith(self._names) and not os.path.islink(path)):
+            return False
         real = os.path.realpath(path)
-        if self.journal is not None and real.startswith(self.journal):
+        if real.startswith(self.journal):
             return re.fullmatch(r"(\.lock|\.rank\d+)?", real[len(self.journal):]) is not None
         return False
 

@@ -5,19 +5,15 @@ import os
 import sys
 from typing import List, Tuple
 
+from ..errors import printable
 from .journal import Journal
 from .record import Record, lines
-
-
-def _printable(text: str) -> str:
-    """``text`` with its control characters escaped (a file name holding a newline stays on one line)."""
-    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
 
 
 def outcome_line(records: List[Record]) -> Tuple[bool, str]:
     """(ok, one line) for an input's records."""
     ok, line = _outcome(records)
-    return ok, _printable(line)
+    return ok, printable(line)
 
 
 def _outcome(records: List[Record]) -> Tuple[bool, str]:

@@ -8,6 +8,7 @@ same boxes and, separately, the faces a proposer found (the Cropper's face rule 
 from __future__ import annotations
 
 import abc
+import numbers
 from dataclasses import dataclass
 from typing import Any, Callable, List, Optional, Sequence, Tuple, Union
 
@@ -44,15 +45,17 @@ def check_images(images: Any) -> Tuple[int, int, int]:
 
 
 def check_num_boxes(num_boxes: Any) -> int:
-    """Validates ``num_boxes`` (an int >= 1)."""
-    if isinstance(num_boxes, bool) or not isinstance(num_boxes, int):
-        if isinstance(num_boxes, Tensor) and num_boxes.numel() == 1 and not num_boxes.is_floating_point():
-            num_boxes = int(num_boxes)
-        else:
-            raise TypeError(f"num_boxes must be an int, got {type(num_boxes).__name__}")
+    """``num_boxes`` (object boxes per image: a whole number >= 1, also a numpy or one-element integer tensor)
+    as an int; ``TypeError`` for another type, ``ValueError`` below 1. The one check of it (the proposers,
+    the Cropper, AestheticCrop)."""
+    if isinstance(num_boxes, Tensor) and num_boxes.numel() == 1 and not num_boxes.is_floating_point() \
+            and num_boxes.dtype != torch.bool:
+        num_boxes = int(num_boxes)
+    if isinstance(num_boxes, bool) or not isinstance(num_boxes, numbers.Integral):
+        raise TypeError(f"num_boxes must be an int, got {type(num_boxes).__name__}")
     if num_boxes < 1:
         raise ValueError(f"num_boxes must be >= 1 (the model's bbox_num), got {num_boxes}")
-    return num_boxes
+    return int(num_boxes)
 
 
 def whole_image_boxes(num_boxes: int, height: int, width: int, device: Union[str, torch.device, None] = None) -> Tensor:
