@@ -360,15 +360,13 @@ class CropTable:
         :class:`~s2c_ops.Cropper` (``None``: the defaults); ``lazy`` is the returned table's."""
         from tqdm import tqdm
 
-        from ..cropping.proposals import create_proposer
         from .cropper import Cropper
 
         if keys == "path" and key_of is None:
             raise ValueError("keys='path' needs key_of(index, item) -> the item's file path")
         table = cls(keys, candidates=candidates, lazy=lazy)
         table.bind(ratios, model_identity(model), proposer_identity(proposer))
-        found = create_proposer(proposer) if isinstance(proposer, str) else proposer
-        cropper = Cropper(model, found, batch_size=batch_size, device=device)
+        cropper = Cropper(model, proposer, batch_size=batch_size, device=device)
         image_of = image_of or (lambda item: item[0] if isinstance(item, (tuple, list)) else item)
         total = len(dataset) if hasattr(dataset, "__len__") else None
         batch: List[Tuple[int, Any]] = []
