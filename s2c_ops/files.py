@@ -37,12 +37,15 @@ def write_atomic(path: PathLike, writer: Callable[[str], None], *, overwrite: bo
     folder = os.path.dirname(path) or "."
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{temporary_tag(os.path.basename(path))}.", suffix=".tmp")
+    mode = _mode_for(path)
     try:
-        os.fchmod(fd, _mode_for(path))
+        os.fchmod(fd, mode)
     finally:
         os.close(fd)
     try:
         writer(tmp)
+        # Again: a writer that makes the file anew (safetensors' save_file does) gives it its own mode.
+        os.chmod(tmp, mode)
         if durable:
             _fsync(tmp)
         if overwrite:

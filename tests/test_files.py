@@ -3,6 +3,7 @@ import os
 import threading
 
 import pytest
+import torch
 
 from s2c_ops.files import write_atomic, write_json_atomic, write_text_atomic
 
@@ -85,6 +86,23 @@ def test_replaced_files_keep_their_mode(tmp_path):
     os.chmod(path, 0o640)
     write_text_atomic(path, "new")
     assert path.read_text() == "new" and os.stat(path).st_mode & 0o777 == 0o640
+
+
+def test_a_writer_that_makes_the_file_anew_gets_the_mode_too(tmp_path):
+    """safetensors' save_file makes its file anew (mode 0600 whatever the umask): the mode is set after it."""
+    from safetensors.torch import save_file
+
+    old = os.umask(0o022)
+    try:
+        write_atomic(tmp_path / "new.safetensors", lambda tmp: save_file({"x": torch.zeros(2)}, tmp))
+    finally:
+        os.umask(old)
+    path = tmp_path / "kept.safetensors"
+    path.write_bytes(b"")
+    os.chmod(path, 0o664)
+    write_atomic(path, lambda tmp: save_file({"x": torch.zeros(2)}, tmp))
+    assert os.stat(tmp_path / "new.safetensors").st_mode & 0o777 == 0o644
+    assert os.stat(path).st_mode & 0o777 == 0o664
 
 
 def test_links_replaced_or_followed(tmp_path):
