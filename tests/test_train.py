@@ -198,6 +198,7 @@ def test_fcdb_training_on_every_photo_with_a_fixed_blend(tmp_path, capsys):
     assert chosen["ratio_iou"] == measured["measured"][1]["ratio_iou"]
     assert chosen["free_iou"] == measured["measured"][0]["free_iou"]
     assert S2CNetWithPriors.load(run / "blend.safetensors").setting == BlendSetting(0.5, 0, 1, 1.4, 0.8, mirror=False)
+    base[base.index(str(run))] = str(tmp_path / "new")  # the usage errors below, found before any run
     for bad, says in ((["0.5:0"], "expected G:P:T[:TR[:TF]][:mirror]"), (["a:0:1"], "are numbers"),
                       (["0.5:0:-1"], "temperature must be None or > 0"),
                       (["0.5:0:none:1"], "ratio_temperature needs a temperature"),
@@ -259,3 +260,25 @@ def test_gaicd_training_resizes_as_its_config_says(tmp_path):
             assert task.eval_set.preprocess.antialias is antialias
     finally:
         run.close()
+
+
+def test_train_refuses_to_replace_a_run_and_nan_settings(tmp_path, capsys):
+    """A finished run rerun without --resume was replaced; NaN settings trained weights full of NaN (exit 0)."""
+    from synthetic import make_fcdb
+
+    data, run = tmp_path / "fcdb", tmp_path / "run"
+    make_fcdb(data, 4)
+    run.mkdir()
+    (run / "state.pt").write_bytes(b"a run's state")
+    base = ["train", "--data", str(data), "--backbone-weights", "none", "--device", "cpu"]
+    assert cli.main([*base, "--out", str(run)]) == 2
+    assert "holds a run: pass --resume" in capsys.readouterr().err
+    assert (run / "state.pt").read_bytes() == b"a run's state"
+    (tmp_path / "afile").write_text("x")
+    assert cli.main([*base, "--out", str(tmp_path / "afile")]) == 2
+    assert "is a file: give a run folder" in capsys.readouterr().err
+    for flag, value in (("--temperature", "0"), ("--temperature", "nan"), ("--pair-weight", "nan"),
+                        ("--finetune-lr", "nan"), ("--lr", "-1"), ("--pair-weight", "-0.5")):
+        assert cli.main([*base, "--out", str(tmp_path / "new"), flag, value]) == 2
+        assert f"{flag} must be a finite number" in capsys.readouterr().err
+    assert not (tmp_path / "new").exists()

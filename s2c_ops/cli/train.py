@@ -3,10 +3,12 @@
 reads ``s2c train``'s options once into :class:`~s2c_ops.training.options.TrainOptions` for
 :func:`~s2c_ops.training.loop.train`; the prior is :func:`~s2c_ops.training.prior.train_prior`."""
 import argparse
+from pathlib import Path
 
 from ..models.config import OFFICIAL
 from ..models.blend import BlendSetting
 from ..training.options import TrainOptions
+from ..training.run import RunFolder
 from .errors import UsageError
 
 DESCRIPTION = (
@@ -79,7 +81,13 @@ def add_parsers(subparsers) -> None:
 
 
 def options_from(args: argparse.Namespace) -> TrainOptions:
-    """``s2c train``'s options, read here alone; a combination that cannot run is a :class:`UsageError`."""
+    """``s2c train``'s options, read here alone; a combination that cannot run is a :class:`UsageError`, and
+    so is an --out that is a file or holds a run without --resume (a new run would replace it)."""
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} is a file: give a run folder")
+    if not args.resume and RunFolder(out, (), ()).holds_run():
+        raise UsageError(f"--out {out} holds a run: pass --resume to continue it, or give another --out")
     mirror = {"auto": None, "on": True, "off": False}[args.mirror]
     try:
         setting = BlendSetting.parse(args.blend_setting) if args.blend_setting else None

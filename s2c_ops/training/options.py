@@ -1,5 +1,6 @@
 """What a training run of ``s2c train`` is given: :class:`TrainOptions`, made once (by the command line from
 its options, or by a caller), read by :func:`~.loop.train` and the two datasets' tasks."""
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Union
@@ -58,6 +59,13 @@ class TrainOptions:
                             ("photos_per_step", 1)):
             if getattr(self, name) < least:
                 raise ValueError(f"--{name.replace('_', '-')} must be at least {least}, got {getattr(self, name)}")
+        # NaN passes every comparison, and trained weights full of NaN that evaluate like the centred crop.
+        for name, positive in (("lr", True), ("finetune_lr", True), ("temperature", True), ("pair_weight", False),
+                               ("weight_decay", False)):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and (value > 0 if positive else value >= 0)):
+                raise ValueError(f"--{name.replace('_', '-')} must be a finite number {'> 0' if positive else '>= 0'}, "
+                                 f"got {value}")
         setting = self.blend_setting
         if setting is not None and self.mirror is not None and self.mirror != setting.mirror:
             raise ValueError(f"--blend-setting {setting} (mirror {'on' if setting.mirror else 'off'}) contradicts "

@@ -83,6 +83,10 @@ class RunFolder:
     def state(self) -> Path:
         return self.path / "state.pt"
 
+    def holds_run(self) -> bool:
+        """Whether the folder holds a run's weights or state (what a new run would replace)."""
+        return self.weights.exists() or self.state.exists()
+
     def load_state(self) -> Optional[Dict[str, Any]]:
         """The saved state (``None`` when the run has none yet), read with ``weights_only=True``."""
         if not self.state.exists():
