@@ -138,3 +138,25 @@ def test_eval_default_split_is_one_the_folder_has(tmp_path, capsys, monkeypatch)
     assert "FCDB val: 2 photos" in capsys.readouterr().err
     assert cli.main(["eval", "--data", str(tmp_path / "fcdb"), "--split", "test", "--model", "prior"]) == 2
     assert f"--split test: {tmp_path / 'fcdb'} holds the FCDB splits train, val, fit" in capsys.readouterr().err
+
+
+def test_eval_never_writes_over_a_file_it_did_not_write_and_refuses_an_empty_split(tmp_path, capsys, monkeypatch):
+    """--json naming the annotations or a photo replaced them (exit 0); a split without photos gave an
+    empty table and exit 0."""
+    files = make_fcdb(tmp_path / "fcdb", 4)
+    data = tmp_path / "fcdb"
+    base = ["eval", "--data", str(data), "--split", "train", "--model", "prior"]
+    for given in (data / "train.json", data / "images" / files[0]):
+        before = given.read_bytes()
+        assert cli.main([*base, "--json", str(given)]) == 2
+        assert "exists and is not a result of s2c eval" in capsys.readouterr().err
+        assert given.read_bytes() == before
+    assert cli.main([*base, "--json", str(data)]) == 2 and "is a folder" in capsys.readouterr().err
+    assert cli.main([*base, "--json", str(data / "train.json" / "x.json")]) == 2
+    assert "is a file, not a folder" in capsys.readouterr().err
+    out = tmp_path / "eval.json"
+    assert cli.main([*base, "--json", str(out)]) == 0 and cli.main([*base, "--json", str(out)]) == 0  # its own
+    capsys.readouterr()
+    monkeypatch.setattr(fcdb, "validation_files", lambda: ["none of them.jpg"])
+    assert cli.main(["eval", "--data", str(data), "--split", "val", "--model", "prior"]) == 1
+    assert "the val split of" in capsys.readouterr().err

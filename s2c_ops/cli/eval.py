@@ -1,6 +1,7 @@
 """``s2c eval``: a model's quality on GAICD (the published ranking metrics) or FCDB (IoU and BDE of the top-1
 crop, ratio given and free form, beside the whole photo and the centred crop), told apart by the folder."""
 import argparse
+import json
 import os
 import sys
 from pathlib import Path
@@ -8,7 +9,7 @@ from pathlib import Path
 from ..distributed import Ranks, rank_device
 from ..files import write_json_atomic
 from .crop.args import MAX_BATCH_SIZE, int_arg
-from .errors import UsageError
+from .errors import Failure, UsageError
 from .models import ModelOptions, add_model_arguments, load_model
 
 
@@ -57,8 +58,15 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--{e}") from None
     if not os.path.isdir(args.data):
         raise FileNotFoundError(f"--data {args.data}: no such folder")
+    if args.json:
+        _check_json(args.json)
     fcdb = is_fcdb(args.data)
-    splits = fcdb_splits(args.data) if fcdb else ["train", "test"]
+    if fcdb:
+        splits = fcdb_splits(args.data)
+    else:
+        from ..data.gaicd import read_split
+
+        splits = list(read_split(Path(args.data) / "split.json"))
     split = args.split or ("test" if "test" in splits else "val")
     if split not in splits:
         raise UsageError(f"--split {split}: {args.data} holds the {'FCDB' if fcdb else 'GAICD'} splits "
@@ -68,6 +76,30 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         write_json_atomic(args.json, result)
     return 0
+
+
+def _check_json(path: str) -> None:
+    """--json OUT may be new, or the result of an earlier ``s2c eval`` (replaced); anything else (a folder, a
+    path below a file, a photo or the data's annotations given by mistake) is a usage error, before any work."""
+    if os.path.isdir(path):
+        raise UsageError(f"--json {path} is a folder")
+    folder = os.path.dirname(os.path.abspath(path))
+    while not os.path.exists(folder):
+        folder = os.path.dirname(folder)
+    if not os.path.isdir(folder):
+        raise UsageError(f"--json {path}: {folder} is a file, not a folder")
+    if os.path.exists(path):
+        if not os.path.isfile(path):
+            raise UsageError(f"--json {path} is not a regular file (a pipe or a device): give a file to write")
+        try:
+            with open(path, "rb") as f:
+                head = f.read(1)
+                earlier = json.loads(head + f.read()) if head == b"{" else None  # a photo is not read whole
+        except (OSError, ValueError):
+            earlier = None
+        if not (isinstance(earlier, dict) and "metrics" in earlier):
+            raise UsageError(f"--json {path} exists and is not a result of s2c eval: it is never replaced; give "
+                             "another --json OUT")
 
 
 def _fcdb(args, split: str, choice, device) -> dict:
@@ -80,6 +112,8 @@ def _fcdb(args, split: str, choice, device) -> dict:
     cropper = Cropper(choice.module, proposer, batch_size=args.batch_size, device=device)
     dataset = FCDB(args.data, split, preprocess=cropper.preprocess)
     print(f"FCDB {split}: {len(dataset)} photos; {dataset.report}", file=sys.stderr)
+    if not len(dataset):
+        raise Failure(f"the {split} split of {args.data} has no photo to evaluate")
     metrics = evaluate_fcdb(cropper, dataset, method=choice.description, progress=_progress("eval"))
     result = metrics.to_dict()
     print("\n".join(format_fcdb(result["metrics"])))
@@ -96,13 +130,18 @@ def _gaicd(args, split: str, choice, device) -> dict:
         from ..training.prior import load_geometry, prior_scores
 
         metrics = GAICMetrics()
-        for image in _progress("eval prior")(load_geometry(args.data, split)):
+        images = load_geometry(args.data, split)
+        if not images:
+            raise Failure(f"the {split} split of {args.data} has no image to evaluate")
+        for image in _progress("eval prior")(images):
             metrics.update(image["id"], prior_scores(choice.module, image), image["mos"])
     else:
         from ..evaluation import evaluate_gaicd
 
         model = inference_copy(choice.module)
         dataset = GAICD.with_images(args.data, split, preprocess=OfficialPreprocess.for_model(choice.module))
+        if not len(dataset):
+            raise Failure(f"the {split} split of {args.data} has no image to evaluate")
         missing = len(read_split(Path(args.data) / "split.json")[split]) - len(dataset)
         if missing:
             print(f"note: {missing} images of the {split} split have no pixels here; evaluating {len(dataset)}",
