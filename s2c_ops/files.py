@@ -13,9 +13,18 @@ import re
 import stat
 import tempfile
 import threading
-from typing import Any, Callable, Dict, List, Union
+from typing import Any, Callable, Dict, List, Optional, Union
 
 PathLike = Union[str, "os.PathLike[str]"]
+
+
+def file_in_the_way(path: PathLike) -> Optional[str]:
+    """The nearest existing folder of ``path``'s that is a file (``a`` for ``a/b/x.json``), where nothing
+    can be written below it; ``None`` when there is none."""
+    folder = os.path.dirname(os.path.abspath(path))
+    while not os.path.exists(folder):
+        folder = os.path.dirname(folder)
+    return None if os.path.isdir(folder) else folder
 
 
 def write_atomic(path: PathLike, writer: Callable[[str], None], *, overwrite: bool = True,

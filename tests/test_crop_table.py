@@ -440,7 +440,34 @@ def test_cli_usage_errors_and_failures(tmp_path, capsys):
     found, _, _ = table.lookup(torch.tensor([path_key(src / "00.jpg")]), (192, 256), "4:3")
     assert found.all()
     assert cli.main(base) == 2 and "exists: pass --resume" in capsys.readouterr().err
+    # The failed input is tried again by --resume (the parts stay while an input fails), then the run is done.
+    assert cli.main(base + ["--resume"]) == 1 and "1 input(s) failed" in capsys.readouterr().err
+    Image.open(src / "00.jpg").save(src / "bad.jpg")
+    assert cli.main(base + ["--resume"]) == 0
+    assert len(CropTable.load(out)) == 3 and not os.path.exists(out + ".parts")
     assert cli.main(base + ["--resume"]) == 2 and "no run to continue" in capsys.readouterr().err
+
+
+def test_cli_never_replaces_what_is_not_a_table_and_never_waits(tmp_path, capsys):
+    """--overwrite replaced a photo given as --out; a FIFO named like a photo hung the run; an empty folder
+    wrote an empty table with exit 0."""
+    src = jpegs(tmp_path / "src", 2)
+    photo = src / "01.jpg"
+    before = photo.read_bytes()
+    base = ["table", str(src), "--ratio", "4:3", "--model", "prior", "--workers", "1"]
+    assert cli.main([*base, "--out", str(photo), "--overwrite"]) == 2
+    assert "exists and is not a crop table" in capsys.readouterr().err and photo.read_bytes() == before
+    assert cli.main([*base, "--out", str(tmp_path), "--overwrite"]) == 2 and "is a folder" in capsys.readouterr().err
+    assert cli.main([*base, "--out", str(photo / "t.safetensors")]) == 2
+    assert "is a file, not a folder" in capsys.readouterr().err
+    if hasattr(os, "mkfifo"):
+        os.mkfifo(src / "pipe.jpg")
+        assert cli.main([*base, "--out", str(tmp_path / "t.safetensors")]) == 1
+        assert f"error {src / 'pipe.jpg'}: not a regular file" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert cli.main(["table", str(tmp_path / "empty"), "--ratio", "4:3", "--out", str(tmp_path / "e.safetensors")]) == 1
+    err = capsys.readouterr().err
+    assert "no image files in folder" in err and "no input images" in err and not (tmp_path / "e.safetensors").exists()
 
 
 def test_cli_resume_with_other_options_is_refused(tmp_path, capsys):

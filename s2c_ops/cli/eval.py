@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from ..distributed import Ranks, rank_device
-from ..files import write_json_atomic
+from ..files import file_in_the_way, write_json_atomic
 from .crop.args import MAX_BATCH_SIZE, int_arg
 from .errors import Failure, UsageError
 from .models import ModelOptions, add_model_arguments, load_model
@@ -83,11 +83,9 @@ def _check_json(path: str) -> None:
     path below a file, a photo or the data's annotations given by mistake) is a usage error, before any work."""
     if os.path.isdir(path):
         raise UsageError(f"--json {path} is a folder")
-    folder = os.path.dirname(os.path.abspath(path))
-    while not os.path.exists(folder):
-        folder = os.path.dirname(folder)
-    if not os.path.isdir(folder):
-        raise UsageError(f"--json {path}: {folder} is a file, not a folder")
+    blocked = file_in_the_way(path)
+    if blocked:
+        raise UsageError(f"--json {path}: {blocked} is a file, not a folder")
     if os.path.exists(path):
         if not os.path.isfile(path):
             raise UsageError(f"--json {path} is not a regular file (a pipe or a device): give a file to write")

@@ -24,10 +24,10 @@ import torch
 from ..cropping.candidates import FREE
 from ..cropping.table_keys import path_key
 from ..distributed import ProcessGroup, Ranks, rank_device, torchrun_ranks
-from ..files import write_json_atomic
+from ..files import file_in_the_way, write_json_atomic
 from .crop.args import MAX_BATCH_SIZE, MAX_TOP_K, MAX_WORKERS, int_arg, ratio_arg, unique_ratios
 from .crop.inputs import Entry, iter_inputs
-from .errors import UsageError, printable
+from .errors import Failure, UsageError, printable
 from .models import ModelOptions, add_model_arguments, load_model
 
 EPILOG = """\
@@ -53,8 +53,9 @@ torchrun:
   torchrun --nproc_per_node=N -m s2c_ops.cli table ... gives rank r the batches r, r+N, r+2N, ...;
   rank 0 writes TABLE when every rank is done. CUDA ranks use cuda:LOCAL_RANK.
 
-exit status: 0 all inputs scored; 1 some failed (one line each; they are left out of the table),
-  or the model failed; 2 usage errors (TABLE exists without --overwrite, --resume of another run).
+exit status: 0 all inputs scored; 1 some failed (one line each; they are left out of the table, and
+  TABLE.parts/ stays: --resume tries them again), or the model failed; 2 usage errors (TABLE exists
+  without --overwrite, --resume of another run, --out a folder or a file that is not a crop table).
 """
 
 FORMAT = "s2c-table-run/1"
@@ -149,14 +150,19 @@ def _files_digest(batch: List[Entry]) -> str:
 
 
 def _decode(entry: Entry):
-    """(uint8 upright RGB (3, H, W), None) or (None, one line why not)."""
-    from ..cropping.images import image_to_tensor, load_image
-    from .crop.decode import describe
+    """(uint8 upright RGB (3, H, W), None) or (None, one line why not). Read as ``s2c crop`` reads a photo:
+    only a regular file, opened without waiting (a FIFO named like a photo fails alone)."""
+    from ..cropping.images import image_to_tensor
+    from .crop.decode import InputError, decode_full, describe
 
     if entry.error:
         return None, entry.error
     try:
-        return image_to_tensor(load_image(entry.path)), None
+        image = decode_full(entry.path)[0]
+        with image:
+            return image_to_tensor(image), None
+    except InputError as e:
+        return None, str(e)
     except MemoryError:
         return None, "not enough memory to decode this image"
     except Exception as e:
@@ -174,6 +180,16 @@ def _check_paths(options: TableOptions) -> None:
         for path in (options.out, options.parts):
             if os.path.exists(path):
                 raise UsageError(f"{path} exists: pass --resume to continue the run that wrote it, or --overwrite")
+    from ..cropping.table import CropTable
+
+    if os.path.isdir(options.out):
+        raise UsageError(f"--out {options.out} is a folder: give the table file to write")
+    if os.path.exists(options.out) and not CropTable.is_table(options.out):
+        raise UsageError(f"--out {options.out} exists and is not a crop table: it is never replaced (a photo or "
+                         "another file given by mistake); give another --out")
+    blocked = file_in_the_way(options.out)
+    if blocked:
+        raise UsageError(f"--out {options.out}: {blocked} is a file, not a folder")
 
 
 def _check_resume(options: TableOptions, run_info: dict) -> None:
@@ -193,9 +209,11 @@ def command(args: argparse.Namespace) -> int:
 
 def build_table(options: TableOptions) -> int:
     from ..cropping.cropper import Cropper
-    from ..cropping.proposals import create_proposer
     from ..cropping.table import CropTable, proposer_identity
 
+    note = (lambda text: print(f"s2c table: note: {text}", file=sys.stderr)) if options.ranks.rank == 0 else None
+    if next(iter_inputs(options.inputs, note=note or (lambda text: None)), None) is None:
+        raise Failure("no input images")
     model = load_model(options.model)
     table = CropTable(options.keys, candidates=options.candidates, lazy=False)
     table.bind(options.ratios, model.digest, proposer_identity(options.proposer))
@@ -210,13 +228,12 @@ def build_table(options: TableOptions) -> int:
                 shutil.rmtree(options.parts, ignore_errors=True)
             write_json_atomic(os.path.join(options.parts, "run.json"), run_info)
         group.barrier()
-        cropper = Cropper(model.module, create_proposer(options.proposer) if options.proposer else None,
-                          batch_size=options.batch_size, device=options.device)
+        cropper = Cropper(model.module, options.proposer, batch_size=options.batch_size, device=options.device)
         failed = _score_batches(options, table, cropper, options.ranks)
         group.barrier()
         failed = int(group.sum(torch.tensor([failed]))[0])
         if rank == 0:
-            _merge(options, table)
+            _merge(options, table, failed)
     if rank == 0 and failed:
         print(f"s2c table: {failed} input(s) failed and are not in {options.out}", file=sys.stderr)
     return 1 if failed else 0
@@ -225,8 +242,6 @@ def build_table(options: TableOptions) -> int:
 def _score_batches(options: TableOptions, table, cropper, ranks) -> int:
     """Scores this rank's batches that have no part yet, writing one part per batch; returns the failures."""
     from tqdm import tqdm
-
-    from ..cropping.table import CropTable
 
     mine = ((j, b) for j, b in _batches(options) if j % ranks.world == ranks.rank)
     todo = ((j, b) for j, b in mine if not (options.resume and _part_done(options, table, j, b)))
@@ -238,7 +253,7 @@ def _score_batches(options: TableOptions, table, cropper, ranks) -> int:
         for j, batch in itertools.chain(todo, [(None, None)]):
             nxt = (j, batch, [pool.submit(_decode, e) for e in batch]) if batch is not None else None
             if ahead is not None:
-                failed += _finish(options, table, cropper, *ahead, CropTable)
+                failed += _finish(options, table, cropper, *ahead)
                 bar.update(len(ahead[1]))
             ahead = nxt
     finally:
@@ -247,7 +262,9 @@ def _score_batches(options: TableOptions, table, cropper, ranks) -> int:
     return failed
 
 
-def _finish(options: TableOptions, table, cropper, j: int, batch: List[Entry], futures, CropTable) -> int:
+def _finish(options: TableOptions, table, cropper, j: int, batch: List[Entry], futures) -> int:
+    from ..cropping.table import CropTable
+
     decoded = [f.result() for f in futures]
     bad = [(e, why) for e, (_, why) in zip(batch, decoded) if why is not None]
     for e, why in bad:
@@ -274,8 +291,9 @@ def _part_done(options: TableOptions, table, j: int, batch: List[Entry]) -> bool
     return part.extra.get("files") == _files_digest(batch) and part.extra.get("failed") == "0"
 
 
-def _merge(options: TableOptions, table) -> None:
-    """Rank 0 at the end: the parts of this listing's batches into TABLE, then the parts removed."""
+def _merge(options: TableOptions, table, failed: int) -> None:
+    """Rank 0 at the end: the parts of this listing's batches into TABLE, then the parts removed, unless
+    inputs failed: then they stay, for a ``--resume`` that tries those inputs again."""
     from ..cropping.table import CropTable
 
     for j, batch in _batches(options):
@@ -285,4 +303,5 @@ def _merge(options: TableOptions, table) -> None:
             if part.extra.get("files") == _files_digest(batch):
                 table.update(part)
     table.save(options.out)
-    shutil.rmtree(options.parts, ignore_errors=True)
+    if not failed:
+        shutil.rmtree(options.parts, ignore_errors=True)

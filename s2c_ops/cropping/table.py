@@ -412,6 +412,19 @@ class CropTable:
         metadata = {**(extra or {}), **self.metadata()}
         write_atomic(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
 
+    @staticmethod
+    def is_table(path: PathLike) -> bool:
+        """Whether ``path`` is a regular file that holds a crop table (read from its header only)."""
+        from safetensors import SafetensorError, safe_open
+
+        if not os.path.isfile(path):
+            return False
+        try:
+            with safe_open(os.fspath(path), framework="pt") as f:
+                return (f.metadata() or {}).get("format") == FORMAT
+        except (SafetensorError, OSError, ValueError):
+            return False
+
     @classmethod
     def load(cls, path: PathLike, *, lazy: bool = False) -> "CropTable":
         """A table written by :meth:`save` (memory-mapped; safetensors, no code). ``ValueError`` (one line)

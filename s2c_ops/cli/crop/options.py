@@ -9,7 +9,7 @@ from typing import Optional, Tuple
 import torch
 
 from ...distributed import Ranks, rank_device, torchrun_ranks
-from ...files import Leftovers
+from ...files import Leftovers, file_in_the_way
 from ..errors import UsageError
 from ..models import ModelOptions
 from .args import Job, RatioSpec, unique_ratios
@@ -75,14 +75,6 @@ class CropOptions:
                    Leftovers())
 
 
-def _not_a_folder(path: str) -> Optional[str]:
-    """The first existing folder of ``path``'s that is a file (``a`` for ``a/b/x.jsonl``), or None."""
-    folder = os.path.dirname(os.path.abspath(path))
-    while not os.path.exists(folder):
-        folder = os.path.dirname(folder)
-    return None if os.path.isdir(folder) else folder
-
-
 def _check_paths(args: argparse.Namespace) -> None:
     """The checks of --out, --json, --resume, --show and the input folders."""
     if args.show and not args.out:
@@ -97,7 +89,7 @@ def _check_paths(args: argparse.Namespace) -> None:
         # A FIFO would block the journal's open for ever (and a signal only retries it).
         raise UsageError(f"--json {args.json} is not a regular file (a pipe or a device): give a file to write")
     for flag, path in (("--out", args.out), ("--json", args.json)):
-        blocked = path and _not_a_folder(path)
+        blocked = path and file_in_the_way(path)
         if blocked:
             raise UsageError(f"{flag} {path}: {blocked} is a file, not a folder")
     if args.json and not args.resume and not args.overwrite:
