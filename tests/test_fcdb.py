@@ -54,6 +54,19 @@ def test_validation_split_and_errors(tmp_path):
     (tmp_path / "train.json").write_text(json.dumps([{"file": files[0], "width": 3, "height": 4, "crop": [1, 2]}]))
     with pytest.raises(FCDBError, match=r"expected \[x, y, w, h\]"):
         read_fcdb(tmp_path)
+    # Wrong types were Python tracebacks (TypeError): now one line naming the entry.
+    entry = {"file": files[0], "width": 3, "height": 4, "crop": [0, 0, 2, 2]}
+    pair = {"crop_0": [0, 0, 2, 2], "crop_1": [1, 1, 2, 2], "votes_0": 1, "votes_1": 2}
+    for change, says in (({"width": None}, "width must be a whole number > 0, got None"),
+                         ({"height": [1]}, r"height must be a whole number > 0, got \[1\]"),
+                         ({"width": 0}, "width must be a whole number > 0"),
+                         ({"pairs": None}, "the pairs must be a list, got None"),
+                         ({"pairs": 5}, "the pairs must be a list, got 5"),
+                         ({"pairs": [dict(pair, votes_0=None)]}, "pair 0: votes_0 must be a number, got None"),
+                         ({"pairs": [dict(pair, votes_1="x")]}, "pair 0: votes_1 must be a number, got 'x'")):
+        (tmp_path / "train.json").write_text(json.dumps([dict(entry, **change)]))
+        with pytest.raises(FCDBError, match=f"entry 0: {says}"):
+            read_fcdb(tmp_path)
     assert not is_fcdb(tmp_path / "images")
 
 

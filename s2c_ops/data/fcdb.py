@@ -25,6 +25,7 @@ names the photos.
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from importlib import resources
@@ -115,6 +116,14 @@ def _xywh(value: Any, where: str) -> List[float]:
     return [float(v) for v in value]
 
 
+def _number(value: Any, where: str, what: str, whole: bool = False) -> float:
+    """``value`` as a finite number (a whole one > 0 with ``whole``), else :class:`FCDBError` naming it."""
+    kinds = (int,) if whole else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kinds) or not math.isfinite(value) or (whole and value < 1):
+        raise FCDBError(f"{where}: {what} must be {'a whole number > 0' if whole else 'a number'}, got {value!r}")
+    return value
+
+
 def _clip(box: List[float], height: int, width: int, file: str, what: str, report: BoxReport) -> Optional[List[float]]:
     """``[x, y, w, h]`` -> ``(x1, y1, x2, y2)`` inside the photo, or ``None`` when dropped."""
     x, y, w, h = box
@@ -140,6 +149,8 @@ def _find_photo(root: Path, file: str) -> Optional[Path]:
 def _pairs(entries: Sequence[Any], keys: Tuple[str, str, str, str], height: int, width: int, file: str,
            where: str, report: BoxReport) -> Tuple[Tensor, Tensor]:
     boxes, votes = [], []
+    if not isinstance(entries, list):
+        raise FCDBError(f"{where}: the pairs must be a list, got {entries!r}")
     for j, pair in enumerate(entries):
         if not isinstance(pair, dict) or any(k not in pair for k in keys):
             raise FCDBError(f"{where}: pair {j} needs {', '.join(keys)}")
@@ -148,7 +159,7 @@ def _pairs(entries: Sequence[Any], keys: Tuple[str, str, str, str], height: int,
         if a is None or b is None:
             continue
         boxes.append([a, b])
-        votes.append([float(pair[keys[2]]), float(pair[keys[3]])])
+        votes.append([float(_number(pair[k], f"{where}: pair {j}", k)) for k in keys[2:]])
     return (torch.tensor(boxes, dtype=torch.float32).reshape(-1, 2, 4),
             torch.tensor(votes, dtype=torch.float32).reshape(-1, 2))
 
@@ -183,7 +194,8 @@ def read_fcdb(root: PathLike, split: str = "train", validation: Optional[Sequenc
             where = f"{root / _SHARED}: entry {i}"
             if not isinstance(e, dict) or not all(k in e for k in ("file", "width", "height", "crop")):
                 raise FCDBError(f"{where}: needs file, width, height and crop")
-            file, width, height = str(e["file"]), int(e["width"]), int(e["height"])
+            file = str(e["file"])
+            width, height = (int(_number(e[k], where, k, whole=True)) for k in ("width", "height"))
             path = _find_photo(root, file)
             if path is None:
                 missing.append(file)
@@ -201,7 +213,9 @@ def read_fcdb(root: PathLike, split: str = "train", validation: Optional[Sequenc
             for r in _read_json(root / _RANKING):
                 if isinstance(r, dict) and isinstance(r.get("url"), str):
                     ranking[r["url"].rsplit("/", 1)[-1]] = r.get("crops", [])
-        for i, e in enumerate(entries if isinstance(entries, list) else []):
+        if not isinstance(entries, list):
+            raise FCDBError(f"{crops_file}: expected a list of photos")
+        for i, e in enumerate(entries):
             where = f"{crops_file}: entry {i}"
             if not isinstance(e, dict) or not isinstance(e.get("url"), str) or "crop" not in e:
                 raise FCDBError(f"{where}: needs url and crop")
