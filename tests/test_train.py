@@ -131,6 +131,9 @@ def test_fcdb_training_resume_and_finetune(tmp_path, capsys, one_thread):
     # float16 weights: every value survives a round trip through float16
     assert all(torch.equal(v, v.half().float()) for v in first.state_dict().values() if v.is_floating_point())
     capsys.readouterr()
+    # a --resume with another option that makes the run continued a different run silently
+    assert cli.main(base + ["--epochs", "3", "--finetune-epochs", "1", "--resume", "--temperature", "0.1"]) == 1
+    assert "it was trained with temperature 0.05 (now 0.1)" in capsys.readouterr().err
     assert cli.main(base + ["--epochs", "3", "--finetune-epochs", "1", "--resume"]) == 0
     assert [line.split()[1] for line in capsys.readouterr().out.splitlines() if line.startswith("epoch")] == ["4/4"]
     rows = read_log(run)

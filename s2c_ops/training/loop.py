@@ -63,7 +63,7 @@ def train(options: TrainOptions, log: Callable[[str], None] = print) -> Dict[str
     torch.manual_seed(options.seed)
     task = _task(options, run, log)
     folder = RunFolder(options.out, task.log_fields, task.curves)
-    saved = _saved_state(folder) if options.resume else None
+    saved = _saved_state(folder, options) if options.resume else None
     model = _model(options, task, saved).to(run.device)
     task.prepare(model, folder)
     freeze_backbone_batchnorm(model)
@@ -106,7 +106,7 @@ def train(options: TrainOptions, log: Callable[[str], None] = print) -> Dict[str
             rows.append(row)
             state = {"epoch": epoch + 1, "stage": stage.name, "optimiser": stage.optimiser.state_dict(),
                      "schedule": stage.schedule.state_dict() if stage.schedule is not None else None,
-                     "model": model.state_dict(), "config": asdict(model.config)}
+                     "model": model.state_dict(), "config": asdict(model.config), "options": options.identity()}
             folder.save_epoch(model, state, rows, dtype=task.weights_dtype)
             log(task.epoch_line(row, len(plan)))
         run.barrier()
@@ -127,12 +127,19 @@ def _task(options: TrainOptions, run: Distributed, log: Callable[[str], None]) -
     return GAICDTask(options, run, log)
 
 
-def _saved_state(folder: RunFolder) -> Optional[Dict[str, Any]]:
+def _saved_state(folder: RunFolder, options: TrainOptions) -> Optional[Dict[str, Any]]:
+    """The state a ``--resume`` continues (``None``: no run yet, it starts), refused when it lacks a key or
+    was made with other options (:meth:`TrainOptions.identity`; a state of an earlier release has none)."""
     saved = folder.load_state()
     missing = [k for k in STATE_KEYS if saved is not None and k not in saved]
     if missing:
         raise ValueError(f"cannot resume from {folder.state}: it lacks {', '.join(missing)} (a GAICD "
                          "run of an earlier release); train again without --resume")
+    earlier, now = (saved or {}).get("options"), options.identity()
+    if earlier is not None and earlier != now:
+        other = [f"{k} {earlier.get(k)!r} (now {now[k]!r})" for k in now if earlier.get(k) != now[k]]
+        raise ValueError(f"cannot resume {folder.path}: it was trained with {', '.join(other)}; resume with the "
+                         "same options, or train into another --out")
     return saved
 
 

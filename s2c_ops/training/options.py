@@ -72,6 +72,17 @@ class TrainOptions:
                              f"--mirror {'on' if self.mirror else 'off'}: the setting says it (a last field mirror "
                              "for on)")
 
+    #: The fields that make a run what it is: a ``--resume`` with another value of one would continue a
+    #: different run (the epochs, the evaluation, the blend and where it runs may change).
+    IDENTITY = ("kind", "config", "backbone_weights", "seed", "lr", "finetune_lr", "weight_decay", "temperature",
+                "pair_weight", "sample", "photos_per_step", "proposer", "train_split", "antialias")
+
+    def identity(self) -> dict:
+        """:attr:`IDENTITY`'s values (plain, for ``state.pt``) and the data folder, resolved."""
+        plain = {name: getattr(self, name) for name in self.IDENTITY}
+        plain["config"] = plain["config"] if isinstance(plain["config"], str) else repr(plain["config"])
+        return {"data": str(Path(self.data).resolve()), **plain}
+
     @classmethod
     def for_data(cls, data: Union[str, Path], out: Union[str, Path], *, epochs: Optional[int] = None,
                  lr: Optional[float] = None, eval_split: Optional[str] = None, **options) -> "TrainOptions":
