@@ -40,8 +40,9 @@ outputs (with --out DIR):
   (box corners rounded to whole pixels) and written under the input's extension in the format it
   names (MPO as JPEG; .png when Pillow cannot write that format, or would not keep the crop as cut:
   icons, 1-bit formats): the input's name alone decides an output's name, so two inputs whose
-  outputs would share a name are found before anything is written (the second fails). A file whose content is of another format than its extension says
-  (a JPEG named .png) is converted (to RGB where the format needs it). An input written in its own
+  outputs would share a name are found before anything is written (the second fails). A file whose
+  content is of another format than its extension says (a JPEG named .png) is converted (to RGB
+  where the format needs it). An input written in its own
   format keeps its JPEG quantisation tables and chroma subsampling (its quality), ICC profile, EXIF
   (orientation removed, the pixels are upright), DPI and comment; PNG its mode (alpha, palette,
   16-bit), ICC profile, EXIF and text.
@@ -238,9 +239,9 @@ NOT_WRITTEN_AS_CUT = frozenset({"BLP", "BUFR", "GRIB", "HDF5", "ICNS", "ICO", "M
 def output_format(path: str) -> Tuple[str, str]:
     """(Pillow format, extension) of the crops of the input ``path``: the format its extension names,
     under that same extension (MPO as JPEG), or PNG when Pillow cannot write that format as cut
-    (:data:`NOT_WRITTEN_AS_CUT`). The input's
-    name alone decides, never its content, so that an output's name is known before the input is read
-    (the clash check, ``--resume`` and the writer use this one rule)."""
+    (:data:`NOT_WRITTEN_AS_CUT`). The input's name alone decides, never its content, so that an output's
+    name is known before the input is read (the clash check, ``--resume`` and the writer use this one
+    rule)."""
     ext = os.path.splitext(path)[1]
     Image.init()
     fmt = Image.registered_extensions().get(ext.lower())
