@@ -42,10 +42,9 @@ outputs (with --out DIR):
   icons, 1-bit formats): the input's name alone decides an output's name, so two inputs whose
   outputs would share a name are found before anything is written (the second fails). A file whose
   content is of another format than its extension says (a JPEG named .png) is converted (to RGB
-  where the format needs it). An input written in its own
-  format keeps its JPEG quantisation tables and chroma subsampling (its quality), ICC profile, EXIF
-  (orientation removed, the pixels are upright), DPI and comment; PNG its mode (alpha, palette,
-  16-bit), ICC profile, EXIF and text.
+  where the format needs it). An input written in its own format keeps its JPEG quantisation tables
+  and chroma subsampling (its quality), ICC profile, EXIF (orientation removed, the pixels are
+  upright), DPI and comment; PNG its mode (alpha, palette, 16-bit), ICC profile, EXIF and text.
   --size WxH resizes every crop to exactly W x H pixels (Lanczos); when W/H differs from a ratio by
   more than 1% the crop is stretched to it (a note says so at the start); W x H may not pass
   Image.MAX_IMAGE_PIXELS, the inputs' own limit. --show also writes
