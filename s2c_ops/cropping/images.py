@@ -199,6 +199,8 @@ def image_to_tensor(image: ImageLike, *, apply_exif_orientation: bool = True) ->
         raise TypeError(f"expected a PIL image or a (3, H, W) tensor, got {type(image).__name__}")
     if image.dim() != 3 or image.shape[0] != 3:
         raise ValueError(f"expected a (3, H, W) RGB tensor, got shape {tuple(image.shape)}")
+    if image.device.type == "meta":
+        raise ValueError("a photo on the meta device has no pixels to crop")
     if image.dtype == torch.uint8:
         return image
     if image.is_floating_point():
