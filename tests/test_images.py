@@ -72,6 +72,11 @@ def test_modes_to_rgb():
     assert to_rgb(Image.new("L", (4, 4), 7)).mode == "RGB"
     pal = Image.new("P", (4, 4))
     assert to_rgb(pal).mode == "RGB"
+    nan = np.full((4, 4), np.nan, np.float32)
+    with pytest.raises(ValueError, match="only NaN values"):
+        to_rgb(Image.fromarray(nan, "F"))
+    nan[0, 0] = 1.0  # a float image with some values missing: those are black
+    assert np.asarray(to_rgb(Image.fromarray(nan, "F")))[0, 0].tolist() == [255, 255, 255]
 
 
 def test_tensors_pass_through():
