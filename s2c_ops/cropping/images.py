@@ -138,13 +138,17 @@ def reopened(image: Image.Image) -> Optional[Image.Image]:
     return copy
 
 
+class NoPixels(ValueError):
+    """An image whose values are all missing (a float image of NaN only)."""
+
+
 def _to_8bit_gray(im: Image.Image) -> Image.Image:
     a = np.asarray(im)
     if im.mode.startswith("I;16"):
         a = (a.astype(np.uint32) * 255 + 32767) // 65535
     elif im.mode == "F":
         if a.size and np.isnan(a).all():
-            raise ValueError("the image holds only NaN values: there are no pixels to crop")
+            raise NoPixels("the image holds only NaN values: there are no pixels to crop")
         a = np.nan_to_num(a.astype(np.float64))
         hi = float(a.max()) if a.size else 0.0
         a = np.clip(a * (255.0 if hi <= 1.0 else 1.0), 0, 255).round()

@@ -11,8 +11,8 @@ from typing import Iterator, Optional, Tuple
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from ...cropping.images import (JPEG_FORMATS, ImageTooLarge, check_pixels, draft, image_to_tensor, reduced,
-                                turns_sideways, upright)
+from ...cropping.images import (JPEG_FORMATS, ImageTooLarge, NoPixels, check_pixels, draft, image_to_tensor,
+                                reduced, turns_sideways, upright)
 from ...cropping.transforms import OfficialPreprocess, Resize, finer
 
 MIN_SIDE = 32  # smallest image side accepted, in pixels
@@ -39,7 +39,7 @@ class Decoded:
 
 def describe(error: Exception) -> str:
     """A reading or decoding failure in words."""
-    if isinstance(error, (InputError, ImageTooLarge)):
+    if isinstance(error, (InputError, ImageTooLarge, NoPixels)):
         return str(error)
     if isinstance(error, Image.DecompressionBombError):
         return f"past Pillow's decompression-bomb limit: {error}"
