@@ -125,3 +125,19 @@ def test_abilities():
     assert not ability(S2CNet("GAICv1"), "antialias")
     plain = lambda images, crops, objects: torch.zeros(len(crops))  # noqa: E731
     assert [ability(plain, a) for a in ABILITIES] == list(ABILITIES.values()) and inference_copy(plain) is plain
+
+
+def test_the_default_model_pickles_for_torch_save():
+    """torch.save pickles with protocol 2, which a torch.memory_format attribute failed ("cannot pickle
+    'module' object"): an AestheticCrop that had loaded the default model could not be saved."""
+    import io
+
+    model = create_model("default")
+    buffer = io.BytesIO()
+    torch.save(model, buffer)
+    buffer.seek(0)
+    again = torch.load(buffer, weights_only=False)
+    assert again.s2cnet.memory_format == torch.channels_last
+    images = torch.rand(1, 3, 256, 320) * 255
+    crops, objects = [torch.tensor([[0.0, 0, 200, 200], [10, 10, 300, 250]])], [torch.tensor([[0.0, 0, 320, 256]] * 10)]
+    assert torch.equal(again(images, crops, objects), model(images, crops, objects))
