@@ -147,8 +147,6 @@ class Cropper:
         if device is None:
             device = current or torch.device("cpu")
         device = torch.device(device)
-        if device.type == "meta":
-            raise ValueError("a Cropper cannot run on the meta device (it reads scores back): give cpu or cuda")
         if current is not None and current != device:
             scorer = (scorer if own else copy.deepcopy(scorer)).to(device)
         self.model = scorer
