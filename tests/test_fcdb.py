@@ -60,6 +60,7 @@ def test_validation_split_and_errors(tmp_path):
     for change, says in (({"width": None}, "width must be a whole number > 0, got None"),
                          ({"height": [1]}, r"height must be a whole number > 0, got \[1\]"),
                          ({"width": 0}, "width must be a whole number > 0"),
+                         ({"width": 2.5}, "width must be a whole number > 0, got 2.5"),
                          ({"pairs": None}, "the pairs must be a list, got None"),
                          ({"pairs": 5}, "the pairs must be a list, got 5"),
                          ({"pairs": [dict(pair, votes_0=None)]}, "pair 0: votes_0 must be a number, got None"),
