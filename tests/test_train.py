@@ -285,3 +285,23 @@ def test_train_refuses_to_replace_a_run_and_nan_settings(tmp_path, capsys):
         assert cli.main([*base, "--out", str(tmp_path / "new"), flag, value]) == 2
         assert f"{flag} must be a finite number" in capsys.readouterr().err
     assert not (tmp_path / "new").exists()
+
+
+def test_the_run_identity_survives_a_weights_only_load(tmp_path):
+    """state.pt is read with weights_only=True: a Path backbone, a numpy seed or a backbone state dict given
+    from Python must not make a run impossible to resume."""
+    import io
+
+    import numpy as np
+
+    from s2c_ops.training.options import TrainOptions
+    from synthetic import make_fcdb
+
+    make_fcdb(tmp_path / "fcdb", 2)
+    for given in (dict(backbone_weights=tmp_path / "mobilenet.pth"), dict(seed=np.int64(3)),
+                  dict(backbone_weights={"features.0.weight": torch.zeros(2)}), dict(config=S2CNetConfig())):
+        identity = TrainOptions.for_data(tmp_path / "fcdb", tmp_path / "run", **given).identity()
+        buffer = io.BytesIO()
+        torch.save({"options": identity}, buffer)
+        buffer.seek(0)
+        assert torch.load(buffer, weights_only=True)["options"] == identity

@@ -118,7 +118,7 @@ def _xywh(value: Any, where: str) -> List[float]:
 
 def _number(value: Any, where: str, what: str, whole: bool = False) -> float:
     """``value`` as a finite number (a whole one > 0 with ``whole``), else :class:`FCDBError` naming it."""
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    ok = not isinstance(value, bool) and (isinstance(value, int) or isinstance(value, float) and math.isfinite(value))
     if not ok or (whole and (value < 1 or value != int(value))):  # 640.0 is a whole number, 640.5 is not
         raise FCDBError(f"{where}: {what} must be {'a whole number > 0' if whole else 'a number'}, got {value!r}")
     return value

@@ -1,9 +1,11 @@
 """What a training run of ``s2c train`` is given: :class:`TrainOptions`, made once (by the command line from
 its options, or by a caller), read by :func:`~.loop.train` and the two datasets' tasks."""
 import math
-from dataclasses import dataclass
+import numbers
+import os
+from dataclasses import dataclass, is_dataclass
 from pathlib import Path
-from typing import Optional, Union
+from typing import Any, Optional, Union
 
 from ..models.blend import BlendSetting
 from ..models.config import ConfigLike
@@ -78,10 +80,10 @@ class TrainOptions:
                 "pair_weight", "sample", "photos_per_step", "proposer", "train_split", "antialias")
 
     def identity(self) -> dict:
-        """:attr:`IDENTITY`'s values (plain, for ``state.pt``) and the data folder, resolved."""
-        plain = {name: getattr(self, name) for name in self.IDENTITY}
-        plain["config"] = plain["config"] if isinstance(plain["config"], str) else repr(plain["config"])
-        return {"data": str(Path(self.data).resolve()), **plain}
+        """:attr:`IDENTITY`'s values and the data folder, resolved, as plain values ``state.pt`` holds (read
+        back with ``weights_only=True``): numbers as int or float, paths as text, a configuration by its repr,
+        anything else (a backbone state dict) by its type."""
+        return {"data": str(Path(self.data).resolve()), **{name: _plain(getattr(self, name)) for name in self.IDENTITY}}
 
     @classmethod
     def for_data(cls, data: Union[str, Path], out: Union[str, Path], *, epochs: Optional[int] = None,
@@ -95,3 +97,14 @@ class TrainOptions:
         return cls(Path(data), Path(out), kind, **{k: DEFAULTS[kind][k] if v is None else v for k, v in given.items()},
                    **options)
 
+
+def _plain(value: Any) -> Union[str, int, float, bool, None]:
+    if value is None or isinstance(value, (str, bool)):
+        return value
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        return float(value)
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    return repr(value) if is_dataclass(value) else type(value).__name__
