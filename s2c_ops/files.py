@@ -27,6 +27,18 @@ def file_in_the_way(path: PathLike) -> Optional[str]:
     return None if os.path.isdir(folder) else folder
 
 
+def not_a_file_to_write(path: PathLike) -> Optional[str]:
+    """Why nothing can be written as the file ``path``, said to follow the path in a message (" is a
+    folder", " is not a regular file ...", ": a is a file, not a folder"); ``None`` when it can. A pipe is
+    refused: opening one to write waits for a reader for ever."""
+    if os.path.isdir(path):
+        return " is a folder"
+    if os.path.exists(path) and not os.path.isfile(path):
+        return " is not a regular file (a pipe or a device): give a file to write"
+    blocked = file_in_the_way(path)
+    return f": {blocked} is a file, not a folder" if blocked else None
+
+
 def write_atomic(path: PathLike, writer: Callable[[str], None], *, overwrite: bool = True,
                  durable: bool = False, follow_symlinks: bool = False) -> None:
     """``writer(tmp)`` writes the file at the path it is given (a short unique temporary name beside

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from ..distributed import Ranks, rank_device
-from ..files import file_in_the_way, write_json_atomic
+from ..files import not_a_file_to_write, write_json_atomic
 from .crop.args import MAX_BATCH_SIZE, int_arg
 from .errors import Failure, UsageError
 from .models import ModelOptions, add_model_arguments, load_model
@@ -81,14 +81,10 @@ def run(args: argparse.Namespace) -> int:
 def _check_json(path: str) -> None:
     """--json OUT may be new, or the result of an earlier ``s2c eval`` (replaced); anything else (a folder, a
     path below a file, a photo or the data's annotations given by mistake) is a usage error, before any work."""
-    if os.path.isdir(path):
-        raise UsageError(f"--json {path} is a folder")
-    blocked = file_in_the_way(path)
-    if blocked:
-        raise UsageError(f"--json {path}: {blocked} is a file, not a folder")
+    why = not_a_file_to_write(path)
+    if why:
+        raise UsageError(f"--json {path}{why}")
     if os.path.exists(path):
-        if not os.path.isfile(path):
-            raise UsageError(f"--json {path} is not a regular file (a pipe or a device): give a file to write")
         try:
             with open(path, "rb") as f:
                 head = f.read(1)

@@ -24,7 +24,7 @@ import torch
 from ..cropping.candidates import FREE
 from ..cropping.table_keys import path_key
 from ..distributed import ProcessGroup, Ranks, rank_device, torchrun_ranks
-from ..files import file_in_the_way, write_json_atomic
+from ..files import not_a_file_to_write, write_json_atomic
 from .crop.args import MAX_BATCH_SIZE, MAX_TOP_K, MAX_WORKERS, int_arg, ratio_arg, unique_ratios
 from .crop.inputs import Entry, iter_inputs
 from .errors import Failure, UsageError, printable
@@ -182,14 +182,12 @@ def _check_paths(options: TableOptions) -> None:
                 raise UsageError(f"{path} exists: pass --resume to continue the run that wrote it, or --overwrite")
     from ..cropping.table import CropTable
 
-    if os.path.isdir(options.out):
-        raise UsageError(f"--out {options.out} is a folder: give the table file to write")
+    why = not_a_file_to_write(options.out)
+    if why:
+        raise UsageError(f"--out {options.out}{why}")
     if os.path.exists(options.out) and not CropTable.is_table(options.out):
         raise UsageError(f"--out {options.out} exists and is not a crop table: it is never replaced (a photo or "
                          "another file given by mistake); give another --out")
-    blocked = file_in_the_way(options.out)
-    if blocked:
-        raise UsageError(f"--out {options.out}: {blocked} is a file, not a folder")
 
 
 def _check_resume(options: TableOptions, run_info: dict) -> None:

@@ -9,7 +9,7 @@ from typing import Optional, Tuple
 import torch
 
 from ...distributed import Ranks, rank_device, torchrun_ranks
-from ...files import Leftovers, file_in_the_way
+from ...files import Leftovers, file_in_the_way, not_a_file_to_write
 from ..errors import UsageError
 from ..models import ModelOptions
 from .args import Job, RatioSpec, unique_ratios
@@ -83,15 +83,12 @@ def _check_paths(args: argparse.Namespace) -> None:
         raise UsageError(f"--out {args.out} exists and is not a folder")
     if args.resume and not args.json:
         raise UsageError("--resume needs --json FILE (the journal of the run to continue)")
-    if args.json and os.path.isdir(args.json):
-        raise UsageError(f"--json {args.json} is a folder")
-    if args.json and os.path.exists(args.json) and not os.path.isfile(args.json):
-        # A FIFO would block the journal's open for ever (and a signal only retries it).
-        raise UsageError(f"--json {args.json} is not a regular file (a pipe or a device): give a file to write")
-    for flag, path in (("--out", args.out), ("--json", args.json)):
-        blocked = path and file_in_the_way(path)
-        if blocked:
-            raise UsageError(f"{flag} {path}: {blocked} is a file, not a folder")
+    why = args.json and not_a_file_to_write(args.json)
+    if why:
+        raise UsageError(f"--json {args.json}{why}")
+    blocked = args.out and file_in_the_way(args.out)
+    if blocked:
+        raise UsageError(f"--out {args.out}: {blocked} is a file, not a folder")
     if args.json and not args.resume and not args.overwrite:
         if os.path.exists(args.json):
             raise UsageError(f"--json {args.json} exists: pass --resume to continue the run that wrote it, "
