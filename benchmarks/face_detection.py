@@ -4,9 +4,9 @@
                                        [--short-side 256]
 
 The detector sees what the default proposer sees: each photo resized (antialiased) to ``--short-side``
-pixels on its short side. A labelled face (benchmarks/face_labels_fcdb_val.json: the 43 people photos of
+pixels on its short side. A labelled face (benchmarks/face_labels_fcdb_val.json: the 47 people photos of
 the validation list) is found when a detection's centre lies inside it and the two overlap by IoU >= 0.25;
-"other detections" are those that match no labelled face, on the people photos and on the 157 other
+"other detections" are those that match no labelled face, on the people photos and on the 153 other
 validation photos (mostly false faces, some small unlabelled ones: look at them with ``--list``).
 """
 import argparse
