@@ -371,12 +371,12 @@ class AestheticCrop(GeometricAugmentationBase2D):
             score = torch.full((b,), float("nan"), device=device)
             x0, y0, w, h = chosen.long().unbind(1)
 
-        if self.flags["size"] is not None:
+        if b > 0 and not cropped:  # Kornia hands a skipped batch back as it came, whatever ``size`` says
+            out_h, out_w = height, width
+        elif self.flags["size"] is not None:
             out_h, out_w = self.flags["size"]
         elif b == 0:
             out_h, out_w = _largest_crop_size(height, width, ratio)
-        elif not cropped:
-            out_h, out_w = height, width
         else:
             sizes = torch.unique(torch.stack([h, w], 1), dim=0)
             if len(sizes) > 1:

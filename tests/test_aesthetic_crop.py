@@ -117,6 +117,10 @@ def test_p0_is_identity(device, size):
     torch.testing.assert_close(out, x, rtol=0, atol=0)
     torch.testing.assert_close(aug.transform_matrix, torch.eye(3, device=device).expand(4, 3, 3))
     assert scorer.calls == 0  # a skipped batch is not scored
+    # The params say what the output is: the whole image, at its own size, whatever ``size`` asks.
+    h, w = x.shape[-2:]
+    assert aug._params["output_size"].tolist() == [[h, w]] * len(x)
+    assert aug._params["dst"][:, 2].tolist() == [[w - 1, h - 1]] * len(x)  # corners: pixel centres
 
 
 def test_p1_crops(device):
