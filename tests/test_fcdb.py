@@ -69,7 +69,7 @@ def test_validation_split_and_errors(tmp_path):
         with pytest.raises(FCDBError, match=f"entry 0: {says}"):
             read_fcdb(tmp_path)
     (tmp_path / "train.json").write_text(json.dumps([entry, dict(entry, file=files[1]), entry]))
-    with pytest.raises(FCDBError, match=f"photo {files[0]} is annotated twice \\(photos 0 and 2 of split 'train'\\)"):
+    with pytest.raises(FCDBError, match=f"photo {files[0]} is annotated twice \\(entries 0 and 2 of split 'train'\\)"):
         read_fcdb(tmp_path)
     assert not is_fcdb(tmp_path / "images")
 

@@ -236,7 +236,7 @@ def read_fcdb(root: PathLike, split: str = "train", validation: Optional[Sequenc
     seen: Dict[str, int] = {}
     for i, photo in enumerate(photos):
         if seen.setdefault(photo.file, i) != i:  # one photo, one human crop: a repeat would count twice
-            raise FCDBError(f"{root}: photo {photo.file} is annotated twice (photos {seen[photo.file]} and {i} of "
+            raise FCDBError(f"{root}: photo {photo.file} is annotated twice (entries {seen[photo.file]} and {i} of "
                             f"split {base!r})")
     if split in ("val", "fit"):
         chosen = set(validation_files() if validation is None else validation)
