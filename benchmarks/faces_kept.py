@@ -19,8 +19,9 @@ faces OpenCV's Haar cascades found plus two they missed, the faces MTCNN found a
 and at 512 px on the short side, down to 20 px there, and those RetinaFace found at 512 px, each checked
 by eye; detections that were no faces are left out; docs/models.md) and the demo photo astronaut.png.
 Croppers compared: the centred largest crop, the geometry prior without the face rule (saliency boxes),
-the prior and the default model as shipped (faces first, face rule), or with ``--weights`` a weights file in its place (e.g. a run's ``blend.safetensors`` that held the validation photos
-out, when the shipped model trained on them). With ``--long-side N``, the photos enlarged to N pixels on the
+the prior and the default model as shipped (faces first, face rule), or with ``--weights`` a weights file
+in its place (e.g. a run's ``blend.safetensors`` that held the validation photos out, when the shipped
+model trained on them). With ``--long-side N``, the photos enlarged to N pixels on the
 long side and saved as JPEGs first, their labels scaled with them (phone-size photos, which the Cropper
 decodes reduced: a JPEG draft), and with ``--decoded-first`` too, given to the Croppers decoded (which
 they reduce with ``Image.reduce`` before the conversion).
