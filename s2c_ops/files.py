@@ -39,6 +39,15 @@ def not_a_file_to_write(path: PathLike) -> Optional[str]:
     return f": {blocked} is a file, not a folder" if blocked else None
 
 
+def not_a_folder_to_write(path: PathLike, wanted: str = "a folder to write into") -> Optional[str]:
+    """Why nothing can be written into the folder ``path`` (made when missing), said to follow the path in a
+    message (" is a file: give ``wanted``", ": a is a file, not a folder"); ``None`` when it can."""
+    if os.path.exists(path) and not os.path.isdir(path):
+        return f" is a file: give {wanted}"
+    blocked = file_in_the_way(path)
+    return f": {blocked} is a file, not a folder" if blocked else None
+
+
 def write_atomic(path: PathLike, writer: Callable[[str], None], *, overwrite: bool = True,
                  durable: bool = False, follow_symlinks: bool = False) -> None:
     """``writer(tmp)`` writes the file at the path it is given (a short unique temporary name beside

@@ -155,6 +155,8 @@ def test_export_refuses_a_file_as_out_and_an_unknown_device_before_loading(tmp_p
     (tmp_path / "afile").write_text("x")
     assert main(["export", "--out", str(tmp_path / "afile")]) == 2
     assert "is a file: give a folder" in capsys.readouterr().err
+    assert main(["export", "--out", str(tmp_path / "afile" / "new")]) == 2
+    assert f"{tmp_path / 'afile'} is a file, not a folder" in capsys.readouterr().err
     assert main(["export", "--out", str(tmp_path / "new"), "--format", "aoti", "--device", "nosuchdev"]) == 2
     assert "is not a device" in capsys.readouterr().err
     assert not (tmp_path / "new").exists()

@@ -280,6 +280,8 @@ def test_train_refuses_to_replace_a_run_and_nan_settings(tmp_path, capsys):
     (tmp_path / "afile").write_text("x")
     assert cli.main([*base, "--out", str(tmp_path / "afile")]) == 2
     assert "is a file: give a run folder" in capsys.readouterr().err
+    assert cli.main([*base, "--out", str(tmp_path / "afile" / "run")]) == 2
+    assert f"{tmp_path / 'afile'} is a file, not a folder" in capsys.readouterr().err
     for flag, value in (("--temperature", "0"), ("--temperature", "nan"), ("--pair-weight", "nan"),
                         ("--finetune-lr", "nan"), ("--lr", "-1"), ("--pair-weight", "-0.5")):
         assert cli.main([*base, "--out", str(tmp_path / "new"), flag, value]) == 2

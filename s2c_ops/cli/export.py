@@ -7,6 +7,7 @@ from typing import Tuple
 
 import torch
 
+from ..files import not_a_folder_to_write
 from .errors import UsageError
 from .models import ModelOptions, add_model_arguments, load_model
 
@@ -30,8 +31,9 @@ class ExportOptions:
         before the model loads."""
         formats = tuple(FORMATS) if args.format == "both" else (args.format,)
         out = Path(args.out)
-        if out.exists() and not out.is_dir():
-            raise UsageError(f"--out {out} is a file: give a folder to write into")
+        why = not_a_folder_to_write(out)
+        if why:
+            raise UsageError(f"--out {out}{why}")
         try:
             torch.device(args.device)
         except RuntimeError:

@@ -8,6 +8,7 @@ from pathlib import Path
 from ..models.config import OFFICIAL
 from ..models.blend import BlendSetting
 from ..training.options import TrainOptions
+from ..files import not_a_folder_to_write
 from ..training.run import RunFolder
 from .errors import UsageError
 
@@ -84,8 +85,9 @@ def options_from(args: argparse.Namespace) -> TrainOptions:
     """``s2c train``'s options, read here alone; a combination that cannot run is a :class:`UsageError`, and
     so is an --out that is a file or holds a run without --resume (a new run would replace it)."""
     out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"--out {out} is a file: give a run folder")
+    why = not_a_folder_to_write(out, "a run folder")
+    if why:
+        raise UsageError(f"--out {out}{why}")
     if not args.resume and RunFolder(out, (), ()).holds_run():
         raise UsageError(f"--out {out} holds a run: pass --resume to continue it, or give another --out")
     mirror = {"auto": None, "on": True, "off": False}[args.mirror]

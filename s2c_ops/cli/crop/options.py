@@ -9,7 +9,7 @@ from typing import Optional, Tuple
 import torch
 
 from ...distributed import Ranks, rank_device, torchrun_ranks
-from ...files import Leftovers, file_in_the_way, not_a_file_to_write
+from ...files import Leftovers, not_a_file_to_write, not_a_folder_to_write
 from ..errors import UsageError
 from ..models import ModelOptions
 from .args import Job, RatioSpec, unique_ratios
@@ -79,16 +79,14 @@ def _check_paths(args: argparse.Namespace) -> None:
     """The checks of --out, --json, --resume, --show and the input folders."""
     if args.show and not args.out:
         raise UsageError("--show needs --out (the previews are written there)")
-    if args.out and os.path.exists(args.out) and not os.path.isdir(args.out):
-        raise UsageError(f"--out {args.out} exists and is not a folder")
+    why = args.out and not_a_folder_to_write(args.out)
+    if why:
+        raise UsageError(f"--out {args.out}{why}")
     if args.resume and not args.json:
         raise UsageError("--resume needs --json FILE (the journal of the run to continue)")
     why = args.json and not_a_file_to_write(args.json)
     if why:
         raise UsageError(f"--json {args.json}{why}")
-    blocked = args.out and file_in_the_way(args.out)
-    if blocked:
-        raise UsageError(f"--out {args.out}: {blocked} is a file, not a folder")
     if args.json and not args.resume and not args.overwrite:
         if os.path.exists(args.json):
             raise UsageError(f"--json {args.json} exists: pass --resume to continue the run that wrote it, "
