@@ -80,11 +80,27 @@ def test_face_candidates_hold_the_main_heads_with_a_crop_that_cuts_none(ratio):
     assert (faces_cut(boxes, heads) == 0).any()
 
 
-def test_no_face_candidates_when_the_main_faces_do_not_fit_the_ratio():
-    apart = torch.tensor([[10.0, 150, 60, 200], [740.0, 150, 790, 200]])
-    assert RULE.candidates(apart, 400, 800, 4 / 5).shape == (0, 4)
-    assert len(RULE.candidates(apart, 400, 800, 2.0)) > 0
+def test_where_the_main_faces_do_not_fit_the_face_crops_hold_the_tallest_group_one_crop_holds():
+    # A 4:5 crop of the 400 x 800 photo is 320 px wide: it holds the two faces at the right or the one at the left.
+    alone, pair = [10.0, 150, 60, 200], [[640.0, 140, 700, 210], [740.0, 150, 790, 200]]
+    faces = torch.tensor([alone, *pair])
+    assert RULE.main_faces(faces).all()
+    assert RULE.group(faces, 400, 800, 4 / 5).tolist() == [False, True, True]
+    boxes = RULE.candidates(faces, 400, 800, 4 / 5)
+    assert len(boxes) > 0
+    cores = RULE.cores(faces, 400, 800)
+    assert (kept_share(boxes[:, None], cores[None, 1:]) > 0.999).all()
+    assert (kept_share(boxes[:, None], cores[None, :1]) == 0).all()
+    # Not where a candidate already keeps the pair and cuts no face.
+    assert len(RULE.candidates(faces, 400, 800, 4 / 5, others=torch.tensor([[480.0, 0, 800, 400]]))) == 0
+    assert len(RULE.candidates(faces, 400, 800, 4 / 5, others=torch.tensor([[400.0, 0, 720, 400]]))) > 0
+    assert len(RULE.candidates(torch.tensor([alone, pair[1]]), 400, 800, 2.0)) > 0  # both fit
     assert FaceRule(face_candidates=False).candidates(FACES, 400, 800, 1.0).shape == (0, 4)
+
+
+def test_no_face_candidates_when_no_crop_of_the_ratio_holds_a_face():
+    huge = torch.tensor([[100.0, 0, 700, 390]])  # its face box is taller than a 16:1 crop of the photo
+    assert RULE.candidates(huge, 400, 800, 16.0).shape == (0, 4)
 
 
 def test_settings_are_checked():

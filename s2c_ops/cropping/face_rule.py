@@ -18,7 +18,8 @@ Faces are the detector's boxes (brows to chin). The rule protects each face's *c
    ``crowded_penalty``, at most half of ``left_out_penalty`` in all.
 
 :meth:`FaceRule.candidates` adds crops of a ratio around the main heads (with room, scaled and shifted in a
-few steps), so a crop that keeps every main face whole exists whenever the photo holds one.
+few steps), so a crop that keeps every main face whole exists whenever the photo holds one; where none
+does, around the group of main faces one crop holds with the largest sum of heights (:meth:`FaceRule.group`).
 """
 from __future__ import annotations
 
@@ -163,29 +164,30 @@ class FaceRule:
         """Crops of ``ratio`` (K, 4, float32) around the main faces' heads of ``faces`` (F, 4) with room
         around them (else the heads alone, else the faces' cores, else the faces): from the tightest towards
         the largest crop of the ratio in :attr:`scale_steps`, each at :attr:`shift_steps` positions per axis
-        that keep them inside. None (0, 4) when no crop of the ratio holds the main faces, when there are
-        no faces, or when one of ``others`` (the ratio's other candidates) already keeps every main face and
-        cuts none (added crops shift the model's decoding of the rest: only where they are needed).
+        that keep them inside. Where no crop of the ratio holds every main face, the crops are built around
+        the group of main faces one crop holds with the largest sum of heights (:meth:`group`: what the left-out
+        charge asks for). None (0, 4) when there are no faces, when no crop holds even one main face's core,
+        or when one of ``others`` (the ratio's other candidates) already cuts no face and keeps the faces the
+        crops would be built around (added crops shift the model's decoding of the rest: only where needed).
         """
         empty = torch.zeros((0, 4))
         if not self.face_candidates or not len(faces):
             return empty
         faces = faces.float().cpu()
-        if others is not None and len(others):
-            cuts, left_out = self._charges(others.float().cpu(), faces, height, width)[:2]
-            if ((cuts == 0) & (left_out == 0)).any():
+        main = faces[self.main_faces(faces)]
+        span = self._span(main, height, width, ratio)
+        if span is None:
+            main = main[self.group(main, height, width, ratio)]
+            span = self._span(main, height, width, ratio) if len(main) else None
+            if span is None:
                 return empty
-        faces = faces[self.main_faces(faces)]
-        heads, c = self.heads(faces, height, width), self.clearance
+        if others is not None and len(others):
+            others = others.float().cpu()
+            keeps = (kept_share(others[:, None], self.cores(main, height, width)[None]) >= 1 - self.core_margin).all(1)
+            if (keeps & (self._charges(others, faces, height, width)[0] == 0)).any():
+                return empty
+        (x1, y1, x2, y2), tight = span
         big_h, big_w = largest_crop(height, width, ratio)
-        for boxes in (grow_boxes(heads, c, c, c, c, height, width), heads, self.cores(faces, height, width), faces):
-            x1, y1 = boxes[:, :2].min(0).values.tolist()
-            x2, y2 = boxes[:, 2:].max(0).values.tolist()
-            tight = max(x2 - x1, (y2 - y1) * ratio)
-            if tight <= big_w + 1e-3:
-                break
-        else:
-            return empty
         out = []
         for step in self.scale_steps:
             w = tight + step * (big_w - tight)
@@ -195,6 +197,36 @@ class FaceRule:
                 for y in _positions(y1, y2, h, height, self.shift_steps):
                     out.append([x, y, x + w, y + h])
         return unique_boxes(torch.tensor(out, dtype=torch.float32))
+
+    def group(self, faces: Tensor, height: int, width: int, ratio: float) -> Tensor:
+        """``(F,)`` bool: the faces of ``faces`` (the main ones) whose cores the largest crop of ``ratio`` can
+        hold together with the largest sum of heights (all False when it holds no face's core)."""
+        cores = self.cores(faces, height, width)
+        big_h, big_w = largest_crop(height, width, ratio)
+        # A set of faces one crop holds is held by the crop whose left and top edges are the set's own.
+        x = cores[:, 0].clamp(max=width - big_w)
+        y = cores[:, 1].clamp(max=height - big_h)
+        x, y = torch.meshgrid(x, y, indexing="ij")
+        windows = torch.stack([x, y, x + big_w, y + big_h], -1).reshape(-1, 4)
+        eps = 1e-3
+        held = ((cores[None, :, :2] >= windows[:, None, :2] - eps)
+                & (cores[None, :, 2:] <= windows[:, None, 2:] + eps)).all(-1)
+        value = held.float() @ sides(faces)[1]
+        return held[value.argmax()]
+
+    def _span(self, faces: Tensor, height: int, width: int, ratio: float
+              ) -> Optional[Tuple[Tuple[float, float, float, float], float]]:
+        """The union of ``faces``' heads with room (else heads, cores, faces: the first a crop of ``ratio`` can
+        hold) and the width of the tightest crop of ``ratio`` around it; ``None`` when none fits."""
+        heads, c = self.heads(faces, height, width), self.clearance
+        big_w = largest_crop(height, width, ratio)[1]
+        for boxes in (grow_boxes(heads, c, c, c, c, height, width), heads, self.cores(faces, height, width), faces):
+            x1, y1 = boxes[:, :2].min(0).values.tolist()
+            x2, y2 = boxes[:, 2:].max(0).values.tolist()
+            tight = max(x2 - x1, (y2 - y1) * ratio)
+            if tight <= big_w + 1e-3:
+                return (x1, y1, x2, y2), tight
+        return None
 
 
 def _real(value) -> bool:
