@@ -135,13 +135,8 @@ class FaceRule:
     def _charges(self, crops: Tensor, faces: Tensor, height: float, width: float) -> Tuple[Tensor, ...]:
         """Each crop's charges for cuts, main faces left out, heads trimmed and heads crowded."""
         heads = self.heads(faces, height, width)
-        cores = self.cores(faces, height, width)
         c = self.clearance
-        # A crop too small for a face's core keeps the face itself whole or not at all.
-        crop_w, crop_h = sides(crops[:, None])
-        core_w, core_h = sides(cores[None])
-        fits = (crop_w >= core_w) & (crop_h >= core_h)
-        core = torch.where(fits, kept_share(crops[:, None], cores[None]), kept_share(crops[:, None], faces[None]))
+        core = self._kept_cores(crops, faces, height, width)
         head = _cut(kept_share(crops[:, None], heads[None]), self.cut_margin)
         room = _cut(kept_share(crops[:, None], grow_boxes(heads, c, c, c, c, height, width)[None]), self.cut_margin)
         size = sides(faces)[1]
@@ -154,6 +149,15 @@ class FaceRule:
         left_out = torch.where(out > 0, self.left_out_penalty * (0.5 + 0.5 * out), torch.zeros_like(out))
         crowded = (self.crowded_penalty * (room & ~head).sum(1).float()).clamp(max=self.left_out_penalty / 2)
         return cuts, left_out, trimmed, crowded
+
+    def _kept_cores(self, crops: Tensor, faces: Tensor, height: float, width: float) -> Tensor:
+        """(K, F): the share of each face's core each crop keeps; of the face's own box where the crop is too
+        small for the core (it keeps the face whole or not at all)."""
+        cores = self.cores(faces, height, width)
+        crop_w, crop_h = sides(crops[:, None])
+        core_w, core_h = sides(cores[None])
+        fits = (crop_w >= core_w) & (crop_h >= core_h)
+        return torch.where(fits, kept_share(crops[:, None], cores[None]), kept_share(crops[:, None], faces[None]))
 
     def cuts(self, crops: Tensor, faces: Tensor, height: float, width: float) -> Tensor:
         """How many of ``faces`` each crop cuts (their cores: what :meth:`penalty` charges most for)."""
@@ -183,7 +187,7 @@ class FaceRule:
                 return empty
         if others is not None and len(others):
             others = others.float().cpu()
-            keeps = (kept_share(others[:, None], self.cores(main, height, width)[None]) >= 1 - self.core_margin).all(1)
+            keeps = (self._kept_cores(others, main, height, width) >= 1 - self.core_margin).all(1)
             if (keeps & (self._charges(others, faces, height, width)[0] == 0)).any():
                 return empty
         (x1, y1, x2, y2), tight = span
