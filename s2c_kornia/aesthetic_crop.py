@@ -86,6 +86,16 @@ def _largest_crop_size(height: int, width: int, ratio: float) -> Tuple[int, int]
     return int(crop[3]), int(crop[2])
 
 
+def _to_unit(images: Tensor) -> Tensor:
+    """uint8 images (0..255) as float32 in [0, 1]."""
+    return images.float().div_(255)
+
+
+def _to_uint8(images: Tensor) -> Tensor:
+    """float images in [0, 1] as uint8, rounded (torchvision's convention: uint8 in, uint8 out)."""
+    return images.mul(255).round_().clamp_(0, 255).to(torch.uint8)
+
+
 def _resample(input: Tensor, transform: Any, size: Tuple[int, int], flags: Dict[str, Any], padding_mode: str) -> Tensor:
     """``input`` warped by the (B, 3, 3) ``transform`` into ``size`` with the flags' resampling, in the
     input's own precision under autocast too (a sampling grid in bfloat16 misplaces pixels by several)."""
@@ -156,8 +166,9 @@ class AestheticCrop(GeometricAugmentationBase2D):
         generator: the ``torch.Generator`` of the ``top_k`` draws (default: torch's global generator).
 
     Shape:
-        - Input: :math:`(C, H, W)` or :math:`(B, C, H, W)` float RGB in [0, 1], ``C = 3``.
-        - Output: :math:`(B, C, h, w)` (``keepdim``: the input's rank).
+        - Input: :math:`(C, H, W)` or :math:`(B, C, H, W)` RGB, float in [0, 1] or uint8 in 0..255, ``C = 3``.
+        - Output: :math:`(B, C, h, w)` (``keepdim``: the input's rank), of the input's dtype (uint8 images are
+          cropped in float32 and rounded back).
 
     Parameters (``aug._params`` after a call): Kornia's ``src``/``dst`` corners (B, 4, 2), ``batch_prob``,
     ``forward_input_shape``, ``input_size`` and ``output_size`` (B, 2) as ``(height, width)``,
@@ -175,7 +186,7 @@ class AestheticCrop(GeometricAugmentationBase2D):
             different sizes with ``size=None``, or (see ``validate``) NaN, infinite values or values outside
             [0, 1], naming the range found and the fix.
         TypeError: a ``model`` or ``proposer`` that is not callable, a ``num_boxes`` that is not an int, an
-            input that is not a float tensor.
+            input that is not a float or uint8 tensor.
         TableMismatch: a ``table`` made with another model, ratio or proposer (a ``ValueError``).
         TableMiss: with a table that does not fill lazily, images it does not hold (a ``KeyError``).
 
@@ -321,8 +332,9 @@ class AestheticCrop(GeometricAugmentationBase2D):
             raise ValueError(
                 f"AestheticCrop expects a (C, H, W) or (B, C, H, W) image batch, got shape {tuple(input.shape)}"
             )
-        if not input.is_floating_point():
-            raise TypeError(f"AestheticCrop expects float images in [0, 1], got dtype {input.dtype}")
+        if not input.is_floating_point() and input.dtype != torch.uint8:
+            raise TypeError(f"AestheticCrop expects float images in [0, 1] or uint8 images in 0..255, got dtype "
+                            f"{input.dtype}")
 
     def forward(self, input: Tensor, params: Optional[Dict[str, Tensor]] = None, *,
                 keys: Optional[Union[Tensor, Sequence[Any]]] = None, **kwargs: Any) -> Tensor:
@@ -330,12 +342,20 @@ class AestheticCrop(GeometricAugmentationBase2D):
         parameters drawn from the shape alone (no ``src`` yet) get their crops chosen from ``input``.
         ``keys``: one per image (dataset indices or paths), for a table keyed by them."""
         self._check_input(input)
+        if input.dtype == torch.uint8:
+            return _to_uint8(self.forward(_to_unit(input), params, keys=keys, **kwargs))
         images = self.transform_tensor(input)
         if params is None:
             params = self.forward_parameters(images.shape)
         if "src" not in params:
             self.choose_crops(images, params, keys=keys)
         return super().forward(input, params=params, **kwargs)
+
+    def inverse(self, input: Tensor, params: Optional[Dict[str, Tensor]] = None, **kwargs: Any) -> Tensor:
+        """The output warped back onto the input's canvas (zeros outside the crop); uint8 stays uint8."""
+        if isinstance(input, Tensor) and input.dtype == torch.uint8:
+            return _to_uint8(super().inverse(_to_unit(input), params, **kwargs))
+        return super().inverse(input, params, **kwargs)
 
     @torch.no_grad()
     def choose_crops(self, images: Tensor, params: Dict[str, Tensor], *,

@@ -491,10 +491,27 @@ def test_bad_input(device, shape, error, match):
 
 
 def test_bad_input_type(device):
-    with pytest.raises(TypeError):
-        make_aug()(torch.zeros(1, 3, 64, 96, dtype=torch.uint8, device=device))
+    with pytest.raises(TypeError, match="uint8"):
+        make_aug()(torch.zeros(1, 3, 64, 96, dtype=torch.int16, device=device))
     with pytest.raises(TypeError):
         make_aug()([torch.rand(3, 64, 96)])
+
+
+@pytest.mark.parametrize("cropping_mode", ["resample", "slice"])
+def test_uint8_images_are_cropped_as_their_float_values_and_stay_uint8(device, cropping_mode):
+    """API.md's photos: uint8 in 0..255 as well as float in [0, 1]; the output keeps the input's dtype."""
+    images = (corner_images(device=device) * 255).round().to(torch.uint8)
+    aug = make_aug(size=(48, 64), cropping_mode=cropping_mode)
+    out = aug(images)
+    params = aug._params
+    expected = aug(images.float() / 255, params=params)
+    assert out.dtype == torch.uint8 and out.shape == (4, 3, 48, 64)
+    assert torch.equal(out, (expected * 255).round().to(torch.uint8))
+    assert torch.equal(aug._params["crop_box"], params["crop_box"])
+    assert torch.equal(make_aug(size=(48, 64), cropping_mode=cropping_mode)(images.float() / 255).mul(255).round(),
+                       out.float())  # the same crops chosen as from the float images
+    back = aug.inverse(out, params=params)
+    assert back.dtype == torch.uint8 and back.shape == images.shape
 
 
 def test_min_side_is_the_candidates_minimum(device):
