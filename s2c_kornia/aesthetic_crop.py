@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
 import warnings
 from typing import Any, Callable, Dict, Optional, Sequence, Tuple, Union
 
@@ -424,13 +425,14 @@ class AestheticCrop(GeometricAugmentationBase2D):
         table, ratio = self.table, self.flags["ratio"]
         size = (int(images.shape[-2]), int(images.shape[-1]))
         ids = table.keys_of(images, keys)
-        found, boxes, scores = table.lookup(ids, size, ratio)
+        names = [os.fspath(k) for k in keys] if table.keys == "path" else None  # errors name paths, not hashes
+        found, boxes, scores = table.lookup(ids, size, ratio, names)
         if not bool(found.all()):
             miss = (~found).nonzero().flatten()
             if not table.lazy:
-                raise table.missing(ids[miss], size, ratio)
+                raise table.missing(ids[miss], size, ratio, names and [names[i] for i in miss.tolist()])
             table.fill(self.cropper(images.device), list(images[miss.to(images.device)]), ids[miss])
-            found, boxes, scores = table.lookup(ids, size, ratio)
+            found, boxes, scores = table.lookup(ids, size, ratio, names)
         return boxes.to(images.device), scores.to(images.device)
 
     def _pick(self, boxes: Tensor, scores: Tensor, draw: Optional[Tensor]) -> Tuple[Tensor, Tensor]:

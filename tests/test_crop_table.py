@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -247,6 +248,12 @@ def test_path_keys_and_explicit_keys_scale_with_a_resize(prior):
         aug(x, keys=[0, 1])
     with pytest.raises(ValueError, match="got 1 keys for 2 images"):
         aug(x, keys=["data/a.jpg"])
+    # Errors name the paths given, not their hashes.
+    with pytest.raises(TableMismatch, match=r"key 'data/a.jpg': 96x96 now, 96x128 in the table"):
+        aug(torch.rand(2, 3, 96, 96), keys=["data/a.jpg", "data/b.jpg"])
+    table.lazy = False
+    with pytest.raises(TableMiss, match=r"keys 'data/c.jpg'; size"):
+        aug(x, keys=["data/a.jpg", Path("data/c.jpg")])
 
 
 def test_index_keys_refuse_an_image_of_another_aspect(prior):

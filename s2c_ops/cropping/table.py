@@ -228,11 +228,13 @@ class CropTable:
         at = torch.searchsorted(self._keys, keys).clamp_max(len(self._keys) - 1)
         return torch.where(self._keys[at] == keys, at, torch.full_like(at, -1))
 
-    def lookup(self, keys: Tensor, size: Tuple[int, int], ratio: RatioLike) -> Tuple[Tensor, Tensor, Tensor]:
+    def lookup(self, keys: Tensor, size: Tuple[int, int], ratio: RatioLike,
+               names: Optional[Sequence[str]] = None) -> Tuple[Tensor, Tensor, Tensor]:
         """For images of ``size`` (height, width) with ``keys`` (B,): ``found`` (B,) bool, and the candidate
         ``boxes`` (B, k, 4) in pixels of that size and ``scores`` (B, k) of ``ratio`` (rows of missing images
         are zeros and ``-inf``). A fingerprint counts only when the stored size is ``size``; other keys
-        scale the stored boxes to ``size``, which must have the stored aspect (:class:`TableMismatch`)."""
+        scale the stored boxes to ``size``, which must have the stored aspect (:class:`TableMismatch`, naming
+        the image by ``names``, the keys as the caller gave them, when given)."""
         j = self.ratio_index(ratio)
         keys = keys.cpu()
         b, k = len(keys), self.candidates
@@ -257,7 +259,7 @@ class CropTable:
         if self.keys == "fingerprint":
             hit &= (sizes[:, 0] == height) & (sizes[:, 1] == width)
         else:
-            self._check_aspect(keys, sizes, hit, size)
+            self._check_aspect(keys, sizes, hit, size, names)
             scale = torch.tensor([width, height, width, height], dtype=torch.float32) / sizes[:, [1, 0, 1, 0]].clamp_min(1)
             same = (sizes[:, 0] == height) & (sizes[:, 1] == width)
             boxes = torch.where(same[:, None, None], boxes, boxes * scale[:, None, :])
@@ -265,7 +267,8 @@ class CropTable:
         scores = torch.where(hit[:, None], scores, torch.full((), -math.inf))
         return hit, boxes, scores
 
-    def _check_aspect(self, keys: Tensor, sizes: Tensor, hit: Tensor, size: Tuple[int, int]) -> None:
+    def _check_aspect(self, keys: Tensor, sizes: Tensor, hit: Tensor, size: Tuple[int, int],
+                      names: Optional[Sequence[str]] = None) -> None:
         """Raises :class:`TableMismatch` where a held image was scored at another aspect than ``size`` (height,
         width): its boxes scale to a resize of that image (each side of either size rounded, within a pixel),
         never to another crop or photo under the same key, whose crops would lose their ratio."""
@@ -276,7 +279,7 @@ class CropTable:
             i = int(other.nonzero()[0])
             raise TableMismatch(
                 f"{int(other.sum())} image(s) of this batch have another aspect than when the crop table scored "
-                f"them (key {int(keys[i])}: {height}x{width} now, {int(h[i])}x{int(w[i])} in the table): a table "
+                f"them (key {_key_name(keys, names, i)}: {height}x{width} now, {int(h[i])}x{int(w[i])} in the table): a table "
                 f"keyed by {self.keys} scales its crops to a resized image, not to another crop or photo under "
                 "the same key; key the table by fingerprint for images that change, or rebuild it")
 
@@ -290,9 +293,11 @@ class CropTable:
             raise ValueError(f"this crop table is keyed by {self.keys}: pass keys=... (one per image) with the batch")
         return explicit_keys(keys, self.keys, len(images))
 
-    def missing(self, keys: Tensor, size: Tuple[int, int], ratio: RatioLike) -> TableMiss:
-        """The error for images the table lacks (without lazy filling)."""
-        shown = ", ".join(str(k) for k in keys[:3].tolist())
+    def missing(self, keys: Tensor, size: Tuple[int, int], ratio: RatioLike,
+                names: Optional[Sequence[str]] = None) -> TableMiss:
+        """The error for images the table lacks (without lazy filling); ``names``: the keys as the caller gave
+        them (paths rather than their hashes), one per key."""
+        shown = ", ".join(_key_name(keys, names, i) for i in range(min(3, len(keys))))
         return TableMiss(f"{len(keys)} image(s) of this batch are not in the crop table ({len(self)} images; keys "
                          f"{shown}{', ...' if len(keys) > 3 else ''}; size {size[0]}x{size[1]}, ratio "
                          f"{parse_ratio(ratio):.6g}): build it over the whole dataset, or load it with lazy=True "
@@ -454,3 +459,8 @@ class CropTable:
 
 
 __all__ = ["CropTable", "TableMismatch", "TableMiss", "DEFAULT_CANDIDATES"]
+
+
+def _key_name(keys: Tensor, names: Optional[Sequence[str]], i: int) -> str:
+    """How an error names the ``i``-th key: as the caller gave it when known, else the stored int64."""
+    return repr(names[i]) if names is not None else str(int(keys[i]))
