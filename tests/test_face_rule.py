@@ -98,6 +98,16 @@ def test_where_the_main_faces_do_not_fit_the_face_crops_hold_the_tallest_group_o
     assert FaceRule(face_candidates=False).candidates(FACES, 400, 800, 1.0).shape == (0, 4)
 
 
+def test_a_crop_too_small_for_a_face_s_core_that_holds_its_box_needs_no_face_crops():
+    """Whether a candidate already keeps a face is judged as the charges judge it: on the face's own box
+    where the crop is too small for its core (a 16:9 of a portrait, one tall face)."""
+    face = torch.tensor([[200.0, 300, 400, 560]])  # 260 px tall, its core 312: a 16:9 crop of 534 x 800 is 300
+    anchor = torch.tensor([[0.0, 280, 534, 580.4]])
+    assert float(RULE.penalty(anchor, face, 800, 534)[0]) < RULE.left_out_penalty / 2  # neither cut nor left out
+    assert len(RULE.candidates(face, 800, 534, 16 / 9, others=anchor)) == 0
+    assert len(RULE.candidates(face, 800, 534, 16 / 9)) > 0
+
+
 def test_no_face_candidates_when_no_crop_of_the_ratio_holds_a_face():
     huge = torch.tensor([[100.0, 0, 700, 390]])  # its face box is taller than a 16:1 crop of the photo
     assert RULE.candidates(huge, 400, 800, 16.0).shape == (0, 4)
