@@ -434,6 +434,53 @@ def test_torchrun_killed_then_resumed(tmp_path):
 # ---------------------------------------------------------------------------------------------------
 # files.DurableAppender
 # ---------------------------------------------------------------------------------------------------
+def test_every_rank_has_read_a_resumed_journal_before_rank_0_folds_its_parts_in(tmp_path, capsys, monkeypatch):
+    """--resume under torchrun: each rank checks FILE and the parts a killed run left, and rank 0 folds the
+    parts into FILE and removes them. A rank still reading found a part gone (ENOENT: the resumed run
+    failed, seen once in CI); here two ranks in threads, rank 1 slow to read."""
+    import threading
+
+    from s2c_ops.cli.crop import journal as J
+    from s2c_ops.distributed import Ranks
+
+    make_photos(tmp_path / "src", 4, size=(96, 64))
+    path = tmp_path / "records.jsonl"
+    rc, _, err = run_cli(["crop", tmp_path / "src", *RATIOS, "--json", path, "--proposer", "image"], capsys)
+    assert rc == 0, err
+    lines = path.read_bytes().splitlines(keepends=True)
+    path.write_bytes(b"".join(lines[:2]))  # what a killed torchrun run leaves: FILE and a part per rank
+    Path(f"{path}.rank0").write_bytes(b"".join(lines[2:5]))
+    Path(f"{path}.rank1").write_bytes(b"".join(lines[5:]))
+    scan = J.scan
+
+    def slow_scan(source):
+        if threading.current_thread().name == "rank1":
+            time.sleep(0.3)  # rank 0 would fold the parts in meanwhile
+        yield from scan(source)
+
+    monkeypatch.setattr(J, "scan", slow_scan)
+    monkeypatch.setattr(J, "check_stamp", lambda rec, stamp, source: None)
+    barrier, errors = threading.Barrier(2, timeout=30), []
+
+    def rank(r):
+        journal = J.Journal(str(path), Ranks(rank=r, world=2), resume=True)
+        try:
+            journal.open(None, barrier.wait)
+            journal.close()
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append(f"rank {r}: {e!r}")
+            barrier.abort()
+
+    threads = [threading.Thread(target=rank, args=(r,), name=f"rank{r}") for r in (0, 1)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors, errors
+    assert path.read_bytes().count(b"\n") == len(lines)  # every record folded into FILE
+    assert [p.stat().st_size for p in sorted(tmp_path.glob("records.jsonl.rank*"))] == [0, 0]  # this run's parts
+
+
 def test_appender_cuts_off_a_failed_write_and_syncs(tmp_path, monkeypatch):
     path = tmp_path / "sub" / "log.jsonl"
     synced = []

@@ -322,8 +322,8 @@ class Journal:
     """The journal of one run (``path=None``: the run keeps none, and every step does nothing), in three
     steps. Entering takes the lock (rank 0; another run holding it is a
     :class:`~s2c_ops.cli.errors.UsageError`, found before the model loads). :meth:`open`, once the run's
-    :class:`Stamp` is known: a resumed journal's records are checked against it (a difference is a
-    UsageError), rank 0 folds a killed run's parts in (:func:`consolidate`) or clears an earlier run's
+    :class:`Stamp` is known: a resumed journal's records are checked against it by every rank (a difference
+    is a UsageError), then rank 0 folds a killed run's parts in (:func:`consolidate`) or clears an earlier run's
     (:func:`start_fresh`), and each rank opens what it appends to and, on ``--resume``, the index of the
     inputs done (:attr:`finished`). :meth:`finish` at the end: rank 0 merges (:func:`merge`). Leaving syncs
     and closes everything and lets go of the lock."""
@@ -360,6 +360,8 @@ class Journal:
             except JournalError as e:
                 raise UsageError(f"cannot --resume {self.path}: {e}. Resume with the same options, or start again "
                                  "with --overwrite instead of --resume") from None
+            # Every rank reads FILE and the parts before rank 0 folds the parts in and removes them.
+            barrier()
         if self.rank == 0:
             consolidate(self.path) if self.resume else start_fresh(self.path, self.world)
         barrier()
