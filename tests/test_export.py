@@ -33,7 +33,8 @@ def _eager(model, images, crops, objects, faces):
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))
-@pytest.mark.parametrize("size", [dict(), dict(batch=3, candidates=20, height=320, width=256, seed=1)])
+@pytest.mark.parametrize("size", [dict(), dict(batch=3, candidates=20, height=320, width=256, seed=1),
+                                  dict(batch=2, candidates=100, height=192, width=1024, seed=4)])  # a panorama
 def test_set_scorer_equals_eager(name, size):
     model = MODELS[name]
     scorer = SetScorer(model)
@@ -61,7 +62,8 @@ def test_torch_export_is_dynamic(name):
     scorer = SetScorer(MODELS[name])
     program = export_program(scorer)
     for size in (dict(batch=1, candidates=5, height=256, width=256, seed=2),
-                 dict(batch=3, candidates=90, height=384, width=224, seed=3)):
+                 dict(batch=3, candidates=90, height=384, width=224, seed=3),
+                 dict(batch=2, candidates=100, height=192, width=1024, seed=4)):  # the priors do not judge
         inputs = scorer.example_inputs(**size)
         with torch.no_grad():
             torch.testing.assert_close(program.module()(*inputs), scorer.score(*inputs), rtol=0, atol=1e-5)

@@ -22,6 +22,10 @@ Per image, over its candidate crops:
    stay out of the softmax (weight 0) but are still decoded, by their IoU with the likely crops. S2CNet's
    graph stage, the costliest part after the backbone, scales with the candidates it scores; with the
    shipped N = 64 the FCDB validation figures are those of scoring every candidate (docs/models.md).
+4. In an image wider or taller than :data:`PRIOR_MAX_ASPECT` (a panorama) the priors neither score nor
+   shortlist: they learned from photos no wider than about 3:1, and beyond it their preference for the
+   middle of a photo took small crops off the photo's content. S2CNet alone scores there, its shortlist a
+   set's first N candidates (the Cropper's candidates come largest first, at every position).
 
 The weights, the temperatures and the mirror image make a :class:`BlendSetting` (written
 ``1:0.25:0.7:2:1``, the shipped one); :class:`BlendConfig` holds it with the three models' configurations and
@@ -36,7 +40,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 import torch
 from torch import Tensor
 
-from ..ops.boxes import BoxesLike, batched_rois, box_iou, clamp_to_image, flip_boxes
+from ..ops.boxes import BoxesLike, batched_rois, box_iou, clamp_to_image, flip_boxes, image_extent
 from ..precision import full_precision
 from .config import S2CNetConfig, resolve_config
 from .prior import GeometryPrior, PriorConfig
@@ -47,6 +51,22 @@ from .weights import weights_format
 
 #: The candidates of a set S2CNet scores (module docstring, step 3).
 SHORTLIST = 64
+
+#: The widest (or tallest) image, in short sides, whose crops the priors judge (module docstring, step 4;
+#: FCDB's widest photo is 2.95:1).
+PRIOR_MAX_ASPECT = 3.0
+
+
+def priors_judge(size: Sequence[int]) -> bool:
+    """Whether the priors judge the crops of an image of ``size`` (height, width): :data:`PRIOR_MAX_ASPECT`."""
+    height, width = size
+    return max(height, width) <= PRIOR_MAX_ASPECT * min(height, width)
+
+
+def priors_judge_on(like: Tensor, size: Sequence[int]) -> Tensor:
+    """:func:`priors_judge` as a 0-d bool tensor on ``like``'s device, for a graph (symbolic sizes stay symbolic)."""
+    extent = image_extent(like, size)
+    return extent.max() <= PRIOR_MAX_ASPECT * extent.min()
 
 
 @dataclass(frozen=True)
@@ -260,25 +280,30 @@ def weighted_priors(priors: Sequence[Tuple[float, Optional[Tensor]]], shape: Seq
 
 
 def blend_sets(s2cnet_views: Callable[[Tensor], Sequence[Tensor]], priors: Sequence[Tuple[float, Optional[Tensor]]],
-               crops: Tensor, config: "BlendConfig", faces: Optional[Tensor] = None) -> Tensor:
+               crops: Tensor, config: "BlendConfig", faces: Optional[Tensor] = None,
+               judge: Optional[Tensor] = None) -> Tensor:
     """:func:`blend_scores` for one candidate set per image, as (B, N) tensors: ``crops`` (B, N, 4), the
     priors' scores (B, N), ``s2cnet_views(crops)`` S2CNet's (B, M) scores of (B, M, 4) crops on each view,
-    ``faces`` (B,) bool. No loop and no host read: what an exported graph computes."""
+    ``faces`` (B,) bool, ``judge`` a 0-d bool (:func:`priors_judge_on`; default: true). No loop and no host
+    read: what an exported graph computes."""
     c = config
     prior, weighted = weighted_priors(priors, crops.shape[:2], crops.device)
+    judge = prior.new_ones((), dtype=torch.bool) if judge is None else judge
     if c.shortlist is not None and weighted:
-        # A top-k of min(shortlist, N) would hold a guard on N: the order of the priors padded with shortlist
-        # -inf columns gives exactly shortlist rows, the padding's (index >= N) when N is smaller; those score
-        # a real crop in vain and are dropped.
+        # A top-k of min(shortlist, N) would hold a guard on N: the ranking padded with shortlist -inf
+        # columns gives exactly shortlist rows, the padding's (index >= N) when N is smaller; those score a
+        # real crop in vain and are dropped.
         n, k = crops.shape[1], c.shortlist
-        padded = torch.cat([prior, prior.new_full((prior.shape[0], k), -math.inf)], 1)
-        rows = padded.topk(n + k, dim=1).indices[:, :k]
+        first = -torch.arange(n, dtype=prior.dtype, device=prior.device).expand_as(prior)
+        pad = prior.new_full((prior.shape[0], k), -math.inf)
+        rows = torch.cat([torch.where(judge, prior, first), pad], 1).topk(n + k, dim=1).indices[:, :k]
         views = s2cnet_views(crops.gather(1, rows.clamp(max=n - 1)[..., None].expand(-1, -1, 4)))
+        padded = torch.cat([torch.where(judge, prior, torch.zeros_like(prior)), pad], 1)
         values = padded.gather(1, rows) + sum(views) / len(views)
         raw = torch.full_like(padded, -math.inf).scatter(1, rows, values)[:, :n]
     else:
         views = s2cnet_views(crops)
-        raw = prior + sum(views) / len(views)
+        raw = torch.where(judge, prior, torch.zeros_like(prior)) + sum(views) / len(views)
     if c.temperature is None:
         return raw
     faces = faces if faces is not None and c.face_temperature is not None else False
@@ -291,16 +316,20 @@ def blend_scores(s2cnet_views: Callable[[Optional[Tensor]], Sequence[Tensor]],
                  priors: Sequence[Tuple[float, Optional[Tensor]]], crops: Tensor, temperature: Optional[float],
                  counts: Optional[Sequence[int]] = None, shortlist: Optional[int] = None,
                  ratio_temperature: Optional[float] = None, face_temperature: Optional[float] = None,
-                 with_faces: Optional[Sequence[bool]] = None) -> Tensor:
+                 with_faces: Optional[Sequence[bool]] = None, judge: bool = True) -> Tensor:
     """The module docstring's formula, the one :class:`S2CNetWithPriors` and the training's blend grid
     use. ``s2cnet_views(rows)`` gives S2CNet's scores of ``crops[rows]`` (all crops for ``None``) on each
     view (the photo, and its mirror image); ``priors`` are ``(weight, scores)`` pairs (scores may be
     ``None`` for a weight of 0). Their mean plus the weighted priors, over the ``shortlist`` (when the
     priors weigh anything; the rest -inf), then with a ``temperature`` the expected IoU of ``crops``
     (:func:`expected_iou`: sets of one aspect ratio at ``ratio_temperature`` when given, those flagged in
-    ``with_faces`` at no more than ``face_temperature``)."""
+    ``with_faces`` at no more than ``face_temperature``). Without ``judge`` (:func:`priors_judge`) the
+    priors only say that they weigh: S2CNet alone scores, its shortlist each set's first candidates."""
     prior, weighted = weighted_priors(priors, (len(crops),), crops.device)
-    rows = shortlist_rows(prior, crops, shortlist, counts) if shortlist is not None and weighted else None
+    ranking = prior
+    if not judge:
+        prior, ranking = torch.zeros_like(prior), -torch.arange(len(crops), dtype=prior.dtype, device=prior.device)
+    rows = shortlist_rows(ranking, crops, shortlist, counts) if shortlist is not None and weighted else None
     views = s2cnet_views(rows)
     net = sum(views) / len(views)
     if rows is None:
@@ -387,7 +416,7 @@ class S2CNetWithPriors(ScorerModule):
         priors = [(weight, prior(images, crops, objects) if weight else None)
                   for weight, prior in ((c.geometry_weight, self.fcdb_prior), (c.gaicd_weight, self.gaicd_prior))]
         return blend_scores(views, priors, crops, c.temperature, counts, c.shortlist, c.ratio_temperature,
-                            c.face_temperature, with_faces)
+                            c.face_temperature, with_faces, judge=priors_judge(size))
 
     def score_sets(self, images: Tensor, crops: Tensor, objects: Tensor, faces: Optional[Tensor] = None) -> Tensor:
         """The scores (B, N) of one candidate set per image, ``crops`` (B, N, 4), with ``objects`` (B,
@@ -409,7 +438,7 @@ class S2CNetWithPriors(ScorerModule):
 
         priors = [(weight, prior.score_sets(images, crops, objects) if weight else None)
                   for weight, prior in ((c.geometry_weight, self.fcdb_prior), (c.gaicd_weight, self.gaicd_prior))]
-        return blend_sets(views, priors, crops, c, faces)
+        return blend_sets(views, priors, crops, c, faces, judge=priors_judge_on(crops, size))
 
     def fused(self) -> "S2CNetWithPriors":
         """An inference copy with S2CNet's :meth:`~s2c_ops.S2CNet.fused` layers."""
