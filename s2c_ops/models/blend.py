@@ -324,7 +324,8 @@ def blend_scores(s2cnet_views: Callable[[Optional[Tensor]], Sequence[Tensor]],
     priors weigh anything; the rest -inf), then with a ``temperature`` the expected IoU of ``crops``
     (:func:`expected_iou`: sets of one aspect ratio at ``ratio_temperature`` when given, those flagged in
     ``with_faces`` at no more than ``face_temperature``). Without ``judge`` (:func:`priors_judge`) the
-    priors only say that they weigh: S2CNet alone scores, its shortlist each set's first candidates."""
+    priors are out of the scores and the ranking: S2CNet alone scores, its shortlist (where the priors
+    weigh) each set's first candidates."""
     prior, weighted = weighted_priors(priors, (len(crops),), crops.device)
     ranking = prior
     if not judge:
