@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import math
 import numbers
-import os
 import warnings
 from typing import Any, Callable, Dict, Optional, Sequence, Tuple, Union
 
@@ -425,7 +424,7 @@ class AestheticCrop(GeometricAugmentationBase2D):
         table, ratio = self.table, self.flags["ratio"]
         size = (int(images.shape[-2]), int(images.shape[-1]))
         ids = table.keys_of(images, keys)
-        names = [os.fspath(k) for k in keys] if table.keys == "path" else None  # errors name paths, not hashes
+        names = keys if table.keys == "path" else None  # errors name the paths given, not their hashes
         found, boxes, scores = table.lookup(ids, size, ratio, names)
         if not bool(found.all()):
             miss = (~found).nonzero().flatten()

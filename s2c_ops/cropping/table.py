@@ -229,7 +229,7 @@ class CropTable:
         return torch.where(self._keys[at] == keys, at, torch.full_like(at, -1))
 
     def lookup(self, keys: Tensor, size: Tuple[int, int], ratio: RatioLike,
-               names: Optional[Sequence[str]] = None) -> Tuple[Tensor, Tensor, Tensor]:
+               names: Optional[Sequence[Union[str, os.PathLike]]] = None) -> Tuple[Tensor, Tensor, Tensor]:
         """For images of ``size`` (height, width) with ``keys`` (B,): ``found`` (B,) bool, and the candidate
         ``boxes`` (B, k, 4) in pixels of that size and ``scores`` (B, k) of ``ratio`` (rows of missing images
         are zeros and ``-inf``). A fingerprint counts only when the stored size is ``size``; other keys
@@ -268,7 +268,7 @@ class CropTable:
         return hit, boxes, scores
 
     def _check_aspect(self, keys: Tensor, sizes: Tensor, hit: Tensor, size: Tuple[int, int],
-                      names: Optional[Sequence[str]] = None) -> None:
+                      names: Optional[Sequence[Union[str, os.PathLike]]] = None) -> None:
         """Raises :class:`TableMismatch` where a held image was scored at another aspect than ``size`` (height,
         width): its boxes scale to a resize of that image (each side of either size rounded, within a pixel),
         never to another crop or photo under the same key, whose crops would lose their ratio."""
@@ -294,7 +294,7 @@ class CropTable:
         return explicit_keys(keys, self.keys, len(images))
 
     def missing(self, keys: Tensor, size: Tuple[int, int], ratio: RatioLike,
-                names: Optional[Sequence[str]] = None) -> TableMiss:
+                names: Optional[Sequence[Union[str, os.PathLike]]] = None) -> TableMiss:
         """The error for images the table lacks (without lazy filling); ``names``: the keys as the caller gave
         them (paths rather than their hashes), one per key."""
         shown = ", ".join(_key_name(keys, names, i) for i in range(min(3, len(keys))))
@@ -461,6 +461,6 @@ class CropTable:
 __all__ = ["CropTable", "TableMismatch", "TableMiss", "DEFAULT_CANDIDATES"]
 
 
-def _key_name(keys: Tensor, names: Optional[Sequence[str]], i: int) -> str:
-    """How an error names the ``i``-th key: as the caller gave it when known, else the stored int64."""
-    return repr(names[i]) if names is not None else str(int(keys[i]))
+def _key_name(keys: Tensor, names: Optional[Sequence[Union[str, os.PathLike]]], i: int) -> str:
+    """How an error names the ``i``-th key: the path the caller gave when known, else the stored int64."""
+    return repr(os.fspath(names[i])) if names is not None else str(int(keys[i]))
