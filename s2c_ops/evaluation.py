@@ -13,7 +13,7 @@ from typing import Any, Callable, Dict, Iterable, List, Optional
 import torch
 from torch import Tensor
 
-from .cropping.candidates import FREE
+from .cropping.candidates import FREE, grid_anchors
 from .cropping.images import image_to_tensor, load_image, to_rgb
 from .data.metrics import GAICMetrics, bde, iou
 
@@ -77,7 +77,8 @@ def evaluate_fcdb(cropper, dataset, *, method: str = "model", baselines: bool = 
                   metrics: Optional[BestCropMetrics] = None) -> BestCropMetrics:
     """IoU and BDE of ``cropper``'s top-1 crop on each photo of ``dataset`` (:class:`~s2c_ops.data.FCDB`
     with pixels) under both protocols, with the baselines (:data:`BASELINES`) unless ``baselines=False``.
-    Photos whose human crop was dropped are left out. Photos are scored ``cropper.batch_size`` at a time.
+    Photos whose human crop was dropped are left out, and from free form those the official grid has no
+    candidate for (past about 4:1). Photos are scored ``cropper.batch_size`` at a time.
     The dataset must resize the photos as the Cropper does (``FCDB(..., preprocess=cropper.preprocess)``):
     else ``ValueError``, as the figures would not be the Cropper's."""
     resize = getattr(dataset, "preprocess", None)
@@ -96,18 +97,21 @@ def evaluate_fcdb(cropper, dataset, *, method: str = "model", baselines: bool = 
             truth = item["crop"]
             ratio = float((truth[2] - truth[0]) / (truth[3] - truth[1]))
             geometry = item["geometry"]
-            candidates.append(tuple(cropper._candidates(geometry, [ratio, FREE], faces=geometry.boxes_to_original(faces))))
+            # Free form only where the official grid has candidates (none past about 4:1).
+            ratios = [ratio, FREE] if len(grid_anchors(*geometry.original)) else [ratio]
+            candidates.append(cropper._candidates(geometry, ratios, faces=geometry.boxes_to_original(faces)))
         scores = cropper._score_images([item["resized"] for item in batch], [item["geometry"] for item in batch],
-                                       [list(c) for c in candidates], found=found)
-        for item, (by_ratio, grid), s in zip(batch, candidates, scores):
-            for protocol, boxes, part in (("ratio", by_ratio, s[: len(by_ratio)]), ("free", grid, s[len(by_ratio):])):
+                                       candidates, found=found)
+        for item, sets, s in zip(batch, candidates, scores):
+            for protocol, boxes, part in zip(("ratio", "free"), sets, s.split([len(b) for b in sets])):
                 best = boxes[int(torch.argmax(part))]
                 metrics.update(item["file"], method, protocol, best, item["crop"], item["size"])
             if baselines:
                 height, width = item["size"]
                 whole = torch.tensor([0.0, 0.0, float(width), float(height)])
-                metrics.update(item["file"], "whole photo", "free", whole, item["crop"], item["size"])
-                metrics.update(item["file"], "centred", "ratio", by_ratio[0], item["crop"], item["size"])
+                if len(sets) > 1:
+                    metrics.update(item["file"], "whole photo", "free", whole, item["crop"], item["size"])
+                metrics.update(item["file"], "centred", "ratio", sets[0][0], item["crop"], item["size"])
         batch.clear()
 
     with torch.no_grad():

@@ -119,6 +119,20 @@ def test_eval_on_fcdb_reports_both_protocols_and_baselines(tmp_path, capsys):
         assert 0 <= entry[model]["free"]["iou"] <= 1
 
 
+def test_eval_measures_panoramas_in_the_protocol_they_have(tmp_path, capsys):
+    """The official grid has no crop of a photo past about 4:1: such photos count in ratio given, not in free
+    form (before, the whole evaluation stopped at the first one)."""
+    make_fcdb(tmp_path / "fcdb", 3, size=(1300, 300))
+    out = tmp_path / "eval.json"
+    assert cli.main(["eval", "--data", str(tmp_path / "fcdb"), "--split", "train", "--model", "prior",
+                     "--json", str(out)]) == 0
+    capsys.readouterr()
+    methods = json.loads(out.read_text())["metrics"]
+    model = next(m for m in methods if m.startswith("geometry prior"))
+    assert set(methods[model]) == {"ratio"} and methods[model]["ratio"]["photos"] == 3
+    assert "whole photo" not in methods and methods["centred"]["ratio"]["photos"] == 3
+
+
 def test_eval_on_fcdb_gives_the_cropper_s_crops(tmp_path, capsys):
     """s2c eval resizes the photos as the Cropper does for its model (the prior, like the default model,
     reads antialiased images), so its crops are the Cropper's; evaluate_fcdb refuses a dataset that resizes

@@ -307,3 +307,46 @@ def test_the_run_identity_survives_a_weights_only_load(tmp_path):
         torch.save({"options": identity}, buffer)
         buffer.seek(0)
         assert torch.load(buffer, weights_only=True)["options"] == identity
+
+
+def test_the_blend_grid_judges_a_panorama_as_the_model_does():
+    """The training's blend grid measures the crop the blend chooses: past 3:1 the priors do not judge there
+    either (blend.PRIOR_MAX_ASPECT), so its figures for a panorama are those of the model it writes."""
+    from dataclasses import replace
+
+    from PIL import Image
+
+    from s2c_ops.cropping.proposals import create_proposer
+    from s2c_ops.cropping.transforms import OfficialPreprocess
+    from s2c_ops.models.registry import create_model
+    from s2c_ops.training.blend_search import at_temperature, measure_blends
+    from s2c_ops.training.features import cache_photos
+    from s2c_ops.training.scoring import candidates
+
+    default = create_model("default").float()
+    setting = at_temperature(default.setting, default.setting.ratio_temperature)
+    blend, preprocess = default.with_setting(setting), OfficialPreprocess()
+    photo = Image.new("RGB", (3000, 600), (30, 40, 50))
+    photo.paste((230, 200, 90), (2300, 100, 2700, 500))  # a bright square far right of the middle
+    resized, geometry = preprocess.resize(photo)
+    item = {"file": "panorama.png", "resized": resized, "geometry": geometry, "pairs": torch.zeros(0, 2, 4),
+            "votes": torch.zeros(0, 2), "crop": torch.tensor([0.0, 0, 600, 600])}  # its ratio: 1:1
+    cached = cache_photos(blend.s2cnet, [item], create_proposer("saliency"), blend.bbox_num, torch.device("cpu"))[0]
+    boxes = candidates(cached)["ratio"]
+    scores = blend(cached.view(0, preprocess), [geometry.boxes_to_model(boxes)], [cached.objects[0]])
+    chosen = replace(cached, crop=boxes[int(scores.argmax())])
+    assert chosen.crop[0] > 1500  # on the square, where the priors' taste for the middle would not go
+    figures = measure_blends(blend.s2cnet, blend.fcdb_prior, blend.gaicd_prior, [chosen], torch.device("cpu"),
+                             preprocess, grid=[setting])[setting]
+    assert figures["ratio_iou"] == pytest.approx(1.0)
+
+
+def test_the_blend_of_panoramas_alone_is_chosen_on_ratio_given():
+    """No free-form figure (NaN) where every photo is past about 4:1: the blend is chosen on ratio given."""
+    from s2c_ops.training.blend_search import BLEND_GRID, choose_blend
+
+    undecoded = [s for s in BLEND_GRID if s.temperature is None][:3]
+    nan = float("nan")
+    results = {s: {"ratio_iou": iou, "ratio_bde": 0.1, "free_iou": nan, "free_bde": nan}
+               for s, iou in zip(undecoded, (0.6, 0.5, 0.7))}
+    assert choose_blend(results) == undecoded[2]

@@ -3,6 +3,7 @@ the end of FCDB training: the FCDB prior trained (:mod:`.fcdb_prior`), every set
 (or one given setting) measured on the evaluated photos, the best written to ``blend.safetensors`` and all
 of them to ``blend.json``. A setting is a :class:`~s2c_ops.models.blend.BlendSetting` throughout: the grid's
 keys, the chosen one, the rows of ``blend.json``."""
+import math
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence
@@ -36,7 +37,7 @@ def at_temperature(setting: BlendSetting, temperature: Optional[float]) -> Blend
 
 def choose_blend(results: Results, mirror: Optional[bool] = None) -> BlendSetting:
     """The best blend of :func:`measure_blends`' ``results`` (mean of the two protocols' IoU,
-    :func:`blend_figures`), ``mirror`` ``None`` or that side alone. For each weighting, each protocol takes
+    :func:`blend_figures`; of ratio given alone where no photo has free-form candidates), ``mirror`` ``None`` or that side alone. For each weighting, each protocol takes
     its own best temperature: the ratio-given candidates are sets of one aspect ratio, decoded at
     ``ratio_temperature``; free-form sets at ``temperature`` (no decoding is one option for both). Returns
     the setting (its figures: :func:`blend_figures`)."""
@@ -51,9 +52,9 @@ def choose_blend(results: Results, mirror: Optional[bool] = None) -> BlendSettin
             ratio = max(decoded, key=lambda s: results[s]["ratio_iou"]).temperature
             options.append(replace(decoded[0], temperature=free, ratio_temperature=None if ratio == free else ratio))
 
-    def mean_iou(setting: BlendSetting) -> float:
+    def mean_iou(setting: BlendSetting) -> float:  # a protocol no photo has (NaN: panoramas only) counts 0
         figures = blend_figures(results, setting)
-        return figures["ratio_iou"] + figures["free_iou"]
+        return sum(v for v in (figures["ratio_iou"], figures["free_iou"]) if not math.isnan(v))
 
     return max(options, key=mean_iou)
 
@@ -74,8 +75,9 @@ def measure_blends(model: S2CNet, fcdb_prior, gaicd_prior, photos: List[CachedPh
                    preprocess: OfficialPreprocess, grid: Sequence[BlendSetting] = BLEND_GRID) -> Results:
     """IoU and BDE on ``photos`` of :class:`~s2c_ops.models.blend.S2CNetWithPriors` at each setting of
     ``grid`` (one temperature each, :func:`at_temperature`): S2CNet on the photo (and its mirror image; its
-    own features: right after fine-tuning too), the weighted priors, the expected-IoU decoding."""
-    from ..models.blend import SHORTLIST, blend_scores
+    own features: right after fine-tuning too), the weighted priors (where they judge:
+    :func:`~s2c_ops.models.blend.priors_judge`), the expected-IoU decoding."""
+    from ..models.blend import SHORTLIST, blend_scores, priors_judge
 
     model.eval()
     per_setting = {}
@@ -94,7 +96,7 @@ def measure_blends(model: S2CNet, fcdb_prior, gaicd_prior, photos: List[CachedPh
                 scored = [own, mirrored] if s.mirror else [own]
                 scores = blend_scores(lambda rows, v=scored: v if rows is None else [x[rows] for x in v],
                                       [(s.geometry_weight, fcdb), (s.gaicd_weight, gaicd)], rois, s.temperature,
-                                      shortlist=SHORTLIST)
+                                      shortlist=SHORTLIST, judge=priors_judge(photo.geometry.resized))
                 metrics.update(photo.file, "blend", protocol, boxes[int(scores.argmax())], photo.crop,
                                photo.geometry.original)
     return {s: protocol_figures(metrics, "blend") for s, metrics in per_setting.items()}

@@ -17,10 +17,12 @@ PROTOCOLS = ("ratio", "free")
 
 def candidates(photo: CachedPhoto) -> Dict[str, torch.Tensor]:
     """Both protocols' candidates of a photo, in its pixels: ``"ratio"`` (the human crop's aspect ratio, as
-    the Cropper makes them) and ``"free"`` (the official grid)."""
+    the Cropper makes them) and ``"free"`` (the official grid; left out where it has none, for photos past
+    about 4:1)."""
     height, width = photo.geometry.original
     x1, y1, x2, y2 = photo.crop.tolist()
-    return {"ratio": ratio_anchors(height, width, (x2 - x1) / (y2 - y1)), "free": grid_anchors(height, width)}
+    sets = {"ratio": ratio_anchors(height, width, (x2 - x1) / (y2 - y1)), "free": grid_anchors(height, width)}
+    return {protocol: boxes for protocol, boxes in sets.items() if len(boxes)}
 
 
 def iou_targets(boxes: torch.Tensor, photo: CachedPhoto) -> torch.Tensor:
