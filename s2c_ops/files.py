@@ -7,6 +7,7 @@ e.g. torchrun ranks, never share one) and is then renamed into place: readers se
 new one, never a part. The temporary file is removed when writing fails.
 """
 import hashlib
+import io
 import json
 import os
 import re
@@ -174,6 +175,34 @@ class Leftovers:
                 os.unlink(os.path.join(folder, tmp))
             except FileNotFoundError:
                 pass
+
+
+def image_writer(image: Any, **options: Any) -> Callable[[str], None]:
+    """A :func:`write_atomic` writer of a PIL ``image`` (``options`` for ``Image.save``, ``format`` among
+    them): encoded in memory, then written by a Python file, which raises where the disk takes only part of
+    it. (Pillow writing to a file's descriptor does not check for a short last write: on a full disk, or
+    past a file size limit, it returns and leaves the file truncated.)"""
+
+    def writer(tmp: str) -> None:
+        encoded = io.BytesIO()
+        image.save(encoded, **options)
+        with open(tmp, "wb") as f:
+            f.write(encoded.getbuffer())
+
+    return writer
+
+
+def torch_writer(obj: Any) -> Callable[[str], None]:
+    """A :func:`write_atomic` writer of ``torch.save(obj)`` through a Python file, which raises where the disk
+    takes only part of it (``torch.save`` given a path does not check its last writes either)."""
+
+    def writer(tmp: str) -> None:
+        import torch
+
+        with open(tmp, "wb") as f:
+            torch.save(obj, f)
+
+    return writer
 
 
 def write_text_atomic(path: PathLike, text: str, **kwargs: Any) -> None:

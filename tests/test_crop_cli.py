@@ -469,15 +469,20 @@ def test_existing_outputs_need_overwrite(tmp_path, capsys):
 
 
 def test_failed_write_leaves_nothing(tmp_path, capsys, monkeypatch):
-    original = Image.Image.save
+    from s2c_ops.cli.crop import write
 
-    def failing_save(self, fp, *a, **k):
-        if temporary_tag("coffee_16x9_2.png") in str(fp):  # the second crop of coffee.png
-            Path(fp).write_bytes(b"partial")
-            raise OSError("disk full")
-        return original(self, fp, *a, **k)
+    original = write.image_writer
 
-    monkeypatch.setattr(Image.Image, "save", failing_save)
+    def failing_writer(image, **options):
+        def writer(tmp):
+            if temporary_tag("coffee_16x9_2.png") in tmp:  # the second crop of coffee.png
+                Path(tmp).write_bytes(b"partial")
+                raise OSError("disk full")
+            original(image, **options)(tmp)
+
+        return writer
+
+    monkeypatch.setattr(write, "image_writer", failing_writer)
     out = tmp_path / "out"
     rc, _, err = run_cli(["crop", DEMO / "coffee.png", DEMO / "chelsea.png", "--ratio", "16:9", "--top-k", "2",
                           "--out", out], capsys)

@@ -251,19 +251,24 @@ def run_cli(args, capsys):
 def test_disk_full(tmp_path, capsys, monkeypatch):
     """ENOSPC after a few crops (simulated in the image writer, part of a file written): that input fails
     with a clear record, the run stops, no partial file; --resume completes the run."""
+    from s2c_ops.cli.crop import write
+
     photos = make_photos(tmp_path / "src", 24, size=(96, 64))
     out, journal = tmp_path / "out", tmp_path / "records.jsonl"
-    save = Image.Image.save
+    image_writer = write.image_writer
     calls = []
 
-    def full_disk_save(self, fp, *a, **k):
-        calls.append(fp)
-        if len(calls) > 5:
-            Path(fp).write_bytes(b"part of a crop")
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(fp))
-        return save(self, fp, *a, **k)
+    def full_disk_writer(image, **options):
+        def writer(tmp):
+            calls.append(tmp)
+            if len(calls) > 5:
+                Path(tmp).write_bytes(b"part of a crop")
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(tmp))
+            image_writer(image, **options)(tmp)
 
-    monkeypatch.setattr(Image.Image, "save", full_disk_save)
+        return writer
+
+    monkeypatch.setattr(write, "image_writer", full_disk_writer)
     args = ["crop", tmp_path / "src", *RATIOS, "--out", out, "--json", journal, "--batch-size", "2", "--workers", "0",
             "--proposer", "image"]
     rc, _, err = run_cli(args, capsys)
@@ -279,10 +284,34 @@ def test_disk_full(tmp_path, capsys, monkeypatch):
     ok_outputs = sorted(o for r in records for o in r.get("outputs", []))
     assert len(ok_outputs) == 5 and sorted(str(p) for p in out.iterdir()) == ok_outputs  # nothing partial
 
-    monkeypatch.setattr(Image.Image, "save", save)
+    monkeypatch.setattr(write, "image_writer", image_writer)
     rc, _, err = run_cli(args + ["--resume"], capsys)
     assert rc == 0, err
     check_complete(read_jsonl(journal), photos, out)
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGXFSZ"), reason="no file size limit on this system")
+def test_a_crop_the_disk_takes_only_part_of_fails_and_leaves_nothing(tmp_path):
+    """Pillow writing to a file's descriptor does not check a short last write (a disk full at the crop's
+    last bytes, here a file size limit): the crop was left truncated under its name and recorded ok. Now
+    that input fails with the reason, and nothing of it is left."""
+    import resource
+
+    photo = make_photos(tmp_path / "src", 1)[0]
+    args = [photo, "--ratio", "1:1", "--proposer", "image", "--workers", "0"]
+    subprocess.run(crop_command(*args, "--out", tmp_path / "whole"), check=True, capture_output=True)
+    size = (tmp_path / "whole" / "p000_1x1.jpg").stat().st_size
+    out, journal = tmp_path / "out", tmp_path / "records.jsonl"
+
+    def limit():  # Python ignores SIGXFSZ: a write past the limit is short, then fails with EFBIG
+        resource.setrlimit(resource.RLIMIT_FSIZE, (size - 10, size - 10))
+
+    run = subprocess.run(crop_command(*args, "--out", out, "--json", journal), preexec_fn=limit,
+                         capture_output=True, text=True)
+    assert run.returncode == 1, run.stderr
+    (record,) = read_jsonl(journal)
+    assert record["status"] == "error" and "File too large [EFBIG]" in record["error"]
+    assert not out.exists() or not any(out.iterdir())
 
 
 def test_journal_unwritable_stops_the_run(tmp_path, capsys, monkeypatch):

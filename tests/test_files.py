@@ -1,5 +1,8 @@
 """s2c_ops.files.write_atomic: renamed into place, unique temporary names, no clobbering, no leftovers."""
 import os
+import signal
+import subprocess
+import sys
 import threading
 
 import pytest
@@ -119,3 +122,33 @@ def test_longest_legal_name(tmp_path):
     name = "n" * (os.pathconf(tmp_path, "PC_NAME_MAX") - 4) + ".jpg"  # 255 characters on most file systems
     write_text_atomic(tmp_path / name, "x")
     assert os.listdir(tmp_path) == [name]
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGXFSZ"), reason="no file size limit on this system")
+@pytest.mark.parametrize("kind", ["image", "torch"])
+def test_a_file_the_disk_takes_only_part_of_is_an_error(tmp_path, kind):
+    """Pillow and torch.save given a path do not check a short last write (a disk full at the file's last
+    bytes; here a file size limit): the writers of image_writer and torch_writer raise, and write_atomic
+    leaves nothing."""
+    script = f"""
+import io, os, resource, sys
+import numpy as np, torch
+from PIL import Image
+from s2c_ops.files import image_writer, torch_writer, write_atomic
+image = Image.fromarray(np.random.default_rng(0).integers(0, 256, (240, 320, 3), dtype=np.uint8))
+obj = {{"weights": torch.randn(50000)}}
+writer = image_writer(image, format="JPEG", quality=90) if {kind!r} == "image" else torch_writer(obj)
+whole = os.path.join(sys.argv[1], "whole")
+writer(whole)
+limit = os.path.getsize(whole) - 10
+resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))  # Python ignores SIGXFSZ: short write, then EFBIG
+target = os.path.join(sys.argv[1], "part")
+try:
+    write_atomic(target, writer)
+except OSError as e:
+    print("raised", e.errno == 27 or "File too large" in str(e))
+print(sorted(os.listdir(sys.argv[1])))
+"""
+    run = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split("\n")[:2] == ["raised True", "['whole']"]

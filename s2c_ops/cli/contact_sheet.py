@@ -11,7 +11,7 @@ from typing import List, Optional
 
 from PIL import Image, ImageDraw, ImageOps
 
-from ..files import write_atomic
+from ..files import image_writer, write_atomic
 from .crop.record import Record
 
 COLOURS = [(230, 40, 40), (40, 120, 230), (40, 180, 80), (230, 160, 20), (160, 60, 200)]
@@ -55,7 +55,7 @@ def contact_sheet(records_path: str, out_path: str, columns: int = 2) -> str:
             sheet.paste(tile, (x, y))
             x += tile.width + pad
         y += THUMB_HEIGHT + pad
-    write_atomic(out_path, lambda tmp: sheet.save(tmp, format="PNG"))
+    write_atomic(out_path, image_writer(sheet, format="PNG"))
     return out_path
 
 

@@ -27,7 +27,7 @@ import torch
 from ..cropping.proposals import create_proposer
 from ..cropping.transforms import OfficialPreprocess
 from ..data.fcdb import FCDB
-from ..files import write_atomic
+from ..files import torch_writer, write_atomic
 from ..models.config import S2CNetConfig, resolve_config
 from ..models.s2cnet import S2CNet
 from .blend_search import write_blend
@@ -79,7 +79,7 @@ class FCDBTask:
                          f"({time.time() - started:.0f} s; {train_items.report})")
             folder.path.mkdir(parents=True, exist_ok=True)
             payload = {k: [p.to_dict() for p in v] for k, v in cache.items()}
-            write_atomic(path, lambda tmp: torch.save(payload, tmp))
+            write_atomic(path, torch_writer(payload))
         self.train: List[CachedPhoto] = cache["train"]
         self.evaluated: List[CachedPhoto] = cache.get("eval", [])
         if not self.train:

@@ -10,7 +10,7 @@ import torch.distributed as dist
 from torch import nn
 
 from ..distributed import ProcessGroup, lending, rank_device, torchrun_ranks
-from ..files import write_atomic, write_json_atomic
+from ..files import image_writer, torch_writer, write_atomic, write_json_atomic
 from ..models.weights import weights_digest
 
 
@@ -62,7 +62,7 @@ def plot_curves(rows: List[Dict[str, float]], path: Path, keys: Sequence[str]) -
             draw.ellipse([p[0] - 3, p[1] - 3, p[0] + 3, p[1] + 3], fill=colour)
         draw.text((pad + 5 + 150 * i, 12), f"{key}: {values[-1]:.4f}", fill=colour)
     draw.text((width // 2 - 20, height - pad + 10), f"epoch {min(epochs)}..{max(epochs)}", fill="black")
-    write_atomic(path, lambda tmp: image.save(tmp, format="PNG"))
+    write_atomic(path, image_writer(image, format="PNG"))
 
 
 @dataclass
@@ -98,7 +98,7 @@ class RunFolder:
         self.path.mkdir(parents=True, exist_ok=True)
         model.save(self.weights, **save)
         state = dict(state, rows=rows)
-        write_atomic(self.state, lambda tmp: torch.save(state, tmp))
+        write_atomic(self.state, torch_writer(state))
 
         def table(tmp: str) -> None:
             with open(tmp, "w", newline="") as f:

@@ -9,7 +9,7 @@ from PIL import Image
 
 from ...cropping.candidates import Ratio, pixel_crops
 from ...cropping.images import to_rgb
-from ...files import write_atomic as write_file_atomic
+from ...files import image_writer, write_atomic as write_file_atomic
 from .args import Job, output_format
 from .decode import JPEG_FORMATS, InputError, decode_full, describe
 from .score import Outcome
@@ -139,13 +139,13 @@ def _write_ratio(o: Outcome, job: Job, ratio, boxes, scores, image: Image.Image,
             if params is None:
                 crop = _for_format(crop, out_fmt)
             opts = _save_options(crop, out_fmt, params or {})
-            write_atomic(path, lambda tmp, c=crop, o_=opts: c.save(tmp, format=out_fmt, **o_), job)
+            write_atomic(path, image_writer(crop, format=out_fmt, **opts), job)
             written.append(path)
         o.outputs[ratio.text] = paths
         if job.show:
             path = job.show_path(o.entry, ratio)
             preview = _draw_show(image, boxes, scores)
-            write_atomic(path, lambda tmp, p=preview: p.save(tmp, format="PNG"), job)
+            write_atomic(path, image_writer(preview, format="PNG"), job)
             o.shows[ratio.text] = path
     except Exception as e:  # this ratio fails as a whole: no outputs of it are left behind
         for done in written:
