@@ -455,6 +455,22 @@ def test_cli_usage_errors_and_failures(tmp_path, capsys):
     assert cli.main(base + ["--resume"]) == 2 and "no run to continue" in capsys.readouterr().err
 
 
+def test_cli_an_image_too_small_for_a_ratio_fails_alone(tmp_path, capsys):
+    """A photo that cannot hold one of the ratios is named and left out; the table of the others is written
+    (before, the whole run stopped at it, naming "photo 1", and every --resume did the same)."""
+    src = jpegs(tmp_path / "src", 2)
+    Image.new("RGB", (1, 1)).save(src / "tiny.png")
+    Image.new("RGB", (400, 20)).save(src / "strip.png")  # holds 16:9, not 1:4 (5 px wide)
+    out = str(tmp_path / "t.safetensors")
+    assert cli.main(["table", str(src), "--ratio", "16:9", "--ratio", "1:4", "--model", "prior", "--out", out,
+                     "--workers", "0"]) == 1
+    err = capsys.readouterr().err
+    assert f"error {src / 'tiny.png'}: ratio 16:9: a 1x1 (height x width) image cannot hold a crop" in err
+    assert f"error {src / 'strip.png'}: ratio 1:4: a 20x400 (height x width) image cannot hold a crop" in err
+    assert "2 input(s) failed" in err
+    assert len(CropTable.load(out)) == 2
+
+
 def test_cli_never_replaces_what_is_not_a_table_and_never_waits(tmp_path, capsys):
     """--overwrite replaced a photo given as --out; a FIFO named like a photo hung the run; an empty folder
     wrote an empty table with exit 0."""

@@ -169,6 +169,22 @@ def _decode(entry: Entry):
         return None, (describe(e).splitlines() or [type(e).__name__])[0]
 
 
+def _holding(options: TableOptions, pixels, why):
+    """``_decode``'s result, or (None, why not) where the image cannot hold one of the ratios (too small or
+    too narrow): it fails alone, as in ``s2c crop``, instead of the batch."""
+    from ..cropping.candidates import candidate_crops, parse_ratio
+
+    if pixels is None:
+        return pixels, why
+    height, width = pixels.shape[-2:]
+    for text in options.ratios:
+        try:
+            candidate_crops(height, width, parse_ratio(text))
+        except ValueError as e:
+            return None, f"ratio {text}: {e}"
+    return pixels, None
+
+
 def _check_paths(options: TableOptions) -> None:
     """Usage errors found before the model loads: TABLE or its parts there without --resume/--overwrite,
     --resume with no run to continue."""
@@ -263,7 +279,7 @@ def _score_batches(options: TableOptions, table, cropper, ranks) -> int:
 def _finish(options: TableOptions, table, cropper, j: int, batch: List[Entry], futures) -> int:
     from ..cropping.table import CropTable
 
-    decoded = [f.result() for f in futures]
+    decoded = [_holding(options, *f.result()) for f in futures]
     bad = [(e, why) for e, (_, why) in zip(batch, decoded) if why is not None]
     for e, why in bad:
         print(printable(f"error {e.file}: {why}"), file=sys.stderr)
