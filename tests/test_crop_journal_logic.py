@@ -55,6 +55,23 @@ def test_lines_that_are_not_records(line):
     assert Record.from_line(line) is None
 
 
+@pytest.mark.parametrize("field, value", [("ratio_text", None), ("status", "done"), ("boxes", "zz"),
+                                          ("boxes", [[0, 0, 1]]), ("scores", ["high"]), ("width", "big"),
+                                          ("width", True), ("height", 2.5), ("outputs", [3]), ("options", []),
+                                          ("model", 7), ("ratio", [1])])
+def test_a_record_with_a_field_of_another_kind_is_none(field, value):
+    """A line with a record's keys but a field of another kind is no record: with ``ratio_text`` null a
+    --resume kept it beside the input's new record (two records of one input and ratio)."""
+    d = json.loads(ok("a.jpg").to_line())
+    assert Record.from_line(json.dumps(d).encode()) == ok("a.jpg")
+    d[field] = value
+    assert Record.from_line(json.dumps(d).encode()) is None
+
+
+def test_a_line_nested_past_the_parser_s_depth_is_no_record():
+    assert Record.from_line(b"[" * 100_000 + b"]" * 100_000) is None
+
+
 # ---------------------------------------------------------------------------------------------------
 # Reading back
 # ---------------------------------------------------------------------------------------------------

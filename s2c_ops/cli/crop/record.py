@@ -2,7 +2,7 @@
 and reads back, ``--resume`` compares, the messages and stdout show and the contact sheet draws."""
 import json
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple, Union
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple, Union
 
 if TYPE_CHECKING:  # the record module is read by the contact sheet, which needs none of the run's pieces
     from .args import Job
@@ -80,9 +80,9 @@ class Record:
         """The record a line holds, or None when it holds none."""
         try:
             d = json.loads(line)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested past the parser's depth
             return None
-        if not (isinstance(d, dict) and isinstance(d.get("file"), str) and "ratio_text" in d and "status" in d):
+        if not _well_formed(d):
             return None
         names = cls.__dataclass_fields__
         values = {k: v for k, v in d.items() if k in names}
@@ -94,6 +94,35 @@ class Record:
         values.setdefault("proposer", None)
         values.setdefault("options", None)
         return cls(**values)
+
+
+def _number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _text(v: Any) -> bool:
+    return isinstance(v, str)
+
+
+def _list_of(v: Any, kind: Callable[[Any], bool]) -> bool:
+    return v is None or isinstance(v, list) and all(kind(x) for x in v)
+
+
+_OPTIONAL_FIELDS: Dict[str, Callable[[Any], bool]] = {  # field -> its kind when not null
+    "ratio": lambda v: _number(v) or _text(v), "model": _text, "proposer": _text, "show": _text, "error": _text,
+    "options": lambda v: isinstance(v, dict), "width": lambda v: _number(v) and v == int(v),
+    "height": lambda v: _number(v) and v == int(v),
+    "boxes": lambda v: _list_of(v, lambda b: isinstance(b, list) and len(b) == 4 and all(map(_number, b))),
+    "scores": lambda v: _list_of(v, _number), "outputs": lambda v: _list_of(v, _text),
+}
+
+
+def _well_formed(d: Any) -> bool:
+    """Whether a parsed line has the fields of a record, each of its kind (:data:`HELP`): a line that is not
+    one is no record (a journal holding it is refused, never read in part)."""
+    return (isinstance(d, dict) and _text(d.get("file")) and _text(d.get("ratio_text"))
+            and d.get("status") in ("ok", "error")
+            and all(d.get(k) is None or ok(d[k]) for k, ok in _OPTIONAL_FIELDS.items()))
 
 
 def _round(values, digits: int) -> list:
