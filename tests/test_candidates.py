@@ -212,7 +212,7 @@ def test_parse_ratio(text, value):
     "bad",
     [
         "0:1", "1:0", "abc", "-4:3", "4:-3", "-1.5", "0", 0, -2.0,
-        "inf", "nan", math.inf, math.nan, "", "16:9:1", "4/", True,
+        "inf", "nan", math.inf, math.nan, "", "16:9:1", "4/", True, "1_1", "16_0:9", "1_000",
     ],
 )
 def test_parse_ratio_rejects(bad):

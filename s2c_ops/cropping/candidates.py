@@ -122,6 +122,8 @@ def parse_ratio(text: Union[str, float], *, free: bool = False) -> Ratio:
         s = text.strip()
         sep = ":" if ":" in s else "/" if "/" in s else None
         try:
+            if "_" in s:  # float() reads "1_1" as 11: a typo of 1:1 would crop at 11:1
+                raise ValueError
             if sep is None:
                 value = float(s)
             else:
