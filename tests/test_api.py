@@ -119,7 +119,9 @@ def test_score_gives_the_scores_crop_ranks_by(photos):
 
 @pytest.mark.parametrize("boxes, message", [
     (torch.zeros(0, 4), "shape"), (torch.zeros(3, 5), "shape"), (torch.tensor([[10.0, 10, 5, 20]]), "x2 > x1"),
-    (torch.tensor([[0.0, 0, float("nan"), 20]]), "finite")])
+    (torch.tensor([[0.0, 0, float("nan"), 20]]), "finite"),
+    (torch.tensor([[0.0, 0, 10, 10], [1e4, 1e4, 2e4, 2e4]]), r"the box \[10000.0, 10000.0, 20000.0, 20000.0\] lies outside the"),
+    (torch.tensor([[-50.0, 0, 0, 10]]), r"the box \[-50.0, 0.0, 0.0, 10.0\] lies outside")])
 def test_score_refuses_bad_boxes(cropper, photos, boxes, message):
     with pytest.raises(ValueError, match=message):
         cropper.score(photos[0], boxes)

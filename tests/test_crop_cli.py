@@ -548,6 +548,10 @@ def test_given_boxes(tmp_path, capsys, monkeypatch):
     photo(80, 60).save(tmp_path / "r.png")
     rc, _, err = run_cli(["crop", tmp_path / "r.png", "--ratio", "1:1", "--boxes", tmp_path / "boxes.json"], capsys)
     assert rc == 1 and "no entry for this file in --boxes" in err
+    # a box wholly outside the photo (other pixels, e.g. of a larger copy) fails that input, naming it
+    (tmp_path / "far.json").write_text(json.dumps({"p.png": [[100, 75, 300, 225], [800, 600, 1200, 900]]}))
+    rc, _, err = run_cli(["crop", tmp_path / "p.png", "--ratio", "1:1", "--boxes", tmp_path / "far.json"], capsys)
+    assert rc == 1 and "the box [800.0, 600.0, 1200.0, 900.0] lies outside the 400x300 photo" in err
     (tmp_path / "bad.json").write_text(json.dumps({"p.png": [[1, 2, 3]]}))
     rc, _, err = run_cli(["crop", tmp_path / "p.png", "--ratio", "1:1", "--boxes", tmp_path / "bad.json"], capsys)
     assert rc == 2 and "[x1, y1, x2, y2]" in err

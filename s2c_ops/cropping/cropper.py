@@ -24,7 +24,7 @@ from torch import Tensor, nn
 
 from ..models.registry import create_model
 from ..models.scorer import ability, inference_copy, module_device
-from ..ops.boxes import clamp_to_image
+from ..ops.boxes import clamp_to_image, first_outside
 from .candidates import FREE, Ratio, candidate_crops, parse_ratio, ratio_anchors
 from .face_rule import FaceRule
 from .images import (ImageLike, Photos, draft, drafts_to, image_to_tensor, photo_list, reduced, reopened,
@@ -86,6 +86,14 @@ def _check_boxes(boxes: Tensor, index: int) -> Tensor:
     if not torch.isfinite(boxes).all() or not ((boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])).all():
         raise ValueError(f"boxes of photo {index} must be finite with x2 > x1 and y2 > y1")
     return boxes
+
+
+def _check_overlap(boxes: Tensor, index: int, size: Tuple[int, int]) -> None:
+    """``ValueError`` naming the first of ``boxes`` (as given) that lies wholly outside the photo of ``size``
+    (height, width); the parts of the others outside it are cut off where they are scored."""
+    box = first_outside(boxes, size)
+    if box is not None:
+        raise ValueError(f"boxes of photo {index}: the box {box} lies outside the {size[1]}x{size[0]} photo")
 
 
 class Cropper:
@@ -187,13 +195,16 @@ class Cropper:
         """The scores the Cropper ranks crops by (the model's, less the face rule's charges) of any ``boxes``:
         per photo a ``Tensor[K, 4]`` of ``(x1, y1, x2, y2)`` in its pixels (one tensor for one photo). A photo's
         boxes are scored as one candidate set: with the default model, whose scores are each box's expected
-        overlap with the best of the set, a box's score depends on the others given with it."""
+        overlap with the best of the set, a box's score depends on the others given with it. A box's part
+        outside its photo is cut off; a box wholly outside it is a ``ValueError``."""
         photos = photo_list(photos)
         box_sets = [boxes] if isinstance(boxes, Tensor) else list(boxes)
         if len(box_sets) != len(photos):
             raise ValueError(f"give one Tensor[K, 4] of boxes per photo: {len(photos)} photos, {len(box_sets)} box sets")
         box_sets = [_check_boxes(b, i) for i, b in enumerate(box_sets)]
         resized, geometries, details = self._prepare_all(photos)
+        for i, (b, g) in enumerate(zip(box_sets, geometries)):
+            _check_overlap(b, i, g.original)
         found = self._find_objects(resized, details)
         return self._score_images(resized, geometries, box_sets, found=found)
 

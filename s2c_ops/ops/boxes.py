@@ -1,7 +1,7 @@
 """Box formats shared by the operators and the model: torchvision's ``Tensor[K, 5]`` rois
 ``(batch_index, x1, y1, x2, y2)`` or a list of per-image ``Tensor[L, 4]`` boxes; and the box geometry every
 layer uses (sides, overlaps, the share of a box another keeps, IoU, growing, mirroring)."""
-from typing import Sequence, Tuple, Union
+from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor
@@ -105,3 +105,13 @@ def image_extent(like: Tensor, image_size: Sequence[int]) -> Tensor:
 def clamp_to_image(boxes: Tensor, image_size: Sequence[int]) -> Tensor:
     """``(..., 4)`` boxes clamped into an image of ``image_size`` (height, width)."""
     return torch.minimum(boxes.clamp(min=0), image_extent(boxes, image_size).repeat(2))
+
+
+def first_outside(boxes: Tensor, image_size: Sequence[int]) -> Optional[List[float]]:
+    """The first of ``(N, 4)`` boxes that lies wholly outside an image of ``image_size`` (height, width), as
+    a list rounded for a message, or ``None`` when each reaches into it."""
+    height, width = image_size
+    outside = (boxes[:, 0] >= width) | (boxes[:, 1] >= height) | (boxes[:, 2] <= 0) | (boxes[:, 3] <= 0)
+    if not outside.any():
+        return None
+    return [round(v, 2) for v in boxes[int(outside.nonzero()[0])].tolist()]

@@ -89,7 +89,8 @@ torchrun:
   upright image, x1 < x2 and y1 < y2 (an empty or inverted box is a usage error), best first (the
   model takes the first bbox_num, whole-image boxes fill up the rest; [] for none). Keys are
   matched against the file as written in the records, then its absolute path, then its base name
-  (when no other key has that base name). An input with no entry fails.
+  (when no other key has that base name). An input with no entry, or with a box wholly outside
+  it (boxes of other pixels), fails.
 
 --weights RUN:
   A .safetensors file written by S2CNet.save (or by GeometryPrior.save), or a folder holding

@@ -9,6 +9,7 @@ from typing import Dict, List, Optional
 import torch
 
 from ...cropping.candidates import candidate_crops
+from ...ops.boxes import first_outside
 from .args import Job
 from .decode import Decoded
 from .inputs import Entry
@@ -60,10 +61,15 @@ class BoxesFile:
             names.setdefault(os.path.basename(k), []).append(k)
         self.by_name = {n: ks[0] for n, ks in names.items() if len(ks) == 1}
 
-    def lookup(self, entry: Entry):
-        """The input's boxes, or an error message."""
+    def lookup(self, entry: Entry, height: int, width: int):
+        """The input's boxes, or an error message (no entry, or a box wholly outside the upright ``height`` x
+        ``width`` photo: boxes in other pixels, e.g. of a resized copy)."""
         for key in (entry.file, self.absolute.get(os.path.abspath(entry.file)), self.by_name.get(os.path.basename(entry.file))):
             if key is not None and key in self.boxes:
+                box = first_outside(self.boxes[key], (height, width))
+                if box is not None:
+                    return (f"--boxes {self.path}: the box {box} lies outside the {width}x{height} photo (boxes are "
+                            "in the upright photo's pixels)")
                 return self.boxes[key]
         return f"no entry for this file in --boxes {self.path}"
 
@@ -89,7 +95,7 @@ def _score(cropper, outcomes: List[Outcome], job: Job, given: Optional[BoxesFile
         d = o.decoded
         objects = None
         if given is not None:
-            objects = given.lookup(o.entry)
+            objects = given.lookup(o.entry, d.height, d.width)
             if isinstance(objects, str):
                 o.error = objects
                 continue
