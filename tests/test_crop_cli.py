@@ -273,6 +273,18 @@ def test_jpeg_quality_icc_and_exif_kept(zoo_run, zoo):
     assert rotated.getexif().get(0x0112, 1) == 1  # upright pixels, no orientation left
 
 
+def test_an_orientation_out_of_range_is_not_written(tmp_path, capsys):
+    """EXIF orientation 99 turns nothing (the photo is taken as upright) and is left out of the crop, whose
+    other EXIF tags are kept; before, it was copied, though the crop is said to carry no orientation."""
+    exif = Image.Exif()
+    exif[0x0112], exif[0x010F] = 99, "s2c test camera"
+    photo(120, 90).save(tmp_path / "odd.jpg", exif=exif.tobytes(), quality=90)
+    rc, _, _ = run_cli(["crop", tmp_path / "odd.jpg", "--ratio", "1:1", "--out", tmp_path / "out"], capsys)
+    assert rc == 0
+    crop = Image.open(tmp_path / "out" / "odd_1x1.jpg")
+    assert crop.width == crop.height and 0x0112 not in crop.getexif() and crop.getexif()[0x010F] == "s2c test camera"
+
+
 def test_exif_rotation_applied_first(zoo_run):
     _, records, _ = zoo_run
     rec = next(r for r in records if r["file"].endswith("rotated.jpg") and r["ratio_text"] == "16:9")

@@ -36,8 +36,9 @@ ratios:
 outputs (with --out DIR):
   DIR/<stem>_<ratio>.<ext>, the ratio written with "x" ("16:9" -> 16x9, "4/3" -> 4x3, "1.5" -> 1.5);
   with --top-k K > 1: DIR/<stem>_<ratio>_<rank>.<ext>, rank 1 the best. Files found in a folder
-  INPUT keep their sub-folder below DIR. Crops are cut from the full-resolution upright image
-  (box corners rounded to whole pixels) and written under the input's extension in the format it
+  INPUT keep their sub-folder below DIR. Crops are cut from the full-resolution upright image in
+  whole pixels, centred on the box and with its ratio to within half a pixel (the short side is the
+  box's rounded, the long one that times the ratio; free form: the box's corners rounded) and written under the input's extension in the format it
   names (MPO as JPEG; .png when Pillow cannot write that format, or would not keep the crop as cut:
   icons, 1-bit formats): the input's name alone decides an output's name, so two inputs whose
   outputs would share a name are found before anything is written (the second fails). A file whose

@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 
 from ...cropping.candidates import Ratio, pixel_crops
-from ...cropping.images import to_rgb
+from ...cropping.images import EXIF_ORIENTATION, to_rgb
 from ...files import image_writer, write_atomic as write_file_atomic
 from .args import Job, output_format
 from .decode import JPEG_FORMATS, InputError, decode_full, describe
@@ -39,11 +39,25 @@ def _for_format(crop: Image.Image, fmt: str) -> Image.Image:
     return crop if crop.mode in keeps and "transparency" not in crop.info else to_rgb(crop)
 
 
+def _exif_upright(im: Image.Image) -> Optional[bytes]:
+    """``im``'s EXIF block, without an orientation other than 1: the pixels are upright (a valid one was
+    taken out as they were turned; one out of 1..8 turned nothing and must not reach a viewer either)."""
+    raw = im.info.get("exif")
+    try:
+        exif = im.getexif() if raw else None
+        if exif is None or exif.get(EXIF_ORIENTATION, 1) == 1:
+            return raw
+        del exif[EXIF_ORIENTATION]
+        return exif.tobytes()
+    except Exception:  # a block Pillow cannot read is written as it came
+        return raw
+
+
 def _save_options(im: Image.Image, fmt: str, params: dict) -> dict:
     opts = {}
     if im.info.get("icc_profile"):
         opts["icc_profile"] = im.info["icc_profile"]
-    exif = im.info.get("exif")
+    exif = _exif_upright(im)
     if exif:
         opts["exif"] = exif
     if im.info.get("dpi"):
