@@ -144,7 +144,9 @@ class AestheticCrop(GeometricAugmentationBase2D):
         temperature: the softmax temperature for ``top_k > 1`` (ignored for ``top_k = 1``); ``None`` weighs
             the ``k`` best equally.
         p: probability of cropping the whole batch (as in RandomResizedCrop, the batch is cropped or left
-            whole together, since the output size changes).
+            whole together, since the output size changes). Images too small for the ratio raise
+            ``ValueError`` whatever the draw, so a dataset that holds one fails at its first batch, not
+            at the rare one that draws a crop.
         same_on_batch: one crop for the whole batch, the best by the mean score over the batch.
         keepdim: keep the input's rank (``(C, H, W)`` in, ``(C, h, w)`` out).
         cropping_mode: ``"resample"`` warps with the 3x3 matrix (bilinear, ``align_corners=True``,
