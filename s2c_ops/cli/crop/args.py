@@ -38,10 +38,11 @@ outputs (with --out DIR):
   with --top-k K > 1: DIR/<stem>_<ratio>_<rank>.<ext>, rank 1 the best. Files found in a folder
   INPUT keep their sub-folder below DIR. Crops are cut from the full-resolution upright image in
   whole pixels, centred on the box and with its ratio to within half a pixel (the short side is the
-  box's rounded, the long one that times the ratio; free form: the box's corners rounded) and written under the input's extension in the format it
-  names (MPO as JPEG; .png when Pillow cannot write that format, or would not keep the crop as cut:
-  icons, 1-bit formats): the input's name alone decides an output's name, so two inputs whose
-  outputs would share a name are found before anything is written (the second fails). A file whose
+  box's rounded, the long one that times the ratio; free form: the box's corners rounded), and
+  written under the input's extension in the format it names (MPO as JPEG; .png when Pillow cannot
+  write that format, or would not keep the crop as cut: icons, 1-bit formats): the input's name
+  alone decides an output's name, so two inputs whose outputs would share a name are found before
+  anything is written (the second fails). A file whose
   content is of another format than its extension says (a JPEG named .png) is converted (to RGB
   where the format needs it). An input written in its own format keeps its JPEG quantisation tables
   and chroma subsampling (its quality), ICC profile, EXIF (orientation removed, the pixels are
