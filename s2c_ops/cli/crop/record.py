@@ -110,8 +110,8 @@ def _list_of(v: Any, kind: Callable[[Any], bool]) -> bool:
 
 _OPTIONAL_FIELDS: Dict[str, Callable[[Any], bool]] = {  # field -> its kind when not null
     "ratio": lambda v: _number(v) or _text(v), "model": _text, "proposer": _text, "show": _text, "error": _text,
-    "options": lambda v: isinstance(v, dict), "width": lambda v: _number(v) and v == int(v),
-    "height": lambda v: _number(v) and v == int(v),
+    "options": lambda v: isinstance(v, dict), "width": lambda v: _number(v) and float(v).is_integer(),
+    "height": lambda v: _number(v) and float(v).is_integer(),
     "boxes": lambda v: _list_of(v, lambda b: isinstance(b, list) and len(b) == 4 and all(map(_number, b))),
     "scores": lambda v: _list_of(v, _number), "outputs": lambda v: _list_of(v, _text),
 }
