@@ -1,5 +1,9 @@
-"""Small GAICD-layout datasets made by the tests, where the MOS prefers crops centred on the object."""
+"""Small datasets made by the tests (GAICD and FCDB layouts, where the labels prefer crops centred on the object)
+and a PNG whose header claims more pixels than Pillow opens."""
 import json
+import struct
+import zlib
+from pathlib import Path
 
 import torch
 from PIL import Image
@@ -80,3 +84,13 @@ def make_fcdb(root, n=6, *, layout="shared", size=(320, 240), seed=0, past_borde
                                                             for p in e["pairs"]]} for e in entries]
         (root / "ranking_annotation.json").write_text(json.dumps(ranking))
     return files
+
+
+def png_bomb(path: Path, width=100_000, height=100_000) -> None:
+    """A tiny PNG whose header claims ``width`` x ``height`` pixels."""
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 16))
+                     + chunk(b"IEND", b""))

@@ -3,10 +3,8 @@ exit status, the stdout contract, and torchrun sharding (2 CPU ranks)."""
 import io
 import json
 import os
-import struct
 import subprocess
 import sys
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +19,7 @@ from s2c_ops.cropping.images import to_rgb
 from s2c_ops.cropping.transforms import OfficialPreprocess
 from s2c_ops.files import temporary_tag
 from s2c_ops.models.registry import model_description
+from synthetic import png_bomb
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO = REPO / "s2c_ops" / "demo_photos"
@@ -52,16 +51,6 @@ def srgb_icc() -> bytes:
     if not _SRGB_ICC:
         _SRGB_ICC.append(ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes())
     return _SRGB_ICC[0]
-
-
-def png_bomb(path: Path, width=100_000, height=100_000) -> None:
-    """A tiny PNG whose header claims ``width`` x ``height`` pixels."""
-    def chunk(kind, data):
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
-
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 16))
-                     + chunk(b"IEND", b""))
 
 
 @pytest.fixture(scope="module")

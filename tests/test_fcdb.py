@@ -191,3 +191,64 @@ def test_eval_never_writes_over_a_file_it_did_not_write_and_refuses_an_empty_spl
     monkeypatch.setattr(fcdb, "validation_files", lambda: ["none of them.jpg"])
     assert cli.main(["eval", "--data", str(data), "--split", "val", "--model", "prior"]) == 1
     assert "the val split of" in capsys.readouterr().err
+
+
+def _annotated(root, entries, photos=("a.jpg",)):
+    from PIL import Image
+
+    (root / "images").mkdir(parents=True, exist_ok=True)
+    for name in photos:
+        Image.new("RGB", (320, 240), (120, 90, 60)).save(root / "images" / name)
+    (root / "train.json").write_bytes(entries if isinstance(entries, bytes) else json.dumps(entries).encode())
+    return root
+
+
+ENTRY = {"file": "a.jpg", "width": 320, "height": 240, "crop": [40, 30, 160, 120]}
+
+
+@pytest.mark.parametrize("entries, message", [
+    (b'[{"file": "\xe9.jpg"}]', "train.json: not UTF-8 text"),
+    (b"[" * 100_000 + b"]" * 100_000, "train.json: nested deeper than the JSON reader goes"),
+    (b'[{"file": "a.jpg", "width": 320, "height": 240, "crop": [1' + b"0" * 400 + b', 0, 10, 10]}]',
+     r"entry 0: expected \[x, y, w, h\] finite numbers, got \[1000"),
+    (b'[{"file": "a.jpg", "width": 320, "height": 240, "crop": [Infinity, 0, 10, 10]}]', "finite numbers"),
+    (b'[{"file": "a.jpg", "width": 1e400, "height": 240, "crop": [0, 0, 10, 10]}]', "width must be a whole number"),
+    ([dict(ENTRY, file="/etc/passwd")], "file must name a photo in the folder's images/, got '/etc/passwd'"),
+    ([dict(ENTRY, file="../a.jpg")], "file must name a photo"),
+    ([dict(ENTRY, file=["a.jpg"])], "file must name a photo"),
+])
+def test_annotations_that_are_not_fcdb_s_are_named(tmp_path, entries, message):
+    """Each is one FCDBError naming the file (and the entry): before, raw tracebacks (OverflowError, a
+    RecursionError), a line naming no file, or a photo outside the folder read."""
+    root = _annotated(tmp_path / "fcdb", entries)
+    with pytest.raises(FCDBError, match=message):
+        read_fcdb(root)
+
+
+def test_a_human_crop_no_candidate_of_its_ratio_matches_is_dropped_and_counted(tmp_path):
+    root = _annotated(tmp_path / "fcdb", [ENTRY, dict(ENTRY, file="b.jpg", crop=[10, 0, 1, 240])],
+                      photos=("a.jpg", "b.jpg"))
+    photos, report = read_fcdb(root)
+    assert photos[0].crop is not None and photos[1].crop is None
+    assert report.dropped == 1 and report.photos == {"b.jpg": ["crop (no candidate of its ratio) dropped"]}
+
+
+def test_eval_names_an_unreadable_photo_refuses_a_split_without_crops_and_keeps_a_link(tmp_path, capsys):
+    from synthetic import png_bomb
+
+    root = _annotated(tmp_path / "fcdb", [ENTRY, dict(ENTRY, file="bomb.png", width=100_000, height=100_000)])
+    png_bomb(root / "images" / "bomb.png")
+    base = ["eval", "--data", str(root), "--split", "train", "--model", "prior", "--proposer", "saliency"]
+    assert cli.main(base) == 1
+    err = capsys.readouterr().err
+    assert f"{root / 'images' / 'bomb.png'}: cannot decode the photo" in err and "Traceback" not in err
+    _annotated(root, [dict(ENTRY, crop=[400, 300, 10, 10])])  # its one crop outside the photo: dropped
+    assert cli.main(base) == 1
+    assert "has no photo with a human crop to evaluate" in capsys.readouterr().err
+    _annotated(root, [ENTRY])
+    earlier = tmp_path / "earlier.json"
+    earlier.write_text('{"metrics": {}}')
+    (tmp_path / "link.json").symlink_to(earlier)
+    assert cli.main(base + ["--json", str(tmp_path / "link.json")]) == 0
+    capsys.readouterr()
+    assert (tmp_path / "link.json").is_symlink() and "a.jpg" in json.loads(earlier.read_text())["photos"]

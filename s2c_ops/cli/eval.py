@@ -74,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
     choice = load_model(model_options)
     result = _fcdb(args, split, choice, device) if fcdb else _gaicd(args, split, choice, device)
     if args.json:
-        write_json_atomic(args.json, result)
+        write_json_atomic(args.json, result, follow_symlinks=True)  # a link to an earlier result stays one
     return 0
 
 
@@ -106,8 +106,8 @@ def _fcdb(args, split: str, choice, device) -> dict:
     cropper = Cropper(choice.module, proposer, batch_size=args.batch_size, device=device)
     dataset = FCDB(args.data, split, preprocess=cropper.preprocess)
     print(f"FCDB {split}: {len(dataset)} photos; {dataset.report}", file=sys.stderr)
-    if not len(dataset):
-        raise Failure(f"the {split} split of {args.data} has no photo to evaluate")
+    if not any(photo.crop is not None for photo in dataset.photos):
+        raise Failure(f"the {split} split of {args.data} has no photo with a human crop to evaluate")
     metrics = evaluate_fcdb(cropper, dataset, method=choice.description, progress=_progress("eval"))
     result = metrics.to_dict()
     print("\n".join(format_fcdb(result["metrics"])))

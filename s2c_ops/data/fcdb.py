@@ -19,8 +19,8 @@ them.
 
 Boxes are ``(x1, y1, x2, y2)`` in pixels of the photo as stored (the annotations were made on the stored
 pixels, so EXIF orientation is not applied). A box reaching past the border is clipped to the photo; one
-that keeps less than half of its area inside, or none, is dropped; :attr:`FCDB.report` counts both and
-names the photos.
+that keeps less than half of its area inside, or none, is dropped, and so is a human crop of an aspect ratio
+the photo holds no candidate of (a crop 1 px wide); :attr:`FCDB.report` counts them and names the photos.
 """
 from __future__ import annotations
 
@@ -37,6 +37,7 @@ from PIL import Image
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from ..cropping.candidates import MIN_CROP_SIDE, largest_crop
 from ..cropping.images import load_image, to_rgb
 from ..cropping.transforms import OfficialPreprocess
 
@@ -106,21 +107,38 @@ def _read_json(path: Path) -> Any:
         raise FCDBError(f"{path}: missing") from None
     except json.JSONDecodeError as e:
         raise FCDBError(f"{path}:{e.lineno}: not valid JSON: {e.msg}") from None
+    except UnicodeDecodeError as e:
+        raise FCDBError(f"{path}: not UTF-8 text (byte {e.start})") from None
+    except RecursionError:
+        raise FCDBError(f"{path}: nested deeper than the JSON reader goes") from None
 
 
 def _xywh(value: Any, where: str) -> List[float]:
-    ok = isinstance(value, (list, tuple)) and len(value) == 4 and all(
-        isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+    ok = isinstance(value, (list, tuple)) and len(value) == 4 and all(_finite(v) for v in value)
     if not ok:
-        raise FCDBError(f"{where}: expected [x, y, w, h] numbers, got {value!r}")
+        raise FCDBError(f"{where}: expected [x, y, w, h] finite numbers, got {_shown(value)}")
     return [float(v) for v in value]
+
+
+def _finite(v: Any) -> bool:
+    """A number a float holds, finite (JSON reads ``Infinity`` and integers of any length)."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return False
+    try:
+        return math.isfinite(float(v))
+    except OverflowError:
+        return False
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _number(value: Any, where: str, what: str, whole: bool = False) -> float:
     """``value`` as a finite number (a whole one > 0 with ``whole``), else :class:`FCDBError` naming it."""
-    ok = not isinstance(value, bool) and (isinstance(value, int) or isinstance(value, float) and math.isfinite(value))
-    if not ok or (whole and (value < 1 or value != int(value))):  # 640.0 is a whole number, 640.5 is not
-        raise FCDBError(f"{where}: {what} must be {'a whole number > 0' if whole else 'a number'}, got {value!r}")
+    if not _finite(value) or (whole and (value < 1 or value != int(value))):  # 640.0 is whole, 640.5 is not
+        raise FCDBError(f"{where}: {what} must be {'a whole number > 0' if whole else 'a number'}, got {_shown(value)}")
     return value
 
 
@@ -136,6 +154,17 @@ def _clip(box: List[float], height: int, width: int, file: str, what: str, repor
     kept = w > 0 and h > 0 and inside >= MIN_KEPT * w * h
     report.note(file, what, kept)
     return [cx1, cy1, cx2, cy2] if kept else None
+
+
+def _human_crop(value: Any, where: str, height: int, width: int, file: str, report: BoxReport) -> Optional[List[float]]:
+    """The human crop ``[x, y, w, h]`` as :func:`_clip` gives it, also dropped (and noted) where the photo has
+    no candidate of its aspect ratio (both sides at least ``MIN_CROP_SIDE``: a crop 1 px wide, say), which
+    the ratio-given protocol and training could not score."""
+    crop = _clip(_xywh(value, where), height, width, file, "crop", report)
+    if crop is not None and min(largest_crop(height, width, (crop[2] - crop[0]) / (crop[3] - crop[1]))) < MIN_CROP_SIDE:
+        report.note(file, "crop (no candidate of its ratio)", kept=False)
+        return None
+    return crop
 
 
 def _find_photo(root: Path, file: str) -> Optional[Path]:
@@ -168,7 +197,7 @@ def _photo_size(path: Path) -> Tuple[int, int]:
     try:
         with Image.open(path) as im:
             return im.height, im.width
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, Image.DecompressionBombError) as e:
         raise FCDBError(f"{path}: cannot read the photo: {e}") from None
 
 
@@ -194,13 +223,15 @@ def read_fcdb(root: PathLike, split: str = "train", validation: Optional[Sequenc
             where = f"{root / _SHARED}: entry {i}"
             if not isinstance(e, dict) or not all(k in e for k in ("file", "width", "height", "crop")):
                 raise FCDBError(f"{where}: needs file, width, height and crop")
-            file = str(e["file"])
+            file = e["file"]
+            if not isinstance(file, str) or not file or os.path.isabs(file) or ".." in Path(file).parts:
+                raise FCDBError(f"{where}: file must name a photo in the folder's images/, got {_shown(file)}")
             width, height = (int(_number(e[k], where, k, whole=True)) for k in ("width", "height"))
             path = _find_photo(root, file)
             if path is None:
                 missing.append(file)
                 continue
-            crop = _clip(_xywh(e["crop"], where), height, width, file, "crop", report)
+            crop = _human_crop(e["crop"], where, height, width, file, report)
             pairs, votes = _pairs(e.get("pairs", []), ("crop_0", "crop_1", "votes_0", "votes_1"), height, width,
                                   file, where, report)
             photos.append(FCDBPhoto(file, path, (height, width), None if crop is None else torch.tensor(crop),
@@ -225,7 +256,7 @@ def read_fcdb(root: PathLike, split: str = "train", validation: Optional[Sequenc
                 missing.append(file)
                 continue
             height, width = _photo_size(path)
-            crop = _clip(_xywh(e["crop"], where), height, width, file, "crop", report)
+            crop = _human_crop(e["crop"], where, height, width, file, report)
             pairs, votes = _pairs(ranking.get(file, []), ("crop_0", "crop_1", "vote_for_0", "vote_for_1"), height,
                                   width, file, f"{root / _RANKING} ({file})", report)
             photos.append(FCDBPhoto(file, path, (height, width), None if crop is None else torch.tensor(crop),
@@ -290,7 +321,7 @@ class FCDB(Dataset):
         if self.pixels:
             try:
                 image = to_rgb(load_image(photo.path, apply_exif_orientation=False))
-            except (OSError, ValueError) as e:
+            except (OSError, ValueError, Image.DecompressionBombError) as e:
                 raise FCDBError(f"{photo.path}: cannot decode the photo: {e}") from None
             if (image.height, image.width) != photo.size:
                 raise FCDBError(f"{photo.path}: the photo is {image.width}x{image.height}, the annotations say "
