@@ -213,8 +213,10 @@ def test_fcdb_training_on_every_photo_with_a_fixed_blend(tmp_path, capsys):
         assert cli.main(base + ["--blend-setting"] + bad) == 2
         err = capsys.readouterr().err
         assert err.startswith("s2c train: error: --blend-setting") and says in err and len(err.splitlines()) == 1, err
-    assert cli.main(base + ["--photos-per-step", "0"]) == 2
-    assert capsys.readouterr().err == "s2c train: error: --photos-per-step must be at least 1, got 0\n"
+    with pytest.raises(SystemExit) as exit_status:
+        cli.main(base + ["--photos-per-step", "0"])
+    assert exit_status.value.code == 2
+    assert capsys.readouterr().err.endswith("error: argument --photos-per-step: must be at least 1, got 0\n")
 
 
 def test_options_read_once_and_an_older_state_refused(tmp_path, capsys):
@@ -286,7 +288,45 @@ def test_train_refuses_to_replace_a_run_and_nan_settings(tmp_path, capsys):
                         ("--finetune-lr", "nan"), ("--lr", "-1"), ("--pair-weight", "-0.5")):
         assert cli.main([*base, "--out", str(tmp_path / "new"), flag, value]) == 2
         assert f"{flag} must be a finite number" in capsys.readouterr().err
+    for flags, message in ((["--eval-split", "bogus"], "--eval-split bogus: "), (["--device", "meta"], "--device meta"),
+                           (["--device", "bogus"], "--device 'bogus'"), (["--proposer", "bogus"], "invalid choice"),
+                           (["--seed", str(2**70)], "--seed: must be at most"),
+                           (["--photos-per-step", "1000000000"], "--photos-per-step: must be at most 256")):
+        try:
+            status = cli.main([*base, "--out", str(tmp_path / "new"), *flags])
+        except SystemExit as e:  # argparse's own checks
+            status = e.code
+        assert status == 2 and message in capsys.readouterr().err  # before any photo is cached
     assert not (tmp_path / "new").exists()
+
+
+def test_a_damaged_or_replanned_run_is_refused_in_one_line_and_a_damaged_cache_made_again(tmp_path, capsys):
+    """--resume of a run whose state.pt is damaged or gone, or with other --epochs (its schedule spans them):
+    one line, the run's files untouched; before, tracebacks, a scheduler's error after the work, or (no
+    state.pt) a new run over the weights. A damaged feature cache is made again."""
+    from synthetic import make_fcdb
+
+    data, run = tmp_path / "fcdb", tmp_path / "run"
+    make_fcdb(data, 4)
+    base = ["train", "--data", str(data), "--out", str(run), "--backbone-weights", "none", "--device", "cpu",
+            "--eval-split", "train", "--proposer", "saliency", "--sample", "8", "--no-blend", "--epochs", "1"]
+    assert cli.main(base) == 0
+    capsys.readouterr()
+    state = (run / "state.pt").read_bytes()
+    weights = (run / "model.safetensors").read_bytes()
+    assert cli.main(base[:-1] + ["2", "--resume"]) == 1
+    assert "frozen stage's schedule spans" in capsys.readouterr().err
+    (run / "features.rank0.pt").write_bytes(b"cut short")
+    assert cli.main(base + ["--resume"]) == 0
+    assert "cannot be read back" in capsys.readouterr().out
+    for damaged in (b"", state[: len(state) // 2], b"not a state"):
+        (run / "state.pt").write_bytes(damaged)
+        assert cli.main(base + ["--resume"]) == 1
+        assert f"cannot resume from {run / 'state.pt'}: it is damaged" in capsys.readouterr().err
+    (run / "state.pt").unlink()
+    assert cli.main(base + ["--resume"]) == 2
+    assert "holds model.safetensors but no state.pt" in capsys.readouterr().err
+    assert (run / "model.safetensors").read_bytes() == weights
 
 
 def test_the_run_identity_survives_a_weights_only_load(tmp_path):

@@ -4,13 +4,18 @@ reads ``s2c train``'s options once into :class:`~s2c_ops.training.options.TrainO
 :func:`~s2c_ops.training.loop.train`; the prior is :func:`~s2c_ops.training.prior.train_prior`."""
 import argparse
 from pathlib import Path
+from typing import List
 
 from ..models.config import OFFICIAL
 from ..models.blend import BlendSetting
 from ..training.options import TrainOptions
 from ..files import not_a_folder_to_write
+from ..distributed import rank_device, torchrun_ranks
 from ..training.run import RunFolder
+from .crop.args import int_arg
 from .errors import UsageError
+
+MAX_PHOTOS_PER_STEP = 256
 
 DESCRIPTION = (
     "Trains S2CNet on the folder --data names, into the run folder --out. GAICD (annotations/, bbox/, split.json, "
@@ -22,6 +27,8 @@ DESCRIPTION = (
 
 
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
+    from ..cropping.proposals import list_proposers
+
     p.add_argument("--data", required=True, help="a GAICD folder (official layout) or an FCDB folder")
     p.add_argument("--out", required=True, help="run folder (weights, state, log.csv, curves.png, summary.json)")
     p.add_argument("--config", default="GAICv1", choices=sorted(OFFICIAL),
@@ -32,7 +39,8 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backbone-weights", default="imagenet",
                    help="'imagenet' (torchvision's file via its hub cache), a path to a torchvision MobileNetV2 state dict, or 'none'")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
-    p.add_argument("--seed", type=int, default=0, help="seed of the weights' initialisation and the data order (default 0)")
+    p.add_argument("--seed", type=int_arg(0, 2**63 - 1), default=0,
+                   help="seed of the weights' initialisation and the data order (default 0)")
     p.add_argument("--device", help="torch device (default: cuda when available, cuda:LOCAL_RANK under torchrun, else cpu)")
     fcdb = p.add_argument_group("FCDB")
     fcdb.add_argument("--finetune-epochs", type=int, default=0, help="epochs of the whole model on pixels after the frozen ones")
@@ -40,8 +48,11 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     fcdb.add_argument("--temperature", type=float, default=0.05, help="of the listwise loss on the candidates' IoU")
     fcdb.add_argument("--pair-weight", type=float, default=0.5, help="weight of the judged pairs' loss")
     fcdb.add_argument("--sample", type=int, default=24, help="candidates of each protocol per photo and step")
-    fcdb.add_argument("--photos-per-step", type=int, default=4, help="photos per optimiser step (default 4)")
-    fcdb.add_argument("--proposer", default="default", help="object boxes (the same as at inference)")
+    fcdb.add_argument("--photos-per-step", type=int_arg(1, MAX_PHOTOS_PER_STEP), default=4,
+                      help=f"photos per optimiser step (default 4, at most {MAX_PHOTOS_PER_STEP}: a step holds "
+                           "every photo's graph)")
+    fcdb.add_argument("--proposer", default="default", choices=list_proposers(),
+                      help="object boxes (the same as at inference)")
     fcdb.add_argument("--no-blend", dest="blend", action="store_false",
                       help="skip the blend with the geometry priors at the end (blend.safetensors)")
     fcdb.add_argument("--mirror", choices=("auto", "on", "off"), default="auto",
@@ -88,15 +99,23 @@ def options_from(args: argparse.Namespace) -> TrainOptions:
     why = not_a_folder_to_write(out, "a run folder")
     if why:
         raise UsageError(f"--out {out}{why}")
-    if not args.resume and RunFolder(out, (), ()).holds_run():
+    folder = RunFolder(out, (), ())
+    if not args.resume and folder.holds_run():
         raise UsageError(f"--out {out} holds a run: pass --resume to continue it, or give another --out")
+    if args.resume and folder.weights.exists() and not folder.state.exists():
+        raise UsageError(f"--resume: {out} holds {folder.weights.name} but no {folder.state.name} to continue from "
+                         "(starting again would replace the weights); give another --out")
+    try:
+        rank_device(args.device, torchrun_ranks())
+    except ValueError as e:
+        raise UsageError(f"--{e}") from None
     mirror = {"auto": None, "on": True, "off": False}[args.mirror]
     try:
         setting = BlendSetting.parse(args.blend_setting) if args.blend_setting else None
     except ValueError as e:
         raise UsageError(f"--blend-setting: {e}") from None
     try:
-        return TrainOptions.for_data(
+        options = TrainOptions.for_data(
             args.data, args.out, epochs=args.epochs, lr=args.lr, eval_split=args.eval_split, config=args.config,
             backbone_weights=args.backbone_weights, resume=args.resume, seed=args.seed, device=args.device,
             workers=args.workers, finetune_epochs=args.finetune_epochs, finetune_lr=args.finetune_lr,
@@ -105,6 +124,24 @@ def options_from(args: argparse.Namespace) -> TrainOptions:
             blend=args.blend, mirror=mirror, blend_setting=setting)
     except ValueError as e:
         raise UsageError(str(e)) from None
+    splits = _splits(options.data, options.kind)
+    if options.eval_split not in splits:
+        raise UsageError(f"--eval-split {options.eval_split}: {options.data} holds the splits {', '.join(splits)}")
+    return options
+
+
+def _splits(data: Path, kind: str) -> List[str]:
+    """The splits the ``data`` folder holds; a split file that cannot be read is a usage error naming it."""
+    try:
+        if kind == "fcdb":
+            from ..data.fcdb import fcdb_splits
+
+            return fcdb_splits(data)
+        from ..data.gaicd import read_split
+
+        return list(read_split(Path(data) / "split.json"))
+    except (OSError, ValueError) as e:
+        raise UsageError(f"--data {data}: {e}") from None
 
 
 def run_train(args: argparse.Namespace) -> int:

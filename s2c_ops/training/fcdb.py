@@ -63,7 +63,7 @@ class FCDBTask:
         o, run = self.options, self.run
         self.preprocess = OfficialPreprocess.for_model(model)
         path = folder.path / f"features.rank{run.rank}.pt"
-        cache = _load_cache(path) if o.resume else None
+        cache = self._cached(path) if o.resume else None
         if cache is None:
             started = time.time()
             box_source = create_proposer(o.proposer)
@@ -85,6 +85,19 @@ class FCDBTask:
         if not self.train:
             raise ValueError(f"no photos to train on in {o.data} (split {o.train_split!r})")
         self.steps = math.ceil(int(run.gather(torch.tensor([len(self.train)])).max()) / o.photos_per_step)
+
+    def _cached(self, path: Path) -> Optional[Dict[str, List[CachedPhoto]]]:
+        """The cache a killed run wrote, or ``None`` (made again) where there is none or it cannot be read
+        back: it is derived from the photos, so a damaged one costs its time, not the run."""
+        try:
+            cache = _load_cache(path)
+            if cache is not None and not (isinstance(cache.get("train"), list) and isinstance(cache.get("eval", []), list)):
+                raise ValueError("not a feature cache")
+            return cache
+        except Exception as e:  # truncated, emptied, another file: whatever it holds, it is made again
+            self.log(f"the feature cache {path} cannot be read back ({type(e).__name__}: "
+                     f"{str(e).splitlines()[0] if str(e) else 'no detail'}); caching the photos again")
+            return None
 
     def stages(self, model: S2CNet) -> List[Stage]:
         o = self.options

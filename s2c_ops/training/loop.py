@@ -64,17 +64,14 @@ def train(options: TrainOptions, log: Callable[[str], None] = print) -> Dict[str
     task = _task(options, run, log)
     folder = RunFolder(options.out, task.log_fields, task.curves)
     saved = _saved_state(folder, options) if options.resume else None
-    model = _model(options, task, saved).to(run.device)
+    model = _model(options, task, saved, folder).to(run.device)
     task.prepare(model, folder)
     freeze_backbone_batchnorm(model)
     stages = task.stages(model)
-    for stage in stages:
-        if saved is not None and saved["stage"] == stage.name:
-            stage.optimiser.load_state_dict(saved["optimiser"])
-            if stage.schedule is not None:
-                stage.schedule.load_state_dict(saved["schedule"])
     tunable = list({id(p): p for stage in stages for p in stage.params}.values())
     plan = [stage for stage in stages for _ in range(stage.epochs)]
+    if saved is not None:
+        _restore(saved, stages, plan, folder)
     rows: List[Dict[str, Any]] = list(saved["rows"]) if saved else []
     for epoch in range(int(saved["epoch"]) if saved else 0, len(plan)):
         stage = plan[epoch]
@@ -135,6 +132,10 @@ def _saved_state(folder: RunFolder, options: TrainOptions) -> Optional[Dict[str,
     if missing:
         raise ValueError(f"cannot resume from {folder.state}: it lacks {', '.join(missing)} (a GAICD "
                          "run of an earlier release); train again without --resume")
+    wrong = [k for k, ok in _STATE_KINDS.items() if saved is not None and not ok(saved[k])]
+    if wrong:
+        raise ValueError(f"cannot resume from {folder.state}: it is damaged ({', '.join(wrong)} not what a run "
+                         "saves); train into another --out")
     earlier, now = (saved or {}).get("options"), options.identity()
     if earlier is not None and earlier != now:
         other = [f"{k} {earlier.get(k)!r} (now {now[k]!r})" for k in now if earlier.get(k) != now[k]]
@@ -143,10 +144,47 @@ def _saved_state(folder: RunFolder, options: TrainOptions) -> Optional[Dict[str,
     return saved
 
 
-def _model(options: TrainOptions, task: Task, saved: Optional[Dict[str, Any]]) -> S2CNet:
+#: What each key of ``state.pt`` holds (:data:`STATE_KEYS`).
+_STATE_KINDS: Dict[str, Callable[[Any], bool]] = {
+    "epoch": lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0,
+    "stage": lambda v: isinstance(v, str), "optimiser": lambda v: isinstance(v, dict),
+    "schedule": lambda v: v is None or isinstance(v, dict), "model": lambda v: isinstance(v, dict),
+    "config": lambda v: isinstance(v, dict), "rows": lambda v: isinstance(v, list) and all(isinstance(r, dict) for r in v),
+}
+
+
+def _restore(saved: Dict[str, Any], stages: List[Stage], plan: List[Stage], folder: RunFolder) -> None:
+    """The saved stage's optimiser and schedule, where this run's plan of epochs is the saved run's: a
+    schedule spans its stage's epochs, so a run resumed with other ``--epochs`` or ``--finetune-epochs`` is
+    refused (``ValueError``), before it trains."""
+    epoch, name = saved["epoch"], saved["stage"]
+    if epoch > len(plan) or (epoch and plan[epoch - 1].name != name) or name not in [s.name for s in stages]:
+        raise ValueError(f"cannot resume {folder.path}: it has trained {epoch} epochs, the last of stage {name!r}; "
+                         f"this run plans {len(plan)} ({', '.join(f'{s.epochs} {s.name}' for s in stages)}): resume "
+                         "with the run's --epochs and --finetune-epochs")
+    stage = next(s for s in stages if s.name == name)
+    planned = saved["schedule"].get("total_steps") if saved["schedule"] is not None else None
+    if stage.schedule is not None and planned != stage.schedule.total_steps:
+        raise ValueError(f"cannot resume {folder.path}: its {name} stage's schedule spans {planned} steps, this run's "
+                         f"{stage.schedule.total_steps} (other --epochs or --finetune-epochs, or another number of "
+                         "ranks): resume as the run was started")
+    try:
+        stage.optimiser.load_state_dict(saved["optimiser"])
+        if stage.schedule is not None:
+            stage.schedule.load_state_dict(saved["schedule"])
+    except (ValueError, KeyError, TypeError, RuntimeError) as e:
+        raise ValueError(f"cannot resume from {folder.state}: its optimiser does not fit this run "
+                         f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
+
+
+def _model(options: TrainOptions, task: Task, saved: Optional[Dict[str, Any]], folder: RunFolder) -> S2CNet:
     if saved is not None:
-        model = S2CNet(saved["config"])
-        model.load_state_dict(saved["model"])
+        try:
+            model = S2CNet(saved["config"])
+            model.load_state_dict(saved["model"])
+        except (ValueError, KeyError, TypeError, RuntimeError) as e:
+            raise ValueError(f"cannot resume from {folder.state}: its model does not load "
+                             f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
     else:
         model = S2CNet(task.config())
         if options.backbone_weights != "none":

@@ -88,10 +88,18 @@ class RunFolder:
         return self.weights.exists() or self.state.exists()
 
     def load_state(self) -> Optional[Dict[str, Any]]:
-        """The saved state (``None`` when the run has none yet), read with ``weights_only=True``."""
+        """The saved state (``None`` when the run has none yet), read with ``weights_only=True``; a file
+        that is not one (truncated, emptied, another pickle) is a ``ValueError`` naming it."""
         if not self.state.exists():
             return None
-        return torch.load(self.state, map_location="cpu", weights_only=True)
+        try:
+            state = torch.load(self.state, map_location="cpu", weights_only=True)
+        except Exception as e:  # EOFError, UnpicklingError, a zip reader's RuntimeError or OSError, ...
+            raise ValueError(f"cannot resume from {self.state}: it is damaged ({type(e).__name__}: "
+                             f"{str(e).splitlines()[0] if str(e) else 'no detail'}); train into another --out") from None
+        if not isinstance(state, dict):
+            raise ValueError(f"cannot resume from {self.state}: it holds a {type(state).__name__}, not a run's state")
+        return state
 
     def save_epoch(self, model: nn.Module, state: Dict[str, Any], rows: List[Dict[str, Any]], **save) -> None:
         """The epoch's weights, state (with ``rows``), log and curves."""
