@@ -229,6 +229,42 @@ def test_config_that_does_not_fit_the_tensors_is_refused(tmp_path):
         load(path)
 
 
+def test_forged_nesting_and_a_prior_of_no_box_are_refused(tmp_path):
+    """A stored config nested past the JSON reader gave a RecursionError, and a prior of bbox_num 0 loaded
+    and failed only when it scored."""
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    deep = tmp_path / "deep.safetensors"
+    save_file({"reduce.weight": torch.zeros(8, 448, 1, 1)}, str(deep),
+              metadata={"format": "s2cnet/1", "config": "[" * 100_000 + "]" * 100_000})
+    with pytest.raises(CheckpointError, match="nested deeper than any config"):
+        load(deep)
+    shipped = REPO / "s2c_ops" / "weights" / "geometry_prior.safetensors"
+    with safe_open(str(shipped), "pt") as f:
+        tensors, metadata = {k: f.get_tensor(k) for k in f.keys()}, f.metadata()
+    config = dict(json.loads(metadata["config"]), bbox_num=0)
+    save_file(tensors, str(tmp_path / "none.safetensors"), metadata=dict(metadata, config=json.dumps(config)))
+    with pytest.raises(CheckpointError, match="bbox_num must be a positive int, got 0"):
+        load(tmp_path / "none.safetensors")
+
+
+def test_weights_holding_nan_are_refused(tmp_path):
+    """A run that diverged wrote NaN weights: they loaded, every score was NaN, and s2c crop wrote
+    "scores": [NaN] (not JSON) with exit 0."""
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    shipped = REPO / "s2c_ops" / "weights" / "geometry_prior.safetensors"
+    with safe_open(str(shipped), "pt") as f:
+        tensors, metadata = {k: f.get_tensor(k) for k in f.keys()}, f.metadata()
+    key = sorted(tensors)[-1]
+    tensors[key] = torch.full_like(tensors[key], float("nan"))
+    save_file(tensors, str(tmp_path / "nan.safetensors"), metadata=metadata)
+    with pytest.raises(CheckpointError, match=f"{key} holds NaN or infinite values"):
+        load(tmp_path / "nan.safetensors")
+
+
 def test_loading_weights_draws_nothing_from_the_generator():
     torch.manual_seed(0)
     expected = torch.rand(3)

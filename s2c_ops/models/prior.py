@@ -35,6 +35,12 @@ class PriorConfig:
     #: The prior reads no pixels; its proposer does, and finds more (faces) in an antialiased image.
     antialias: bool = True
 
+    def __post_init__(self) -> None:
+        for f in ("bbox_num", "hidden"):
+            value = getattr(self, f)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"PriorConfig.{f} must be a positive int, got {value!r}")
+
 
 def crop_features(crops: Tensor) -> Tensor:
     """(K, 4) crops normalised to the unit square -> (K, CROP_FEATURES)."""

@@ -169,8 +169,12 @@ def _build(path: str, map_location: Optional[str]) -> Tuple[nn.Module, _Format]:
     fmt = _FORMATS[metadata["format"]]
     try:
         stored = json.loads(metadata["config"])
+        _config_numbers(stored)
     except ValueError as e:
         raise CheckpointError(f"{path}: the stored config is not JSON: {e}") from None
+    except RecursionError:
+        raise CheckpointError(f"{path}: the stored config is nested deeper than any config: the file is damaged "
+                              "or forged") from None
     with safe_open(path, framework="pt") as f:
         shapes = {key: tuple(f.get_slice(key).get_shape()) for key in f.keys()}
     bound = max([len(shapes), *(side for shape in shapes.values() for side in shape)])
@@ -189,6 +193,10 @@ def _build(path: str, map_location: Optional[str]) -> Tuple[nn.Module, _Format]:
     if problems:
         raise _does_not_fit(model, path, problems)
     state = load_file(path, device=str(map_location or "cpu"))
+    broken = next((k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())), None)
+    if broken is not None:  # every score would be NaN: crops chosen at random, NaN written as scores
+        raise CheckpointError(f"{path}: {broken} holds NaN or infinite values (a run that diverged, or a damaged "
+                              "file)")
     model.load_state_dict({k: v.to(expected[k].dtype) for k, v in state.items()}, assign=True)
     return model.eval(), fmt
 
