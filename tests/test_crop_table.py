@@ -154,6 +154,47 @@ def test_refused_for_another_model_ratio_or_proposer(prior, tmp_path):
     AestheticCrop("4/3", model=prior, table=loaded)  # the same ratio, written otherwise
 
 
+def _rewritten(path, out, **change):
+    """The table file ``path`` written again to ``out`` with ``change``'s arrays (callables of the old array)
+    or metadata values (strings)."""
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    with safe_open(str(path), "pt") as f:
+        tensors, meta = {k: f.get_tensor(k) for k in f.keys()}, f.metadata()
+    for k, v in change.items():
+        if callable(v):
+            tensors[k] = v(tensors[k])
+        else:
+            meta[k] = v
+    save_file(tensors, str(out), metadata=meta)
+    return out
+
+
+@pytest.mark.parametrize("change, says", [
+    (dict(boxes=lambda b: torch.full_like(b, float("nan"))), "a scored box that is not finite"),
+    (dict(boxes=lambda b: b[..., [2, 1, 0, 3]]), "a scored box that is not finite, empty, inverted"),
+    (dict(boxes=lambda b: b + 1000), "outside its image"),
+    (dict(scores=lambda s: torch.full_like(s, float("nan"))), "a score that is NaN"),
+    (dict(keys=lambda k: k.flip(0)), "keys are not sorted and unique"),
+    (dict(keys=lambda k: k[:, None]), "do not agree in shape"),
+    (dict(keys=lambda k: k.float()), "not of the kinds it writes"),
+    (dict(sizes=lambda s: s * 0), "an image size under 1 pixel"),
+    (dict(ratios="null"), "ratios 'null' is not a list"),
+    (dict(ratios="[null]"), "not a readable crop table"),
+    (dict(candidates="x"), "not a readable crop table"),
+])
+def test_a_damaged_table_is_refused_naming_it(tmp_path, prior, change, says):
+    """Each loaded before: NaN or inverted boxes cut black images, unsorted keys missed images the table
+    held, others raised TypeError or a RuntimeError at the first lookup."""
+    path = tmp_path / "t.safetensors"
+    CropTable.build(list(images(3)), ["4:3"], model=prior, candidates=4, progress=False).save(path)
+    damaged = _rewritten(path, tmp_path / "damaged.safetensors", **change)
+    with pytest.raises(ValueError, match=says) as error:
+        CropTable.load(damaged)
+    assert str(damaged) in str(error.value)
+
+
 def test_bad_files_and_arguments(tmp_path, prior):
     (tmp_path / "junk.safetensors").write_bytes(b"not a table")
     with pytest.raises(ValueError, match="is not a readable crop table"):

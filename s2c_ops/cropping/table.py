@@ -443,22 +443,52 @@ class CropTable:
                 if meta.get("format") != FORMAT:
                     raise ValueError(f"{path} is not a crop table (format {meta.get('format')!r}, expected {FORMAT!r})")
                 tensors = {name: f.get_tensor(name) for name in ("keys", "sizes", "boxes", "scores")}
+                ratios = json.loads(meta["ratios"])
+                if not isinstance(ratios, list):
+                    raise ValueError(f"ratios {meta['ratios']!r} is not a list")
                 table = cls(meta["keys"], candidates=int(meta["candidates"]), lazy=lazy)
-                table.bind(json.loads(meta["ratios"]), meta["model"], meta["proposer"])
+                table.bind(ratios, meta["model"], meta["proposer"])
                 table.extra = {k: v for k, v in meta.items() if k not in table.metadata()}
-        except (SafetensorError, OSError, KeyError, json.JSONDecodeError) as e:
+        except (SafetensorError, OSError, KeyError, ValueError) as e:  # ValueError: JSON, the ratios, the count
             if isinstance(e, FileNotFoundError):
                 raise FileNotFoundError(f"no such crop table: {path}") from None
             raise ValueError(f"{path} is not a readable crop table ({type(e).__name__}: {e})") from None
-        n, r, k = len(tensors["keys"]), len(table.ratios), table.candidates
-        if tensors["sizes"].shape != (n, 2) or tensors["boxes"].shape != (n, r, k, 4) or tensors["scores"].shape != (n, r, k):
-            raise ValueError(f"{path} is a damaged crop table (its arrays do not agree in shape)")
+        why = _damage(tensors, len(table.ratios), table.candidates)
+        if why:
+            raise ValueError(f"{path} is a damaged crop table ({why})")
         table._keys, table._sizes = tensors["keys"], tensors["sizes"]
         table._boxes, table._scores = tensors["boxes"], tensors["scores"]
         return table
 
 
 __all__ = ["CropTable", "TableMismatch", "TableMiss", "DEFAULT_CANDIDATES"]
+
+
+def _damage(tensors: Dict[str, Tensor], r: int, k: int) -> Optional[str]:
+    """What is wrong with a loaded table's arrays for ``r`` ratios and ``k`` candidates, or ``None``: shapes
+    and kinds, keys sorted and unique (found by binary search), every scored candidate a box with x2 > x1
+    and y2 > y1 inside its image, scores finite but the padding's -inf."""
+    keys, sizes, boxes, scores = (tensors[name] for name in ("keys", "sizes", "boxes", "scores"))
+    n = len(keys)
+    if keys.shape != (n,) or sizes.shape != (n, 2) or boxes.shape != (n, r, k, 4) or scores.shape != (n, r, k):
+        return "its arrays do not agree in shape"
+    if keys.dtype != torch.int64 or sizes.is_floating_point() or not boxes.is_floating_point() \
+            or not scores.is_floating_point():
+        return "its arrays are not of the kinds it writes"
+    if n > 1 and not bool((keys[1:] > keys[:-1]).all()):
+        return "its keys are not sorted and unique"
+    if n and int(sizes.min()) < 1:
+        return "an image size under 1 pixel"
+    scored = torch.isfinite(scores)
+    if bool((~scored & (scores != -math.inf)).any()):
+        return "a score that is NaN or +inf"
+    b = boxes[scored]
+    hw = sizes[:, None, None, :].expand(n, r, k, 2)[scored].to(b.dtype)
+    slack = 0.5  # pixels: a box's float corners may pass its image's edge by rounding, never by a pixel
+    inside = (b[:, 0] >= -slack) & (b[:, 1] >= -slack) & (b[:, 2] <= hw[:, 1] + slack) & (b[:, 3] <= hw[:, 0] + slack)
+    if not bool((torch.isfinite(b).all(1) & (b[:, 2] > b[:, 0]) & (b[:, 3] > b[:, 1]) & inside).all()):
+        return "a scored box that is not finite, empty, inverted or outside its image"
+    return None
 
 
 def _key_name(keys: Tensor, names: Optional[Sequence[Union[str, os.PathLike]]], i: int) -> str:
