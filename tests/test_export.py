@@ -161,7 +161,15 @@ def test_export_refuses_a_file_as_out_and_an_unknown_device_before_loading(tmp_p
     assert f"{tmp_path / 'afile'} is a file, not a folder" in capsys.readouterr().err
     assert main(["export", "--out", str(tmp_path / "new"), "--format", "aoti", "--device", "nosuchdev"]) == 2
     assert "is not a device" in capsys.readouterr().err
+    assert main(["export", "--out", str(tmp_path / "new"), "--format", "aoti", "--device", "meta"]) == 2
+    assert "--device meta: the meta device holds no values" in capsys.readouterr().err
+    if not torch.cuda.is_available():
+        assert main(["export", "--out", str(tmp_path / "new"), "--format", "aoti", "--device", "cuda"]) == 2
+        assert "--device cuda: CUDA is not available here" in capsys.readouterr().err
     assert not (tmp_path / "new").exists()
+    (tmp_path / "there" / "scorer.onnx").mkdir(parents=True)  # was found after a whole export
+    assert main(["export", "--out", str(tmp_path / "there"), "--overwrite"]) == 2
+    assert f"{tmp_path / 'there' / 'scorer.onnx'} is a folder" in capsys.readouterr().err
 
 
 def test_exported_default_chooses_the_croppers_crop(exported):

@@ -7,7 +7,8 @@ from typing import Tuple
 
 import torch
 
-from ..files import not_a_folder_to_write
+from ..distributed import Ranks, rank_device
+from ..files import not_a_file_to_write, not_a_folder_to_write
 from .errors import UsageError
 from .models import ModelOptions, add_model_arguments, load_model
 
@@ -36,9 +37,17 @@ class ExportOptions:
             raise UsageError(f"--out {out}{why}")
         try:
             torch.device(args.device)
+            if "aoti" in formats:  # the package is compiled for the device: one that computes, here
+                rank_device(args.device, Ranks())
         except RuntimeError:
             raise UsageError(f"--device {args.device!r} is not a device (cpu, cuda, cuda:1, ...)") from None
+        except ValueError as e:
+            raise UsageError(f"--{e}") from None
         options = cls(out, formats, ModelOptions.from_namespace(args), args.device, bool(args.overwrite))
+        for path in options.paths().values():
+            why = not_a_file_to_write(path)
+            if why:
+                raise UsageError(f"{path}{why}")
         existing = [str(path) for path in options.paths().values() if path.exists()]
         if existing and not options.overwrite:
             raise UsageError(f"{', '.join(existing)} exist(s): pass --overwrite to replace")
