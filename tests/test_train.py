@@ -327,6 +327,11 @@ def test_a_damaged_or_replanned_run_is_refused_in_one_line_and_a_damaged_cache_m
     assert cli.main(base + ["--resume"]) == 2
     assert "holds model.safetensors but no state.pt" in capsys.readouterr().err
     assert (run / "model.safetensors").read_bytes() == weights
+    # a run that diverges stops at the epoch it does, before saving it (it wrote NaN weights, exit 0)
+    diverged = tmp_path / "diverged"
+    assert cli.main([a if a != str(run) else str(diverged) for a in base[:-1]] + ["2", "--lr", "1e30"]) == 1
+    assert "or the weights are no longer finite: the run diverged" in capsys.readouterr().err
+    assert not (diverged / "log.csv").exists() or len(read_log(diverged)) < 2
 
 
 def test_the_run_identity_survives_a_weights_only_load(tmp_path):

@@ -188,16 +188,17 @@ def _holding(options: TableOptions, pixels, why):
 def _check_paths(options: TableOptions) -> None:
     """Usage errors found before the model loads: TABLE or its parts there without --resume/--overwrite,
     --resume with no run to continue."""
+    from ..cropping.table import CropTable
+
     marker = os.path.join(options.parts, "run.json")
     if options.resume and not os.path.exists(marker):
+        done = CropTable.is_table(options.out)
         raise UsageError(f"--resume: no run to continue ({marker} is missing)" +
-                         (f"; {options.out} is complete" if os.path.exists(options.out) else ""))
+                         (f"; {options.out} is complete" if done else ""))
     if not options.resume and not options.overwrite:
         for path in (options.out, options.parts):
             if os.path.exists(path):
                 raise UsageError(f"{path} exists: pass --resume to continue the run that wrote it, or --overwrite")
-    from ..cropping.table import CropTable
-
     why = not_a_file_to_write(options.out)
     if why:
         raise UsageError(f"--out {options.out}{why}")

@@ -6,6 +6,7 @@ Resuming (``--resume``) reads ``state.pt``, one format for both: ``epoch`` (epoc
 stage's ``optimiser`` and ``schedule`` (``None`` without one), ``model`` (float32, whatever the weights
 file's dtype), ``config`` and the log's ``rows``. The next epoch then draws what it would have drawn in an
 uninterrupted run."""
+import math
 import time
 from dataclasses import asdict
 from typing import Any, Callable, Dict, Iterator, List, Optional, Protocol, Sequence
@@ -97,6 +98,11 @@ def train(options: TrainOptions, log: Callable[[str], None] = print) -> Dict[str
         if "stage" in task.log_fields:
             row["stage"] = stage.name
         row["loss"] = float(total[0] / total[1])
+        # Every rank sees the summed loss and the same weights: they stop together, before saving the epoch.
+        if not math.isfinite(row["loss"]) or not all(bool(torch.isfinite(p).all()) for p in tunable):
+            raise ValueError(f"epoch {epoch + 1}: the loss ({row['loss']:.4g}) or the weights are no longer finite: "
+                             f"the run diverged; train again with a lower --lr ({folder.path} keeps its last finite "
+                             "epoch, if any)")
         if run.rank == 0:
             row.update(task.evaluate(model, stage))
             row["seconds"] = round(time.time() - started, task.seconds_digits)
