@@ -33,7 +33,7 @@ from ..models.s2cnet import S2CNet
 from .blend_search import write_blend
 from .features import CachedPhoto, cache_photos
 from .options import TrainOptions
-from .run import Distributed, RunFolder, Stage
+from .run import Distributed, RunFolder, Stage, what_went_wrong
 from .scoring import candidates, evaluate_cached, photo_loss
 
 LOG_FIELDS = ["epoch", "stage", "loss", "ratio_iou", "ratio_bde", "free_iou", "free_bde", "seconds"]
@@ -95,8 +95,7 @@ class FCDBTask:
                 raise ValueError("not a feature cache")
             return cache
         except Exception as e:  # truncated, emptied, another file: whatever it holds, it is made again
-            self.log(f"the feature cache {path} cannot be read back ({type(e).__name__}: "
-                     f"{str(e).splitlines()[0] if str(e) else 'no detail'}); caching the photos again")
+            self.log(f"the feature cache {path} cannot be read back ({what_went_wrong(e)}); caching the photos again")
             return None
 
     def stages(self, model: S2CNet) -> List[Stage]:

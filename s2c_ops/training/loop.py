@@ -17,7 +17,8 @@ from ..models.config import S2CNetConfig
 from ..models.official import load_imagenet_backbone
 from ..models.s2cnet import S2CNet
 from .options import TrainOptions
-from .run import Distributed, RunFolder, Stage, freeze_backbone_batchnorm, seed_epoch, summary_of
+from .run import (Distributed, RunFolder, Stage, freeze_backbone_batchnorm, seed_epoch, summary_of,
+                  what_went_wrong)
 
 STATE_KEYS = ("epoch", "stage", "optimiser", "schedule", "model", "config", "rows")
 
@@ -180,7 +181,7 @@ def _restore(saved: Dict[str, Any], stages: List[Stage], plan: List[Stage], fold
             stage.schedule.load_state_dict(saved["schedule"])
     except (ValueError, KeyError, TypeError, RuntimeError) as e:
         raise ValueError(f"cannot resume from {folder.state}: its optimiser does not fit this run "
-                         f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
+                         f"({what_went_wrong(e)})") from None
 
 
 def _model(options: TrainOptions, task: Task, saved: Optional[Dict[str, Any]], folder: RunFolder) -> S2CNet:
@@ -190,7 +191,7 @@ def _model(options: TrainOptions, task: Task, saved: Optional[Dict[str, Any]], f
             model.load_state_dict(saved["model"])
         except (ValueError, KeyError, TypeError, RuntimeError) as e:
             raise ValueError(f"cannot resume from {folder.state}: its model does not load "
-                             f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
+                             f"({what_went_wrong(e)})") from None
     else:
         model = S2CNet(task.config())
         if options.backbone_weights != "none":

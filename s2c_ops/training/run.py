@@ -14,6 +14,12 @@ from ..files import image_writer, torch_writer, write_atomic, write_json_atomic
 from ..models.weights import weights_digest
 
 
+def what_went_wrong(error: BaseException) -> str:
+    """``"Kind: first line"`` of an exception, for a one-line message about a run's damaged file."""
+    lines = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__
+
+
 def freeze_backbone_batchnorm(model: nn.Module) -> None:
     """The backbone's BatchNorm statistics and affine parameters stay as initialised (GAIC trains one image
     per step, too few for batch statistics)."""
@@ -95,8 +101,8 @@ class RunFolder:
         try:
             state = torch.load(self.state, map_location="cpu", weights_only=True)
         except Exception as e:  # EOFError, UnpicklingError, a zip reader's RuntimeError or OSError, ...
-            raise ValueError(f"cannot resume from {self.state}: it is damaged ({type(e).__name__}: "
-                             f"{str(e).splitlines()[0] if str(e) else 'no detail'}); train into another --out") from None
+            raise ValueError(f"cannot resume from {self.state}: it is damaged ({what_went_wrong(e)}); train into "
+                             "another --out") from None
         if not isinstance(state, dict):
             raise ValueError(f"cannot resume from {self.state}: it holds a {type(state).__name__}, not a run's state")
         return state
