@@ -553,9 +553,11 @@ def test_given_boxes(tmp_path, capsys, monkeypatch):
     (tmp_path / "far.json").write_text(json.dumps({"p.png": [[100, 75, 300, 225], [800, 600, 1200, 900]]}))
     rc, _, err = run_cli(["crop", tmp_path / "p.png", "--ratio", "1:1", "--boxes", tmp_path / "far.json"], capsys)
     assert rc == 1 and "the box [800.0, 600.0, 1200.0, 900.0] lies outside the 400x300 photo" in err
-    (tmp_path / "bad.json").write_text(json.dumps({"p.png": [[1, 2, 3]]}))
-    rc, _, err = run_cli(["crop", tmp_path / "p.png", "--ratio", "1:1", "--boxes", tmp_path / "bad.json"], capsys)
-    assert rc == 2 and "[x1, y1, x2, y2]" in err
+    for bad in ('{"p.png": [[1, 2, 3]]}', '{"p.png": [[1%s, 0, 10, 10]]}' % ("0" * 400),  # past a float: a traceback
+                '{"p.png": [[0, 0, Infinity, 10]]}'):
+        (tmp_path / "bad.json").write_text(bad)
+        rc, _, err = run_cli(["crop", tmp_path / "p.png", "--ratio", "1:1", "--boxes", tmp_path / "bad.json"], capsys)
+        assert rc == 2 and "[x1, y1, x2, y2]" in err
 
 
 def test_weights_and_proposer(tmp_path, capsys):

@@ -58,7 +58,8 @@ def test_lines_that_are_not_records(line):
 @pytest.mark.parametrize("field, value", [("ratio_text", None), ("status", "done"), ("boxes", "zz"),
                                           ("boxes", [[0, 0, 1]]), ("scores", ["high"]), ("width", "big"),
                                           ("width", True), ("height", 2.5), ("height", float("inf")),
-                                          ("width", float("nan")), ("outputs", [3]), ("options", []),
+                                          ("width", float("nan")), ("scores", [float("inf")]), ("width", 10**400),
+                                          ("outputs", [3]), ("options", []),
                                           ("model", 7), ("ratio", [1])])
 def test_a_record_with_a_field_of_another_kind_is_none(field, value):
     """A line with a record's keys but a field of another kind is no record: with ``ratio_text`` null a

@@ -8,14 +8,12 @@ from typing import List
 
 from ..models.config import OFFICIAL
 from ..models.blend import BlendSetting
-from ..training.options import TrainOptions
+from ..training.options import MAX_PHOTOS_PER_STEP, TrainOptions
 from ..files import not_a_folder_to_write
 from ..distributed import rank_device, torchrun_ranks
 from ..training.run import RunFolder
 from .crop.args import int_arg
 from .errors import UsageError
-
-MAX_PHOTOS_PER_STEP = 256
 
 DESCRIPTION = (
     "Trains S2CNet on the folder --data names, into the run folder --out. GAICD (annotations/, bbox/, split.json, "

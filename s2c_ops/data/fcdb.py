@@ -25,7 +25,6 @@ the photo holds no candidate of (a crop 1 px wide); :attr:`FCDB.report` counts t
 from __future__ import annotations
 
 import json
-import math
 import os
 from dataclasses import dataclass, field
 from importlib import resources
@@ -40,6 +39,7 @@ from torch.utils.data import Dataset
 from ..cropping.candidates import MIN_CROP_SIDE, largest_crop
 from ..cropping.images import load_image, to_rgb
 from ..cropping.transforms import OfficialPreprocess
+from ..json_values import finite_number
 
 __all__ = ["FCDB", "FCDBError", "FCDBPhoto", "BoxReport", "VALIDATION", "fcdb_splits", "is_fcdb", "read_fcdb",
            "validation_files"]
@@ -114,20 +114,10 @@ def _read_json(path: Path) -> Any:
 
 
 def _xywh(value: Any, where: str) -> List[float]:
-    ok = isinstance(value, (list, tuple)) and len(value) == 4 and all(_finite(v) for v in value)
+    ok = isinstance(value, (list, tuple)) and len(value) == 4 and all(finite_number(v) for v in value)
     if not ok:
         raise FCDBError(f"{where}: expected [x, y, w, h] finite numbers, got {_shown(value)}")
     return [float(v) for v in value]
-
-
-def _finite(v: Any) -> bool:
-    """A number a float holds, finite (JSON reads ``Infinity`` and integers of any length)."""
-    if isinstance(v, bool) or not isinstance(v, (int, float)):
-        return False
-    try:
-        return math.isfinite(float(v))
-    except OverflowError:
-        return False
 
 
 def _shown(value: Any) -> str:
@@ -137,7 +127,7 @@ def _shown(value: Any) -> str:
 
 def _number(value: Any, where: str, what: str, whole: bool = False) -> float:
     """``value`` as a finite number (a whole one > 0 with ``whole``), else :class:`FCDBError` naming it."""
-    if not _finite(value) or (whole and (value < 1 or value != int(value))):  # 640.0 is whole, 640.5 is not
+    if not finite_number(value) or (whole and (value < 1 or value != int(value))):  # 640.0 is whole, 640.5 is not
         raise FCDBError(f"{where}: {what} must be {'a whole number > 0' if whole else 'a number'}, got {_shown(value)}")
     return value
 

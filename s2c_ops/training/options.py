@@ -10,6 +10,9 @@ from typing import Any, Optional, Union
 from ..models.blend import BlendSetting
 from ..models.config import ConfigLike
 
+#: The most photos one FCDB step takes: a step holds every photo's graph until it steps (memory grows with it).
+MAX_PHOTOS_PER_STEP = 256
+
 #: The options whose defaults differ between the two datasets (GAICD's are the GAIC recipe's).
 DEFAULTS = {"gaicd": {"epochs": 80, "lr": 1e-4, "eval_split": "test"},
             "fcdb": {"epochs": 2, "lr": 3e-4, "eval_split": "val"}}
@@ -61,6 +64,8 @@ class TrainOptions:
                             ("photos_per_step", 1)):
             if getattr(self, name) < least:
                 raise ValueError(f"--{name.replace('_', '-')} must be at least {least}, got {getattr(self, name)}")
+        if self.photos_per_step > MAX_PHOTOS_PER_STEP:
+            raise ValueError(f"--photos-per-step must be at most {MAX_PHOTOS_PER_STEP}, got {self.photos_per_step}")
         # NaN passes every comparison, and trained weights full of NaN that evaluate like the centred crop.
         for name, positive in (("lr", True), ("finetune_lr", True), ("temperature", True), ("pair_weight", False),
                                ("weight_decay", False)):

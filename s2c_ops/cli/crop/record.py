@@ -4,6 +4,8 @@ import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple, Union
 
+from ...json_values import finite_number
+
 if TYPE_CHECKING:  # the record module is read by the contact sheet, which needs none of the run's pieces
     from .args import Job
     from .journal import Stamp
@@ -96,10 +98,6 @@ class Record:
         return cls(**values)
 
 
-def _number(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
-
-
 def _text(v: Any) -> bool:
     return isinstance(v, str)
 
@@ -109,11 +107,11 @@ def _list_of(v: Any, kind: Callable[[Any], bool]) -> bool:
 
 
 _OPTIONAL_FIELDS: Dict[str, Callable[[Any], bool]] = {  # field -> its kind when not null
-    "ratio": lambda v: _number(v) or _text(v), "model": _text, "proposer": _text, "show": _text, "error": _text,
-    "options": lambda v: isinstance(v, dict), "width": lambda v: _number(v) and float(v).is_integer(),
-    "height": lambda v: _number(v) and float(v).is_integer(),
-    "boxes": lambda v: _list_of(v, lambda b: isinstance(b, list) and len(b) == 4 and all(map(_number, b))),
-    "scores": lambda v: _list_of(v, _number), "outputs": lambda v: _list_of(v, _text),
+    "ratio": lambda v: finite_number(v) or _text(v), "model": _text, "proposer": _text, "show": _text, "error": _text,
+    "options": lambda v: isinstance(v, dict), "width": lambda v: finite_number(v) and float(v).is_integer(),
+    "height": lambda v: finite_number(v) and float(v).is_integer(),
+    "boxes": lambda v: _list_of(v, lambda b: isinstance(b, list) and len(b) == 4 and all(map(finite_number, b))),
+    "scores": lambda v: _list_of(v, finite_number), "outputs": lambda v: _list_of(v, _text),
 }
 
 

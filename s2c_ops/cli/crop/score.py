@@ -1,7 +1,6 @@
 """Scoring in ``s2c crop``: the object boxes given with ``--boxes``, and the batched scoring of decoded
 inputs (the Cropper's batched scoring, one call per group of same-size model inputs). The model is chosen by :mod:`s2c_ops.cli.models`."""
 import json
-import math
 import os
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional
@@ -9,6 +8,7 @@ from typing import Dict, List, Optional
 import torch
 
 from ...cropping.candidates import candidate_crops
+from ...json_values import finite_number
 from ...ops.boxes import first_outside
 from .args import Job
 from .decode import Decoded
@@ -44,10 +44,7 @@ class BoxesFile:
         self.boxes: Dict[str, torch.Tensor] = {}
         for key, value in data.items():
             ok = isinstance(value, list) and all(
-                isinstance(b, list) and len(b) == 4 and all(isinstance(v, (int, float)) and not isinstance(v, bool)
-                                                          and math.isfinite(v) for v in b)
-                for b in value
-            )
+                isinstance(b, list) and len(b) == 4 and all(finite_number(v) for v in b) for b in value)
             if not ok:
                 raise ValueError(f"--boxes {path}: entry {key!r} must be a list of [x1, y1, x2, y2] number lists")
             empty = next((b for b in value if not (b[0] < b[2] and b[1] < b[3])), None)
