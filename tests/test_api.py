@@ -150,3 +150,19 @@ def test_aesthetic_crop_signature():
     assert list(params)[:10] == ["ratio", "size", "model", "proposer", "top_k", "temperature", "p", "same_on_batch",
                                  "keepdim", "cropping_mode"]
     assert {"validate", "table"} <= set(params)
+
+
+@pytest.mark.parametrize("gives, says", [
+    (lambda n: torch.zeros(n, 1), r"one score per crop, a Tensor\[\d+\], got \(\d+, 1\)"),
+    (lambda n: torch.zeros(n - 1), "one score per crop"),
+    (lambda n: None, "got NoneType"),
+    (lambda n: torch.zeros(n).index_fill_(0, torch.tensor([3]), float("nan")), "scored 1 of \\d+ crops NaN"),
+])
+def test_a_scorer_s_output_is_checked(photos, gives, says):
+    """A scorer of its own (any callable of S2CNet's form): scores of another shape gave boxes of another
+    shape or a torch error from deep inside, and a NaN score was ranked first."""
+    def scorer(images, crop_boxes, object_boxes, **options):
+        return gives(sum(len(b) for b in crop_boxes))
+
+    with pytest.raises(ValueError, match=says):
+        Cropper(scorer, num_boxes=10).crop(photos[0], "1:1")

@@ -96,6 +96,20 @@ def _check_overlap(boxes: Tensor, index: int, size: Tuple[int, int]) -> None:
         raise ValueError(f"boxes of photo {index}: the box {box} lies outside the {size[1]}x{size[0]} photo")
 
 
+def _checked_scores(scores: object, count: int) -> Tensor:
+    """A scorer's output as float32 (a bare S2CNet under autocast gives bfloat16, full of ties): one score
+    per crop, and on the CPU (where reading it back costs no wait for a device) none NaN (ranked, a NaN came
+    first); ``ValueError`` naming what the scorer gave otherwise (-inf stays: a blend without decoding gives
+    it to crops off its shortlist)."""
+    if not isinstance(scores, Tensor) or scores.shape != (count,):
+        shown = tuple(scores.shape) if isinstance(scores, Tensor) else type(scores).__name__
+        raise ValueError(f"the model must give one score per crop, a Tensor[{count}], got {shown}")
+    scores = scores.float()
+    if scores.device.type == "cpu" and bool(torch.isnan(scores).any()):
+        raise ValueError(f"the model scored {int(torch.isnan(scores).sum())} of {count} crops NaN")
+    return scores
+
+
 class Cropper:
     """``Cropper(model=None, proposer=None, device=None).crop(photos, "16:9", top_k=1)``.
 
@@ -383,8 +397,7 @@ class Cropper:
         rule = self.face_rule
         if ability(self.model, "uses_faces") and rule is not None and found.faces:
             options["faces"] = [len(f) > 0 for f in found.faces]
-        # float32 whatever the scorer gave (a bare S2CNet under autocast gives bfloat16, full of ties)
-        scores = self.model(images, crop_boxes, found.boxes, **options).float()
+        scores = _checked_scores(self.model(images, crop_boxes, found.boxes, **options), sum(map(len, crop_boxes)))
         per_image = list(scores.split([len(b) for b in crop_boxes]))
         if rule is not None and found.faces:
             per_image = [s - rule.penalty(b, f.to(device), height, width).to(s.dtype) if len(f) else s
