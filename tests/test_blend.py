@@ -190,6 +190,7 @@ def test_setting_text_round_trip_of_any_setting():
     ("mirror", "expected G:P:T"),
     ("", "expected G:P:T"),
     ("a:0:1", "are numbers"),
+    ("1_0:0:1", "are numbers"),
     ("1:0:1:mirror:mirror", "are numbers"),
     ("1:0:1:x", "are numbers"),
     ("-1:0:1", "geometry_weight must be a number >= 0, got -1.0"),

@@ -122,6 +122,8 @@ class BlendSetting:
         if not 3 <= len(parts) <= 5:
             raise ValueError(f"{text!r} is not a blend setting: expected {cls.FORMAT} (e.g. 1:0.25:0.7:2:1)")
         try:
+            if any("_" in part for part in parts):  # float() reads "1_0" as 10
+                raise ValueError
             values = [None if part == "none" else float(part) for part in parts]
         except ValueError:
             raise ValueError(f"{text!r} is not a blend setting: G, P, T, TR and TF are numbers (the temperatures "
