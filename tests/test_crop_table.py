@@ -195,6 +195,26 @@ def test_a_damaged_table_is_refused_naming_it(tmp_path, prior, change, says):
     assert str(damaged) in str(error.value)
 
 
+def test_lookup_and_fill_check_their_keys_and_size(prior):
+    """Sizes of 0, negative or NaN gave found rows of zero, negative or NaN boxes; float keys were silently not
+    found (lookup) or not added (fill); other key kinds failed deep inside (AttributeError, IndexError)."""
+    from s2c_ops import Cropper
+
+    table = CropTable.build(list(images(2)), ["4:3"], model=prior, candidates=4, progress=False)
+    keys = torch.arange(2)
+    for size in ((0, 0), (-96, 128), (float("nan"), 128), (96,)):
+        with pytest.raises(ValueError, match="size must be the images' \\(height, width\\), two ints >= 1"):
+            table.lookup(keys, size, "4:3")
+    for bad in (keys.float(), keys[:, None], [0, 1], 0, torch.tensor(0)):
+        with pytest.raises(ValueError, match="keys must be a 1-D integer tensor"):
+            table.lookup(bad, (96, 128), "4:3")
+    with pytest.raises(ValueError, match="keys must be a 1-D integer tensor"):
+        table.fill(Cropper(prior), list(images(2)), keys.float())
+    with pytest.raises(ValueError, match="fill\\(\\) got 1 keys for 2 images"):
+        table.fill(Cropper(prior), list(images(2)), keys[:1])
+    assert table.lookup(keys.int(), (96, 128), "4:3")[0].all()  # any integer kind finds them
+
+
 def test_bad_files_and_arguments(tmp_path, prior):
     (tmp_path / "junk.safetensors").write_bytes(b"not a table")
     with pytest.raises(ValueError, match="is not a readable crop table"):

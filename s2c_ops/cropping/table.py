@@ -21,6 +21,7 @@ from __future__ import annotations
 import functools
 import json
 import math
+import numbers
 import os
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
@@ -236,7 +237,10 @@ class CropTable:
         scale the stored boxes to ``size``, which must have the stored aspect (:class:`TableMismatch`, naming
         the image by ``names``, the keys as the caller gave them, when given)."""
         j = self.ratio_index(ratio)
-        keys = keys.cpu()
+        keys = _key_tensor(keys)
+        if not (len(size) == 2 and all(isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= 1
+                                       for v in size)):
+            raise ValueError(f"size must be the images' (height, width), two ints >= 1, got {size!r}")
         b, k = len(keys), self.candidates
         rows = self._rows(keys)
         hit = rows >= 0
@@ -329,6 +333,9 @@ class CropTable:
             if self.keys != "fingerprint":
                 raise ValueError(f"this crop table is keyed by {self.keys}: fill() needs the keys")
             keys = torch.cat([fingerprints(p[None]).cpu() for p in pixels]) if pixels else torch.empty(0, dtype=torch.int64)
+        keys = _key_tensor(keys)
+        if len(keys) != len(pixels):
+            raise ValueError(f"fill() got {len(keys)} keys for {len(pixels)} images: give one key per image")
         if len(pixels):
             self.add(keys, *self.score(cropper, pixels))
         return keys
@@ -462,6 +469,16 @@ class CropTable:
 
 
 __all__ = ["CropTable", "TableMismatch", "TableMiss", "DEFAULT_CANDIDATES"]
+
+
+def _key_tensor(keys: Any) -> Tensor:
+    """Stored keys as given to :meth:`CropTable.lookup` and :meth:`CropTable.fill`: a 1-D integer tensor (the
+    int64 keys :func:`~s2c_ops.cropping.table_keys.explicit_keys` or fingerprints give), on the CPU."""
+    if not isinstance(keys, Tensor) or keys.dim() != 1 or keys.is_floating_point() or keys.is_complex() \
+            or keys.dtype == torch.bool:
+        shown = f"{keys.dtype} of shape {tuple(keys.shape)}" if isinstance(keys, Tensor) else type(keys).__name__
+        raise ValueError(f"keys must be a 1-D integer tensor (one int64 key per image), got {shown}")
+    return keys.cpu().to(torch.int64)
 
 
 def _damage(tensors: Dict[str, Tensor], r: int, k: int) -> Optional[str]:
