@@ -18,7 +18,7 @@ from PIL import Image
 from s2c_ops import Cropper
 from s2c_ops.cli.crop import inputs as crop_inputs
 from s2c_ops.cli.errors import run_command
-from s2c_ops.cropping.proposals import create_proposer
+from s2c_ops.cropping.proposals import SaliencyProposer, create_proposer
 from s2c_ops.models import create_model, load
 from s2c_ops.models.weights import CheckpointError
 
@@ -490,6 +490,8 @@ def test_cropper_settings_are_checked_when_made():
                                  (dict(batch_size=2.5), ValueError, "batch_size must be a whole number"),
                                  (dict(batch_size=0), ValueError, "batch_size must be a whole number"),
                                  (dict(proposer=3), TypeError, "proposer must be"),
+                                 (dict(proposer=SaliencyProposer), TypeError, "the class SaliencyProposer \\(make one"),
+                                 (dict(device="meta"), ValueError, "device meta holds no values"),
                                  (dict(face_rule=3), TypeError, "face_rule must be a FaceRule"),
                                  (dict(preprocess=3), TypeError, "preprocess must be an OfficialPreprocess")):
         with pytest.raises(error, match=match):

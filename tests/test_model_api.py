@@ -116,6 +116,38 @@ def test_registries_share_one_name_rule_and_timms_verbs():
         proposals.register_proposer("tiny_api", proposals.WholeImage)
 
 
+def test_registering_and_creating_refuse_what_would_fail_later():
+    """A bare @register_proposer registered nothing and replaced the function; non-callables, an empty
+    name, factories that give no model or proposer, and a prior's config with pretrained weights (ignored)
+    were taken."""
+    from s2c_ops.models import register_model
+    from s2c_ops.models.registry import _MODELS
+
+    with pytest.raises(TypeError, match="register_proposer takes the name first"):
+        @proposals.register_proposer
+        def mine(**kw):
+            return proposals.WholeImage()
+    with pytest.raises(TypeError, match="makes a proposer, got int"):
+        proposals.register_proposer("five", 5)
+    with pytest.raises(TypeError, match="makes a model, got int"):
+        register_model(5, name="five")
+    with pytest.raises(ValueError, match="a model needs a name"):
+        register_model(lambda **kw: None, name="")
+    register_model(lambda **kw: "not a model", name="api_text", overwrite=True)
+    proposals.register_proposer("api_text", lambda **kw: "not a proposer", overwrite=True)
+    try:
+        with pytest.raises(TypeError, match="gave a str, not a torch.nn.Module"):
+            create_model("api_text")
+        with pytest.raises(TypeError, match="gave a str, not a proposer"):
+            proposals.create_proposer("api_text")
+    finally:
+        _MODELS.remove("api_text")
+        proposals.registry._REGISTRY.remove("api_text")
+    with pytest.raises(TypeError, match="makes an untrained prior: pass pretrained=False"):
+        create_model("prior", hidden=8)
+    assert create_model("prior", pretrained=False, hidden=8).config.hidden == 8
+
+
 def test_abilities():
     assert set(ABILITIES) == {"reads_pixels", "decodes_candidates", "uses_faces", "antialias"}
     prior, blend = GeometryPrior(), S2CNetWithPriors()

@@ -149,16 +149,19 @@ class Cropper:
         batch_size = _whole("batch_size", batch_size)
         if isinstance(proposer, str):
             proposer = create_proposer(proposer)
-        elif proposer is not None and not callable(proposer):
-            raise TypeError(f"proposer must be None, a proposer name or a callable, got {type(proposer).__name__}")
+        elif proposer is not None and (not callable(proposer) or isinstance(proposer, type)):
+            shown = f"the class {proposer.__name__} (make one: {proposer.__name__}(...))" \
+                if isinstance(proposer, type) else type(proposer).__name__
+            raise TypeError(f"proposer must be None, a proposer name or a callable, got {shown}")
         if face_rule is not None and not isinstance(face_rule, FaceRule):
             raise TypeError(f"face_rule must be a FaceRule or None, got {type(face_rule).__name__}")
         if preprocess is not None and not isinstance(preprocess, OfficialPreprocess):
             raise TypeError(f"preprocess must be an OfficialPreprocess or None, got {type(preprocess).__name__}")
         if model is None:
             model = create_model("default")
-        if not callable(model):
-            raise TypeError(f"model must be a crop scorer (callable), got {type(model).__name__}")
+        if not callable(model) or isinstance(model, type):
+            raise TypeError(f"model must be a crop scorer (callable), got {type(model).__name__}"
+                            + (f" {model.__name__} (make one: {model.__name__}(...))" if isinstance(model, type) else ""))
         if num_boxes is None:
             num_boxes = getattr(model, "bbox_num", None)
             if num_boxes is None:
@@ -169,6 +172,8 @@ class Cropper:
         if device is None:
             device = current or torch.device("cpu")
         device = torch.device(device)
+        if device.type == "meta":
+            raise ValueError("device meta holds no values to crop with; use cpu or cuda")
         if current is not None and current != device:
             scorer = (scorer if own else copy.deepcopy(scorer)).to(device)
         self.model = scorer

@@ -49,8 +49,10 @@ def register_model(fn: Optional[ModelFactory] = None, *, name: Optional[str] = N
     docstring). ``@register_model`` or ``@register_model(name=..., description=...)``; returns ``fn``.
     ``overwrite=True`` replaces a name already taken."""
     def add(f: ModelFactory) -> ModelFactory:
+        if not callable(f):
+            raise TypeError(f"register_model registers a function that makes a model, got {type(f).__name__}")
         text = description or (f.__doc__ or "").strip().split("\n")[0].rstrip(".") or f.__name__
-        _MODELS.add(name or f.__name__, _Entry(f, text), overwrite=overwrite)
+        _MODELS.add(f.__name__ if name is None else name, _Entry(f, text), overwrite=overwrite)
         return f
 
     return add if fn is None else add(fn)
@@ -65,7 +67,10 @@ def create_model(name: str, pretrained: bool = True, checkpoint_path: Optional[P
                  **kwargs: Any) -> nn.Module:
     """A new scorer by name, in eval mode: with its trained weights when ``pretrained``, with those of
     ``checkpoint_path`` when given; ``kwargs`` go to the model's factory."""
-    return _MODELS[name].factory(pretrained=pretrained, checkpoint_path=checkpoint_path, **kwargs).eval()
+    model = _MODELS[name].factory(pretrained=pretrained, checkpoint_path=checkpoint_path, **kwargs)
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"the factory of model {name!r} gave a {type(model).__name__}, not a torch.nn.Module")
+    return model.eval()
 
 
 def model_description(name: str) -> str:
@@ -95,6 +100,8 @@ def _prior(pretrained: bool = True, checkpoint_path: Optional[PathLike] = None, 
     """``config``: :class:`~s2c_ops.models.prior.PriorConfig`'s fields for an untrained prior."""
     from .prior import GeometryPrior, PriorConfig
 
+    if config and (checkpoint_path is not None or pretrained):  # they would be ignored
+        raise TypeError(f"the prior's config ({', '.join(config)}) makes an untrained prior: pass pretrained=False")
     if checkpoint_path is not None:
         return GeometryPrior.load(checkpoint_path)
     return GeometryPrior.default() if pretrained else GeometryPrior(PriorConfig(**config))

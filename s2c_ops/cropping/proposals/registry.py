@@ -17,7 +17,14 @@ _REGISTRY: Registry[ProposerFactory] = Registry("proposer")
 def register_proposer(name: str, factory: Optional[ProposerFactory] = None, *, overwrite: bool = False):
     """Registers ``factory(**kwargs) -> Proposer`` under ``name``; without ``factory``, a decorator.
     ``overwrite=True`` replaces a name already taken."""
+    if callable(name) and factory is None:  # @register_proposer without its name
+        raise TypeError("register_proposer takes the name first: @register_proposer('name') or "
+                        "register_proposer('name', factory)")
+
     def add(f: ProposerFactory) -> ProposerFactory:
+        if not callable(f):
+            raise TypeError(f"register_proposer registers a function or class that makes a proposer, got "
+                            f"{type(f).__name__}")
         _REGISTRY.add(name, f, overwrite=overwrite)
         return f
 
@@ -35,7 +42,10 @@ def create_proposer(name: str = "default", **kwargs: Any) -> Proposer:
     configure), ``"saliency"`` (:class:`SaliencyProposer`), ``"image"`` (whole-image boxes only). Detectors
     and given boxes need an object (a model, the boxes): build ``TorchvisionDetector`` and ``GivenBoxes``
     directly."""
-    return _REGISTRY[name](**kwargs)
+    proposer = _REGISTRY[name](**kwargs)
+    if not callable(proposer):
+        raise TypeError(f"the factory of proposer {name!r} gave a {type(proposer).__name__}, not a proposer")
+    return proposer
 
 
 @register_proposer("default")
