@@ -491,7 +491,6 @@ def test_cropper_settings_are_checked_when_made():
                                  (dict(batch_size=0), ValueError, "batch_size must be a whole number"),
                                  (dict(proposer=3), TypeError, "proposer must be"),
                                  (dict(proposer=SaliencyProposer), TypeError, "the class SaliencyProposer \\(make one"),
-                                 (dict(device="meta"), ValueError, "device meta holds no values"),
                                  (dict(face_rule=3), TypeError, "face_rule must be a FaceRule"),
                                  (dict(preprocess=3), TypeError, "preprocess must be an OfficialPreprocess")):
         with pytest.raises(error, match=match):

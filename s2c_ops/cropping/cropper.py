@@ -172,8 +172,6 @@ class Cropper:
         if device is None:
             device = current or torch.device("cpu")
         device = torch.device(device)
-        if device.type == "meta":
-            raise ValueError("device meta holds no values to crop with; use cpu or cuda")
         if current is not None and current != device:
             scorer = (scorer if own else copy.deepcopy(scorer)).to(device)
         self.model = scorer
