@@ -31,7 +31,7 @@ from torch import Tensor, nn
 from ..files import write_atomic
 from .candidates import parse_ratio
 from .images import ImageLike, image_to_tensor
-from .table_keys import KEY_KINDS, KeyLike, explicit_keys, fingerprints
+from .table_keys import KEY_KINDS, KeyLike, explicit_keys, fingerprints, key_tensor
 
 FORMAT = "s2c-crop-table/1"
 #: Candidates kept per image and ratio: enough for ``top_k`` sampling (``top_k`` above it draws among these).
@@ -472,13 +472,11 @@ __all__ = ["CropTable", "TableMismatch", "TableMiss", "DEFAULT_CANDIDATES"]
 
 
 def _key_tensor(keys: Any) -> Tensor:
-    """Stored keys as given to :meth:`CropTable.lookup` and :meth:`CropTable.fill`: a 1-D integer tensor (the
-    int64 keys :func:`~s2c_ops.cropping.table_keys.explicit_keys` or fingerprints give), on the CPU."""
-    if not isinstance(keys, Tensor) or keys.dim() != 1 or keys.is_floating_point() or keys.is_complex() \
-            or keys.dtype == torch.bool:
-        shown = f"{keys.dtype} of shape {tuple(keys.shape)}" if isinstance(keys, Tensor) else type(keys).__name__
-        raise ValueError(f"keys must be a 1-D integer tensor (one int64 key per image), got {shown}")
-    return keys.cpu().to(torch.int64)
+    """Stored keys as given to :meth:`CropTable.lookup` and :meth:`CropTable.fill` (the int64 keys
+    :func:`~s2c_ops.cropping.table_keys.explicit_keys` or fingerprints give): :func:`key_tensor`'s check."""
+    if not isinstance(keys, Tensor):
+        raise ValueError(f"keys must be a 1-D integer tensor, got {type(keys).__name__}")
+    return key_tensor(keys)
 
 
 def _damage(tensors: Dict[str, Tensor], r: int, k: int) -> Optional[str]:

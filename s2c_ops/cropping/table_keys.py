@@ -34,13 +34,18 @@ def path_key(path: KeyLike) -> int:
     return int.from_bytes(hashlib.blake2b(text, digest_size=8).digest(), "little", signed=True)
 
 
+def key_tensor(keys: Tensor) -> Tensor:
+    """``keys`` given as a tensor, checked: 1-D of an integer kind (``ValueError`` otherwise), as int64 on the CPU."""
+    if keys.dim() != 1 or keys.is_floating_point() or keys.is_complex() or keys.dtype == torch.bool:
+        raise ValueError(f"keys must be a 1-D integer tensor, got {keys.dtype} of shape {tuple(keys.shape)}")
+    return keys.cpu().to(torch.int64)
+
+
 def explicit_keys(keys: Union[Tensor, Sequence[KeyLike]], kind: str, count: int) -> Tensor:
     """``count`` keys given with a batch (dataset indices or paths) as an int64 CPU tensor; ``ValueError``
     for the wrong number or kind."""
     if isinstance(keys, Tensor):
-        if keys.dim() != 1 or keys.is_floating_point() or keys.is_complex():
-            raise ValueError(f"keys must be a 1-D integer tensor, got {keys.dtype} of shape {tuple(keys.shape)}")
-        keys = keys.tolist()
+        keys = key_tensor(keys).tolist()
     elif isinstance(keys, (str, bytes, os.PathLike)) or not isinstance(keys, Sequence):
         raise ValueError(f"keys must be a sequence with one key per image, got {type(keys).__name__}")
     if len(keys) != count:
